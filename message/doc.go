@@ -1,0 +1,5 @@
+// Package message holds meshpool's wire contracts: the NATS subjects and the
+// JSON bodies that travel on them. Every decoder bounds the input size, rejects
+// wrongly typed fields and validates what it returns, so a malformed message
+// becomes an error to log and count, never a crash or a half-filled struct.
+package message

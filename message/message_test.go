@@ -1,0 +1,108 @@
+package message_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/message"
+)
+
+const id = "0b5f7c3e-8d1a-4c2b-9e6f-1a2b3c4d5e6f"
+
+func TestDecodeTask(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"valid", `{"uuid":"` + id + `","executor":"a-1f2e3d4c","number":42,"term":7}`, nil},
+		{"unknown fields are ignored", `{"uuid":"` + id + `","executor":"a","number":1,"term":1,"x":[1]}`, nil},
+		{"not json", `hello`, message.ErrMalformed},
+		{"empty", ``, message.ErrMalformed},
+		{"trailing data", `{"uuid":"` + id + `","executor":"a","number":1,"term":1} {}`, message.ErrMalformed},
+		{"number as string", `{"uuid":"` + id + `","executor":"a","number":"42","term":1}`, message.ErrMalformed},
+		{"term as float", `{"uuid":"` + id + `","executor":"a","number":42,"term":1.5}`, message.ErrMalformed},
+		{"bad uuid", `{"uuid":"nope","executor":"a","number":42,"term":1}`, message.ErrInvalid},
+		{"uuid without dashes", `{"uuid":"0b5f7c3e8d1a4c2b9e6f1a2b3c4d5e6f","executor":"a","number":42,"term":1}`, message.ErrInvalid},
+		{"no executor", `{"uuid":"` + id + `","number":42,"term":1}`, message.ErrInvalid},
+		{"executor with a dot", `{"uuid":"` + id + `","executor":"a.b","number":42,"term":1}`, message.ErrInvalid},
+		{"executor wildcard", `{"uuid":"` + id + `","executor":">","number":42,"term":1}`, message.ErrInvalid},
+		{"zero term", `{"uuid":"` + id + `","executor":"a","number":42,"term":0}`, message.ErrInvalid},
+		{"negative term", `{"uuid":"` + id + `","executor":"a","number":42,"term":-3}`, message.ErrInvalid},
+		{"too large", `{"uuid":"` + id + `","executor":"a","number":42,"term":1,"pad":"` + strings.Repeat("x", message.MaxSize) + `"}`, message.ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task, err := message.DecodeTask([]byte(tt.in))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("DecodeTask(%q) error = %v, want %v", tt.in, err, tt.want)
+			}
+			if err != nil && task != (message.Task{}) {
+				t.Fatalf("a refused task must come back empty, got %+v", task)
+			}
+		})
+	}
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	start := time.Date(2026, 11, 27, 4, 9, 46, 123456789, time.UTC)
+	r := message.Result{
+		UUID: id, Executor: "b-00aa11bb", Number: 42, Result: 126,
+		Start: message.NewTimestamp(start), Finish: message.NewTimestamp(start.Add(1500 * time.Millisecond)), Term: 9,
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"start":"2026-11-27T04:09:46.123Z"`) || !strings.Contains(string(b), `"finish":"2026-11-27T04:09:47.623Z"`) {
+		t.Fatalf("times must be RFC 3339 with milliseconds: %s", b)
+	}
+	got, err := message.DecodeResult(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Start.Equal(r.Start.Time) || !got.Finish.Equal(r.Finish.Time) || got.UUID != r.UUID || got.Result != 126 || got.Term != 9 {
+		t.Fatalf("round trip changed the result: %+v -> %+v", r, got)
+	}
+}
+
+func TestDecodeResultRefuses(t *testing.T) {
+	base := `"uuid":"` + id + `","executor":"a","number":1,"result":3,"term":1`
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"no times", `{` + base + `}`, message.ErrInvalid},
+		{"finish before start", `{` + base + `,"start":"2026-01-01T00:00:01.000Z","finish":"2026-01-01T00:00:00.000Z"}`, message.ErrInvalid},
+		{"time not a string", `{` + base + `,"start":5,"finish":"2026-01-01T00:00:00.000Z"}`, message.ErrMalformed},
+		{"time not RFC 3339", `{` + base + `,"start":"yesterday","finish":"2026-01-01T00:00:00.000Z"}`, message.ErrMalformed},
+		{"array", `[1,2,3]`, message.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := message.DecodeResult([]byte(tt.in)); !errors.Is(err, tt.want) {
+				t.Fatalf("DecodeResult error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeAck(t *testing.T) {
+	if _, err := message.DecodeAck([]byte(`{"accepted":false,"term":3}`)); !errors.Is(err, message.ErrInvalid) {
+		t.Fatalf("a refusal without a reason must be invalid, got %v", err)
+	}
+	a, err := message.DecodeAck([]byte(`{"accepted":true,"term":3}`))
+	if err != nil || !a.Accepted || a.Term != 3 {
+		t.Fatalf("DecodeAck = %+v, %v", a, err)
+	}
+}
+
+func TestTaskSubject(t *testing.T) {
+	if got := message.TaskSubject("a-1f2e3d4c"); got != "tasks.a-1f2e3d4c" {
+		t.Fatalf("TaskSubject = %q", got)
+	}
+}
