@@ -1,0 +1,242 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+const (
+	// readyTimeout bounds how long Start waits for the listeners.
+	readyTimeout = 10 * time.Second
+	// readyPoll is how long one readiness check may take.
+	readyPoll = 100 * time.Millisecond
+	// drainTimeout bounds draining the in-process client in Close.
+	drainTimeout = 5 * time.Second
+	// clientReconnectWait is the in-process client's pause between
+	// reconnect attempts; it only reconnects if the server dropped it
+	// (e.g. as a slow consumer), since there is no network in between.
+	clientReconnectWait = 250 * time.Millisecond
+)
+
+// ErrClosed is returned by SetPeers after Close.
+var ErrClosed = errors.New("broker: closed")
+
+// Broker is a running embedded nats-server plus the node's own client
+// connection to it. Its methods are safe for concurrent use.
+type Broker struct {
+	log        *slog.Logger
+	srv        *server.Server
+	nc         *nats.Conn
+	ncClosed   chan struct{} // closed by nc's ClosedHandler
+	clientURL  string
+	clusterURL string
+	// clusterHostPort is clusterURL's "host:port", as SetPeers compares it.
+	clusterHostPort string
+
+	// template holds the options the server was started with, before the
+	// server touched them. It is never handed to the server: the server
+	// keeps and mutates the Options it gets (port write-back, baseline
+	// defaults), so every start or reload gets a fresh Clone.
+	template *server.Options
+
+	mu     sync.Mutex // serialises SetPeers with itself and with Close
+	peers  []string   // "host:port" of the peers in the Routes option, sorted
+	closed bool
+
+	closeOnce sync.Once
+}
+
+// Start validates cfg, starts the embedded server, waits until it accepts
+// client and route connections, and connects the in-process client.
+// It fails at once if a port is in use, and after 10s if the server is
+// not ready by then.
+func Start(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	nlog := newNATSLogger(log)
+
+	tmpl := serverOptions(cfg, nlog.debugEnabled())
+	srv, err := server.NewServer(tmpl.Clone())
+	if err != nil {
+		return nil, fmt.Errorf("broker: cannot create nats-server: %w", err)
+	}
+	srv.SetLoggerV2(nlog, tmpl.Debug, false, false)
+	srv.Start() // starts the accept loops in goroutines and returns
+
+	b := &Broker{log: log, srv: srv, template: tmpl, ncClosed: make(chan struct{})}
+	if err := b.waitReady(nlog.fatal); err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	clientAddr, ok := srv.Addr().(*net.TCPAddr)
+	clusterAddr := srv.ClusterAddr()
+	if !ok || clusterAddr == nil {
+		b.shutdownServer()
+		return nil, errors.New("broker: cannot start nats-server: listener addresses unknown")
+	}
+	b.clientURL = (&url.URL{Scheme: "nats", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(clientAddr.Port))}).String()
+	b.clusterHostPort = net.JoinHostPort(cfg.Host, strconv.Itoa(clusterAddr.Port))
+	b.clusterURL = routeScheme + "://" + b.clusterHostPort
+
+	if err := b.connect(cfg.Name); err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	log.Info("broker started", slog.String("client_url", b.clientURL), slog.String("cluster_url", b.clusterURL),
+		slog.String("cluster", cfg.ClusterName), slog.String("server_id", srv.ID()))
+	return b, nil
+}
+
+// serverOptions builds the options template for cfg (without routes).
+func serverOptions(cfg Config, debug bool) *server.Options {
+	return &server.Options{
+		ServerName:      cfg.Name,
+		Host:            cfg.Host,
+		Port:            cfg.ClientPort,
+		ClientAdvertise: advertiseAddr(cfg.Host, cfg.ClientPort),
+		Cluster: server.ClusterOpts{
+			Name:      cfg.ClusterName,
+			Host:      cfg.Host,
+			Port:      cfg.ClusterPort,
+			Advertise: advertiseAddr(cfg.Host, cfg.ClusterPort),
+		},
+		// No HTTP monitoring port and no JetStream: the node serves HTTP
+		// itself (Server().HandleVarz and friends) and keeps no streams.
+		NoSigs: true, // the binary owns signal handling
+		// NoLog keeps the server from ever replacing our logger with its
+		// own stderr logger (ConfigureLogger returns early when set).
+		NoLog: true,
+		Debug: debug,
+	}
+}
+
+// advertiseAddr returns the address advertised for a listener on host:port.
+// With a random port the port is left out: nats-server then completes the
+// advertise address with the port it actually bound (parseHostPort's
+// default port is the resolved listen port), so no port has to be picked
+// before start and nothing has to be reloaded after.
+func advertiseAddr(host string, port int) string {
+	if port > 0 {
+		return net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return "[" + host + "]"
+	}
+	return host
+}
+
+// waitReady waits until the server accepts client and route connections,
+// or reports why it cannot.
+func (b *Broker) waitReady(fatal <-chan string) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case msg := <-fatal:
+			return fmt.Errorf("broker: cannot start nats-server: %s", msg)
+		default:
+		}
+		if b.srv.ReadyForConnections(readyPoll) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("broker: cannot start nats-server: not ready for connections after %s", readyTimeout)
+		}
+	}
+}
+
+// connect opens the node's in-process client connection.
+func (b *Broker) connect(name string) error {
+	log := b.log.With(slog.String("origin", "nats-client"))
+	nc, err := nats.Connect(b.clientURL,
+		nats.InProcessServer(b.srv),
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(clientReconnectWait),
+		nats.DrainTimeout(drainTimeout),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("client disconnected", slog.Any("err", err))
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("client reconnected") }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			attrs := []any{slog.Any("err", err)}
+			if sub != nil {
+				attrs = append(attrs, slog.String("subject", sub.Subject))
+			}
+			log.Error("client error", attrs...)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(b.ncClosed) }),
+	)
+	if err != nil {
+		return fmt.Errorf("broker: cannot connect in-process client: %w", err)
+	}
+	b.nc = nc
+	return nil
+}
+
+// Conn returns the node's own client connection to the embedded server.
+// Close drains and closes it; callers must not close it or replace its
+// ClosedHandler (Close waits for that handler, up to the drain timeout).
+func (b *Broker) Conn() *nats.Conn { return b.nc }
+
+// ClientURL returns "nats://IP:port" of the client listener, with the
+// actual port.
+func (b *Broker) ClientURL() string { return b.clientURL }
+
+// ClusterURL returns "nats-route://IP:port" of the route listener, with the
+// actual port. This is what other nodes pass to SetPeers.
+func (b *Broker) ClusterURL() string { return b.clusterURL }
+
+// Server returns the embedded server, e.g. for its HandleVarz,
+// HandleRoutez, ... monitoring handlers. Do not shut it down or reload it
+// directly; use Close and SetPeers.
+func (b *Broker) Server() *server.Server { return b.srv }
+
+// Close drains and closes the in-process client (bounded by the drain
+// timeout), shuts the server down and waits until it has stopped.
+// It is idempotent and safe to call concurrently; every call returns once
+// the server has stopped.
+func (b *Broker) Close() {
+	b.closeOnce.Do(func() {
+		b.mu.Lock() // waits for a SetPeers in progress
+		b.closed = true
+		b.mu.Unlock()
+
+		b.closeClient()
+		b.shutdownServer()
+		b.log.Info("broker stopped")
+	})
+}
+
+func (b *Broker) closeClient() {
+	if err := b.nc.Drain(); err != nil {
+		b.log.Warn("cannot drain client connection", slog.Any("err", err))
+		b.nc.Close()
+	}
+	t := time.NewTimer(drainTimeout + time.Second)
+	defer t.Stop()
+	select {
+	case <-b.ncClosed:
+	case <-t.C:
+		b.log.Warn("client connection not closed after drain timeout, closing it")
+		b.nc.Close()
+	}
+}
+
+func (b *Broker) shutdownServer() {
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+}

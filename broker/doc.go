@@ -1,0 +1,15 @@
+// Package broker owns the embedded nats-server of one meshpool node.
+//
+// A Broker listens for NATS clients and for routes from other nodes on one
+// IP address, which it also advertises, under a fixed cluster name. The set
+// of peers it routes to changes at run time through SetPeers, which reloads
+// only the server's Routes option: the server is never restarted, so the
+// node's own in-process client connection (Conn) is never interrupted.
+//
+// Typical use:
+//
+//	b, err := broker.Start(cfg)
+//	if err != nil { ... }
+//	defer b.Close()
+//	err = b.SetPeers(clusterURLsOfTheOtherNodes)
+package broker
