@@ -1,0 +1,13 @@
+// Package election elects one master among the meshpool nodes through etcd.
+//
+// Every node campaigns with its node ID under <prefix>/election, using the
+// etcd client's concurrency session and election. The winner's lead callback
+// runs under a leadership context that ends as soon as the leadership does:
+// when the session's lease is lost, when the leader key disappears, or when
+// the node stops. The term handed to the callback is the create revision of
+// the leader key; it only grows, so it serves as a fencing token.
+//
+// Every node, leader or not, also follows who the master is (the oldest key
+// under the election prefix, the rule concurrency uses) through Master, and
+// `meshpool status` reads it once with CurrentLeader.
+package election

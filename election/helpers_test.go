@@ -1,0 +1,320 @@
+package election_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/embedetcd"
+)
+
+const (
+	testPrefix = "/meshpool"
+	testTTL    = 2 * time.Second
+)
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// etcdServer is an embedded etcd on fixed ports, so it can be restarted.
+type etcdServer struct {
+	t   *testing.T
+	cfg embedetcd.Config
+	srv *embedetcd.Server
+}
+
+func startEtcd(t *testing.T) *etcdServer {
+	t.Helper()
+	s := &etcdServer{t: t, cfg: embedetcd.Config{Dir: t.TempDir(), ClientPort: freePort(t), PeerPort: freePort(t)}}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *etcdServer) start() {
+	s.t.Helper()
+	srv, err := embedetcd.Start(s.cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.srv = srv
+}
+
+func (s *etcdServer) stop() {
+	if s.srv != nil {
+		s.srv.Close()
+		s.srv = nil
+	}
+}
+
+func (s *etcdServer) endpoint() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.ClientPort))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// leadTracker counts the lead callbacks running at once, over all nodes.
+type leadTracker struct {
+	mu          sync.Mutex
+	active, max int
+}
+
+func (lt *leadTracker) enter() {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	lt.active++
+	lt.max = max(lt.max, lt.active)
+}
+
+func (lt *leadTracker) leave() {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	lt.active--
+}
+
+func (lt *leadTracker) maxActive() int {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.max
+}
+
+// node is one Election under Run, with a lead callback that records what it saw.
+type node struct {
+	t    *testing.T
+	id   string
+	el   *election.Election
+	logs *logCounter
+	lt   *leadTracker
+
+	stepDown chan struct{} // makes the running lead callback return early
+	cancel   context.CancelFunc
+	done     chan struct{}
+	runErr   error
+
+	term  atomic.Int64 // term of the running lead callback, 0 if none
+	mu    sync.Mutex
+	terms []int64 // terms of every lead call, in order
+	cause error   // cause of the last leadership context's end
+}
+
+func startNode(t *testing.T, cli *clientv3.Client, id string, lt *leadTracker) *node {
+	t.Helper()
+	n := &node{t: t, id: id, lt: lt, logs: newLogCounter(id), stepDown: make(chan struct{}, 1), done: make(chan struct{})}
+	cfg := election.DefaultConfig()
+	cfg.Prefix, cfg.TTL, cfg.Logger = testPrefix, testTTL, slog.New(n.logs)
+	el, err := election.New(cli, id, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.el = el
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() {
+		defer close(n.done)
+		n.runErr = el.Run(ctx, n.lead)
+	}()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) lead(ctx context.Context, term int64) {
+	n.lt.enter()
+	defer n.lt.leave()
+	n.mu.Lock()
+	n.terms = append(n.terms, term)
+	n.mu.Unlock()
+	n.term.Store(term)
+	defer n.term.Store(0)
+	select {
+	case <-ctx.Done():
+		n.mu.Lock()
+		n.cause = context.Cause(ctx)
+		n.mu.Unlock()
+	case <-n.stepDown:
+	}
+}
+
+// stop ends Run and checks that it returns nil, in bounded time.
+func (n *node) stop() {
+	n.t.Helper()
+	n.cancel()
+	select {
+	case <-n.done:
+	case <-time.After(10 * time.Second):
+		n.t.Fatalf("%s: Run did not return after its context ended", n.id)
+	}
+	if n.runErr != nil {
+		n.t.Errorf("%s: Run returned %v", n.id, n.runErr)
+	}
+}
+
+func (n *node) running() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (n *node) leadTerms() []int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int64(nil), n.terms...)
+}
+
+func (n *node) lastCause() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cause
+}
+
+func (n *node) master() election.Leader {
+	l, _ := n.el.Master()
+	return l
+}
+
+// soleLeader returns the only node whose lead callback runs, or nil if
+// there is none or more than one.
+func soleLeader(nodes ...*node) *node {
+	var leader *node
+	for _, n := range nodes {
+		if n.term.Load() != 0 {
+			if leader != nil {
+				return nil
+			}
+			leader = n
+		}
+	}
+	return leader
+}
+
+// agreed waits until exactly one node leads and every node's Master names it
+// with its term, and returns it.
+func agreed(t *testing.T, timeout time.Duration, nodes ...*node) *node {
+	t.Helper()
+	var leader *node
+	eventually(t, timeout, "one leader that every node's Master names", func() bool {
+		leader = soleLeader(nodes...)
+		if leader == nil {
+			return false
+		}
+		want := election.Leader{ID: leader.id, Term: leader.term.Load()}
+		for _, n := range nodes {
+			if n.master() != want {
+				return false
+			}
+		}
+		return true
+	})
+	return leader
+}
+
+// electionKeys returns the election keys of a node, oldest first.
+func electionKeys(t *testing.T, cli *clientv3.Client, id string) []*kv {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, election.Prefix(testPrefix)+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kvs []*kv
+	for _, x := range resp.Kvs {
+		if id == "" || string(x.Value) == id {
+			kvs = append(kvs, &kv{key: string(x.Key), id: string(x.Value), createRev: x.CreateRevision, lease: clientv3.LeaseID(x.Lease)})
+		}
+	}
+	return kvs
+}
+
+type kv struct {
+	key, id   string
+	createRev int64
+	lease     clientv3.LeaseID
+}
+
+// logCounter is a slog.Handler that counts messages, and prints them with -v.
+type logCounter struct {
+	mu   *sync.Mutex
+	n    map[string]int
+	next slog.Handler
+}
+
+func newLogCounter(id string) *logCounter {
+	h := &logCounter{mu: &sync.Mutex{}, n: map[string]int{}}
+	if testing.Verbose() {
+		h.next = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}).WithAttrs([]slog.Attr{slog.String("node", id)})
+	}
+	return h
+}
+
+func (h *logCounter) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logCounter) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.n[r.Message]++
+	h.mu.Unlock()
+	if h.next != nil {
+		return h.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *logCounter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	if h.next != nil {
+		c.next = h.next.WithAttrs(attrs)
+	}
+	return &c
+}
+
+func (h *logCounter) WithGroup(name string) slog.Handler {
+	c := *h
+	if h.next != nil {
+		c.next = h.next.WithGroup(name)
+	}
+	return &c
+}
+
+func (h *logCounter) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[msg]
+}
