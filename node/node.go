@@ -1,0 +1,262 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshpool/meshpool/broker"
+	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/etcdclient"
+	"github.com/meshpool/meshpool/registry"
+)
+
+// Node is one meshpool node. Create it with New and drive it with Run.
+type Node struct {
+	cfg     Config
+	id      string
+	name    string
+	log     *slog.Logger
+	started time.Time
+	stats   masterStats
+	leading atomic.Int64 // our term while master, else 0
+
+	parts atomic.Pointer[parts] // set while Run is running
+}
+
+// parts are the running components, for Status.
+type parts struct {
+	broker   *broker.Broker
+	registry *registry.Registry
+	election *election.Election
+	worker   *worker
+	httpURL  string
+}
+
+// New checks the config and picks this node's ID. It starts nothing.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	name := cfg.Name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("node: no --name given and cannot read the host name: %w", err)
+		}
+		name = h
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	id := registry.NewID(name)
+	return &Node{cfg: cfg, id: id, name: name, log: log.With("node", id)}, nil
+}
+
+// ID is this node's ID for this process start, e.g. "a-1f2e3d4c".
+func (n *Node) ID() string { return n.id }
+
+func (n *Node) logger(component string) *slog.Logger { return n.log.With("component", component) }
+
+// Run starts the node and blocks until ctx ends, then shuts down in the order
+// that loses nothing: stop taking tasks, resign, finish tasks in flight,
+// revoke the lease, drain NATS, stop the embedded server. It returns an error
+// only when the node cannot start.
+func (n *Node) Run(ctx context.Context) error {
+	n.started = time.Now()
+	app := n.logger("app")
+	app.Info("starting", "ip", n.cfg.Advertise, "etcd", n.cfg.Etcd, "prefix", n.cfg.Prefix, "version", n.cfg.Version)
+
+	cli, err := etcdclient.New(n.cfg.Etcd, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	defer cli.Close()
+
+	bcfg := broker.DefaultConfig()
+	bcfg.Name, bcfg.Host, bcfg.ClusterName = n.id, n.cfg.Advertise, n.cfg.ClusterName
+	bcfg.ClientPort, bcfg.ClusterPort = n.cfg.ClientPort, n.cfg.ClusterPort
+	bcfg.Logger = n.logger("nats")
+	br, err := broker.Start(bcfg)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	defer br.Close()
+
+	httpPort := max(n.cfg.HTTPPort, 0)
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.cfg.Advertise, strconv.Itoa(httpPort)))
+	if err != nil {
+		return fmt.Errorf("node: cannot listen for HTTP: %w", err)
+	}
+	httpURL := "http://" + ln.Addr().String()
+
+	rec := registry.Record{
+		ID: n.id, Name: n.name, IP: n.cfg.Advertise,
+		ClientURL: br.ClientURL(), ClusterURL: br.ClusterURL(), HTTPURL: httpURL,
+		Version: n.cfg.Version, Started: n.started.UTC(),
+	}
+	rcfg := registry.DefaultConfig()
+	rcfg.Prefix, rcfg.TTL, rcfg.Logger = n.cfg.Prefix, n.cfg.TTL, n.logger("cluster")
+	reg, err := registry.New(cli, rec, rcfg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("node: %w", err)
+	}
+	ecfg := election.DefaultConfig()
+	ecfg.Prefix, ecfg.TTL, ecfg.Logger = n.cfg.Prefix, n.cfg.TTL, n.logger("cluster")
+	el, err := election.New(cli, n.id, ecfg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("node: %w", err)
+	}
+	wk := newWorker(n.id, br.Conn(), n.cfg.WorkTime, n.logger("worker"))
+	if err := wk.start(); err != nil {
+		ln.Close()
+		return err
+	}
+	n.parts.Store(&parts{broker: br, registry: reg, election: el, worker: wk, httpURL: httpURL})
+	defer n.parts.Store(nil)
+	app.Info("my ID", "id", n.id, "ip", n.cfg.Advertise, "client_url", rec.ClientURL, "cluster_url", rec.ClusterURL, "http_url", httpURL)
+
+	// Each group is stopped on its own, in shutdown order.
+	bg := newGroup(ctx)
+	bg.Go(func(ctx context.Context) { n.syncRoutes(ctx, reg, br) })
+	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
+	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
+	srv := &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	bg.Go(func(ctx context.Context) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			app.Error("HTTP server stopped", "err", err)
+		}
+	})
+	regs := newGroup(ctx)
+	regs.Go(func(ctx context.Context) { _ = reg.Run(ctx) })
+	elect := newGroup(ctx)
+	elect.Go(func(ctx context.Context) { _ = el.Run(ctx, n.lead) })
+
+	<-ctx.Done()
+	app.Info("stopping: no new tasks")
+	wk.stop()
+	elect.Stop() // resigns: the next master takes over now
+	wk.finish(n.cfg.ShutdownGrace)
+	regs.Stop() // revokes the lease: peers see us leave now
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = srv.Shutdown(sctx)
+	cancel()
+	bg.Stop()
+	app.Info("stopped")
+	return nil
+}
+
+// lead runs the master duties for one term; the election calls it.
+func (n *Node) lead(ctx context.Context, term int64) {
+	log := n.logger("master").With("term", term)
+	log.Info("promoted to master")
+	n.leading.Store(term)
+	defer n.leading.Store(0)
+	p := n.parts.Load()
+	if p == nil {
+		return
+	}
+	p.worker.observeTerm(term)
+	m := &master{
+		id: n.id, term: term, conn: p.broker.Conn(), membership: p.registry.Membership,
+		interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout, log: log, stats: &n.stats,
+	}
+	if err := m.run(ctx); err != nil {
+		log.Error("master duties failed", "err", err)
+		// Do not hand leadership straight back in a tight loop.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	log.Info("demoted, back to work as a worker", "reason", context.Cause(ctx))
+}
+
+// syncRoutes keeps the NATS routes equal to the other members' cluster URLs.
+func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broker.Broker) {
+	log := n.logger("cluster")
+	for {
+		mem, changed := reg.Membership()
+		var urls []string
+		for _, r := range mem.Others(n.id) {
+			urls = append(urls, r.ClusterURL)
+		}
+		if err := br.SetPeers(urls); err != nil {
+			log.Error("cannot update routes", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// followMaster feeds every master change to the worker, so a task from a
+// deposed master is refused even before the new master sends anything.
+func (n *Node) followMaster(ctx context.Context, el *election.Election, wk *worker) {
+	for {
+		leader, changed := el.Master()
+		wk.observeTerm(leader.Term)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// logInfo logs what this node knows, like the article's "nodes info".
+func (n *Node) logInfo(ctx context.Context, reg *registry.Registry, el *election.Election) {
+	log := n.logger("app")
+	t := time.NewTicker(n.cfg.InfoInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			mem, _ := reg.Membership()
+			leader, _ := el.Master()
+			log.Info("nodes info", "me", n.id, "master", leader.ID, "term", leader.Term, "members", mem.IDs())
+		}
+	}
+}
+
+// group runs goroutines under one context and stops them together.
+type group struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// newGroup's context keeps parent's values but not its cancellation: each
+// group is stopped explicitly, in shutdown order.
+func newGroup(parent context.Context) *group {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	return &group{ctx: ctx, cancel: cancel}
+}
+
+func (g *group) Go(f func(ctx context.Context)) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f(g.ctx)
+	}()
+}
+
+func (g *group) Stop() {
+	g.cancel()
+	g.wg.Wait()
+}

@@ -1,0 +1,88 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/registry"
+)
+
+// Status is what a node knows about itself and the cluster at one moment.
+type Status struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	IP         string            `json:"ip"`
+	Running    bool              `json:"running"`
+	Registered bool              `json:"registered"`
+	Uptime     string            `json:"uptime"`
+	Master     election.Leader   `json:"master"`
+	IsMaster   bool              `json:"is_master"`
+	Members    []registry.Record `json:"members"`
+	Routes     []string          `json:"routes"`
+	Worker     WorkerStatus      `json:"worker"`
+	Dispatch   DispatchStatus    `json:"dispatch"`
+}
+
+// WorkerStatus counts this node's work as a worker.
+type WorkerStatus struct {
+	InFlight  int64 `json:"in_flight"`
+	Completed int64 `json:"completed"`
+	Refused   int64 `json:"refused"`
+	Term      int64 `json:"newest_term"`
+}
+
+// DispatchStatus counts this node's work as master, over all its terms.
+type DispatchStatus struct {
+	Term         int64 `json:"term,omitempty"`
+	InFlight     int64 `json:"in_flight"`
+	Dispatched   int64 `json:"dispatched"`
+	Completed    int64 `json:"completed"`
+	Redispatched int64 `json:"redispatched"`
+	Skipped      int64 `json:"skipped_no_worker"`
+}
+
+// Status reports the node's current view. Before Run and after it returns,
+// only the identity fields are set.
+func (n *Node) Status() Status {
+	s := Status{ID: n.id, Name: n.name, IP: n.cfg.Advertise}
+	p := n.parts.Load()
+	if p == nil {
+		return s
+	}
+	mem, _ := p.registry.Membership()
+	leader, _ := p.election.Master()
+	term := n.leading.Load()
+	s.Running = true
+	s.Registered = p.registry.Registered()
+	s.Uptime = time.Since(n.started).Round(time.Second).String()
+	s.Master = leader
+	s.IsMaster = term != 0
+	s.Members = mem.Members
+	s.Routes = p.broker.Routes()
+	s.Worker = WorkerStatus{
+		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
+		Refused: p.worker.refused.Load(), Term: p.worker.term.Load(),
+	}
+	s.Dispatch = DispatchStatus{
+		Term: term, InFlight: n.stats.inFlight.Load(), Dispatched: n.stats.dispatched.Load(),
+		Completed: n.stats.completed.Load(), Redispatched: n.stats.redispatched.Load(), Skipped: n.stats.skipped.Load(),
+	}
+	return s
+}
+
+func (n *Node) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(n.Status())
+	})
+	return mux
+}

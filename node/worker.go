@@ -1,0 +1,189 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/message"
+)
+
+// worker takes tasks addressed to this node, works them and publishes results.
+type worker struct {
+	id       string
+	conn     *nats.Conn
+	log      *slog.Logger
+	workTime WorkTime
+
+	// term is the newest term seen, through tasks or the election; tasks of
+	// an older term come from a deposed master and are refused.
+	term atomic.Int64
+
+	mu      sync.Mutex
+	closed  bool
+	sub     *nats.Subscription
+	wg      sync.WaitGroup
+	ctx     context.Context // cancelled when in-flight work is abandoned
+	abandon context.CancelFunc
+
+	inFlight  atomic.Int64
+	completed atomic.Int64
+	refused   atomic.Int64
+}
+
+func newWorker(id string, conn *nats.Conn, workTime WorkTime, log *slog.Logger) *worker {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &worker{id: id, conn: conn, workTime: workTime, log: log, ctx: ctx, abandon: cancel}
+}
+
+// start subscribes to tasks.<id>.
+func (w *worker) start() error {
+	sub, err := w.conn.Subscribe(message.TaskSubject(w.id), w.handle)
+	if err != nil {
+		return fmt.Errorf("node: cannot subscribe to %s: %w", message.TaskSubject(w.id), err)
+	}
+	w.mu.Lock()
+	w.sub = sub
+	w.mu.Unlock()
+	// Make sure the server has the interest before we register, so the
+	// master's first request does not meet "no responders".
+	return w.conn.Flush()
+}
+
+// observeTerm raises the newest term seen.
+func (w *worker) observeTerm(term int64) {
+	for {
+		cur := w.term.Load()
+		if term <= cur || w.term.CompareAndSwap(cur, term) {
+			return
+		}
+	}
+}
+
+func (w *worker) handle(msg *nats.Msg) {
+	task, err := message.DecodeTask(msg.Data)
+	if err != nil {
+		w.refuse(msg, "invalid task: "+err.Error(), "uuid", "")
+		return
+	}
+	if task.Executor != w.id {
+		w.refuse(msg, fmt.Sprintf("task is for %s, not %s", task.Executor, w.id), "uuid", task.UUID)
+		return
+	}
+	if cur := w.term.Load(); task.Term < cur {
+		w.refuse(msg, fmt.Sprintf("stale term %d, newest seen is %d", task.Term, cur), "uuid", task.UUID)
+		return
+	}
+	w.observeTerm(task.Term)
+
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.refuse(msg, "worker is shutting down", "uuid", task.UUID)
+		return
+	}
+	w.wg.Add(1)
+	w.mu.Unlock()
+
+	w.inFlight.Add(1)
+	w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
+	w.log.Info("task received", "uuid", task.UUID, "number", task.Number, "term", task.Term)
+	go w.work(task)
+}
+
+func (w *worker) work(task message.Task) {
+	defer w.wg.Done()
+	defer w.inFlight.Add(-1)
+	start := time.Now()
+	d := w.workTime.Min
+	if span := w.workTime.Max - w.workTime.Min; span > 0 {
+		d += rand.N(span + 1)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.ctx.Done():
+		w.log.Warn("task abandoned at shutdown", "uuid", task.UUID, "number", task.Number)
+		return
+	}
+	res := message.Result{
+		UUID:     task.UUID,
+		Executor: w.id,
+		Number:   task.Number,
+		Result:   task.Number * 3,
+		Start:    message.NewTimestamp(start),
+		Finish:   message.NewTimestamp(time.Now()),
+		Term:     task.Term,
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		w.log.Error("cannot encode result", "uuid", task.UUID, "err", err)
+		return
+	}
+	if err := w.conn.Publish(message.SubjectResults, body); err != nil {
+		w.log.Error("cannot publish result", "uuid", task.UUID, "err", err)
+		return
+	}
+	w.completed.Add(1)
+	w.log.Info("task done", "uuid", task.UUID, "number", task.Number, "result", res.Result, "took", res.Finish.Sub(res.Start.Time))
+}
+
+func (w *worker) refuse(msg *nats.Msg, reason string, attrs ...any) {
+	w.refused.Add(1)
+	w.log.Warn("task refused", append(attrs, "reason", reason)...)
+	w.reply(msg, message.Ack{Accepted: false, Reason: reason, Term: w.term.Load()})
+}
+
+func (w *worker) reply(msg *nats.Msg, ack message.Ack) {
+	if msg.Reply == "" {
+		return
+	}
+	body, err := json.Marshal(ack)
+	if err != nil {
+		w.log.Error("cannot encode ack", "err", err)
+		return
+	}
+	if err := msg.Respond(body); err != nil {
+		w.log.Warn("cannot send ack", "err", err)
+	}
+}
+
+// stop takes no more tasks: later tasks are refused, and the subscription is
+// removed so the master sees "no responders" at once.
+func (w *worker) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.closed = true
+	if w.sub != nil {
+		if err := w.sub.Unsubscribe(); err != nil {
+			w.log.Warn("cannot unsubscribe from tasks", "err", err)
+		}
+	}
+}
+
+// finish waits for tasks in flight, at most grace; what is left is abandoned.
+func (w *worker) finish(grace time.Duration) {
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	if n := w.inFlight.Load(); n > 0 {
+		w.log.Info("finishing tasks in flight", "tasks", n, "grace", grace)
+	}
+	select {
+	case <-done:
+	case <-time.After(grace):
+		w.abandon()
+		<-done
+	}
+	w.abandon()
+}
