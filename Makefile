@@ -1,0 +1,24 @@
+# Thin targets; anything longer than a line lives in scripts/.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build demo test lint fuzz clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/meshpool ./cmd/meshpool
+
+demo: build
+	./bin/meshpool dev --nodes 3 --task-interval 2s --work-time 500ms-3s
+
+test:
+	scripts/test.sh
+
+lint:
+	scripts/lint.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/meshpool/meshpool/node"
+)
+
+// newFlagSet makes a flag set whose errors come back as one-line usage
+// errors instead of being printed with the whole usage text.
+func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("meshpool "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: meshpool %s [flags]\n\n%s\n\nFlags (each also MESHPOOL_<FLAG> in the environment):\n", name, synopsis)
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parse reads the environment first and the command line second, so a flag
+// given on the command line wins. -h prints the usage and returns errHelp.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "MESHPOOL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return usageError{err}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp // the flag package has printed the usage
+		}
+		return usagef("%s: %w (see '%s --help')", fs.Name(), err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q (see '%s --help')", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// errHelp means the usage was printed on request: exit 0.
+var errHelp = errors.New("help requested")
+
+// listFlag is a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return errors.New("want a comma-separated list")
+	}
+	*l = out
+	return nil
+}
+
+// workTimeFlag is a node.WorkTime range such as 1s-15s.
+type workTimeFlag struct{ w *node.WorkTime }
+
+func (f workTimeFlag) String() string {
+	if f.w == nil {
+		return ""
+	}
+	return f.w.String()
+}
+func (f workTimeFlag) Set(s string) error {
+	w, err := node.ParseWorkTime(s)
+	if err != nil {
+		return err
+	}
+	*f.w = w
+	return nil
+}
+
+// commonFlags are the flags node and dev share: the cluster and the demo job.
+type commonFlags struct {
+	logFormat, logLevel string
+}
+
+func bindCommon(fs *flag.FlagSet, cfg *node.Config, c *commonFlags) {
+	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "etcd key prefix of this cluster")
+	fs.StringVar(&cfg.ClusterName, "cluster-name", cfg.ClusterName, "NATS cluster name, the same on every node")
+	fs.DurationVar(&cfg.TTL, "ttl", cfg.TTL, "lease TTL: a crashed node is noticed within it (whole seconds, >= 2s)")
+	fs.DurationVar(&cfg.TaskInterval, "task-interval", cfg.TaskInterval, "how often the master makes a demo task (0 = never)")
+	fs.Var(workTimeFlag{&cfg.WorkTime}, "work-time", "range of time a worker spends on a demo task, MIN-MAX")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "how long a stopping worker may finish tasks in flight")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// newLogger builds the process logger from --log-format and --log-level.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05.000"))
+			}
+			return a
+		}
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, usagef("--log-format %q: want text or json", format)
+	}
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/meshpool/meshpool/node"
+)
+
+func (m *Main) runNode(ctx context.Context, args []string) error {
+	cfg := node.DefaultConfig()
+	cfg.Version = version
+	var common commonFlags
+	var iface string
+	etcd := listFlag(cfg.Etcd)
+	fs := newFlagSet("node", "Runs one meshpool node: registers in etcd, joins the NATS mesh, campaigns for master and works tasks.", m.Stdout)
+	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
+	fs.StringVar(&cfg.Name, "name", "", "node name, the readable part of the node ID (default the host name)")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "IP to listen on and register (default: the IP of --interface, else the first non-loopback IPv4)")
+	fs.StringVar(&iface, "interface", "", "take the IP to advertise from this interface, e.g. eth1")
+	fs.IntVar(&cfg.ClientPort, "client-port", cfg.ClientPort, "NATS client port")
+	fs.IntVar(&cfg.ClusterPort, "cluster-port", cfg.ClusterPort, "NATS route port")
+	fs.IntVar(&cfg.HTTPPort, "http-port", cfg.HTTPPort, "HTTP port for /healthz and /status")
+	bindCommon(fs, &cfg, &common)
+	if err := parse(fs, args, m.Getenv); err != nil {
+		return helpIsNoError(err)
+	}
+	cfg.Etcd = etcd
+
+	if cfg.Advertise != "" && iface != "" {
+		return usagef("node: give --advertise or --interface, not both")
+	}
+	var err error
+	switch {
+	case iface != "":
+		if cfg.Advertise, err = node.InterfaceIP(iface); err != nil {
+			return usageError{err}
+		}
+	case cfg.Advertise == "":
+		if cfg.Advertise, err = node.DefaultIP(); err != nil {
+			return usageError{err}
+		}
+	}
+	log, err := newLogger(m.Stderr, common.logFormat, common.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	n, err := node.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	return n.Run(ctx)
+}
+
+func helpIsNoError(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/etcdclient"
+	"github.com/meshpool/meshpool/registry"
+)
+
+// statusJSON is the --json output: one object.
+type statusJSON struct {
+	Master  *registry.Record  `json:"master"`
+	Term    int64             `json:"term"`
+	Members []registry.Record `json:"members"`
+}
+
+func (m *Main) runStatus(ctx context.Context, args []string) error {
+	etcd := listFlag{"127.0.0.1:2379"}
+	prefix := "/meshpool"
+	asJSON := false
+	timeout := 5 * time.Second
+	fs := newFlagSet("status", "Reads the cluster's members, master and term from etcd.", m.Stdout)
+	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
+	fs.StringVar(&prefix, "prefix", prefix, "etcd key prefix of the cluster")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object: {\"master\":{...},\"term\":N,\"members\":[...]}")
+	fs.DurationVar(&timeout, "timeout", timeout, "give up when etcd does not answer within this time")
+	if err := parse(fs, args, m.Getenv); err != nil {
+		return helpIsNoError(err)
+	}
+
+	cli, err := etcdclient.New(etcd, timeout)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	mem, err := registry.List(ctx, cli, prefix)
+	if err != nil {
+		return fmt.Errorf("status: cannot read members from etcd at %s: %w", etcd.String(), err)
+	}
+	leader, err := election.CurrentLeader(ctx, cli, prefix)
+	if err != nil {
+		return fmt.Errorf("status: cannot read the master from etcd at %s: %w", etcd.String(), err)
+	}
+	out := statusJSON{Term: leader.Term, Members: mem.Members}
+	if out.Members == nil {
+		out.Members = []registry.Record{}
+	}
+	if r, ok := mem.Lookup(leader.ID); ok {
+		out.Master = &r
+	} else if leader.ID != "" {
+		out.Master = &registry.Record{ID: leader.ID}
+	}
+	if asJSON {
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if out.Master != nil {
+		fmt.Fprintf(m.Stdout, "master: %s (term %d)\n\n", out.Master.ID, out.Term)
+	} else {
+		fmt.Fprintf(m.Stdout, "master: none\n\n")
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tIP\tCLIENT\tCLUSTER\tHTTP\tAGE\tROLE")
+	for _, r := range out.Members {
+		role := "worker"
+		if r.ID == leader.ID {
+			role = "master"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.IP, r.ClientURL, r.ClusterURL, r.HTTPURL,
+			time.Since(r.Started).Round(time.Second), role)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "\n%d members\n", len(out.Members))
+	return nil
+}

@@ -1,0 +1,243 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string // the meshpool binary built once for all tests
+
+func TestMain(m *testing.M) {
+	if os.Getenv("MESHPOOL_E2E") == "" {
+		fmt.Println("e2e: skipped; set MESHPOOL_E2E=1 (make test does) to run against a real etcd process")
+		os.Exit(0)
+	}
+	if _, err := exec.LookPath("etcd"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: MESHPOOL_E2E=1 but no etcd on PATH; run scripts/install-test-deps.sh")
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "meshpool-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "meshpool")
+	build := exec.Command("go", "build", "-o", binary, "github.com/meshpool/meshpool/cmd/meshpool")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: cannot build meshpool:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a child process whose output is kept for the test log.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(args[0], args[1:]...), out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("cannot start %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() || testing.Verbose() && os.Getenv("MESHPOOL_E2E_LOGS") != "" {
+			t.Logf("--- output of %s ---\n%s", name, tail(p.out.String(), 12000))
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %s", p.name, timeout)
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatalf("%s: %v", p.name, p.err)
+	}
+	return 0
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+func freePort(t *testing.T, host string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startEtcd runs a real single-member etcd server process on 127.0.0.1.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		// etcd fsyncs every write; memory-backed storage keeps tests fast.
+		if d, err := os.MkdirTemp("/dev/shm", "meshpool-e2e-etcd-"); err == nil {
+			dir = d
+			t.Cleanup(func() { os.RemoveAll(d) })
+		}
+	}
+	cport, pport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	curl := fmt.Sprintf("http://127.0.0.1:%d", cport)
+	purl := fmt.Sprintf("http://127.0.0.1:%d", pport)
+	start(t, "etcd", "etcd", "--name", "e2e", "--data-dir", dir,
+		"--listen-client-urls", curl, "--advertise-client-urls", curl,
+		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+		"--initial-cluster", "e2e="+purl, "--log-level", "error", "--logger", "zap")
+	endpoint := fmt.Sprintf("127.0.0.1:%d", cport)
+	eventually(t, 20*time.Second, "etcd serves /health", func() bool {
+		resp, err := http.Get(curl + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return endpoint
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// run runs the binary to completion and returns stdout, stderr and the exit code.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "MESHPOOL_ETCD=", "MESHPOOL_PREFIX=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("meshpool %s: %v", strings.Join(args, " "), err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// record is the part of a node record the tests read.
+type record struct {
+	ID        string `json:"id"`
+	IP        string `json:"ip"`
+	ClientURL string `json:"client_url"`
+	HTTPURL   string `json:"http_url"`
+}
+
+type clusterStatus struct {
+	Master  *record  `json:"master"`
+	Term    int64    `json:"term"`
+	Members []record `json:"members"`
+}
+
+func status(t *testing.T, etcd, prefix string) (clusterStatus, bool) {
+	t.Helper()
+	out, _, code := run(t, "status", "--etcd", etcd, "--prefix", prefix, "--json", "--timeout", "3s")
+	var s clusterStatus
+	if code != 0 || json.Unmarshal([]byte(out), &s) != nil {
+		return s, false
+	}
+	return s, true
+}
+
+// nodeStatus is the part of a node's /status the tests read.
+type nodeStatus struct {
+	ID       string   `json:"id"`
+	Routes   []string `json:"routes"`
+	IsMaster bool     `json:"is_master"`
+	Members  []record `json:"members"`
+	Master   struct {
+		ID   string `json:"id"`
+		Term int64  `json:"term"`
+	} `json:"master"`
+}
+
+func httpStatus(url string) (nodeStatus, error) {
+	var s nodeStatus
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url + "/status")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
