@@ -140,7 +140,11 @@ func (m *Mirror) follow(ctx context.Context, onChange func(Snapshot)) error {
 					delete(kvs, string(ev.Kv.Key))
 				}
 			}
-			onChange(snapshot(kvs, wr.Header.Revision))
+			// Not wr.Header.Revision: that is the store's revision when etcd
+			// sent the response, and a watch catching up on more than 1000
+			// revisions gets them in several responses that all carry the
+			// final one. The last event's revision is the one kvs is at.
+			onChange(snapshot(kvs, wr.Events[len(wr.Events)-1].Kv.ModRevision))
 		}
 	}
 }
