@@ -1,0 +1,69 @@
+package taskstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// commit sends batch as one txn guarded by the fence. It returns nil,
+// ErrFenced, or what went wrong.
+func (w *Writer) commit(ctx context.Context, batch []*op) error {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	defer cancel()
+	w.stats.txns.Add(1)
+	w.stats.ops.Add(int64(len(batch)))
+
+	var lease clientv3.LeaseID
+	ops := make([]clientv3.Op, len(batch))
+	for i, o := range batch {
+		switch {
+		case o.del:
+			ops[i] = clientv3.OpDelete(o.key)
+		case o.lease:
+			if lease == 0 {
+				id, err := w.leases.get(ctx)
+				if err != nil {
+					return w.failed(len(batch), err)
+				}
+				lease = id
+			}
+			ops[i] = clientv3.OpPut(o.key, o.value, clientv3.WithLease(lease))
+		default:
+			ops[i] = clientv3.OpPut(o.key, o.value)
+		}
+	}
+	resp, err := w.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(w.fence.Key), "=", w.fence.Term)).
+		Then(ops...).
+		Else(clientv3.OpGet(w.fence.Key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		if lease != 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			w.leases.forget(lease)
+		}
+		return w.failed(len(batch), err)
+	}
+	if !resp.Succeeded {
+		w.stats.fenced.Add(1)
+		if w.fenced.CompareAndSwap(false, true) {
+			now := int64(0) // create revision of the fence key now; 0: gone
+			if r := resp.Responses[0].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
+				now = r.Kvs[0].CreateRevision
+			}
+			w.log.Warn("fenced: this master's term is over, task writes refused",
+				"fence_key", w.fence.Key, "term", w.fence.Term, "key_create_revision", now)
+		}
+		return ErrFenced
+	}
+	return nil
+}
+
+func (w *Writer) failed(n int, err error) error {
+	w.stats.errors.Add(1)
+	w.log.Warn("cannot commit task writes", "writes", n, "err", err)
+	return fmt.Errorf("cannot commit a txn of %d writes: %w", n, err)
+}

@@ -1,0 +1,56 @@
+package taskstore
+
+import (
+	"context"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// loadPage is how many keys one Get of Load asks for.
+const loadPage = 1000
+
+// Load reads every record under Prefix(prefix) and returns them in key order
+// with the revision they were read at. It reads page by page, every page at
+// the revision of the first, so the result is one consistent snapshot however
+// many records there are; watch from rev+1 to follow what changes next.
+// A record that does not decode fails the whole Load with an error that
+// names its key. If etcd compacts that revision between two pages, Load
+// fails with the compaction error; call it again.
+func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, int64, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, 0, err
+	}
+	p := Prefix(prefix)
+	end := clientv3.GetPrefixRangeEnd(p)
+	var (
+		records []Record
+		rev     int64
+		from    = p
+	)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := cli.Get(ctx, from, opts...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("taskstore: cannot load tasks: %w", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+			records = make([]Record, 0, resp.Count)
+		}
+		for _, kv := range resp.Kvs {
+			r, err := Decode(string(kv.Key), kv.Value)
+			if err != nil {
+				return nil, 0, fmt.Errorf("taskstore: cannot load tasks: %w", err)
+			}
+			records = append(records, r)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return records, rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}

@@ -1,0 +1,85 @@
+package taskstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Options tunes a Writer. For MaxBatch, MaxInFlight and Timeout the zero
+// value means the default; for Retention zero is meaningful (delete at
+// completion), so start from DefaultOptions.
+type Options struct {
+	// MaxBatch is the most writes one txn carries. etcd refuses a txn with
+	// more than its --max-txn-ops (default 128) operations in its success
+	// branch (the fence compare and the failure branch are counted apart:
+	// the limit applies to the largest of the three), so keep MaxBatch at or
+	// below the server's setting. Default 128.
+	MaxBatch int
+	// MaxInFlight is how many txns may be outstanding at once. A second
+	// txn starts only while a full batch waits (see Writer.Run). Default 4.
+	MaxInFlight int
+	// Retention is how long a Done record is kept before etcd deletes it;
+	// 0 deletes the record at completion. Records may stay up to a tenth
+	// longer (at least 1s, at most 1m more): completions share one lease per
+	// time bucket. Default 10m.
+	Retention time.Duration
+	// Timeout bounds each txn, lease grant included. Default 5s.
+	Timeout time.Duration
+	// Logger receives the Writer's logs; the caller adds component and node
+	// attributes. nil discards.
+	Logger *slog.Logger
+}
+
+const (
+	defaultMaxBatch    = 128
+	defaultMaxInFlight = 4
+	defaultRetention   = 10 * time.Minute
+	defaultTimeout     = 5 * time.Second
+)
+
+// ErrInvalidOptions is matched (errors.Is) by every error Options.Validate returns.
+var ErrInvalidOptions = errors.New("taskstore: invalid options")
+
+// DefaultOptions returns the defaults: batches of up to 128 writes, 4 txns
+// in flight, Done records kept 10m, 5s per txn, no logging.
+func DefaultOptions() Options {
+	return Options{
+		MaxBatch:    defaultMaxBatch,
+		MaxInFlight: defaultMaxInFlight,
+		Retention:   defaultRetention,
+		Timeout:     defaultTimeout,
+	}
+}
+
+// Validate reports the first thing wrong with o; zero fields are valid.
+func (o Options) Validate() error {
+	switch {
+	case o.MaxBatch < 0:
+		return fmt.Errorf("%w: max batch must not be negative, got %d", ErrInvalidOptions, o.MaxBatch)
+	case o.MaxInFlight < 0:
+		return fmt.Errorf("%w: max in flight must not be negative, got %d", ErrInvalidOptions, o.MaxInFlight)
+	case o.Retention < 0:
+		return fmt.Errorf("%w: retention must not be negative, got %s", ErrInvalidOptions, o.Retention)
+	case o.Timeout < 0:
+		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidOptions, o.Timeout)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBatch == 0 {
+		o.MaxBatch = defaultMaxBatch
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = defaultMaxInFlight
+	}
+	if o.Timeout == 0 {
+		o.Timeout = defaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}

@@ -1,0 +1,139 @@
+package taskstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/meshpool/meshpool/message"
+)
+
+// State is where a task stands.
+type State string
+
+// The states of a task.
+const (
+	Pending State = "pending"
+	Done    State = "done"
+)
+
+// Record is one task's durable state, stored as JSON at Key(prefix, UUID).
+type Record struct {
+	UUID      string          `json:"uuid"`
+	Number    int64           `json:"number"`
+	Executor  string          `json:"executor,omitempty"` // "" = not placed yet
+	Term      int64           `json:"term"`               // term of the master that last wrote it
+	State     State           `json:"state"`
+	Submitted time.Time       `json:"submitted"`
+	Attempts  int             `json:"attempts"`         // dispatches so far
+	Result    *message.Result `json:"result,omitempty"` // set when Done
+}
+
+var (
+	// ErrInvalidRecord is matched (errors.Is) by every error Record.Validate returns.
+	ErrInvalidRecord = errors.New("taskstore: invalid record")
+	// ErrBadRecord is matched (errors.Is) by every error Decode returns.
+	ErrBadRecord = errors.New("taskstore: bad record")
+)
+
+// Validate checks every field: a canonical UUID, an executor that is empty
+// or one NATS subject token, a positive term, a known state, a submission
+// time, no negative attempts, and a result exactly when the task is Done,
+// valid and about this task (same UUID and number).
+func (r Record) Validate() error {
+	if p := r.problem(); p != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidRecord, p)
+	}
+	return nil
+}
+
+// problem describes the first thing wrong with r, or returns "".
+func (r Record) problem() string {
+	if _, err := uuid.Parse(r.UUID); err != nil || len(r.UUID) != 36 {
+		return fmt.Sprintf("uuid %q is not a canonical UUID", truncate(r.UUID))
+	}
+	if r.Executor != "" {
+		if err := message.ValidToken(r.Executor); err != nil {
+			return fmt.Sprintf("executor: %s", err)
+		}
+	}
+	switch {
+	case r.Term <= 0:
+		return fmt.Sprintf("term must be positive, got %d", r.Term)
+	case r.State != Pending && r.State != Done:
+		return fmt.Sprintf("state must be %q or %q, got %q", Pending, Done, truncate(string(r.State)))
+	case r.Submitted.IsZero():
+		return "submitted is not set"
+	case r.Attempts < 0:
+		return fmt.Sprintf("attempts must not be negative, got %d", r.Attempts)
+	case r.State == Pending && r.Result != nil:
+		return "a pending task has no result"
+	case r.State == Done && r.Result == nil:
+		return "a done task needs its result"
+	}
+	if r.Result != nil {
+		if err := r.Result.Validate(); err != nil {
+			return fmt.Sprintf("result: %s", err)
+		}
+		if r.Result.UUID != r.UUID {
+			return fmt.Sprintf("result is about another task, %s", r.Result.UUID)
+		}
+		if r.Result.Number != r.Number {
+			return fmt.Sprintf("result number %d is not the task's %d", r.Result.Number, r.Number)
+		}
+	}
+	return ""
+}
+
+// Prefix is the etcd prefix under which every task lives. prefix is the
+// meshpool prefix, like "/meshpool", without a trailing slash.
+func Prefix(prefix string) string { return prefix + "/tasks/" }
+
+// Key is the etcd key of task uuid.
+func Key(prefix, uuid string) string { return Prefix(prefix) + uuid }
+
+// Decode parses the value stored at key and checks it: the record must be
+// valid and its UUID must be the last segment of key. Every error names key
+// and matches ErrBadRecord.
+func Decode(key string, value []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(value, &r); err != nil {
+		return Record{}, fmt.Errorf("%w at %s: %w", ErrBadRecord, key, err)
+	}
+	if p := r.problem(); p != "" {
+		return Record{}, fmt.Errorf("%w at %s: %s", ErrBadRecord, key, p)
+	}
+	if !strings.HasSuffix(key, "/"+r.UUID) {
+		return Record{}, fmt.Errorf("%w at %s: uuid %s does not match the key", ErrBadRecord, key, r.UUID)
+	}
+	return r, nil
+}
+
+// encode is the inverse of Decode.
+func (r Record) encode() (string, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("taskstore: cannot encode task %s: %w", r.UUID, err)
+	}
+	return string(b), nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// checkPrefix accepts a meshpool prefix: it starts with '/' and does not end
+// with one.
+func checkPrefix(prefix string) error {
+	if !strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") {
+		return fmt.Errorf("taskstore: prefix must start with '/' and not end with one, got %q", prefix)
+	}
+	return nil
+}

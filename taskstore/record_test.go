@@ -1,0 +1,103 @@
+package taskstore_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+func TestRecordValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*taskstore.Record)
+		want   string // "" = valid; else a part of the error
+	}{
+		{"pending", func(*taskstore.Record) {}, ""},
+		{"pending not placed yet", func(r *taskstore.Record) { r.Executor, r.Attempts = "", 0 }, ""},
+		{"done", func(r *taskstore.Record) { *r = done(*r) }, ""},
+		{"uuid not canonical", func(r *taskstore.Record) { r.UUID = strings.ToUpper(strings.ReplaceAll(r.UUID, "-", "")) }, "uuid"},
+		{"uuid empty", func(r *taskstore.Record) { r.UUID = "" }, "uuid"},
+		{"executor with a dot", func(r *taskstore.Record) { r.Executor = "a.b" }, "executor"},
+		{"term zero", func(r *taskstore.Record) { r.Term = 0 }, "term"},
+		{"unknown state", func(r *taskstore.Record) { r.State = "running" }, "state"},
+		{"no submission time", func(r *taskstore.Record) { r.Submitted = time.Time{} }, "submitted"},
+		{"negative attempts", func(r *taskstore.Record) { r.Attempts = -1 }, "attempts"},
+		{"pending with a result", func(r *taskstore.Record) { r.Result = done(*r).Result }, "pending"},
+		{"done without result", func(r *taskstore.Record) { r.State = taskstore.Done }, "result"},
+		{"invalid result", func(r *taskstore.Record) { *r = done(*r); r.Result.Term = 0 }, "result"},
+		{"result of another task", func(r *taskstore.Record) { *r = done(*r); r.Result.UUID = pending(1).UUID }, "another"},
+		{"result with another number", func(r *taskstore.Record) { *r = done(*r); r.Result.Number++ }, "number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := pending(42)
+			tt.change(&r)
+			err := r.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("Validate accepted %+v", r)
+			case tt.want != "" && (!errors.Is(err, taskstore.ErrInvalidRecord) || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate: %v; want ErrInvalidRecord mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestKey(t *testing.T) {
+	if got := taskstore.Key("/mp", "u"); got != "/mp/tasks/u" || !strings.HasPrefix(got, taskstore.Prefix("/mp")) {
+		t.Fatalf("Key = %q, Prefix = %q", got, taskstore.Prefix("/mp"))
+	}
+}
+
+func TestDecode(t *testing.T) {
+	r := done(pending(7))
+	good, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := taskstore.Key(prefix, r.UUID)
+	t.Run("round trip", func(t *testing.T) {
+		got, err := taskstore.Decode(key, good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !same(t, got, r) {
+			t.Fatalf("Decode = %+v, want %+v", got, r)
+		}
+	})
+	invalid := r
+	invalid.Term = 0
+	bad, err := json.Marshal(invalid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, key, value string
+	}{
+		{"not JSON", key, "{"},
+		{"wrong type", key, `{"uuid": 5}`},
+		{"empty", key, ""},
+		{"invalid record", key, string(bad)},
+		{"uuid not the key's", taskstore.Key(prefix, pending(1).UUID), string(good)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := taskstore.Decode(tt.key, []byte(tt.value))
+			if err == nil {
+				t.Fatalf("Decode accepted %q", tt.value)
+			}
+			if !errors.Is(err, taskstore.ErrBadRecord) || !strings.Contains(err.Error(), tt.key) {
+				t.Fatalf("Decode: %v; want ErrBadRecord naming %s", err, tt.key)
+			}
+			if got != (taskstore.Record{}) {
+				t.Fatalf("Decode returned %+v with its error", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,93 @@
+package taskstore_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+// TestEtcdUnreachable stops etcd under a running Writer: a Put fails within
+// about Timeout with an error that is not ErrFenced, the Writer keeps
+// running, and once etcd is back the same Writer commits again.
+func TestEtcdUnreachable(t *testing.T) {
+	const timeout = time.Second
+	dir := t.TempDir()
+	srv := startEtcd(t, dir, 0)
+	_, portText, err := net.SplitHostPort(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := newClient(t, srv.Endpoint())
+	opts := options(0)
+	opts.Timeout = timeout
+	w := startWriter(t, cli, newFence(t, cli), opts)
+	if err := w.Put(t.Context(), pending(1)); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*timeout)
+	defer cancel()
+	start := time.Now()
+	err = w.Put(ctx, pending(2))
+	took := time.Since(start)
+	t.Logf("Put with etcd down: after %s: %v", took.Round(time.Millisecond), err)
+	if err == nil || errors.Is(err, taskstore.ErrFenced) {
+		t.Fatalf("Put with etcd down: %v, want a txn error", err)
+	}
+	if took > timeout+time.Second {
+		t.Errorf("Put with etcd down took %s, Timeout is %s", took, timeout)
+	}
+	if s := w.Stats(); s.Errors < 1 {
+		t.Errorf("stats %+v, want an error counted", s)
+	}
+
+	startEtcd(t, dir, port)
+	r := pending(3)
+	eventually(t, 15*time.Second, "Put never succeeded after etcd came back", func() bool {
+		return w.Put(t.Context(), r) == nil
+	})
+	if _, _, ok := get(t, cli, r.UUID); !ok {
+		t.Fatal("record absent after a successful Put")
+	}
+}
+
+// TestStopWhileEtcdDown cancels Run while a txn waits for an unreachable
+// etcd: Run returns nil at once and the waiting Put fails with the context's
+// error, long before the txn's own timeout.
+func TestStopWhileEtcdDown(t *testing.T) {
+	srv, cli := newEtcd(t)
+	opts := options(0)
+	opts.Timeout = 30 * time.Second
+	w := startWriter(t, cli, newFence(t, cli), opts)
+	srv.Close()
+
+	putErr := make(chan error, 1)
+	go func() { putErr <- w.Put(context.Background(), pending(1)) }()
+	eventually(t, 5*time.Second, "txn not sent", func() bool { return w.Stats().Txns == 1 })
+
+	start := time.Now()
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-putErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Put in flight when Run stopped: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Put still waits after Run returned")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("stopping took %s", took)
+	}
+}

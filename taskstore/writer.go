@@ -1,0 +1,186 @@
+package taskstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Fence is what makes a master's writes its own: they apply only while Key
+// still exists with create revision Term.
+type Fence struct {
+	Key  string // the leader's election key
+	Term int64  // its create revision
+}
+
+// ErrFenced is returned (wrapped) by every write of a master whose term is
+// over: its election key is gone or belongs to another term.
+var ErrFenced = errors.New("taskstore: fenced: this master's term is over")
+
+var errRunTwice = errors.New("taskstore: Writer.Run called twice")
+
+// Writer batches the writes of one master term. Create it with NewWriter,
+// drive it with Run, then call Put and Complete from many goroutines.
+type Writer struct {
+	cli    *clientv3.Client
+	prefix string
+	fence  Fence
+	opts   Options
+	log    *slog.Logger
+	leases *leases
+
+	queue   chan *op
+	stopped chan struct{} // closed when Run has returned and no write is in flight
+	stopErr error         // why, set before stopped is closed
+
+	running atomic.Bool
+	fenced  atomic.Bool
+	stats   counters
+}
+
+// op is one queued write.
+type op struct {
+	ctx   context.Context // the caller's: an op whose caller gave up is dropped
+	key   string
+	value string
+	del   bool       // delete key instead of putting value
+	lease bool       // put value under the retention lease
+	done  chan error // buffered, receives exactly one reply
+}
+
+// NewWriter returns a Writer for the term fence, writing under
+// Prefix(prefix). It does not talk to etcd yet; Run checks the arguments.
+func NewWriter(cli *clientv3.Client, prefix string, fence Fence, opts Options) *Writer {
+	o := opts.withDefaults()
+	return &Writer{
+		cli:     cli,
+		prefix:  prefix,
+		fence:   fence,
+		opts:    o,
+		log:     o.Logger,
+		leases:  newLeases(cli, o.Retention),
+		queue:   make(chan *op, max(o.MaxBatch, 1)), // Run refuses MaxBatch < 0
+		stopped: make(chan struct{}),
+	}
+}
+
+// Put writes r as a Pending record: a new task, or one placed again with
+// another executor. It sets r.State to Pending and r.Term to the fence's
+// term, checks r, and blocks until the txn carrying it commits. It returns
+// an error matching ErrFenced if the term is over, ErrInvalidRecord if r is
+// not valid, and a wrapped etcd or context error if the txn failed (the
+// write may or may not have happened: retry).
+func (w *Writer) Put(ctx context.Context, r Record) error {
+	r.State, r.Term = Pending, w.fence.Term
+	if err := w.write(ctx, r, false, false); err != nil {
+		return fmt.Errorf("taskstore: cannot put task %s: %w", r.UUID, err)
+	}
+	return nil
+}
+
+// Complete records r as Done: with Retention > 0 it writes the record under
+// a lease that expires after about Retention (one lease per time bucket,
+// shared by every completion in it); with Retention == 0 it deletes the
+// record. It sets r.State to Done and r.Term to the fence's term, checks r
+// (a Done record needs its Result), and blocks until the txn commits. Errors
+// are those of Put.
+func (w *Writer) Complete(ctx context.Context, r Record) error {
+	r.State, r.Term = Done, w.fence.Term
+	del := w.opts.Retention == 0
+	if err := w.write(ctx, r, del, !del); err != nil {
+		return fmt.Errorf("taskstore: cannot complete task %s: %w", r.UUID, err)
+	}
+	return nil
+}
+
+func (w *Writer) write(ctx context.Context, r Record, del, lease bool) error {
+	if w.fenced.Load() {
+		return ErrFenced
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	o := &op{ctx: ctx, key: Key(w.prefix, r.UUID), del: del, lease: lease, done: make(chan error, 1)}
+	if !del {
+		v, err := r.encode()
+		if err != nil {
+			return err
+		}
+		o.value = v
+	}
+	return w.submit(ctx, o)
+}
+
+// submit queues o and waits for its reply.
+func (w *Writer) submit(ctx context.Context, o *op) error {
+	select {
+	case w.queue <- o:
+	case <-w.stopped:
+		return w.stopErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-w.stopped:
+		select {
+		case err := <-o.done: // committed or failed just before the stop
+			return err
+		default:
+			return w.stopErr
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WriterStats counts what a Writer sent to etcd.
+type WriterStats struct {
+	Txns      int64   // txns sent
+	Ops       int64   // writes carried by those txns
+	Fenced    int64   // txns refused because the term is over
+	Errors    int64   // txns that failed: etcd unreachable, timeout, …
+	MeanBatch float64 // Ops / Txns
+	Queued    int     // writes waiting for a txn now
+}
+
+// Stats returns the counters so far.
+func (w *Writer) Stats() WriterStats {
+	s := WriterStats{
+		Txns:   w.stats.txns.Load(),
+		Ops:    w.stats.ops.Load(),
+		Fenced: w.stats.fenced.Load(),
+		Errors: w.stats.errors.Load(),
+		Queued: len(w.queue) + int(w.stats.waiting.Load()),
+	}
+	if s.Txns > 0 {
+		s.MeanBatch = float64(s.Ops) / float64(s.Txns)
+	}
+	return s
+}
+
+type counters struct {
+	txns, ops, fenced, errors atomic.Int64
+	waiting                   atomic.Int64 // len(batcher.waiting)
+}
+
+// check reports what is wrong with the Writer's arguments.
+func (w *Writer) check() error {
+	switch {
+	case w.cli == nil:
+		return errors.New("taskstore: etcd client is nil")
+	case w.fence.Key == "":
+		return errors.New("taskstore: fence key is empty")
+	case w.fence.Term <= 0:
+		return fmt.Errorf("taskstore: fence term must be positive, got %d", w.fence.Term)
+	}
+	if err := checkPrefix(w.prefix); err != nil {
+		return err
+	}
+	return w.opts.Validate()
+}
