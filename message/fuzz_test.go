@@ -67,3 +67,20 @@ func roundTrip[T comparable](t *testing.T, v T, decode func([]byte) (T, error)) 
 		t.Fatalf("round trip changed %+v into %+v", v, got)
 	}
 }
+
+func FuzzDecodeSubmit(f *testing.F) {
+	f.Add([]byte(`{"number":42}`))
+	f.Add([]byte(`{"uuid":"` + id + `","number":-7}`))
+	f.Add([]byte(`{"uuid":"","number":1152921504606846977}`))
+	f.Add([]byte(`{"number":"42"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := message.DecodeSubmit(data)
+		if err != nil {
+			return
+		}
+		if s.Number*3/3 != s.Number {
+			t.Fatalf("number %d overflows when tripled", s.Number)
+		}
+		roundTrip(t, s, message.DecodeSubmit)
+	})
+}

@@ -106,3 +106,28 @@ func TestTaskSubject(t *testing.T) {
 		t.Fatalf("TaskSubject = %q", got)
 	}
 }
+
+func TestDecodeSubmit(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"number only", `{"number":42}`, nil},
+		{"with uuid", `{"uuid":"` + id + `","number":42}`, nil},
+		{"negative", `{"number":-42}`, nil},
+		{"number as string", `{"number":"42"}`, message.ErrMalformed},
+		{"fraction", `{"number":4.2}`, message.ErrMalformed},
+		{"huge", `{"number":1152921504606846977}`, message.ErrInvalid},
+		{"bad uuid", `{"uuid":"x","number":1}`, message.ErrInvalid},
+		{"not an object", `42`, message.ErrMalformed},
+		{"oversized", `{"number":1,"pad":"` + strings.Repeat("x", message.MaxSize) + `"}`, message.ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := message.DecodeSubmit([]byte(tt.in)); !errors.Is(err, tt.want) {
+				t.Fatalf("DecodeSubmit(%q) = %v, want %v", tt.in, err, tt.want)
+			}
+		})
+	}
+}

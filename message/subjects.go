@@ -11,3 +11,6 @@ const (
 
 // TaskSubject is the subject the worker with the given node ID listens on.
 func TaskSubject(nodeID string) string { return SubjectTaskPrefix + nodeID }
+
+// SubjectSubmit is where any client submits a task; the master answers.
+const SubjectSubmit = "tasks.submit"

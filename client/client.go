@@ -1,0 +1,174 @@
+// Package client submits tasks to a meshpool cluster over NATS and follows
+// their results. Submissions are idempotent by uuid, so a submission whose
+// answer was lost (no master during a fail-over, a timeout) is simply sent
+// again with the same uuid until the deadline.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/message"
+)
+
+// Errors, for errors.Is.
+var (
+	// ErrNoMaster: nobody answered on tasks.submit until the deadline.
+	ErrNoMaster = errors.New("client: no master answered")
+	// ErrRefused: the master answered and did not accept the task.
+	ErrRefused = errors.New("client: task refused")
+)
+
+// Client talks to one cluster through one NATS connection.
+type Client struct {
+	nc *nats.Conn
+	// RequestTimeout bounds one attempt; Submit retries until its ctx ends.
+	RequestTimeout time.Duration
+
+	mu      sync.Mutex
+	sub     *nats.Subscription
+	waiters map[string]chan message.Result
+	results map[string]message.Result // every result seen, first one kept
+	dups    int                       // results seen again for a uuid
+}
+
+// Dial connects to the cluster at url (any node's client URL). The
+// connection reconnects forever, since any node will do.
+func Dial(url string, opts ...nats.Option) (*Client, error) {
+	opts = append([]nats.Option{nats.Name("meshpool client"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("client: cannot connect to %s: %w", url, err)
+	}
+	return &Client{nc: nc, RequestTimeout: 2 * time.Second, waiters: map[string]chan message.Result{}}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() { c.nc.Close() }
+
+// Follow subscribes to results; Submit's results are only seen after it.
+func (c *Client) Follow() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sub != nil {
+		return nil
+	}
+	c.results = map[string]message.Result{}
+	sub, err := c.nc.Subscribe(message.SubjectResults, c.onResult)
+	if err != nil {
+		return fmt.Errorf("client: cannot subscribe to results: %w", err)
+	}
+	sub.SetPendingLimits(-1, -1)
+	c.sub = sub
+	if err := c.nc.Flush(); err != nil {
+		return fmt.Errorf("client: cannot subscribe to results: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) onResult(msg *nats.Msg) {
+	res, err := message.DecodeResult(msg.Data)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, seen := c.results[res.UUID]; seen {
+		c.dups++
+		return
+	}
+	c.results[res.UUID] = res
+	if ch, ok := c.waiters[res.UUID]; ok {
+		ch <- res
+		delete(c.waiters, res.UUID)
+	}
+}
+
+// Submit sends sub until a master answers or ctx ends. Without a uuid one is
+// made, so retries are idempotent. An answer that does not accept the task
+// is returned with ErrRefused.
+func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.SubmitReply, error) {
+	if sub.UUID == "" {
+		sub.UUID = uuid.NewString()
+	}
+	body, err := json.Marshal(sub)
+	if err != nil {
+		return message.SubmitReply{}, fmt.Errorf("client: cannot encode: %w", err)
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+		msg, err := c.nc.RequestWithContext(rctx, message.SubjectSubmit, body)
+		cancel()
+		if err == nil {
+			reply, err := message.DecodeSubmitReply(msg.Data)
+			if err != nil {
+				return reply, fmt.Errorf("client: bad answer: %w", err)
+			}
+			if reply.Accepted {
+				return reply, nil
+			}
+			if !reply.Temporary || ctx.Err() != nil {
+				return reply, fmt.Errorf("%w: %s", ErrRefused, reply.Error)
+			}
+			// Nothing was recorded; the same submission may succeed soon.
+		}
+		if err != nil && ctx.Err() != nil {
+			if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
+				return message.SubmitReply{UUID: sub.UUID}, ErrNoMaster
+			}
+			return message.SubmitReply{UUID: sub.UUID}, fmt.Errorf("client: %w", err)
+		}
+		// No master right now, or its answer was lost: try again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// Wait returns the result for id, waiting until ctx ends. Follow must have
+// been called before the task was submitted.
+func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
+	c.mu.Lock()
+	if res, ok := c.results[id]; ok {
+		c.mu.Unlock()
+		return res, nil
+	}
+	ch := make(chan message.Result, 1)
+	c.waiters[id] = ch
+	c.mu.Unlock()
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.waiters, id)
+		c.mu.Unlock()
+		return message.Result{}, fmt.Errorf("client: no result for %s: %w", id, ctx.Err())
+	}
+}
+
+// Results returns how many distinct results were seen and how many results
+// came again for a uuid already seen.
+func (c *Client) Results() (distinct, duplicates int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.results), c.dups
+}
+
+// HasResult reports whether a result for id was seen.
+func (c *Client) HasResult(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.results[id]
+	return ok
+}

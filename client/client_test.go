@@ -1,0 +1,94 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/meshpool/meshpool/broker"
+	"github.com/meshpool/meshpool/client"
+	"github.com/meshpool/meshpool/message"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func startNATS(t *testing.T) *broker.Broker {
+	t.Helper()
+	cfg := broker.DefaultConfig()
+	cfg.Name, cfg.Host, cfg.ClientPort, cfg.ClusterPort = "solo", "127.0.0.6", broker.RandomPort, broker.RandomPort
+	b, err := broker.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func TestSubmitWithNoMasterIsErrNoMaster(t *testing.T) {
+	b := startNATS(t)
+	c, err := client.Dial(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.Submit(ctx, message.Submit{Number: 1}); !errors.Is(err, client.ErrNoMaster) {
+		t.Fatalf("err = %v, want ErrNoMaster", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("gave up after %s, past the deadline", took)
+	}
+}
+
+// A master that appears during the retries gets the same uuid every time.
+func TestSubmitRetriesWithTheSameUUIDUntilAMasterAnswers(t *testing.T) {
+	b := startNATS(t)
+	c, err := client.Dial(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seen := make(chan string, 10)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the master shows up late
+		_, _ = b.Conn().Subscribe(message.SubjectSubmit, func(m *nats.Msg) {
+			var s message.Submit
+			_ = json.Unmarshal(m.Data, &s)
+			seen <- s.UUID
+			body, _ := json.Marshal(message.SubmitReply{UUID: s.UUID, Accepted: true, Term: 1})
+			_ = m.Respond(body)
+		})
+	}()
+	reply, err := c.Submit(t.Context(), message.Submit{Number: 7})
+	if err != nil || !reply.Accepted {
+		t.Fatalf("submit: %+v %v", reply, err)
+	}
+	if got := <-seen; got != reply.UUID || got == "" {
+		t.Fatalf("master saw uuid %q, reply %q", got, reply.UUID)
+	}
+}
+
+func TestRefusalIsErrRefused(t *testing.T) {
+	b := startNATS(t)
+	if _, err := b.Conn().Subscribe(message.SubjectSubmit, func(m *nats.Msg) {
+		body, _ := json.Marshal(message.SubmitReply{Error: "invalid task: nope"})
+		_ = m.Respond(body)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Submit(t.Context(), message.Submit{Number: 1}); !errors.Is(err, client.ErrRefused) {
+		t.Fatalf("err = %v, want ErrRefused", err)
+	}
+}

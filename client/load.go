@@ -1,0 +1,100 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/meshpool/meshpool/message"
+)
+
+// LoadReport says what happened to a batch of submissions.
+type LoadReport struct {
+	Submitted     int           `json:"submitted"`
+	Accepted      int           `json:"accepted"`
+	Duplicates    int           `json:"duplicate_answers"` // accepted earlier, answer lost, resubmitted
+	Refused       int           `json:"refused"`
+	NoMaster      int           `json:"no_master"`
+	Results       int           `json:"results"`            // accepted tasks with a result
+	Missing       int           `json:"missing"`            // accepted tasks without a result by the deadline
+	ExtraSeen     int           `json:"results_seen_again"` // results on the subject for a uuid seen before
+	Took          time.Duration `json:"took_ns"`
+	AcceptedUUIDs []string      `json:"-"` // the uuids of the accepted tasks
+}
+
+// Load submits n tasks with up to concurrency in flight and, when wait is
+// set, waits until every accepted task has a result or ctx ends.
+func (c *Client) Load(ctx context.Context, n, concurrency int, wait bool) (LoadReport, error) {
+	if err := c.Follow(); err != nil {
+		return LoadReport{}, err
+	}
+	start := time.Now()
+	var (
+		mu  sync.Mutex
+		rep LoadReport
+		wg  sync.WaitGroup
+	)
+	jobs := make(chan struct{})
+	for range max(concurrency, 1) {
+		wg.Go(func() {
+			for range jobs {
+				reply, err := c.Submit(ctx, message.Submit{Number: rand.Int64N(1000)})
+				mu.Lock()
+				rep.Submitted++
+				switch {
+				case err == nil:
+					rep.Accepted++
+					rep.AcceptedUUIDs = append(rep.AcceptedUUIDs, reply.UUID)
+					if reply.Duplicate {
+						rep.Duplicates++
+					}
+				case errors.Is(err, ErrNoMaster):
+					rep.NoMaster++
+				default:
+					rep.Refused++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for range n {
+		select {
+		case jobs <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if wait {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for c.missing(rep.AcceptedUUIDs) > 0 && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		}
+	}
+	rep.Missing = c.missing(rep.AcceptedUUIDs)
+	rep.Results = rep.Accepted - rep.Missing
+	_, rep.ExtraSeen = c.Results()
+	rep.Took = time.Since(start)
+	return rep, nil
+}
+
+func (c *Client) missing(ids []string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		if _, ok := c.results[id]; !ok {
+			n++
+		}
+	}
+	return n
+}
