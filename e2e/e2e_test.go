@@ -217,6 +217,9 @@ func TestCommandLine(t *testing.T) {
 		{"missing interface", []string{"node", "--interface", "nosuch0"}, 2, "", `interface "nosuch0"`, true},
 		{"bad log format", []string{"node", "--advertise", "127.0.0.1", "--log-format", "xml"}, 2, "", "--log-format", true},
 		{"stray argument", []string{"status", "extra"}, 2, "", "unexpected argument", true},
+		{"bad number", []string{"submit", "--number", "x"}, 2, "", `submit: invalid value "x" for flag -number`, true},
+		{"number out of range", []string{"submit", "--number", "1152921504606846977"}, 2, "", "out of range", true},
+		{"submit with no cluster", []string{"submit", "--server", "nats://127.0.0.1:1", "--number", "1"}, 1, "", "cannot connect", false},
 		{"status with etcd down", []string{"status", "--etcd", "127.0.0.1:1", "--timeout", "1s"}, 1, "", "cannot read members", false},
 	}
 	for _, tt := range tests {
@@ -233,6 +236,9 @@ func TestCommandLine(t *testing.T) {
 			}
 			if tt.code == 0 && strings.Count(stdout, "Usage:") > 1 {
 				t.Fatalf("usage printed more than once:\n%s", stdout)
+			}
+			if tt.code != 0 && stdout != "" {
+				t.Fatalf("an error must not print to stdout, got:\n%s", stdout)
 			}
 		})
 	}

@@ -77,10 +77,12 @@ func New(cli *clientv3.Client, nodeID string, cfg Config) (*Election, error) {
 }
 
 // Run campaigns until ctx ends. Each time this node wins it calls
-// lead(leaderCtx, term) synchronously; leaderCtx ends when the session is
-// lost, when the leader key disappears (deleted by hand), or when ctx ends,
-// and context.Cause(leaderCtx) tells which: ErrSessionLost, ErrKeyDeleted or
-// ErrStopping. lead must return soon after leaderCtx ends.
+// lead(leaderCtx, leadership) synchronously; leaderCtx ends when the session is
+// lost, when the leader key disappears (deleted by hand), when ctx ends,
+// or when no keep-alive has been acknowledged for so long that the lease may
+// be about to expire on the server (see Leadership.Valid), and
+// context.Cause(leaderCtx) tells which: ErrSessionLost, ErrKeyDeleted,
+// ErrLeaseExpiring or ErrStopping. lead must return soon after leaderCtx ends.
 //
 // When lead returns, Run resigns (if still leader) and campaigns again, with a
 // new session if the old one is gone; if lead returned on its own, Run waits a
@@ -88,7 +90,7 @@ func New(cli *clientv3.Client, nodeID string, cfg Config) (*Election, error) {
 // resigns, revokes the session lease and returns nil, within about the TTL
 // even when etcd is unreachable. etcd failures are logged and retried with
 // back-off. Run also maintains Master. Only one Run may run at a time.
-func (e *Election) Run(ctx context.Context, lead func(ctx context.Context, term int64)) error {
+func (e *Election) Run(ctx context.Context, lead func(ctx context.Context, l Leadership)) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return errRunning
 	}
@@ -130,7 +132,7 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context, term 
 		campaignBackoff = e.tm.minBackoff
 
 		started := time.Now()
-		reason := c.lead(ctx, term, lead)
+		reason := c.lead(ctx, term, el.Key(), lead)
 		if err := c.resign(ctx, el); err != nil {
 			// The key may still be there: start over with a new session, so
 			// that the next win is a new key and a new term.
@@ -304,15 +306,22 @@ func (c *candidate) campaign(ctx context.Context, el *concurrency.Election) (int
 
 // lead runs the lead callback under a leadership context and returns why
 // that context ended.
-func (c *candidate) lead(ctx context.Context, term int64, lead func(context.Context, int64)) error {
+func (c *candidate) lead(ctx context.Context, term int64, key string, lead func(context.Context, Leadership)) error {
 	e := c.e
 	// Not a child of ctx, so that its cause says "stopping" rather than
 	// "context canceled"; watch ends it when ctx ends.
 	lctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	l := newLeadership(term, key)
+	if err := e.confirmLease(ctx, c.sess.Lease(), l); err != nil {
+		cancel(ErrLeaseExpiring)
+		e.log.Warn("won, but cannot confirm the session lease; not leading", "term", term, "err", err)
+		return fmt.Errorf("%w: %w", ErrLeaseExpiring, err)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { e.watchLeadership(ctx, lctx, cancel, c.sess, term) })
+	wg.Go(func() { e.trackLease(lctx, cancel, c.sess.Lease(), l) })
 	e.log.Info("promoted", "term", term)
-	lead(lctx, term)
+	lead(lctx, l)
 	cancel(errLeadReturned)
 	wg.Wait()
 	reason := context.Cause(lctx)

@@ -153,7 +153,8 @@ func startNode(t *testing.T, cli *clientv3.Client, id string, lt *leadTracker) *
 	return n
 }
 
-func (n *node) lead(ctx context.Context, term int64) {
+func (n *node) lead(ctx context.Context, l election.Leadership) {
+	term := l.Term
 	n.lt.enter()
 	defer n.lt.leave()
 	n.mu.Lock()

@@ -38,6 +38,13 @@ type Config struct {
 	InfoInterval time.Duration
 	// ShutdownGrace bounds how long a stopping worker finishes tasks in flight.
 	ShutdownGrace time.Duration
+	// TaskTimeout is how long the master waits for a placed task's result
+	// before it gives the task to another worker.
+	TaskTimeout time.Duration
+	// ResultRetention is how long a done task's record is kept, so that a
+	// re-submission of its uuid is answered with its result; 0 deletes the
+	// record when its result is recorded.
+	ResultRetention time.Duration
 	// Version is written into the node's record.
 	Version string
 	// Logger receives every log line; component and node attributes are added.
@@ -79,19 +86,21 @@ func (w WorkTime) String() string { return w.Min.String() + "-" + w.Max.String()
 // improvements DESIGN.md asks for (a 10s TTL instead of 120s).
 func DefaultConfig() Config {
 	return Config{
-		Etcd:          []string{"127.0.0.1:2379"},
-		Prefix:        "/meshpool",
-		ClientPort:    4222,
-		ClusterPort:   6222,
-		HTTPPort:      8222,
-		ClusterName:   "meshpool",
-		TTL:           10 * time.Second,
-		TaskInterval:  10 * time.Second,
-		WorkTime:      WorkTime{Min: time.Second, Max: 15 * time.Second},
-		AckTimeout:    2 * time.Second,
-		InfoInterval:  60 * time.Second,
-		ShutdownGrace: 30 * time.Second,
-		Version:       "dev",
+		Etcd:            []string{"127.0.0.1:2379"},
+		Prefix:          "/meshpool",
+		ClientPort:      4222,
+		ClusterPort:     6222,
+		HTTPPort:        8222,
+		ClusterName:     "meshpool",
+		TTL:             10 * time.Second,
+		TaskInterval:    10 * time.Second,
+		WorkTime:        WorkTime{Min: time.Second, Max: 15 * time.Second},
+		AckTimeout:      2 * time.Second,
+		InfoInterval:    60 * time.Second,
+		ShutdownGrace:   30 * time.Second,
+		TaskTimeout:     60 * time.Second,
+		ResultRetention: 10 * time.Minute,
+		Version:         "dev",
 	}
 }
 
@@ -135,6 +144,12 @@ func (c Config) Validate() error {
 	}
 	if c.AckTimeout <= 0 || c.InfoInterval <= 0 || c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("ack timeout and info interval must be positive, shutdown grace not negative"))
+	}
+	if c.TaskTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("task timeout %s: want at least 1s", c.TaskTimeout))
+	}
+	if c.ResultRetention < 0 {
+		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) or more", c.ResultRetention))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)

@@ -14,60 +14,113 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/taskstore"
 )
 
 // masterStats are the master's counters; they outlive one term.
 type masterStats struct {
-	dispatched   atomic.Int64
-	completed    atomic.Int64
-	redispatched atomic.Int64
-	skipped      atomic.Int64
-	inFlight     atomic.Int64
+	accepted       atomic.Int64 // tasks recorded and acknowledged to the submitter
+	duplicates     atomic.Int64 // submissions of a known uuid, not run again
+	refused        atomic.Int64 // submissions refused (invalid, not recorded)
+	dispatched     atomic.Int64 // tasks acked by a worker (first placement or again)
+	redispatched   atomic.Int64 // placements after the first: worker left, timed out, resumed
+	completed      atomic.Int64 // results recorded
+	dupResults     atomic.Int64 // results for tasks already recorded, suppressed
+	badResults     atomic.Int64 // malformed results refused
+	skipped        atomic.Int64 // demo ticks skipped for lack of workers
+	inFlight       atomic.Int64 // tasks accepted and not yet recorded done
+	recordFailures atomic.Int64 // etcd writes that failed (not fenced)
+}
+
+// masterConfig is what one term of master duties needs from the node.
+type masterConfig struct {
+	id          string
+	lead        election.Leadership
+	conn        *nats.Conn
+	cli         *clientv3.Client
+	prefix      string
+	membership  func() (registry.Membership, <-chan struct{})
+	interval    time.Duration
+	ackTimeout  time.Duration
+	taskTimeout time.Duration
+	retention   time.Duration
+	log         *slog.Logger
+	stats       *masterStats
 }
 
 // master runs the master duties for one term. It lives exactly as long as
 // the leadership context it runs under.
 type master struct {
-	id         string
-	term       int64
-	conn       *nats.Conn
-	membership func() (registry.Membership, <-chan struct{})
-	interval   time.Duration
-	ackTimeout time.Duration
-	log        *slog.Logger
-	stats      *masterStats
+	masterConfig
+	store *taskstore.Writer
+	ctx   context.Context // the leadership context
+	wg    sync.WaitGroup  // placements and recordings under way
+	slots chan struct{}   // bounds concurrent submissions being recorded
 
-	mu       sync.Mutex
-	inFlight map[string]*flight // by task uuid
+	mu    sync.Mutex
+	tasks map[string]*tracked // accepted, not yet done, by uuid
+	done  map[string]doneTask // recorded done, kept for duplicate answers
+	load  map[string]int      // tasks placed per worker
 }
 
-// flight is a task that has been acked and has no result yet.
-type flight struct {
-	task message.Task
-	sent time.Time
+// tracked is an accepted task the master follows until its result is
+// recorded. One operation at a time touches a task (busy): a placement or
+// the recording of its result, so a re-placement can never write the task
+// back as pending after its result was recorded.
+type tracked struct {
+	rec    taskstore.Record
+	sent   time.Time       // when its worker acked it; zero while unplaced
+	busy   bool            // a placement or a recording is under way
+	result *message.Result // the first result received, until recorded
+}
+
+type doneTask struct {
+	result *message.Result
+	until  time.Time
 }
 
 var errNoWorker = errors.New("no worker accepted the task")
 
-// run does the master's work until ctx ends. Tasks still in flight when it
-// returns are not lost by the workers: their results are still published.
+// run does the master's work until ctx ends.
 func (m *master) run(ctx context.Context) error {
-	m.inFlight = make(map[string]*flight)
-	sub, err := m.conn.Subscribe(message.SubjectResults, m.onResult)
+	m.ctx = ctx
+	m.tasks = make(map[string]*tracked)
+	m.done = make(map[string]doneTask)
+	m.load = make(map[string]int)
+	m.slots = make(chan struct{}, 4096)
+	defer func() { // runs after every placement and recording has ended
+		m.mu.Lock()
+		m.stats.inFlight.Add(-int64(len(m.tasks)))
+		m.mu.Unlock()
+	}()
+
+	opts := taskstore.DefaultOptions()
+	opts.Retention, opts.Logger = m.retention, m.log
+	m.store = taskstore.NewWriter(m.cli, m.prefix, taskstore.Fence{Key: m.lead.Key, Term: m.lead.Term}, opts)
+	var writer sync.WaitGroup
+	writer.Go(func() { _ = m.store.Run(ctx) })
+	defer writer.Wait()
+
+	if err := m.loadTasks(ctx); err != nil {
+		return err
+	}
+	results, err := m.conn.Subscribe(message.SubjectResults, m.onResult)
 	if err != nil {
 		return fmt.Errorf("node: master cannot subscribe to results: %w", err)
 	}
-	defer func() {
-		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			m.log.Warn("cannot unsubscribe from results", "err", err)
-		}
-		m.mu.Lock()
-		m.stats.inFlight.Add(-int64(len(m.inFlight)))
-		m.mu.Unlock()
-	}()
+	defer unsubscribe(results, m.log)
+	submits, err := m.conn.Subscribe(message.SubjectSubmit, m.onSubmit)
+	if err != nil {
+		return fmt.Errorf("node: master cannot subscribe to %s: %w", message.SubjectSubmit, err)
+	}
+	defer unsubscribe(submits, m.log)
+	defer m.wg.Wait()
+	m.resume()
 
 	var tick <-chan time.Time
 	if m.interval > 0 {
@@ -75,79 +128,324 @@ func (m *master) run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	scan := time.NewTicker(min(time.Second, m.taskTimeout/2))
+	defer scan.Stop()
 	_, changed := m.membership()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick:
-			m.generate(ctx)
+			m.generate()
+		case <-scan.C:
+			m.rescue(time.Now())
 		case <-changed:
 			var mem registry.Membership
 			mem, changed = m.membership()
-			m.reassign(ctx, mem)
+			m.reassign(mem)
 		}
 	}
 }
 
-// generate makes one demo task and hands it to a worker.
-func (m *master) generate(ctx context.Context) {
+func unsubscribe(sub *nats.Subscription, log *slog.Logger) {
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		log.Warn("cannot unsubscribe", "subject", sub.Subject, "err", err)
+	}
+}
+
+// loadTasks reads the tasks an earlier master recorded.
+func (m *master) loadTasks(ctx context.Context) error {
+	recs, rev, err := taskstore.Load(ctx, m.cli, m.prefix)
+	if err != nil {
+		return fmt.Errorf("node: master cannot load tasks: %w", err)
+	}
+	pending := 0
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range recs {
+		switch r.State {
+		case taskstore.Pending:
+			m.tasks[r.UUID] = &tracked{rec: r}
+			if r.Executor != "" {
+				m.load[r.Executor]++
+			}
+			pending++
+		case taskstore.Done:
+			m.done[r.UUID] = doneTask{result: r.Result, until: time.Now().Add(m.retention)}
+		}
+	}
+	m.stats.inFlight.Add(int64(pending))
+	m.log.Info("tasks loaded", "pending", pending, "done", len(recs)-pending, "revision", rev)
+	return nil
+}
+
+// resume gives every loaded task to a worker: its own if it is still a
+// member (a redelivery the worker answers without running the task again),
+// else another.
+func (m *master) resume() {
+	mem, _ := m.membership()
+	m.mu.Lock()
+	var todo []*tracked
+	for _, t := range m.tasks {
+		t.busy = true
+		todo = append(todo, t)
+	}
+	m.mu.Unlock()
+	for _, t := range todo {
+		prefer := ""
+		if _, ok := mem.Lookup(t.rec.Executor); ok && t.rec.Executor != m.id {
+			prefer = t.rec.Executor
+		}
+		m.placeAsync(t, prefer, "")
+	}
+}
+
+// generate makes one demo task, as the article's master does.
+func (m *master) generate() {
 	if len(m.workers()) == 0 {
 		m.stats.skipped.Add(1)
 		m.log.Info("no workers, skip task generation")
 		return
 	}
-	task := message.Task{UUID: uuid.NewString(), Number: 30 + rand.Int64N(31), Term: m.term}
-	if err := m.dispatch(ctx, task); err != nil {
-		m.log.Warn("task not placed", "uuid", task.UUID, "err", err)
+	m.wg.Go(func() {
+		if _, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31)}); err != nil {
+			m.log.Warn("demo task not accepted", "err", err)
+		}
+	})
+}
+
+func (m *master) onSubmit(msg *nats.Msg) {
+	select {
+	case m.slots <- struct{}{}:
+	default:
+		m.reply(msg, message.SubmitReply{Error: "busy: too many submissions in progress", Temporary: true})
+		return
 	}
+	m.wg.Go(func() {
+		defer func() { <-m.slots }()
+		sub, err := message.DecodeSubmit(msg.Data)
+		if err != nil {
+			m.stats.refused.Add(1)
+			m.log.Warn("submission refused", "err", err)
+			m.reply(msg, message.SubmitReply{Error: "invalid task: " + err.Error()})
+			return
+		}
+		reply, err := m.accept(sub)
+		if errors.Is(err, errNotLeading) {
+			// A deposed master stays silent: the real master answers.
+			return
+		}
+		if err != nil {
+			m.reply(msg, message.SubmitReply{UUID: sub.UUID, Error: err.Error(), Temporary: true})
+			return
+		}
+		m.reply(msg, reply)
+	})
+}
+
+var errNotLeading = errors.New("not the master any more")
+
+// accept records a new task and hands it to a worker. A known uuid is not
+// run again: the answer says it is a duplicate and where it stands.
+func (m *master) accept(sub message.Submit) (message.SubmitReply, error) {
+	if sub.UUID == "" {
+		sub.UUID = uuid.NewString()
+	}
+	if !m.lead.Valid() {
+		return message.SubmitReply{}, errNotLeading
+	}
+	m.mu.Lock()
+	if t, ok := m.tasks[sub.UUID]; ok {
+		m.mu.Unlock()
+		m.stats.duplicates.Add(1)
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: t.rec.Term}, nil
+	}
+	if d, ok := m.done[sub.UUID]; ok {
+		m.mu.Unlock()
+		m.stats.duplicates.Add(1)
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: d.result, Term: m.lead.Term}, nil
+	}
+	executor := ""
+	if ws := m.orderLocked(m.workers(), ""); len(ws) > 0 {
+		executor = ws[0]
+		m.load[executor]++
+	}
+	t := &tracked{busy: true, rec: taskstore.Record{
+		UUID: sub.UUID, Number: sub.Number, Executor: executor, Term: m.lead.Term,
+		State: taskstore.Pending, Submitted: time.Now().UTC(),
+	}}
+	m.tasks[sub.UUID] = t
+	m.mu.Unlock()
+
+	if err := m.store.Put(m.ctx, t.rec); err != nil {
+		m.mu.Lock()
+		delete(m.tasks, sub.UUID)
+		if executor != "" {
+			m.load[executor]--
+		}
+		m.mu.Unlock()
+		if errors.Is(err, taskstore.ErrFenced) || m.ctx.Err() != nil {
+			return message.SubmitReply{}, errNotLeading
+		}
+		m.stats.recordFailures.Add(1)
+		return message.SubmitReply{}, fmt.Errorf("not accepted: cannot record the task: %w", err)
+	}
+	m.stats.accepted.Add(1)
+	m.stats.inFlight.Add(1)
+	m.log.Debug("task accepted", "uuid", sub.UUID, "number", sub.Number, "executor", executor)
+	m.placeAsync(t, executor, "")
+	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.lead.Term}, nil
 }
 
 // reassign gives the tasks of workers that left the membership to others.
-func (m *master) reassign(ctx context.Context, mem registry.Membership) {
+func (m *master) reassign(mem registry.Membership) {
 	m.mu.Lock()
-	var orphans []message.Task
-	for _, f := range m.inFlight {
-		if _, ok := mem.Lookup(f.task.Executor); !ok {
-			orphans = append(orphans, f.task)
+	var orphans []*tracked
+	for _, t := range m.tasks {
+		if t.busy || t.result != nil || t.rec.Executor == "" {
+			continue
+		}
+		if _, ok := mem.Lookup(t.rec.Executor); !ok {
+			t.busy = true
+			orphans = append(orphans, t)
 		}
 	}
 	m.mu.Unlock()
 	for _, t := range orphans {
-		m.log.Info("worker left, giving its task to another", "uuid", t.UUID, "worker", t.Executor)
-		m.forget(t.UUID)
-		m.stats.redispatched.Add(1)
-		if err := m.dispatch(ctx, t); err != nil {
-			m.log.Warn("task not placed", "uuid", t.UUID, "err", err)
-		}
+		m.log.Info("worker left, giving its task to another", "uuid", t.rec.UUID, "worker", t.rec.Executor)
+		m.placeAsync(t, "", t.rec.Executor)
 	}
 }
 
-// dispatch sends task to the least busy worker that accepts it, trying the
-// next one on no responders, a timeout or a refusal.
-func (m *master) dispatch(ctx context.Context, task message.Task) error {
-	for _, w := range m.order(m.workers()) {
-		if ctx.Err() != nil {
-			return ctx.Err()
+// rescue re-places tasks that are not placed, or whose worker has not
+// answered within the task timeout.
+func (m *master) rescue(now time.Time) {
+	m.mu.Lock()
+	var late, unrecorded []*tracked
+	for _, t := range m.tasks {
+		switch {
+		case t.busy:
+		case t.result != nil:
+			t.busy = true
+			unrecorded = append(unrecorded, t)
+		case t.sent.IsZero() || now.Sub(t.sent) >= m.taskTimeout:
+			t.busy = true
+			late = append(late, t)
 		}
-		task.Executor = w
-		err := m.send(ctx, task)
-		if err == nil {
-			return nil
+	}
+	for id, d := range m.done {
+		if now.After(d.until) {
+			delete(m.done, id)
 		}
-		m.log.Debug("worker did not take the task", "uuid", task.UUID, "worker", w, "err", err)
+	}
+	m.mu.Unlock()
+	for _, t := range unrecorded {
+		m.wg.Go(func() { m.record(t) })
+	}
+	for _, t := range late {
+		exclude := ""
+		if !t.sent.IsZero() {
+			exclude = t.rec.Executor
+			m.log.Warn("task timed out, giving it to another worker", "uuid", t.rec.UUID, "worker", t.rec.Executor, "timeout", m.taskTimeout)
+		}
+		m.placeAsync(t, "", exclude)
+	}
+}
+
+// placeAsync places t in the background; t.busy must be set.
+func (m *master) placeAsync(t *tracked, prefer, exclude string) {
+	m.wg.Go(func() {
+		err := m.place(t, prefer, exclude)
+		if err != nil && m.ctx.Err() == nil {
+			m.log.Debug("task not placed, will retry", "uuid", t.rec.UUID, "err", err)
+		}
+		m.mu.Lock()
+		recordNow := t.result != nil
+		t.busy = recordNow
+		m.mu.Unlock()
+		if recordNow {
+			m.record(t) // its result came in while it was being placed
+		}
+	})
+}
+
+// place hands t to a worker: prefer first if given (its current worker, so
+// no new record is needed), then the least busy others except exclude. A
+// change of worker is recorded before the task is sent, so a new master
+// knows where every task went.
+func (m *master) place(t *tracked, prefer, exclude string) error {
+	m.mu.Lock()
+	candidates := m.orderLocked(m.workers(), exclude)
+	m.mu.Unlock()
+	if prefer != "" {
+		candidates = append([]string{prefer}, removeString(candidates, prefer)...)
+	}
+	for _, w := range candidates {
+		if !m.lead.Valid() || m.ctx.Err() != nil {
+			return errNotLeading
+		}
+		m.mu.Lock()
+		rec := t.rec
+		placedBefore := !t.sent.IsZero() || rec.Attempts > 0
+		doneMeanwhile := t.result != nil
+		m.mu.Unlock()
+		if doneMeanwhile {
+			return nil // it is recorded when we return
+		}
+		if rec.Executor != w || rec.Term != m.lead.Term {
+			from := rec.Executor
+			rec.Executor, rec.Term = w, m.lead.Term
+			if err := m.store.Put(m.ctx, rec); err != nil {
+				if errors.Is(err, taskstore.ErrFenced) {
+					return errNotLeading
+				}
+				m.stats.recordFailures.Add(1)
+				return fmt.Errorf("cannot record the new worker: %w", err)
+			}
+			m.mu.Lock()
+			t.rec.Executor, t.rec.Term = w, m.lead.Term
+			m.moveLoadLocked(from, w)
+			m.mu.Unlock()
+		}
+		if err := m.send(rec); err != nil {
+			m.log.Debug("worker did not take the task", "uuid", rec.UUID, "worker", w, "err", err)
+			continue
+		}
+		m.mu.Lock()
+		t.sent = time.Now()
+		t.rec.Attempts++
+		m.mu.Unlock()
+		m.stats.dispatched.Add(1)
+		if placedBefore {
+			m.stats.redispatched.Add(1)
+		}
+		m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "number", rec.Number)
+		return nil
 	}
 	return errNoWorker
 }
 
-func (m *master) send(ctx context.Context, task message.Task) error {
-	body, err := json.Marshal(task)
+func (m *master) moveLoadLocked(from, to string) {
+	if from == to {
+		return
+	}
+	if from != "" {
+		m.load[from]--
+		if m.load[from] <= 0 {
+			delete(m.load, from)
+		}
+	}
+	m.load[to]++
+}
+
+func (m *master) send(rec taskstore.Record) error {
+	body, err := json.Marshal(message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.lead.Term})
 	if err != nil {
 		return fmt.Errorf("cannot encode task: %w", err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, m.ackTimeout)
+	rctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
 	defer cancel()
-	reply, err := m.conn.RequestWithContext(rctx, message.TaskSubject(task.Executor), body)
+	reply, err := m.conn.RequestWithContext(rctx, message.TaskSubject(rec.Executor), body)
 	if err != nil {
 		return err
 	}
@@ -156,49 +454,97 @@ func (m *master) send(ctx context.Context, task message.Task) error {
 		return fmt.Errorf("bad ack: %w", err)
 	}
 	if !ack.Accepted {
-		if ack.Term > m.term {
-			m.log.Warn("a worker has seen a newer term than ours", "worker", task.Executor, "ours", m.term, "theirs", ack.Term)
+		if ack.Term > m.lead.Term {
+			m.log.Warn("a worker has seen a newer term than ours", "worker", rec.Executor, "ours", m.lead.Term, "theirs", ack.Term)
 		}
 		return fmt.Errorf("refused: %s", ack.Reason)
 	}
-	m.mu.Lock()
-	m.inFlight[task.UUID] = &flight{task: task, sent: time.Now()}
-	m.mu.Unlock()
-	m.stats.inFlight.Add(1)
-	m.stats.dispatched.Add(1)
-	m.log.Info("task sent", "uuid", task.UUID, "executor", task.Executor, "number", task.Number, "term", task.Term)
 	return nil
 }
 
 func (m *master) onResult(msg *nats.Msg) {
 	res, err := message.DecodeResult(msg.Data)
 	if err != nil {
+		m.stats.badResults.Add(1)
 		m.log.Warn("bad result refused", "err", err)
 		return
 	}
-	f := m.forget(res.UUID)
-	if f == nil {
-		m.log.Info("result for a task this master is not tracking", "uuid", res.UUID, "executor", res.Executor, "term", res.Term)
+	m.mu.Lock()
+	t, ok := m.tasks[res.UUID]
+	_, done := m.done[res.UUID]
+	switch {
+	case ok && t.result == nil:
+		t.result = &res
+		recordNow := !t.busy
+		t.busy = true
+		m.mu.Unlock()
+		if recordNow {
+			m.wg.Go(func() { m.record(t) })
+		}
 		return
-	}
-	m.stats.completed.Add(1)
-	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "number", res.Number, "result", res.Result,
-		"start", res.Start, "finish", res.Finish, "latency", time.Since(f.sent).Round(time.Millisecond))
-	if res.Result != f.task.Number*3 || res.Executor != f.task.Executor {
-		m.log.Warn("result does not match the task sent", "uuid", res.UUID, "sent_to", f.task.Executor, "number", f.task.Number)
+	case ok || done:
+		m.mu.Unlock()
+		m.stats.dupResults.Add(1)
+		m.log.Debug("duplicate result suppressed", "uuid", res.UUID, "executor", res.Executor)
+	default:
+		m.mu.Unlock()
+		m.log.Info("result for a task this master does not track", "uuid", res.UUID, "executor", res.Executor, "term", res.Term)
 	}
 }
 
-// forget stops tracking a task and returns it, or nil if it was not tracked.
-func (m *master) forget(id string) *flight {
+// record writes the task's result, once; t.busy is set. After it the task is
+// in the done set, or, when the write failed, pending with its result kept
+// for the next rescue.
+func (m *master) record(t *tracked) {
+	m.mu.Lock()
+	rec := t.rec
+	rec.State, rec.Result, rec.Term = taskstore.Done, t.result, m.lead.Term
+	m.mu.Unlock()
+	err := errNotLeading
+	if m.lead.Valid() {
+		err = m.store.Complete(m.ctx, rec)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f := m.inFlight[id]
-	if f != nil {
-		delete(m.inFlight, id)
-		m.stats.inFlight.Add(-1)
+	t.busy = false
+	if err != nil {
+		if !errors.Is(err, errNotLeading) && !errors.Is(err, taskstore.ErrFenced) && m.ctx.Err() == nil {
+			m.stats.recordFailures.Add(1)
+			m.log.Warn("cannot record result, will retry", "uuid", rec.UUID, "err", err)
+		}
+		return
 	}
-	return f
+	delete(m.tasks, rec.UUID)
+	if m.load[rec.Executor]--; m.load[rec.Executor] <= 0 {
+		delete(m.load, rec.Executor)
+	}
+	m.done[rec.UUID] = doneTask{result: rec.Result, until: time.Now().Add(m.retention)}
+	m.stats.completed.Add(1)
+	m.stats.inFlight.Add(-1)
+	res := rec.Result
+	var latency time.Duration
+	if !t.sent.IsZero() {
+		latency = time.Since(t.sent).Round(time.Millisecond)
+	}
+	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "number", res.Number, "result", res.Result,
+		"start", res.Start, "finish", res.Finish, "latency", latency)
+	if res.Result != rec.Number*3 {
+		m.log.Warn("result does not match the task", "uuid", res.UUID, "number", rec.Number, "result", res.Result)
+	}
+}
+
+func (m *master) reply(msg *nats.Msg, r message.SubmitReply) {
+	if msg.Reply == "" {
+		return
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		m.log.Error("cannot encode submit reply", "err", err)
+		return
+	}
+	if err := msg.Respond(body); err != nil {
+		m.log.Debug("cannot answer submitter", "err", err)
+	}
 }
 
 func (m *master) workers() []string {
@@ -211,15 +557,13 @@ func (m *master) workers() []string {
 	return ids
 }
 
-// order sorts workers by tasks in flight, fewest first, random among equals.
-func (m *master) order(workers []string) []string {
-	load := make(map[string]int, len(workers))
-	m.mu.Lock()
-	for _, f := range m.inFlight {
-		load[f.task.Executor]++
+// orderLocked sorts workers by tasks placed, fewest first, random among
+// equals, leaving out exclude when another worker exists. m.mu is held.
+func (m *master) orderLocked(workers []string, exclude string) []string {
+	if exclude != "" && len(workers) > 1 {
+		workers = removeString(workers, exclude)
 	}
-	m.mu.Unlock()
-	return leastLoaded(workers, load)
+	return leastLoaded(workers, m.load)
 }
 
 // leastLoaded returns workers ordered by load, fewest first, shuffled among
@@ -228,5 +572,15 @@ func leastLoaded(workers []string, load map[string]int) []string {
 	out := append([]string(nil), workers...)
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	sort.SliceStable(out, func(i, j int) bool { return load[out[i]] < load[out[j]] })
+	return out
+}
+
+func removeString(s []string, x string) []string {
+	out := make([]string, 0, len(s))
+	for _, v := range s {
+		if v != x {
+			out = append(out, v)
+		}
+	}
 	return out
 }

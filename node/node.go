@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/etcdclient"
@@ -34,6 +36,7 @@ type Node struct {
 
 // parts are the running components, for Status.
 type parts struct {
+	etcd     *clientv3.Client
 	broker   *broker.Broker
 	registry *registry.Registry
 	election *election.Election
@@ -123,7 +126,7 @@ func (n *Node) Run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	n.parts.Store(&parts{broker: br, registry: reg, election: el, worker: wk, httpURL: httpURL})
+	n.parts.Store(&parts{etcd: cli, broker: br, registry: reg, election: el, worker: wk, httpURL: httpURL})
 	defer n.parts.Store(nil)
 	app.Info("my ID", "id", n.id, "ip", n.cfg.Advertise, "client_url", rec.ClientURL, "cluster_url", rec.ClusterURL, "http_url", httpURL)
 
@@ -158,20 +161,21 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // lead runs the master duties for one term; the election calls it.
-func (n *Node) lead(ctx context.Context, term int64) {
-	log := n.logger("master").With("term", term)
+func (n *Node) lead(ctx context.Context, l election.Leadership) {
+	log := n.logger("master").With("term", l.Term)
 	log.Info("promoted to master")
-	n.leading.Store(term)
+	n.leading.Store(l.Term)
 	defer n.leading.Store(0)
 	p := n.parts.Load()
 	if p == nil {
 		return
 	}
-	p.worker.observeTerm(term)
-	m := &master{
-		id: n.id, term: term, conn: p.broker.Conn(), membership: p.registry.Membership,
-		interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout, log: log, stats: &n.stats,
-	}
+	p.worker.observeTerm(l.Term)
+	m := &master{masterConfig: masterConfig{
+		id: n.id, lead: l, conn: p.broker.Conn(), cli: p.etcd, prefix: n.cfg.Prefix,
+		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
+		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, log: log, stats: &n.stats,
+	}}
 	if err := m.run(ctx); err != nil {
 		log.Error("master duties failed", "err", err)
 		// Do not hand leadership straight back in a tight loop.

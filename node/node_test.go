@@ -110,6 +110,22 @@ func (c *cluster) start() *node.Node {
 	return n
 }
 
+// startN starts n nodes, waits for them to converge and returns the master
+// and the others.
+func (c *cluster) startN(n int) (master *node.Node, workers []*node.Node) {
+	c.t.Helper()
+	for range n {
+		c.start()
+	}
+	master = c.waitConverged(15 * time.Second)
+	for _, nd := range c.running() {
+		if nd != master {
+			workers = append(workers, nd)
+		}
+	}
+	return master, workers
+}
+
 // stop shuts a node down cleanly and waits for it.
 func (c *cluster) stop(id string) {
 	c.mu.Lock()
@@ -214,12 +230,7 @@ type results struct {
 
 func watchResults(t *testing.T, n *node.Node) *results {
 	t.Helper()
-	var url string
-	for _, m := range n.Status().Members {
-		if m.ID == n.ID() {
-			url = m.ClientURL
-		}
-	}
+	url := clientURL(t, n)
 	conn, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("cannot connect to %s: %v", url, err)
@@ -264,10 +275,7 @@ func (r *results) count(pred func(message.Result) bool) int {
 
 func TestThreeNodesFormAClusterAndWork(t *testing.T) {
 	c := newCluster(t, nil)
-	for range 3 {
-		c.start()
-	}
-	master := c.waitConverged(15 * time.Second)
+	master, _ := c.startN(3)
 	res := watchResults(t, master)
 
 	// Tasks only reach the worker they name: watch tasks.> from outside
@@ -338,17 +346,8 @@ func TestThreeNodesFormAClusterAndWork(t *testing.T) {
 func TestCleanLeaveIsSeenAtOnce(t *testing.T) {
 	// A long TTL: only the lease revocation at shutdown can explain a fast leave.
 	c := newCluster(t, func(cfg *node.Config) { cfg.TTL = 30 * time.Second })
-	for range 3 {
-		c.start()
-	}
-	master := c.waitConverged(15 * time.Second)
-	var leaver *node.Node
-	for _, n := range c.running() {
-		if n != master {
-			leaver = n
-			break
-		}
-	}
+	master, workers := c.startN(3)
+	leaver := workers[0]
 	start := time.Now()
 	c.stop(leaver.ID())
 	c.waitConverged(3 * time.Second)
@@ -372,10 +371,7 @@ func TestCleanLeaveIsSeenAtOnce(t *testing.T) {
 
 func TestCleanMasterExitIsReplacedAndTheNewMasterDispatches(t *testing.T) {
 	c := newCluster(t, func(cfg *node.Config) { cfg.TTL = 30 * time.Second })
-	for range 3 {
-		c.start()
-	}
-	old := c.waitConverged(15 * time.Second)
+	old, _ := c.startN(3)
 	oldTerm := old.Status().Dispatch.Term
 	start := time.Now()
 	c.stop(old.ID())
@@ -393,10 +389,7 @@ func TestCleanMasterExitIsReplacedAndTheNewMasterDispatches(t *testing.T) {
 
 func TestDemotedMasterWorksAsWorker(t *testing.T) {
 	c := newCluster(t, nil)
-	for range 3 {
-		c.start()
-	}
-	old := c.waitConverged(15 * time.Second)
+	old, _ := c.startN(3)
 	oldTerm := old.Status().Dispatch.Term
 
 	// Demote without stopping: delete the master's election key, as an

@@ -27,20 +27,27 @@ type Status struct {
 
 // WorkerStatus counts this node's work as a worker.
 type WorkerStatus struct {
-	InFlight  int64 `json:"in_flight"`
-	Completed int64 `json:"completed"`
-	Refused   int64 `json:"refused"`
-	Term      int64 `json:"newest_term"`
+	InFlight    int64 `json:"in_flight"`
+	Completed   int64 `json:"completed"`
+	Refused     int64 `json:"refused"`
+	Redelivered int64 `json:"redelivered"`
+	Term        int64 `json:"newest_term"`
 }
 
 // DispatchStatus counts this node's work as master, over all its terms.
 type DispatchStatus struct {
-	Term         int64 `json:"term,omitempty"`
-	InFlight     int64 `json:"in_flight"`
-	Dispatched   int64 `json:"dispatched"`
-	Completed    int64 `json:"completed"`
-	Redispatched int64 `json:"redispatched"`
-	Skipped      int64 `json:"skipped_no_worker"`
+	Term             int64 `json:"term,omitempty"`
+	Accepted         int64 `json:"accepted"`
+	Duplicates       int64 `json:"duplicate_submissions"`
+	Refused          int64 `json:"refused_submissions"`
+	InFlight         int64 `json:"in_flight"`
+	Dispatched       int64 `json:"dispatched"`
+	Redispatched     int64 `json:"redispatched"`
+	Completed        int64 `json:"completed"`
+	DuplicateResults int64 `json:"duplicate_results_suppressed"`
+	BadResults       int64 `json:"bad_results"`
+	RecordFailures   int64 `json:"record_failures"`
+	Skipped          int64 `json:"skipped_no_worker"`
 }
 
 // Status reports the node's current view. Before Run and after it returns,
@@ -63,11 +70,14 @@ func (n *Node) Status() Status {
 	s.Routes = p.broker.Routes()
 	s.Worker = WorkerStatus{
 		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
-		Refused: p.worker.refused.Load(), Term: p.worker.term.Load(),
+		Refused: p.worker.refused.Load(), Redelivered: p.worker.redelivered.Load(), Term: p.worker.term.Load(),
 	}
+	st := &n.stats
 	s.Dispatch = DispatchStatus{
-		Term: term, InFlight: n.stats.inFlight.Load(), Dispatched: n.stats.dispatched.Load(),
-		Completed: n.stats.completed.Load(), Redispatched: n.stats.redispatched.Load(), Skipped: n.stats.skipped.Load(),
+		Term: term, Accepted: st.accepted.Load(), Duplicates: st.duplicates.Load(), Refused: st.refused.Load(),
+		InFlight: st.inFlight.Load(), Dispatched: st.dispatched.Load(), Redispatched: st.redispatched.Load(),
+		Completed: st.completed.Load(), DuplicateResults: st.dupResults.Load(), BadResults: st.badResults.Load(),
+		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
 	}
 	return s
 }

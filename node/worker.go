@@ -32,15 +32,21 @@ type worker struct {
 	wg      sync.WaitGroup
 	ctx     context.Context // cancelled when in-flight work is abandoned
 	abandon context.CancelFunc
+	running map[string]bool // uuids being worked
+	recent  *recentResults  // results of tasks finished lately
 
-	inFlight  atomic.Int64
-	completed atomic.Int64
-	refused   atomic.Int64
+	inFlight    atomic.Int64
+	completed   atomic.Int64
+	refused     atomic.Int64
+	redelivered atomic.Int64 // tasks received again: acked, not run again
 }
 
 func newWorker(id string, conn *nats.Conn, workTime WorkTime, log *slog.Logger) *worker {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &worker{id: id, conn: conn, workTime: workTime, log: log, ctx: ctx, abandon: cancel}
+	return &worker{
+		id: id, conn: conn, workTime: workTime, log: log, ctx: ctx, abandon: cancel,
+		running: make(map[string]bool), recent: newRecentResults(recentCapacity),
+	}
 }
 
 // start subscribes to tasks.<id>.
@@ -89,6 +95,24 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.refuse(msg, "worker is shutting down", "uuid", task.UUID)
 		return
 	}
+	// A task sent again (a new master resuming, a timeout) is not run twice:
+	// if it is under way the ack says so, if it is done its result is
+	// published again for the master that missed it.
+	if w.running[task.UUID] {
+		w.mu.Unlock()
+		w.redelivered.Add(1)
+		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
+		return
+	}
+	if res, ok := w.recent.get(task.UUID); ok {
+		w.mu.Unlock()
+		w.redelivered.Add(1)
+		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
+		w.publish(res)
+		w.log.Info("task already done, result published again", "uuid", task.UUID)
+		return
+	}
+	w.running[task.UUID] = true
 	w.wg.Add(1)
 	w.mu.Unlock()
 
@@ -101,6 +125,11 @@ func (w *worker) handle(msg *nats.Msg) {
 func (w *worker) work(task message.Task) {
 	defer w.wg.Done()
 	defer w.inFlight.Add(-1)
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, task.UUID)
+		w.mu.Unlock()
+	}()
 	start := time.Now()
 	d := w.workTime.Min
 	if span := w.workTime.Max - w.workTime.Min; span > 0 {
@@ -123,17 +152,23 @@ func (w *worker) work(task message.Task) {
 		Finish:   message.NewTimestamp(time.Now()),
 		Term:     task.Term,
 	}
+	w.mu.Lock()
+	w.recent.add(res)
+	w.mu.Unlock()
+	w.completed.Add(1)
+	w.publish(res)
+	w.log.Info("task done", "uuid", task.UUID, "number", task.Number, "result", res.Result, "took", res.Finish.Sub(res.Start.Time))
+}
+
+func (w *worker) publish(res message.Result) {
 	body, err := json.Marshal(res)
 	if err != nil {
-		w.log.Error("cannot encode result", "uuid", task.UUID, "err", err)
+		w.log.Error("cannot encode result", "uuid", res.UUID, "err", err)
 		return
 	}
 	if err := w.conn.Publish(message.SubjectResults, body); err != nil {
-		w.log.Error("cannot publish result", "uuid", task.UUID, "err", err)
-		return
+		w.log.Error("cannot publish result", "uuid", res.UUID, "err", err)
 	}
-	w.completed.Add(1)
-	w.log.Info("task done", "uuid", task.UUID, "number", task.Number, "result", res.Result, "took", res.Finish.Sub(res.Start.Time))
 }
 
 func (w *worker) refuse(msg *nats.Msg, reason string, attrs ...any) {

@@ -26,28 +26,35 @@ func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
 }
 
 // parse reads the environment first and the command line second, so a flag
-// given on the command line wins. -h prints the usage and returns errHelp.
+// given on the command line wins. -h prints the usage and returns errHelp;
+// any other mistake comes back as a one-line usage error.
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	name := strings.TrimPrefix(fs.Name(), "meshpool ")
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "MESHPOOL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
+		env := "MESHPOOL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", name, v, err))
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", env, v, err))
 			}
 		}
 	})
 	if err := errors.Join(envErrs...); err != nil {
-		return usageError{err}
+		return usagef("%s: %w", name, err)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp // the flag package has printed the usage
-		}
-		return usagef("%s: %w (see '%s --help')", fs.Name(), err, fs.Name())
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on every error
+	err := fs.Parse(args)
+	fs.Usage = usage
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+		return errHelp
+	}
+	if err != nil {
+		return usagef("%s: %w (see 'meshpool %s --help')", name, err, name)
 	}
 	if fs.NArg() > 0 {
-		return usagef("%s: unexpected argument %q (see '%s --help')", fs.Name(), fs.Arg(0), fs.Name())
+		return usagef("%s: unexpected argument %q (see 'meshpool %s --help')", name, fs.Arg(0), name)
 	}
 	return nil
 }
@@ -103,6 +110,8 @@ func bindCommon(fs *flag.FlagSet, cfg *node.Config, c *commonFlags) {
 	fs.DurationVar(&cfg.TaskInterval, "task-interval", cfg.TaskInterval, "how often the master makes a demo task (0 = never)")
 	fs.Var(workTimeFlag{&cfg.WorkTime}, "work-time", "range of time a worker spends on a demo task, MIN-MAX")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "how long a stopping worker may finish tasks in flight")
+	fs.DurationVar(&cfg.TaskTimeout, "task-timeout", cfg.TaskTimeout, "give a task to another worker when its result is this late")
+	fs.DurationVar(&cfg.ResultRetention, "result-retention", cfg.ResultRetention, "keep done tasks' records this long, to answer re-submissions (0 = delete at once)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }

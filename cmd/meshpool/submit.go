@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/meshpool/meshpool/client"
+	"github.com/meshpool/meshpool/message"
+)
+
+func (m *Main) runSubmit(ctx context.Context, args []string) error {
+	server := "nats://127.0.0.1:4222"
+	var sub message.Submit
+	wait := false
+	timeout := 30 * time.Second
+	count, concurrency := 0, 16
+	asJSON := false
+	fs := newFlagSet("submit", "Submits a task on tasks.submit to any node; the master answers once the task is recorded.\nWith --count, submits many and reports how many were accepted and got results.", m.Stdout)
+	fs.StringVar(&server, "server", server, "NATS URL of any node")
+	fs.Int64Var(&sub.Number, "number", 0, "the task's number (the demo job answers number*3)")
+	fs.StringVar(&sub.UUID, "uuid", "", "idempotency key: a task submitted again with the same uuid is not run twice (default: a new uuid)")
+	fs.BoolVar(&wait, "wait", false, "wait for the result and print it")
+	fs.DurationVar(&timeout, "timeout", timeout, "give up after this long")
+	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
+	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions in flight at once")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	if err := parse(fs, args, m.Getenv); err != nil {
+		return helpIsNoError(err)
+	}
+	if count < 0 || concurrency < 1 {
+		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
+	}
+	if err := sub.Validate(); err != nil {
+		return usagef("submit: %w", err)
+	}
+	c, err := client.Dial(server)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	if count > 0 {
+		rep, err := c.Load(ctx, count, concurrency, wait)
+		if err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		if asJSON {
+			_ = json.NewEncoder(m.Stdout).Encode(rep)
+		} else {
+			fmt.Fprintf(m.Stdout, "submitted %d, accepted %d (%d answered as duplicates), refused %d, no master %d\n",
+				rep.Submitted, rep.Accepted, rep.Duplicates, rep.Refused, rep.NoMaster)
+			if wait {
+				fmt.Fprintf(m.Stdout, "results %d, missing %d, results seen again %d\n", rep.Results, rep.Missing, rep.ExtraSeen)
+			}
+			fmt.Fprintf(m.Stdout, "took %s, %.0f accepted/s\n", rep.Took.Round(time.Millisecond), float64(rep.Accepted)/rep.Took.Seconds())
+		}
+		if rep.Accepted < rep.Submitted || (wait && rep.Missing > 0) {
+			return errors.New("submit: not every task was accepted and answered")
+		}
+		return nil
+	}
+
+	if wait {
+		if err := c.Follow(); err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+	}
+	reply, err := c.Submit(ctx, sub)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	if !wait || (reply.Duplicate && reply.Result != nil) {
+		return m.print(asJSON, reply, fmt.Sprintf("accepted %s (term %d)%s", reply.UUID, reply.Term, duplicateNote(reply)))
+	}
+	res, err := c.Wait(ctx, reply.UUID)
+	if err != nil {
+		return fmt.Errorf("submit: accepted %s but %w", reply.UUID, err)
+	}
+	return m.print(asJSON, res, fmt.Sprintf("%s: %d*3 = %d by %s (%s to %s)", res.UUID, res.Number, res.Result, res.Executor, res.Start, res.Finish))
+}
+
+func duplicateNote(r message.SubmitReply) string {
+	if !r.Duplicate {
+		return ""
+	}
+	if r.Result != nil {
+		return fmt.Sprintf(", a duplicate: done, result %d", r.Result.Result)
+	}
+	return ", a duplicate: " + r.State
+}
+
+func (m *Main) print(asJSON bool, v any, text string) error {
+	if asJSON {
+		return json.NewEncoder(m.Stdout).Encode(v)
+	}
+	_, err := fmt.Fprintln(m.Stdout, text)
+	return err
+}

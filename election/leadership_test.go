@@ -1,0 +1,101 @@
+package election_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/tcpproxy"
+)
+
+// A leader cut off from etcd steps down (ErrLeaseExpiring, Valid false)
+// while its lease is still alive on the server: it cannot act after another
+// node may have been elected.
+func TestCutOffLeaderStepsDownBeforeItsLeaseExpires(t *testing.T) {
+	srv := startEtcd(t)
+	raw := newClient(t, srv.endpoint())
+	proxy, err := tcpproxy.Start(srv.endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{proxy.Addr()}, DialTimeout: time.Second,
+		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+
+	const ttl = 6 * time.Second
+	cfg := election.DefaultConfig()
+	cfg.Prefix, cfg.TTL, cfg.Logger = testPrefix, ttl, slog.New(slog.DiscardHandler)
+	el, err := election.New(cli, "cut", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type lost struct {
+		at    time.Time
+		cause error
+		valid bool
+	}
+	leading := make(chan election.Leadership, 1)
+	ended := make(chan lost, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = el.Run(ctx, func(lctx context.Context, l election.Leadership) {
+			select {
+			case leading <- l:
+			default:
+				return // only the first term is observed
+			}
+			<-lctx.Done()
+			ended <- lost{at: time.Now(), cause: context.Cause(lctx), valid: l.Valid()}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+
+	var l election.Leadership
+	select {
+	case l = <-leading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("never led")
+	}
+	if !l.Valid() || time.Until(l.Deadline()) < ttl/2 {
+		t.Fatalf("a fresh leadership must be valid for most of the TTL: valid=%v deadline in %s", l.Valid(), time.Until(l.Deadline()))
+	}
+	resp, err := raw.Get(t.Context(), l.Key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("leader key %s: %v", l.Key, err)
+	}
+	lease := clientv3.LeaseID(resp.Kvs[0].Lease)
+
+	cutAt := time.Now()
+	proxy.Cut()
+	var e lost
+	select {
+	case e = <-ended:
+	case <-time.After(2 * ttl):
+		t.Fatal("the cut-off leader never stepped down")
+	}
+	ttlResp, err := raw.TimeToLive(t.Context(), lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stepped down %s after the cut (ttl %s); the lease had %ds left on the server", e.at.Sub(cutAt).Round(time.Millisecond), ttl, ttlResp.TTL)
+	if !errors.Is(e.cause, election.ErrLeaseExpiring) {
+		t.Errorf("cause %v, want ErrLeaseExpiring", e.cause)
+	}
+	if e.valid {
+		t.Error("Valid() still true when the leadership ended")
+	}
+	if ttlResp.TTL <= 0 {
+		t.Errorf("the lease had already expired on the server (TTL %d) when the leader stepped down", ttlResp.TTL)
+	}
+}

@@ -1,0 +1,254 @@
+package node_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshpool/meshpool/client"
+	"github.com/meshpool/meshpool/internal/audit"
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/node"
+	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+// durable returns a cluster tuned for submitted work: no demo generator.
+func durable(t *testing.T, tune func(*node.Config)) *cluster {
+	return newCluster(t, func(cfg *node.Config) {
+		cfg.TaskInterval = 0
+		cfg.TaskTimeout = 3 * time.Second
+		cfg.ResultRetention = time.Minute
+		if tune != nil {
+			tune(cfg)
+		}
+	})
+}
+
+func clientURL(t *testing.T, n *node.Node) string {
+	t.Helper()
+	for _, m := range n.Status().Members {
+		if m.ID == n.ID() {
+			return m.ClientURL
+		}
+	}
+	t.Fatalf("%s does not list itself", n.ID())
+	return ""
+}
+
+func dial(t *testing.T, n *node.Node) *client.Client {
+	t.Helper()
+	c, err := client.Dial(clientURL(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.Follow(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func startAudit(t *testing.T, c *cluster) *audit.Audit {
+	t.Helper()
+	a, err := audit.Start(t.Context(), c.cli, c.cfg.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+func checkInvariant(t *testing.T, a *audit.Audit, accepted []string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "every accepted task recorded", func() bool { return a.Recorded(accepted) == len(accepted) })
+	rep, err := a.Check(accepted)
+	if err != nil || !rep.OK() {
+		t.Fatalf("invariant broken: %s; %v; stale: %v", rep, err, rep.Stale)
+	}
+	t.Logf("invariant holds: %s", rep)
+}
+
+func TestSubmitIsRecordedAnsweredAndNotRunTwice(t *testing.T) {
+	c := durable(t, nil)
+	master, workers := c.startN(3)
+	worker := workers[0]
+	a := startAudit(t, c)
+	cl := dial(t, worker) // any node will do: the master answers through the mesh
+	ctx := t.Context()
+
+	reply, err := cl.Submit(ctx, message.Submit{Number: 42})
+	if err != nil || !reply.Accepted || reply.Duplicate || reply.Term != master.Status().Dispatch.Term {
+		t.Fatalf("submit: %+v, %v", reply, err)
+	}
+	// Accepted means recorded: the record exists in etcd now.
+	resp, err := c.cli.Get(ctx, taskstore.Key(c.cfg.Prefix, reply.UUID))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("no record for an accepted task: %v %v", err, resp)
+	}
+	res, err := cl.Wait(ctx, reply.UUID)
+	if err != nil || res.Result != 126 || res.Executor == master.ID() {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	checkInvariant(t, a, []string{reply.UUID})
+
+	// The same uuid again: not run again, answered with the result.
+	eventually(t, 5*time.Second, "the duplicate answered with its result", func() bool {
+		again, err := cl.Submit(ctx, message.Submit{UUID: reply.UUID, Number: 42})
+		return err == nil && again.Duplicate && again.State == message.StateDone && again.Result != nil && again.Result.Result == 126
+	})
+	before := 0
+	for _, n := range c.running() {
+		before += int(n.Status().Worker.Completed)
+	}
+	if before != 1 {
+		t.Fatalf("workers completed %d tasks, want 1", before)
+	}
+	if got := master.Status().Dispatch.Duplicates; got < 1 {
+		t.Fatalf("duplicate submissions counted %d", got)
+	}
+}
+
+func TestBadSubmissionsAreRefusedAndCounted(t *testing.T) {
+	c := durable(t, nil)
+	c.start()
+	c.start()
+	master := c.waitConverged(15 * time.Second)
+	nc, err := nats.Connect(clientURL(t, master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, body := range []string{`{"number":"42"}`, `not json`, `{"uuid":"nope","number":1}`, `{"number":1152921504606846977}`} {
+		msg, err := nc.Request(message.SubjectSubmit, []byte(body), 2*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		var r message.SubmitReply
+		if err := json.Unmarshal(msg.Data, &r); err != nil || r.Accepted || r.Error == "" {
+			t.Fatalf("%s: answer %s", body, msg.Data)
+		}
+	}
+	// Malformed results on the subject are refused and counted; the master goes on.
+	if err := nc.Publish(message.SubjectResults, []byte(`{"uuid":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "bad result counted", func() bool { return master.Status().Dispatch.BadResults == 1 })
+	if got := master.Status().Dispatch.Refused; got != 4 {
+		t.Fatalf("refused submissions %d, want 4", got)
+	}
+	cl := dial(t, master)
+	if _, err := cl.Submit(t.Context(), message.Submit{Number: 1}); err != nil {
+		t.Fatalf("the master stopped working after bad input: %v", err)
+	}
+}
+
+func TestNewMasterResumesTasksInFlight(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) {
+		cfg.WorkTime = node.WorkTime{Min: 500 * time.Millisecond, Max: 1500 * time.Millisecond}
+		cfg.TTL = 10 * time.Second
+	})
+	master, workers := c.startN(3)
+	other := workers[0]
+	a := startAudit(t, c)
+	cl := dial(t, other)
+	rep, err := cl.Load(t.Context(), 40, 8, false)
+	if err != nil || rep.Accepted != 40 {
+		t.Fatalf("load: %+v, %v", rep, err)
+	}
+	// The master leaves while most tasks are in flight; the next one loads
+	// them from etcd and gets every result recorded, once.
+	c.stop(master.ID())
+	checkInvariant(t, a, rep.AcceptedUUIDs)
+}
+
+func TestAbandonedTasksGoToAnotherWorker(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) {
+		cfg.WorkTime = node.WorkTime{Min: 2 * time.Second, Max: 2 * time.Second}
+		cfg.ShutdownGrace = 0 // a stopping worker abandons its tasks
+	})
+	master, _ := c.startN(3)
+	a := startAudit(t, c)
+	cl := dial(t, master)
+	rep, err := cl.Load(t.Context(), 10, 10, false)
+	if err != nil || rep.Accepted != 10 {
+		t.Fatalf("load: %+v, %v", rep, err)
+	}
+	var leaver *node.Node
+	eventually(t, 5*time.Second, "a worker with tasks", func() bool {
+		for _, n := range c.running() {
+			if n != master && n.Status().Worker.InFlight > 0 {
+				leaver = n
+				return true
+			}
+		}
+		return false
+	})
+	c.stop(leaver.ID())
+	checkInvariant(t, a, rep.AcceptedUUIDs)
+	if got := master.Status().Dispatch.Redispatched; got == 0 {
+		t.Fatal("no task was given to another worker")
+	}
+}
+
+// A worker that acks and never answers: its task goes to another worker
+// after the task timeout.
+func TestSilentWorkerTimesOut(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) { cfg.TaskTimeout = time.Second })
+	c.start()
+	master := c.waitConverged(15 * time.Second)
+
+	// Register a member that swallows tasks.
+	nc, err := nats.Connect(clientURL(t, master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const silent = "silent-00000000"
+	swallowed := make(chan string, 100)
+	if _, err := nc.Subscribe(message.TaskSubject(silent), func(m *nats.Msg) {
+		var task message.Task
+		_ = json.Unmarshal(m.Data, &task)
+		swallowed <- task.UUID
+		body, _ := json.Marshal(message.Ack{Accepted: true, Term: task.Term})
+		_ = m.Respond(body)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	rec := registry.Record{ID: silent, Name: "silent", IP: "127.0.0.9", ClientURL: "nats://127.0.0.9:1",
+		ClusterURL: "nats-route://127.0.0.9:1", HTTPURL: "http://127.0.0.9:1", Version: "test", Started: time.Now()}
+	val, _ := json.Marshal(rec)
+	lease, err := c.cli.Grant(t.Context(), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.Put(t.Context(), registry.Key(c.cfg.Prefix, silent), string(val), clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the master sees the silent worker", func() bool { return len(master.Status().Members) == 2 })
+
+	a := startAudit(t, c)
+	cl := dial(t, master)
+	reply, err := cl.Submit(t.Context(), message.Submit{Number: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-swallowed:
+		if id != reply.UUID {
+			t.Fatalf("swallowed %s, want %s", id, reply.UUID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the only worker never got the task")
+	}
+	// Now a real worker joins: after the timeout the task goes to it.
+	c.start()
+	checkInvariant(t, a, []string{reply.UUID})
+	if _, err := cl.Wait(t.Context(), reply.UUID); err != nil {
+		t.Fatal(err)
+	}
+}
