@@ -85,6 +85,11 @@ func start(t *testing.T, name string, args ...string) *proc {
 		if t.Failed() || testing.Verbose() && os.Getenv("MESHPOOL_E2E_LOGS") != "" {
 			t.Logf("--- output of %s ---\n%s", name, tail(p.out.String(), 12000))
 		}
+		if dir := os.Getenv("MESHPOOL_E2E_LOGDIR"); dir != "" {
+			file := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name() + "." + name + ".log")
+			_ = os.MkdirAll(dir, 0o755)
+			_ = os.WriteFile(filepath.Join(dir, file), []byte(p.out.String()), 0o644)
+		}
 	})
 	return p
 }
@@ -135,8 +140,20 @@ func freePort(t *testing.T, host string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// etcdProc is a real single-member etcd server process on 127.0.0.1 that
+// can be stopped and started again on the same data and ports.
+type etcdProc struct {
+	t               *testing.T
+	dir, curl, purl string
+	endpoint        string
+	proc            *proc
+	starts          int
+}
+
 // startEtcd runs a real single-member etcd server process on 127.0.0.1.
-func startEtcd(t *testing.T) string {
+func startEtcd(t *testing.T) string { return newEtcd(t).endpoint }
+
+func newEtcd(t *testing.T) *etcdProc {
 	t.Helper()
 	dir := t.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -147,22 +164,77 @@ func startEtcd(t *testing.T) string {
 		}
 	}
 	cport, pport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
-	curl := fmt.Sprintf("http://127.0.0.1:%d", cport)
-	purl := fmt.Sprintf("http://127.0.0.1:%d", pport)
-	start(t, "etcd", "etcd", "--name", "e2e", "--data-dir", dir,
-		"--listen-client-urls", curl, "--advertise-client-urls", curl,
-		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-		"--initial-cluster", "e2e="+purl, "--log-level", "error", "--logger", "zap")
-	endpoint := fmt.Sprintf("127.0.0.1:%d", cport)
-	eventually(t, 20*time.Second, "etcd serves /health", func() bool {
-		resp, err := http.Get(curl + "/health")
+	e := &etcdProc{t: t, dir: dir,
+		curl:     fmt.Sprintf("http://127.0.0.1:%d", cport),
+		purl:     fmt.Sprintf("http://127.0.0.1:%d", pport),
+		endpoint: fmt.Sprintf("127.0.0.1:%d", cport),
+	}
+	e.start()
+	return e
+}
+
+func (e *etcdProc) start() {
+	e.t.Helper()
+	e.starts++
+	e.proc = start(e.t, fmt.Sprintf("etcd#%d", e.starts), "etcd", "--name", "e2e", "--data-dir", e.dir,
+		"--listen-client-urls", e.curl, "--advertise-client-urls", e.curl,
+		"--listen-peer-urls", e.purl, "--initial-advertise-peer-urls", e.purl,
+		"--initial-cluster", "e2e="+e.purl, "--log-level", "error", "--logger", "zap")
+	eventually(e.t, 20*time.Second, "etcd serves /health", func() bool {
+		resp, err := http.Get(e.curl + "/health")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return endpoint
+}
+
+// startEtcdCluster runs a three-member etcd cluster on 127.0.0.1 and returns
+// its members; each member's endpoint is its client address.
+func startEtcdCluster(t *testing.T) []*etcdProc {
+	t.Helper()
+	members := make([]*etcdProc, 3)
+	var peers []string
+	for i := range members {
+		dir, err := os.MkdirTemp("/dev/shm", "meshpool-e2e-etcd3-")
+		if err != nil {
+			dir = t.TempDir()
+		} else {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+		}
+		cport, pport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+		members[i] = &etcdProc{t: t, dir: dir,
+			curl:     fmt.Sprintf("http://127.0.0.1:%d", cport),
+			purl:     fmt.Sprintf("http://127.0.0.1:%d", pport),
+			endpoint: fmt.Sprintf("127.0.0.1:%d", cport),
+		}
+		peers = append(peers, fmt.Sprintf("m%d=%s", i, members[i].purl))
+	}
+	for i, e := range members {
+		e.proc = start(t, fmt.Sprintf("etcd member m%d", i), "etcd", "--name", fmt.Sprintf("m%d", i), "--data-dir", e.dir,
+			"--listen-client-urls", e.curl, "--advertise-client-urls", e.curl,
+			"--listen-peer-urls", e.purl, "--initial-advertise-peer-urls", e.purl,
+			"--initial-cluster", strings.Join(peers, ","), "--initial-cluster-state", "new",
+			"--log-level", "error", "--logger", "zap")
+	}
+	for _, e := range members {
+		eventually(t, 30*time.Second, "etcd member serves /health", func() bool {
+			resp, err := http.Get(e.curl + "/health")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	return members
+}
+
+// stop ends the etcd process (SIGTERM) and waits for it.
+func (e *etcdProc) stop() {
+	e.proc.signal(syscall.SIGTERM)
+	e.proc.wait(e.t, 20*time.Second)
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -240,4 +312,37 @@ func httpStatus(url string) (nodeStatus, error) {
 	}
 	defer resp.Body.Close()
 	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// httpWorkerInFlight reads worker.in_flight from a node's /status.
+func httpWorkerInFlight(hc *http.Client, url string) (int64, error) {
+	var s struct {
+		Worker struct {
+			InFlight int64 `json:"in_flight"`
+		} `json:"worker"`
+	}
+	return s.Worker.InFlight, getJSONWith(hc, url+"/status", &s)
+}
+
+// httpCounters reads the suppressed-duplicate counters from a node's /status.
+func httpCounters(hc *http.Client, url string) (int64, error) {
+	var s struct {
+		Worker struct {
+			Redelivered int64 `json:"redelivered"`
+		} `json:"worker"`
+		Dispatch struct {
+			DupResults int64 `json:"duplicate_results_suppressed"`
+		} `json:"dispatch"`
+	}
+	err := getJSONWith(hc, url+"/status", &s)
+	return s.Worker.Redelivered + s.Dispatch.DupResults, err
+}
+
+func getJSONWith(hc *http.Client, url string, v any) error {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
 }

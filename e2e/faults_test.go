@@ -1,0 +1,556 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshpool/meshpool/client"
+	"github.com/meshpool/meshpool/e2e/netns"
+	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/audit"
+	"github.com/meshpool/meshpool/internal/etcdclient"
+	"github.com/meshpool/meshpool/internal/tcpproxy"
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/registry"
+)
+
+// The fault suite: a stream of submitted tasks, one fault in the middle of
+// it, and the invariant checked from etcd's history of the task records:
+// every accepted task has exactly one recorded result, and no record was
+// written by a term that was already over.
+
+const (
+	faultTTL   = 3 * time.Second
+	faultTasks = 1200
+	faultRate  = 200 // submissions per second: the stream lasts 6s
+)
+
+// pcluster is etcd and three meshpool node processes, on loopback
+// addresses or on hosts in network namespaces.
+type pcluster struct {
+	t      *testing.T
+	prefix string
+	cli    *clientv3.Client // for the audit and the master, from the test process
+	httpc  *http.Client     // reaches every node's HTTP port
+	nodes  []*pnode
+
+	etcd *etcdProc // loopback only: stopped and started by a fault
+}
+
+// pnode is one meshpool node process.
+type pnode struct {
+	ip, name string
+	signal   func(syscall.Signal)
+	output   func() string
+	natsURL  string      // a URL the test process can reach the node's NATS port at
+	host     *netns.Host // the node's host, in a namespace cluster
+}
+
+func (n *pnode) httpURL() string   { return "http://" + n.ip + ":8222" }
+func (n *pnode) clientURL() string { return n.natsURL }
+
+// nodeArgs are the flags every fault-suite node runs with.
+func nodeArgs(etcd, prefix, name string) []string {
+	return []string{"node", "--etcd", etcd, "--prefix", prefix, "--name", name, "--ttl", faultTTL.String(),
+		"--task-interval", "0", "--work-time", "5ms-50ms", "--task-timeout", "5s", "--result-retention", "10m",
+		"--log-format", "json"}
+}
+
+func newPCluster(t *testing.T, net int) *pcluster {
+	t.Helper()
+	c := &pcluster{t: t, etcd: newEtcd(t), prefix: "/faults", httpc: &http.Client{Timeout: 2 * time.Second}}
+	c.cli = newEtcdClient(t, c.etcd.endpoint)
+	c.startNodes(net, c.etcd.endpoint)
+	return c
+}
+
+// newEtcd3Cluster is newPCluster on a three-member etcd cluster; the nodes
+// are given every member's endpoint.
+func newEtcd3Cluster(t *testing.T, net int) (*pcluster, []*etcdProc) {
+	t.Helper()
+	members := startEtcdCluster(t)
+	var endpoints []string
+	for _, m := range members {
+		endpoints = append(endpoints, m.endpoint)
+	}
+	c := &pcluster{t: t, prefix: "/faults", httpc: &http.Client{Timeout: 2 * time.Second}}
+	// The test's own client avoids the member that will be killed.
+	c.cli = newEtcdClient(t, members[2].endpoint)
+	c.startNodes(net, strings.Join(endpoints, ","))
+	return c, members
+}
+
+func (c *pcluster) startNodes(net int, etcd string) {
+	t := c.t
+	t.Helper()
+	for i := range 3 {
+		n := &pnode{ip: fmt.Sprintf("127.0.%d.%d", net, i+2), name: string(rune('a' + i))}
+		n.natsURL = "nats://" + n.ip + ":4222"
+		p := start(t, "node "+n.name, append([]string{binary}, append(nodeArgs(etcd, c.prefix, n.name), "--advertise", n.ip)...)...)
+		n.signal, n.output = p.signal, p.out.String
+		c.nodes = append(c.nodes, n)
+	}
+	c.waitFormed()
+}
+
+func newEtcdClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	cli, err := etcdclient.New([]string{endpoint}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func (c *pcluster) waitFormed() {
+	c.t.Helper()
+	eventually(c.t, 20*time.Second, "3 members routed with a master", func() bool {
+		return len(c.routedMembers()) == 3 && c.master() != nil
+	})
+}
+
+// newNSCluster runs etcd and three nodes on hosts of their own, on a bridge,
+// each node choosing its address from its interface eth1 as in the
+// article's Vagrant set-up. The test process reaches them through proxies
+// that dial from inside the etcd host.
+func newNSCluster(t *testing.T) *pcluster {
+	t.Helper()
+	n := netns.New(t, "faults")
+	eh := n.AddHost("etcd")
+	dir := t.TempDir()
+	if d, err := os.MkdirTemp("/dev/shm", "meshpool-faults-etcd-"); err == nil {
+		dir = d
+		t.Cleanup(func() { os.RemoveAll(d) })
+	}
+	curl, purl := "http://"+eh.IP+":2379", "http://"+eh.IP+":2380"
+	eh.Start(t, "etcd", "--name", "ns", "--data-dir", dir,
+		"--listen-client-urls", curl, "--advertise-client-urls", curl,
+		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+		"--initial-cluster", "ns="+purl, "--log-level", "error", "--logger", "zap")
+	c := &pcluster{t: t, prefix: "/faults",
+		httpc: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: eh.DialContext, DisableKeepAlives: true}}}
+	c.cli = newEtcdClient(t, proxyInto(t, eh, eh.IP+":2379"))
+	endpoint := eh.IP + ":2379"
+	for i := range 3 {
+		h := n.AddHost(string(rune('a' + i)))
+		node := &pnode{ip: h.IP, name: h.Name, host: h}
+		node.natsURL = "nats://" + proxyInto(t, eh, h.IP+":4222")
+		p := h.Start(t, binary, append(nodeArgs(endpoint, c.prefix, h.Name), "--interface", "eth1")...)
+		node.signal = func(sig syscall.Signal) { _ = p.Signal(sig) }
+		node.output = p.Output
+		c.nodes = append(c.nodes, node)
+	}
+	c.waitFormed()
+	return c
+}
+
+// proxyInto returns a loopback address that forwards to addr, dialled from
+// inside h.
+func proxyInto(t *testing.T, h *netns.Host, addr string) string {
+	t.Helper()
+	p, err := tcpproxy.StartFunc(func(ctx context.Context) (net.Conn, error) { return h.DialContext(ctx, "tcp", addr) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p.Addr()
+}
+
+// routedMembers are the nodes whose /status shows routes to every other live member.
+func (c *pcluster) routedMembers() []*pnode {
+	mem, err := registry.List(c.t.Context(), c.cli, c.prefix)
+	if err != nil {
+		return nil
+	}
+	var out []*pnode
+	for _, n := range c.nodes {
+		var s nodeStatus
+		err := getJSONWith(c.httpc, n.httpURL()+"/status", &s)
+		if err == nil && len(s.Routes) == len(mem.Members)-1 && len(mem.Members) == 3 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// master is the node etcd names master, if any.
+func (c *pcluster) master() *pnode {
+	ctx, cancel := context.WithTimeout(c.t.Context(), 2*time.Second)
+	defer cancel()
+	l, err := election.CurrentLeader(ctx, c.cli, c.prefix)
+	if err != nil || l.ID == "" {
+		return nil
+	}
+	return c.byID(l.ID)
+}
+
+func (c *pcluster) byID(id string) *pnode {
+	for _, n := range c.nodes {
+		if strings.HasPrefix(id, n.name+"-") {
+			return n
+		}
+	}
+	return nil
+}
+
+// busyWorker is a worker that has tasks in flight right now.
+func (c *pcluster) busyWorker(master *pnode) *pnode {
+	var found *pnode
+	eventually(c.t, 5*time.Second, "a worker with tasks in flight", func() bool {
+		for _, n := range c.nodes {
+			if n == master {
+				continue
+			}
+			if s, err := httpWorkerInFlight(c.httpc, n.httpURL()); err == nil && s > 0 {
+				found = n
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// suppressed sums, over the nodes still up, the results recorded no second
+// time and the redeliveries workers answered without working again.
+func (c *pcluster) suppressed() int64 {
+	var total int64
+	for _, n := range c.nodes {
+		if s, err := httpCounters(c.httpc, n.httpURL()); err == nil {
+			total += s
+		}
+	}
+	return total
+}
+
+// stream submits tasks at a steady rate, each retried with its uuid until
+// the master answers.
+type stream struct {
+	mu       sync.Mutex
+	accepted []string
+	failed   int
+	done     chan struct{}
+}
+
+func startStream(t *testing.T, ctx context.Context, url string, n, rate int) *stream {
+	t.Helper()
+	// Only the URL given: the addresses the cluster advertises may not be
+	// reachable from the test process.
+	cl, err := client.Dial(url, nats.IgnoreDiscoveredServers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	s := &stream{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		var wg sync.WaitGroup
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for i := range n {
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			wg.Go(func() {
+				sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+				defer cancel()
+				reply, err := cl.Submit(sctx, message.Submit{Number: int64(i)})
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if err != nil {
+					s.failed++
+					return
+				}
+				s.accepted = append(s.accepted, reply.UUID)
+			})
+		}
+		wg.Wait()
+	}()
+	return s
+}
+
+func (s *stream) acceptedSoFar() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.accepted...)
+}
+
+type faultRow struct {
+	name                     string
+	accepted, recorded, lost int
+	twice, stale, suppressed int64
+	unaccepted               int
+	recover                  time.Duration
+}
+
+var (
+	faultTableMu sync.Mutex
+	faultTable   []faultRow
+)
+
+// runFault runs one fault against a fresh cluster and checks the invariant.
+func runFault(t *testing.T, c *pcluster, f fault) faultRow {
+	t.Helper()
+	ctx := t.Context()
+	a, err := audit.Start(ctx, c.cli, c.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	master := c.master()
+	s := startStream(t, ctx, f.via(c, master).clientURL(), faultTasks, faultRate)
+	eventually(t, 20*time.Second, "a third of the stream accepted", func() bool { return len(s.acceptedSoFar()) >= faultTasks/3 })
+
+	before := s.acceptedSoFar()
+	injected := time.Now()
+	f.inject(t, c, master)
+	eventually(t, 60*time.Second, "every task accepted before the fault recorded", func() bool { return a.Recorded(before) == len(before) })
+	recovered := time.Since(injected)
+
+	select {
+	case <-s.done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the stream did not finish")
+	}
+	all := s.acceptedSoFar()
+	if !within(60*time.Second, func() bool { return a.Recorded(all) == len(all) }) {
+		c.explainMissing(a.Missing(all, 5))
+		t.Fatalf("%d of %d accepted tasks not recorded within 60s", len(all)-a.Recorded(all), len(all))
+	}
+	rep, err := a.Check(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := faultRow{name: f.name, accepted: rep.Accepted, recorded: rep.Recorded, lost: rep.Lost,
+		twice: int64(rep.Twice), stale: int64(len(rep.Stale)), suppressed: c.suppressed(), unaccepted: s.failed, recover: recovered}
+	faultTableMu.Lock()
+	faultTable = append(faultTable, row)
+	faultTableMu.Unlock()
+	t.Logf("%s: %s; %d duplicates suppressed; %d submissions not accepted; recovered in %s",
+		f.name, rep, row.suppressed, s.failed, recovered.Round(time.Millisecond))
+	if !rep.OK() || rep.Accepted < faultTasks*9/10 {
+		t.Fatalf("invariant broken or too few accepted: %s; stale: %v", rep, rep.Stale)
+	}
+	return row
+}
+
+// fault is one failure injected into a running cluster.
+type fault struct {
+	name string
+	net  int // the cluster runs on 127.0.<net>.2-4
+	// via picks the node the submitter connects to.
+	via func(c *pcluster, master *pnode) *pnode
+	// inject does the damage and, where the fault has one, the repair.
+	inject func(t *testing.T, c *pcluster, master *pnode)
+}
+
+func TestFaults(t *testing.T) {
+	t.Cleanup(writeFaultTable)
+	for _, f := range loopbackFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			c := newPCluster(t, f.net)
+			runFault(t, c, f)
+		})
+	}
+	for _, f := range partitionFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			c := newNSCluster(t)
+			runFault(t, c, f)
+		})
+	}
+	const etcdMemberKilled = "kill -9 of one member of a three-member etcd cluster"
+	t.Run(etcdMemberKilled, func(t *testing.T) {
+		c, members := newEtcd3Cluster(t, 35)
+		runFault(t, c, fault{name: etcdMemberKilled, via: viaWorker,
+			inject: func(t *testing.T, c *pcluster, _ *pnode) {
+				// The first endpoint is where every node's client starts.
+				members[0].proc.signal(syscall.SIGKILL)
+			}})
+	})
+}
+
+// partitionFaults cut a host's link for longer than the TTL, then heal it.
+func partitionFaults() []fault {
+	partition := func(t *testing.T, c *pcluster, n *pnode) {
+		if err := n.host.Partition(); err != nil {
+			t.Fatal(err)
+		}
+		// The others notice within the TTL; the cut host's lease expires.
+		eventually(t, faultTTL+5*time.Second, "the partitioned node gone from etcd", func() bool {
+			mem, err := registry.List(t.Context(), c.cli, c.prefix)
+			if err != nil {
+				return false
+			}
+			_, found := mem.Lookup(c.idOf(n))
+			return !found
+		})
+		time.Sleep(time.Second)
+		if err := n.host.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFormed()
+	}
+	return []fault{
+		{name: "network partition of one worker (link down), then heal", via: viaMaster,
+			inject: func(t *testing.T, c *pcluster, master *pnode) { partition(t, c, c.busyWorker(master)) }},
+		{name: "network partition of the master from etcd and the others, then heal", via: viaWorker,
+			inject: func(t *testing.T, c *pcluster, master *pnode) {
+				partition(t, c, master)
+				eventually(t, 10*time.Second, "another master", func() bool {
+					nm := c.master()
+					return nm != nil && nm != master
+				})
+			}},
+	}
+}
+
+// explainMissing logs what etcd and the nodes say about tasks the audit has
+// not seen recorded, to tell a stuck master from a blind audit.
+func (c *pcluster) explainMissing(ids []string) {
+	for _, id := range ids {
+		resp, err := c.cli.Get(context.Background(), c.prefix+"/tasks/"+id)
+		if err != nil || len(resp.Kvs) == 0 {
+			c.t.Logf("missing %s: no record in etcd (%v)", id, err)
+			continue
+		}
+		c.t.Logf("missing %s: etcd has %s", id, resp.Kvs[0].Value)
+	}
+	for _, n := range c.nodes {
+		var st map[string]any
+		if err := getJSONWith(c.httpc, n.httpURL()+"/status", &st); err == nil {
+			c.t.Logf("node %s: master %v, dispatch %v, worker %v", n.name, st["master"], st["dispatch"], st["worker"])
+		}
+	}
+}
+
+func within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return true
+}
+
+// idOf is the node ID n registered with, read from etcd's records by name.
+func (c *pcluster) idOf(n *pnode) string {
+	mem, err := registry.List(c.t.Context(), c.cli, c.prefix)
+	if err != nil {
+		return ""
+	}
+	for _, m := range mem.Members {
+		if m.Name == n.name {
+			return m.ID
+		}
+	}
+	return n.name + "-gone"
+}
+
+// aWorker is a node that is neither the master nor not.
+func aWorker(c *pcluster, master, not *pnode) *pnode {
+	for _, n := range c.nodes {
+		if n != master && n != not {
+			return n
+		}
+	}
+	return nil
+}
+
+func viaMaster(_ *pcluster, master *pnode) *pnode { return master }
+func viaWorker(c *pcluster, master *pnode) *pnode { return aWorker(c, master, nil) }
+
+func loopbackFaults() []fault {
+	return []fault{
+		{name: "kill -9 of a worker in the middle of work", net: 31, via: viaMaster,
+			inject: func(t *testing.T, c *pcluster, master *pnode) {
+				c.busyWorker(master).signal(syscall.SIGKILL)
+			}},
+		{name: "kill -9 of the master", net: 32, via: viaWorker,
+			inject: func(t *testing.T, c *pcluster, master *pnode) { master.signal(syscall.SIGKILL) }},
+		{name: "SIGSTOP of the master past the TTL, then SIGCONT", net: 33, via: viaWorker,
+			inject: func(t *testing.T, c *pcluster, master *pnode) {
+				l, err := election.CurrentLeader(t.Context(), c.cli, c.prefix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				master.signal(syscall.SIGSTOP)
+				eventually(t, 20*time.Second, "a new master while the old one is paused", func() bool {
+					nm := c.master()
+					return nm != nil && nm != master
+				})
+				time.Sleep(time.Second) // the new master works a while, then the old one wakes
+				resumed := time.Now()
+				master.signal(syscall.SIGCONT)
+				// Once awake, the old master sends nothing under its old term:
+				// it sees at once that its lease cannot be trusted.
+				eventually(t, 10*time.Second, "the old master steps down", func() bool {
+					return strings.Contains(master.output(), `"msg":"demoted, back to work as a worker"`)
+				})
+				if late := lateDispatches(master.output(), l.Term, resumed); len(late) > 0 {
+					t.Errorf("the deposed master dispatched after waking: %v", late)
+				}
+			}},
+		{name: "etcd stopped for longer than the TTL, then started", net: 34, via: viaWorker,
+			inject: func(t *testing.T, c *pcluster, _ *pnode) {
+				c.etcd.stop()
+				time.Sleep(faultTTL + 2*time.Second)
+				c.etcd.start()
+			}},
+	}
+}
+
+// lateDispatches returns the "task sent" log lines of term at or after since.
+func lateDispatches(log string, term int64, since time.Time) []string {
+	var late []string
+	for _, line := range strings.Split(log, "\n") {
+		var e struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+			Term int64     `json:"term"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "task sent" && e.Term == term && !e.Time.Before(since) {
+			late = append(late, line)
+		}
+	}
+	return late
+}
+
+func writeFaultTable() {
+	faultTableMu.Lock()
+	defer faultTableMu.Unlock()
+	if len(faultTable) == 0 {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "fault suite: %d tasks submitted at %d/s per fault, ttl %s\n\n", faultTasks, faultRate, faultTTL)
+	fmt.Fprintf(&b, "| fault | accepted | results recorded once | recorded twice | stale-term writes | duplicates suppressed | lost | not accepted (gave up) | time to recover |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range faultTable {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %s |\n", r.name,
+			r.accepted, r.recorded, r.twice, r.stale, r.suppressed, r.lost, r.unaccepted, r.recover.Round(10*time.Millisecond))
+	}
+	fmt.Print(b.String())
+	if dir := os.Getenv("MESHPOOL_ARTIFACTS"); dir != "" {
+		_ = os.MkdirAll(dir, 0o755)
+		_ = os.WriteFile(filepath.Join(dir, "fault-suite.md"), []byte(b.String()), 0o644)
+	}
+}
