@@ -73,10 +73,11 @@ type master struct {
 // the recording of its result, so a re-placement can never write the task
 // back as pending after its result was recorded.
 type tracked struct {
-	rec    taskstore.Record
-	sent   time.Time       // when its worker acked it; zero while unplaced
-	busy   bool            // a placement or a recording is under way
-	result *message.Result // the first result received, until recorded
+	rec     taskstore.Record
+	durable bool            // its record is written: it may be called accepted
+	sent    time.Time       // when its worker acked it; zero while unplaced
+	busy    bool            // a placement or a recording is under way
+	result  *message.Result // the first result received, until recorded
 }
 
 type doneTask struct {
@@ -165,7 +166,7 @@ func (m *master) loadTasks(ctx context.Context) error {
 	for _, r := range recs {
 		switch r.State {
 		case taskstore.Pending:
-			m.tasks[r.UUID] = &tracked{rec: r}
+			m.tasks[r.UUID] = &tracked{rec: r, durable: true}
 			if r.Executor != "" {
 				m.load[r.Executor]++
 			}
@@ -256,7 +257,13 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, error) {
 	}
 	m.mu.Lock()
 	if t, ok := m.tasks[sub.UUID]; ok {
+		durable := t.durable
 		m.mu.Unlock()
+		if !durable {
+			// The first submission's write is still under way and may
+			// fail: it is not accepted yet.
+			return message.SubmitReply{}, errors.New("not accepted yet: the same uuid is still being recorded")
+		}
 		m.stats.duplicates.Add(1)
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: t.rec.Term}, nil
 	}
@@ -290,6 +297,9 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, error) {
 		m.stats.recordFailures.Add(1)
 		return message.SubmitReply{}, fmt.Errorf("not accepted: cannot record the task: %w", err)
 	}
+	m.mu.Lock()
+	t.durable = true
+	m.mu.Unlock()
 	m.stats.accepted.Add(1)
 	m.stats.inFlight.Add(1)
 	m.log.Debug("task accepted", "uuid", sub.UUID, "number", sub.Number, "executor", executor)
