@@ -84,3 +84,18 @@ func FuzzDecodeSubmit(f *testing.F) {
 		roundTrip(t, s, message.DecodeSubmit)
 	})
 }
+
+func FuzzDecodeSubmitReply(f *testing.F) {
+	f.Add([]byte(`{"uuid":"` + id + `","accepted":true,"state":"pending","term":3}`))
+	f.Add([]byte(`{"accepted":false,"error":"invalid task: x","temporary":true}`))
+	f.Add([]byte(`{"accepted":true}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := message.DecodeSubmitReply(data)
+		if err != nil {
+			return
+		}
+		if err := r.Validate(); err != nil {
+			t.Fatalf("decoded reply does not validate: %v", err)
+		}
+	})
+}

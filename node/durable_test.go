@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,7 +123,8 @@ func TestBadSubmissionsAreRefusedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	for _, body := range []string{`{"number":"42"}`, `not json`, `{"uuid":"nope","number":1}`, `{"number":1152921504606846977}`} {
+	oversized := `{"number":1,"pad":"` + strings.Repeat("x", message.MaxSize) + `"}`
+	for _, body := range []string{`{"number":"42"}`, `not json`, `{"uuid":"nope","number":1}`, `{"number":1152921504606846977}`, oversized} {
 		msg, err := nc.Request(message.SubjectSubmit, []byte(body), 2*time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
@@ -137,8 +139,8 @@ func TestBadSubmissionsAreRefusedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "bad result counted", func() bool { return master.Status().Dispatch.BadResults == 1 })
-	if got := master.Status().Dispatch.Refused; got != 4 {
-		t.Fatalf("refused submissions %d, want 4", got)
+	if got := master.Status().Dispatch.Refused; got != 5 {
+		t.Fatalf("refused submissions %d, want 5", got)
 	}
 	cl := dial(t, master)
 	if _, err := cl.Submit(t.Context(), message.Submit{Number: 1}); err != nil {
