@@ -210,7 +210,7 @@ func TestCommandLine(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`, false},
 		{"unknown flag", []string{"node", "--nope"}, 2, "", "flag provided but not defined: -nope", true},
 		{"bad duration", []string{"node", "--ttl", "soon", "--advertise", "127.0.0.1"}, 2, "", "invalid value", true},
-		{"ttl too short", []string{"node", "--ttl", "500ms", "--advertise", "127.0.0.1"}, 2, "", "ttl 500ms", true},
+		{"ttl too short", []string{"node", "--ttl", "500ms", "--advertise", "127.0.0.1"}, 2, "", "ttl must be at least 2s, got 500ms", true},
 		{"bad work time", []string{"node", "--work-time", "5s-1s", "--advertise", "127.0.0.1"}, 2, "", "work time", true},
 		{"bad advertise", []string{"node", "--advertise", "not-an-ip"}, 2, "", "advertise address", true},
 		{"both advertise and interface", []string{"node", "--advertise", "127.0.0.1", "--interface", "lo"}, 2, "", "not both", true},

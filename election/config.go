@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // Config tunes an Election. The zero value of a field means its default.
@@ -23,9 +24,8 @@ type Config struct {
 }
 
 const (
-	defaultPrefix = "/meshpool"
-	defaultTTL    = 10 * time.Second
-	minTTL        = 2 * time.Second
+	defaultPrefix = keyspace.DefaultPrefix
+	defaultTTL    = keyspace.DefaultTTL
 )
 
 // ErrInvalidConfig is matched (errors.Is) by every error Config.Validate returns.
@@ -40,15 +40,11 @@ func DefaultConfig() Config {
 // mean their default.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	switch {
-	case !strings.HasPrefix(c.Prefix, "/"):
-		return fmt.Errorf("%w: prefix must start with '/', got %q", ErrInvalidConfig, c.Prefix)
-	case strings.HasSuffix(c.Prefix, "/"):
-		return fmt.Errorf("%w: prefix must not end with '/', got %q", ErrInvalidConfig, c.Prefix)
-	case c.TTL < minTTL:
-		return fmt.Errorf("%w: ttl must be at least %s, got %s", ErrInvalidConfig, minTTL, c.TTL)
-	case c.TTL%time.Second != 0:
-		return fmt.Errorf("%w: ttl must be whole seconds, got %s", ErrInvalidConfig, c.TTL)
+	if err := keyspace.CheckPrefix(c.Prefix); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := keyspace.CheckTTL(c.TTL); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // Config is everything a node needs. Start from DefaultConfig.
@@ -116,8 +118,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("etcd endpoint %q: want host:port", e))
 		}
 	}
-	if !strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") {
-		errs = append(errs, fmt.Errorf("prefix %q: want a path like /meshpool (leading slash, no trailing slash)", c.Prefix))
+	if err := keyspace.CheckPrefix(c.Prefix); err != nil {
+		errs = append(errs, err)
 	}
 	if ip := net.ParseIP(c.Advertise); ip == nil || ip.To4() == nil || ip.IsUnspecified() {
 		errs = append(errs, fmt.Errorf("advertise address %q: want an IPv4 address other peers can reach", c.Advertise))
@@ -133,8 +135,8 @@ func (c Config) Validate() error {
 	if c.ClusterName == "" || strings.ContainsAny(c.ClusterName, " \t.*>") {
 		errs = append(errs, fmt.Errorf("cluster name %q: want a single word", c.ClusterName))
 	}
-	if c.TTL < 2*time.Second || c.TTL%time.Second != 0 {
-		errs = append(errs, fmt.Errorf("ttl %s: want whole seconds, at least 2s", c.TTL))
+	if err := keyspace.CheckTTL(c.TTL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.TaskInterval < 0 {
 		errs = append(errs, fmt.Errorf("task interval %s: want 0 (off) or more", c.TaskInterval))
