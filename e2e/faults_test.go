@@ -322,7 +322,10 @@ func runFault(t *testing.T, c *pcluster, f fault) faultRow {
 	before := s.acceptedSoFar()
 	injected := time.Now()
 	f.inject(t, c, master)
-	eventually(t, 60*time.Second, "every task accepted before the fault recorded", func() bool { return a.Recorded(before) == len(before) })
+	if !within(60*time.Second, func() bool { return a.Recorded(before) == len(before) }) {
+		c.explainMissing(a.Missing(before, 5))
+		t.Fatalf("%d of %d tasks accepted before the fault not recorded within 60s", len(before)-a.Recorded(before), len(before))
+	}
 	recovered := time.Since(injected)
 
 	select {
