@@ -46,7 +46,8 @@ type Election struct {
 	mirror *etcdwatch.Mirror
 	view   *view
 
-	running atomic.Bool
+	running  atomic.Bool
+	sessions atomic.Int64 // sessions created, the first one included
 }
 
 // New returns an Election for node nodeID. It does not talk to etcd yet.
@@ -153,6 +154,11 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context, l Lea
 	return nil
 }
 
+// Sessions returns how many etcd sessions this election has created, the
+// first one included: more than one means a session was lost (or dropped
+// after a failed resign) and created again.
+func (e *Election) Sessions() int64 { return e.sessions.Load() }
+
 // candidate is the state of one Run: its current session, if any, and the
 // leases of sessions it gave up on.
 type candidate struct {
@@ -173,6 +179,7 @@ func (c *candidate) openSession(ctx context.Context) bool {
 		s, err := e.newSession(ctx)
 		if err == nil {
 			c.sess = s
+			e.sessions.Add(1)
 			e.log.Debug("session created", "lease", leaseHex(s.Lease()))
 			c.revokeStale(ctx)
 			return true

@@ -99,3 +99,17 @@ func FuzzDecodeSubmitReply(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add([]byte(`{"kind":"promoted","node":"a-1f2e3d4c","term":3,"time":"2026-11-27T04:00:00.000Z","by":"a-1f2e3d4c"}`))
+	f.Add([]byte(`{"kind":"left","node":"b.c","term":3,"time":"x","by":"a"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := message.DecodeEvent(data)
+		if err != nil {
+			return
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("decoded event does not validate: %v", err)
+		}
+	})
+}

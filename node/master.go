@@ -51,6 +51,7 @@ type masterConfig struct {
 	retention   time.Duration
 	log         *slog.Logger
 	stats       *masterStats
+	latency     func(time.Duration) // observes a task's ack-to-record time; nil for none
 }
 
 // master runs the master duties for one term. It lives exactly as long as
@@ -534,7 +535,11 @@ func (m *master) record(t *tracked) {
 	res := rec.Result
 	var latency time.Duration
 	if !t.sent.IsZero() {
-		latency = time.Since(t.sent).Round(time.Millisecond)
+		d := time.Since(t.sent)
+		if m.latency != nil {
+			m.latency(d)
+		}
+		latency = d.Round(time.Millisecond)
 	}
 	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "number", res.Number, "result", res.Result,
 		"start", res.Start, "finish", res.Finish, "latency", latency)

@@ -29,6 +29,7 @@ type Node struct {
 	log     *slog.Logger
 	started time.Time
 	stats   masterStats
+	metrics *metrics
 	leading atomic.Int64 // our term while master, else 0
 
 	parts atomic.Pointer[parts] // set while Run is running
@@ -62,7 +63,9 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	id := registry.NewID(name)
-	return &Node{cfg: cfg, id: id, name: name, log: log.With("node", id)}, nil
+	n := &Node{cfg: cfg, id: id, name: name, log: log.With("node", id)}
+	n.metrics = newMetrics(n)
+	return n, nil
 }
 
 // ID is this node's ID for this process start, e.g. "a-1f2e3d4c".
@@ -135,7 +138,7 @@ func (n *Node) Run(ctx context.Context) error {
 	bg.Go(func(ctx context.Context) { n.syncRoutes(ctx, reg, br) })
 	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
 	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
-	srv := &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := newHTTPServer(n.httpHandler(br))
 	bg.Go(func(ctx context.Context) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			app.Error("HTTP server stopped", "err", err)
@@ -175,7 +178,12 @@ func (n *Node) lead(ctx context.Context, l election.Leadership) {
 		id: n.id, lead: l, conn: p.broker.Conn(), cli: p.etcd, prefix: n.cfg.Prefix,
 		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
 		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, log: log, stats: &n.stats,
+		latency: n.metrics.observeLatency,
 	}}
+	actx, stopEvents := context.WithCancel(ctx)
+	var events sync.WaitGroup
+	events.Go(func() { announce(actx, p.broker.Conn(), n.id, l, p.registry.Membership, log) })
+	defer func() { stopEvents(); events.Wait() }()
 	if err := m.run(ctx); err != nil {
 		log.Error("master duties failed", "err", err)
 		// Do not hand leadership straight back in a tight loop.

@@ -1,8 +1,6 @@
 package node
 
 import (
-	"encoding/json"
-	"net/http"
 	"time"
 
 	"github.com/meshpool/meshpool/election"
@@ -14,6 +12,7 @@ type Status struct {
 	ID         string            `json:"id"`
 	Name       string            `json:"name"`
 	IP         string            `json:"ip"`
+	HTTPURL    string            `json:"http_url,omitempty"`
 	Running    bool              `json:"running"`
 	Registered bool              `json:"registered"`
 	Uptime     string            `json:"uptime"`
@@ -62,6 +61,7 @@ func (n *Node) Status() Status {
 	leader, _ := p.election.Master()
 	term := n.leading.Load()
 	s.Running = true
+	s.HTTPURL = p.httpURL
 	s.Registered = p.registry.Registered()
 	s.Uptime = time.Since(n.started).Round(time.Second).String()
 	s.Master = leader
@@ -80,19 +80,4 @@ func (n *Node) Status() Status {
 		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
 	}
 	return s
-}
-
-func (n *Node) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(n.Status())
-	})
-	return mux
 }

@@ -55,6 +55,7 @@ func (r *Registry) keepRegistered(ctx context.Context, resync func()) {
 
 		since := time.Now()
 		r.setRegistered(rev)
+		r.registrations.Add(1)
 		r.log.Info("registered", "id", r.self.ID, "ip", r.self.IP, "lease", leaseString(l.id), "key", r.key)
 		resync()
 

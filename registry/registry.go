@@ -28,6 +28,9 @@ type Registry struct {
 	log     *slog.Logger
 
 	running atomic.Bool
+	// registrations counts successful registrations (puts of our key),
+	// the first one included.
+	registrations atomic.Int64
 	// keyGone receives a token when the mirror sees our registered key
 	// deleted (or replaced by another record). Sent to under mu.
 	keyGone chan struct{}
@@ -115,6 +118,11 @@ func (r *Registry) Registered() bool {
 	defer r.mu.Unlock()
 	return r.putRev != 0
 }
+
+// Registrations returns how many times this node has registered since Run
+// started, the first registration included: more than one means it lost its
+// lease or its key and registered again.
+func (r *Registry) Registrations() int64 { return r.registrations.Load() }
 
 // setRegistered records the revision of our put, or 0 when we are not
 // registered. It drops a keyGone token left from an earlier registration.

@@ -1,0 +1,99 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshpool/meshpool/broker"
+)
+
+// The HTTP server's limits. Every endpoint answers from memory at once, so
+// the bounds are generous for a slow reader and still let a stuck client go.
+const (
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 10 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpIdleTimeout       = 2 * time.Minute
+)
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+	}
+}
+
+// httpHandler serves the operators' endpoints:
+//
+//	/healthz   200 while the process serves HTTP
+//	/readyz    200 when registered, routed to every member and a master is
+//	           known; else 503 with the reason on one line
+//	/status    the Status, as JSON
+//	/metrics   Prometheus text format
+//	/nats/varz, /nats/routez, /nats/connz, /nats/subsz
+//	           the embedded NATS server's monitoring, which has no port of its own
+func (n *Node) httpHandler(br *broker.Broker) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if reason := n.notReady(); reason != "" {
+			writeText(w, http.StatusServiceUnavailable, reason)
+			return
+		}
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(n.Status())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	// The server's handlers need no monitoring listener: the request
+	// counters they bump are made in server.NewServer.
+	srv := br.Server()
+	mux.HandleFunc("GET /nats/varz", srv.HandleVarz)
+	mux.HandleFunc("GET /nats/routez", srv.HandleRoutez)
+	mux.HandleFunc("GET /nats/connz", srv.HandleConnz)
+	mux.HandleFunc("GET /nats/subsz", srv.HandleSubsz)
+	return mux
+}
+
+// notReady returns why the node cannot take part in the cluster yet, or ""
+// when it is registered, routed to every other member it knows, and knows
+// the master.
+func (n *Node) notReady() string {
+	p := n.parts.Load()
+	if p == nil {
+		return "not running"
+	}
+	if !p.registry.Registered() {
+		return "not registered"
+	}
+	mem, _ := p.registry.Membership()
+	routes := p.broker.Routes()
+	for _, r := range mem.Others(n.id) {
+		if _, found := slices.BinarySearch(routes, r.ID); !found {
+			return "no route to " + r.ID
+		}
+	}
+	if leader, _ := p.election.Master(); leader.ID == "" {
+		return "no master"
+	}
+	return ""
+}
+
+func writeText(w http.ResponseWriter, code int, line string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(line + "\n"))
+}
