@@ -64,6 +64,7 @@ Usage:
   meshpool dev     [flags]   run a local cluster: embedded etcd and N nodes on 127.0.0.x
   meshpool status  [flags]   show the members, the master and its term
   meshpool submit  [flags]   submit a task (or --count N of them) and optionally wait for results
+  meshpool watch   [flags]   follow results and cluster events as readable lines
   meshpool version           print the version
 
 Every flag can also be set in the environment as MESHPOOL_<FLAG>, e.g.
@@ -85,6 +86,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runStatus(ctx, rest)
 	case "submit":
 		return m.runSubmit(ctx, rest)
+	case "watch":
+		return m.runWatch(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(m.Stdout, "meshpool", version)
 		return nil

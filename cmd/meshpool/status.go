@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/registry"
@@ -22,13 +24,15 @@ type statusJSON struct {
 func (m *Main) runStatus(ctx context.Context, args []string) error {
 	etcd := listFlag{"127.0.0.1:2379"}
 	prefix := "/meshpool"
-	asJSON := false
-	timeout := 5 * time.Second
+	asJSON, watch := false, false
+	timeout, interval := 5*time.Second, time.Second
 	fs := newFlagSet("status", "Reads the cluster's members, master and term from etcd.", m.Stdout)
 	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
 	fs.StringVar(&prefix, "prefix", prefix, "etcd key prefix of the cluster")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object: {\"master\":{...},\"term\":N,\"members\":[...]}")
 	fs.DurationVar(&timeout, "timeout", timeout, "give up when etcd does not answer within this time")
+	fs.BoolVar(&watch, "watch", false, "refresh in place until interrupted")
+	fs.DurationVar(&interval, "interval", interval, "with --watch: time between refreshes")
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
@@ -38,6 +42,30 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 		return fmt.Errorf("status: %w", err)
 	}
 	defer cli.Close()
+	if !watch {
+		return m.showStatus(ctx, cli, etcd, prefix, asJSON, timeout)
+	}
+	if interval <= 0 {
+		return usagef("status: --interval must be positive")
+	}
+	for {
+		if !asJSON {
+			fmt.Fprint(m.Stdout, "\033[H\033[2J") // home, clear screen
+			fmt.Fprintf(m.Stdout, "%s  (every %s, Ctrl-C to stop)\n\n", time.Now().Format("15:04:05"), interval)
+		}
+		if err := m.showStatus(ctx, cli, etcd, prefix, asJSON, timeout); err != nil {
+			fmt.Fprintln(m.Stdout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// showStatus reads and prints the cluster's status once.
+func (m *Main) showStatus(ctx context.Context, cli *clientv3.Client, etcd listFlag, prefix string, asJSON bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	mem, err := registry.List(ctx, cli, prefix)
