@@ -63,6 +63,11 @@ type master struct {
 	wg    sync.WaitGroup  // placements and recordings under way
 	slots chan struct{}   // bounds concurrent submissions being recorded
 
+	// callbacks counts NATS callbacks under way: Unsubscribe does not wait
+	// for one that has started, so run waits for them itself.
+	callbacks sync.WaitGroup
+	stopped   bool // set under mu when run is ending: callbacks do nothing
+
 	mu    sync.Mutex
 	tasks map[string]*tracked // accepted, not yet done, by uuid
 	done  map[string]doneTask // recorded done, kept for duplicate answers
@@ -111,17 +116,26 @@ func (m *master) run(ctx context.Context) error {
 	if err := m.loadTasks(ctx); err != nil {
 		return err
 	}
-	results, err := m.conn.Subscribe(message.SubjectResults, m.onResult)
-	if err != nil {
-		return fmt.Errorf("node: master cannot subscribe to results: %w", err)
+	var subs []*nats.Subscription
+	// Shut down in order: no new callback, no new message, the callbacks
+	// under way, then the work they started.
+	defer func() {
+		m.mu.Lock()
+		m.stopped = true
+		m.mu.Unlock()
+		for _, sub := range subs {
+			unsubscribe(sub, m.log)
+		}
+		m.callbacks.Wait()
+		m.wg.Wait()
+	}()
+	for subject, handle := range map[string]nats.MsgHandler{message.SubjectResults: m.onResult, message.SubjectSubmit: m.onSubmit} {
+		sub, err := m.conn.Subscribe(subject, m.gate(handle))
+		if err != nil {
+			return fmt.Errorf("node: master cannot subscribe to %s: %w", subject, err)
+		}
+		subs = append(subs, sub)
 	}
-	defer unsubscribe(results, m.log)
-	submits, err := m.conn.Subscribe(message.SubjectSubmit, m.onSubmit)
-	if err != nil {
-		return fmt.Errorf("node: master cannot subscribe to %s: %w", message.SubjectSubmit, err)
-	}
-	defer unsubscribe(submits, m.log)
-	defer m.wg.Wait()
 	m.resume()
 
 	var tick <-chan time.Time
@@ -146,6 +160,21 @@ func (m *master) run(ctx context.Context) error {
 			mem, changed = m.membership()
 			m.reassign(mem)
 		}
+	}
+}
+
+// gate runs handle only while the master runs, and lets run wait for it.
+func (m *master) gate(handle nats.MsgHandler) nats.MsgHandler {
+	return func(msg *nats.Msg) {
+		m.mu.Lock()
+		if m.stopped {
+			m.mu.Unlock()
+			return
+		}
+		m.callbacks.Add(1)
+		m.mu.Unlock()
+		defer m.callbacks.Done()
+		handle(msg)
 	}
 }
 
