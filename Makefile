@@ -5,8 +5,9 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: build demo test lint fuzz clean
 
+# A static binary: the same file runs on the host and in the Vagrant VMs.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/meshpool ./cmd/meshpool
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/meshpool ./cmd/meshpool
 
 demo: build
 	./bin/meshpool dev --nodes 3 --task-interval 2s --work-time 500ms-3s
