@@ -10,6 +10,13 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)       # deploy and scripts lint
 command -v ruby >/dev/null 2>&1 || need+=(ruby)                   # ruby -c on the Vagrantfile
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)         # promtool check metrics
+# The real nats CLI, to check that `nats sub results` shows what meshpool
+# watch shows. It is a Go module: installed into $(go env GOPATH)/bin, no root.
+nats_cli="$(go env GOPATH)/bin/nats"
+if ! command -v nats >/dev/null 2>&1 && [ ! -x "$nats_cli" ]; then
+  echo "install-test-deps: installing the nats CLI (go install)" >&2
+  go install github.com/nats-io/natscli/nats@v0.5.0
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: missing ${need[*]} and not root; install them (Debian packages) first" >&2
