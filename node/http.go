@@ -32,6 +32,8 @@ func newHTTPServer(h http.Handler) *http.Server {
 
 // httpHandler serves the operators' endpoints:
 //
+//	/          the live page: members, master, results as they come
+//	/stream    results and cluster events as server-sent events
 //	/healthz   200 while the process serves HTTP
 //	/readyz    200 when registered, routed to every member and a master is
 //	           known; else 503 with the reason on one line
@@ -39,8 +41,10 @@ func newHTTPServer(h http.Handler) *http.Server {
 //	/metrics   Prometheus text format
 //	/nats/varz, /nats/routez, /nats/connz, /nats/subsz
 //	           the embedded NATS server's monitoring, which has no port of its own
-func (n *Node) httpHandler(br *broker.Broker) http.Handler {
+func (n *Node) httpHandler(br *broker.Broker, st *streams) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", servePage)
+	mux.Handle("GET /stream", st)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})

@@ -138,7 +138,9 @@ func (n *Node) Run(ctx context.Context) error {
 	bg.Go(func(ctx context.Context) { n.syncRoutes(ctx, reg, br) })
 	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
 	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
-	srv := newHTTPServer(n.httpHandler(br))
+	st := newStreams(br.Conn(), n.logger("app"))
+	srv := newHTTPServer(n.httpHandler(br, st))
+	srv.RegisterOnShutdown(st.close) // Shutdown would otherwise wait for open streams
 	bg.Go(func(ctx context.Context) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			app.Error("HTTP server stopped", "err", err)

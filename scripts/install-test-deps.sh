@@ -2,7 +2,8 @@
 # Installs what the tests need and the machine may lack: an etcd server
 # process for the end-to-end tests (Debian's etcd-server), iproute2 for the
 # network-namespace fault suite, shellcheck and ruby for the deployment
-# files, promtool for the metrics. Skipped for what is present.
+# files, promtool for the metrics, chromium for the live page, and the nats
+# CLI. Skipped for what is present.
 set -euo pipefail
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
@@ -10,6 +11,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)       # deploy and scripts lint
 command -v ruby >/dev/null 2>&1 || need+=(ruby)                   # ruby -c on the Vagrantfile
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)         # promtool check metrics
+command -v chromium >/dev/null 2>&1 || need+=(chromium)           # the live page, in a real browser
 # The real nats CLI, to check that `nats sub results` shows what meshpool
 # watch shows. It is a Go module: installed into $(go env GOPATH)/bin, no root.
 nats_cli="$(go env GOPATH)/bin/nats"
