@@ -37,6 +37,7 @@ type Client struct {
 	waiters map[string]chan message.Result
 	results map[string]message.Result // every result seen, first one kept
 	dups    int                       // results seen again for a uuid
+	sent    map[string]message.Submit // what was submitted, to ask again in Wait
 }
 
 // Dial connects to the cluster at url (any node's client URL). The
@@ -47,7 +48,8 @@ func Dial(url string, opts ...nats.Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: cannot connect to %s: %w", url, err)
 	}
-	return &Client{nc: nc, RequestTimeout: 2 * time.Second, waiters: map[string]chan message.Result{}}, nil
+	return &Client{nc: nc, RequestTimeout: 2 * time.Second, waiters: map[string]chan message.Result{},
+		sent: map[string]message.Submit{}}, nil
 }
 
 // Close closes the connection.
@@ -102,6 +104,9 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 	if err != nil {
 		return message.SubmitReply{}, fmt.Errorf("client: cannot encode: %w", err)
 	}
+	c.mu.Lock()
+	c.sent[sub.UUID] = sub
+	c.mu.Unlock()
 	backoff := 50 * time.Millisecond
 	for {
 		rctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
@@ -136,7 +141,11 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 }
 
 // Wait returns the result for id, waiting until ctx ends. Follow must have
-// been called before the task was submitted.
+// been called before the task was submitted. A publication on results is not
+// guaranteed to reach every subscriber (a client's interest may not have
+// reached the worker's server yet), so while it waits, Wait also asks the
+// master again with the same uuid: a task that is done is answered with its
+// result.
 func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
 	c.mu.Lock()
 	if res, ok := c.results[id]; ok {
@@ -145,15 +154,32 @@ func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
 	}
 	ch := make(chan message.Result, 1)
 	c.waiters[id] = ch
+	sub, known := c.sent[id]
 	c.mu.Unlock()
-	select {
-	case res := <-ch:
-		return res, nil
-	case <-ctx.Done():
+	defer func() {
 		c.mu.Lock()
 		delete(c.waiters, id)
 		c.mu.Unlock()
-		return message.Result{}, fmt.Errorf("client: no result for %s: %w", id, ctx.Err())
+	}()
+	ask := time.NewTimer(time.Second)
+	defer ask.Stop()
+	for backoff := time.Second; ; backoff = min(2*backoff, 5*time.Second) {
+		select {
+		case res := <-ch:
+			return res, nil
+		case <-ctx.Done():
+			return message.Result{}, fmt.Errorf("client: no result for %s: %w", id, ctx.Err())
+		case <-ask.C:
+		}
+		if known {
+			actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+			reply, err := c.Submit(actx, sub)
+			cancel()
+			if err == nil && reply.Result != nil {
+				return *reply.Result, nil
+			}
+		}
+		ask.Reset(backoff)
 	}
 }
 

@@ -92,3 +92,43 @@ func TestRefusalIsErrRefused(t *testing.T) {
 		t.Fatalf("err = %v, want ErrRefused", err)
 	}
 }
+
+// A result whose publication the client missed is still returned: Wait asks
+// the master again with the same uuid and gets the stored result.
+func TestWaitAsksAgainWhenThePublicationIsMissed(t *testing.T) {
+	b := startNATS(t)
+	asked := 0
+	if _, err := b.Conn().Subscribe(message.SubjectSubmit, func(m *nats.Msg) {
+		var s message.Submit
+		_ = json.Unmarshal(m.Data, &s)
+		asked++
+		reply := message.SubmitReply{UUID: s.UUID, Accepted: true, State: message.StatePending, Term: 1}
+		if asked > 1 { // done by now; the result was never published
+			now := message.NewTimestamp(time.Now())
+			reply.Duplicate, reply.State = true, message.StateDone
+			reply.Result = &message.Result{UUID: s.UUID, Executor: "w-00000000", Number: s.Number, Result: 3 * s.Number, Start: now, Finish: now, Term: 1}
+		}
+		body, _ := json.Marshal(reply)
+		_ = m.Respond(body)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Follow(); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.Submit(t.Context(), message.Submit{Number: 14})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := c.Wait(ctx, reply.UUID)
+	if err != nil || res.Result != 42 || res.UUID != reply.UUID {
+		t.Fatalf("Wait = %+v, %v", res, err)
+	}
+}

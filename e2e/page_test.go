@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -26,9 +27,10 @@ func TestPageShowsMembersMasterAndResults(t *testing.T) {
 	}
 	etcd := startEtcd(t)
 	const prefix = "/e2e-page"
-	ips := []string{"127.0.0.42", "127.0.0.43", "127.0.0.44"}
+	ips := []string{"127.0.0.82", "127.0.0.83", "127.0.0.84"}
+	var procs []*proc
 	for i, ip := range ips {
-		startNode(t, etcd, prefix, ip, string(rune('a'+i)))
+		procs = append(procs, startNode(t, etcd, prefix, ip, string(rune('a'+i))))
 	}
 	var st clusterStatus
 	eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
@@ -47,21 +49,26 @@ func TestPageShowsMembersMasterAndResults(t *testing.T) {
 		masters: document.querySelectorAll('[data-member][data-master="true"]').length,
 		results: document.querySelectorAll("[data-result]").length})`
 	var seen struct{ Members, Masters, Results int }
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var res struct{ Result struct{ Value string } }
-		b.call(page, "Runtime.evaluate", map[string]any{"expression": probe, "returnByValue": true}, &res)
-		// Until the page has loaded, the probe may see about:blank or nothing.
-		seen.Members, seen.Masters, seen.Results = 0, 0, 0
-		_ = json.Unmarshal([]byte(res.Result.Value), &seen)
-		if seen.Members == 3 && seen.Masters == 1 && seen.Results >= 3 {
-			break
+	waitFor := func(timeout time.Duration, what string, ok func() bool) {
+		deadline := time.Now().Add(timeout)
+		for {
+			var res struct{ Result struct{ Value string } }
+			b.call(page, "Runtime.evaluate", map[string]any{"expression": probe, "returnByValue": true}, &res)
+			// Until the page has loaded, the probe may see about:blank or nothing.
+			seen.Members, seen.Masters, seen.Results = 0, 0, 0
+			_ = json.Unmarshal([]byte(res.Result.Value), &seen)
+			if ok() {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s: page shows %d members, %d masters, %d results", what, seen.Members, seen.Masters, seen.Results)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("page shows %d members (want 3), %d masters (want 1), %d results (want ≥3)", seen.Members, seen.Masters, seen.Results)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	waitFor(20*time.Second, "3 members, 1 master, 3 results", func() bool {
+		return seen.Members == 3 && seen.Masters == 1 && seen.Results >= 3
+	})
 	t.Logf("page shows %d members, %d master, %d results, %s after Chromium started",
 		seen.Members, seen.Masters, seen.Results, time.Since(started).Round(time.Millisecond))
 
@@ -81,6 +88,13 @@ func TestPageShowsMembersMasterAndResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%d bytes)", file, len(png))
+
+	// kill -9 of another node shows on the page within the TTL (3s, plus
+	// the page's 1s poll and some slack).
+	killed := time.Now()
+	procs[2].signal(syscall.SIGKILL)
+	waitFor(3*time.Second+2*time.Second, "2 members after kill -9", func() bool { return seen.Members == 2 && seen.Masters == 1 })
+	t.Logf("kill -9 of %s shown on the page after %s (ttl 3s)", ips[2], time.Since(killed).Round(time.Millisecond))
 }
 
 func artifactsDir(t *testing.T) string {

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -53,6 +54,14 @@ func dial(t *testing.T, n *node.Node) *client.Client {
 	return c
 }
 
+// waitResult waits, boundedly, for the result of an accepted task.
+func waitResult(t *testing.T, cl *client.Client, id string) (message.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	return cl.Wait(ctx, id)
+}
+
 func startAudit(t *testing.T, c *cluster) *audit.Audit {
 	t.Helper()
 	a, err := audit.Start(t.Context(), c.cli, c.cfg.Prefix)
@@ -90,7 +99,7 @@ func TestSubmitIsRecordedAnsweredAndNotRunTwice(t *testing.T) {
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("no record for an accepted task: %v %v", err, resp)
 	}
-	res, err := cl.Wait(ctx, reply.UUID)
+	res, err := waitResult(t, cl, reply.UUID)
 	if err != nil || res.Result != 126 || res.Executor == master.ID() {
 		t.Fatalf("result %+v, %v", res, err)
 	}
@@ -250,7 +259,7 @@ func TestSilentWorkerTimesOut(t *testing.T) {
 	// Now a real worker joins: after the timeout the task goes to it.
 	c.start()
 	checkInvariant(t, a, []string{reply.UUID})
-	if _, err := cl.Wait(t.Context(), reply.UUID); err != nil {
+	if _, err := waitResult(t, cl, reply.UUID); err != nil {
 		t.Fatal(err)
 	}
 }
