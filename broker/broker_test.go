@@ -205,6 +205,15 @@ func TestMesh(t *testing.T) {
 // that (the control case). A removed one may see a single dial per
 // gossip-learned connection within milliseconds of its death (implicit
 // routes retry once, client.go:6485 and route.go:2980), but none after.
+//
+// Routes() may still list the stopped peer for a moment during the window,
+// and that is not a route coming back: a route connection the peer set up
+// before it stopped still has the peer's INFO in the socket buffer. The
+// survivor registers the route when it reads that INFO (route.go:894,
+// addRoute checks only that the survivor itself runs, route.go:2152), which
+// under load can be well after waitRoutes, and drops it at its next read,
+// which sees the close (client.go:1566). So the routes are checked once the
+// window is over: nothing may keep or re-establish a route to the peer.
 func TestRemovedPeer(t *testing.T) {
 	const (
 		// Dials that start within this time of the routes dropping are
@@ -263,13 +272,13 @@ func TestRemovedPeer(t *testing.T) {
 				if got := dials(); len(got) > 0 {
 					return fmt.Errorf("still dialling the removed peer: %q", got)
 				}
-				for _, n := range ab {
-					if got := n.b.Routes(); slices.Contains(got, "c") {
-						return fmt.Errorf("%s routes to the removed peer again: %v", n.name, got)
-					}
-				}
 				return nil
 			})
+			for _, n := range ab {
+				if got := n.b.Routes(); slices.Contains(got, "c") {
+					t.Fatalf("%s still routes to the removed peer after %s: %v", n.name, grace+window, got)
+				}
+			}
 			// The remaining pair still routes messages.
 			sub, err := ab[1].b.Conn().Subscribe("still.there", func(m *nats.Msg) { m.Respond(nil) })
 			if err != nil {

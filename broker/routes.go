@@ -65,7 +65,9 @@ func (b *Broker) SetPeers(clusterURLs []string) error {
 
 // Routes returns the sorted server names of the peers this server has at
 // least one live route connection with. A peer counts once, however many
-// pooled connections it has.
+// pooled connections it has. It is the server's view: a peer that has just
+// stopped is listed until the server has read the close of its connections,
+// including one whose handshake the server only gets to after the stop.
 func (b *Broker) Routes() []string {
 	rz, err := b.srv.Routez(nil)
 	if err != nil {
