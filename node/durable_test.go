@@ -263,3 +263,36 @@ func TestSilentWorkerTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// One corrupt task record must not stop the master: it resumes the other
+// pending tasks and takes new work.
+func TestCorruptTaskRecordIsLeftOutNotFatal(t *testing.T) {
+	c := durable(t, nil)
+	ctx := t.Context()
+	const corrupt = "11111111-2222-4333-8444-555555555555"
+	if _, err := c.cli.Put(ctx, taskstore.Key(c.cfg.Prefix, corrupt), "not json"); err != nil {
+		t.Fatal(err)
+	}
+	// A pending task an earlier master recorded, placed on a worker that is gone.
+	const pendingID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+	rec := taskstore.Record{UUID: pendingID, Number: 7, Executor: "gone-00000000", Term: 1,
+		State: taskstore.Pending, Submitted: time.Now().UTC(), Attempts: 1}
+	val, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.Put(ctx, taskstore.Key(c.cfg.Prefix, pendingID), string(val)); err != nil {
+		t.Fatal(err)
+	}
+	a := startAudit(t, c)
+	master, _ := c.startN(3)
+	checkInvariant(t, a, []string{pendingID})
+	cl := dial(t, master)
+	reply, err := cl.Submit(ctx, message.Submit{Number: 8})
+	if err != nil {
+		t.Fatalf("submit after a corrupt record: %v", err)
+	}
+	if res, err := waitResult(t, cl, reply.UUID); err != nil || res.Result != 24 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+}

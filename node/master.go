@@ -109,9 +109,12 @@ func (m *master) run(ctx context.Context) error {
 	opts := taskstore.DefaultOptions()
 	opts.Retention, opts.Logger = m.retention, m.log
 	m.store = taskstore.NewWriter(m.cli, m.prefix, taskstore.Fence{Key: m.lead.Key, Term: m.lead.Term}, opts)
+	// The writer stops with run, not only with the leadership: run may
+	// return early (it cannot load the tasks) while still leading.
+	wctx, stopWriter := context.WithCancel(ctx)
 	var writer sync.WaitGroup
-	writer.Go(func() { _ = m.store.Run(ctx) })
-	defer writer.Wait()
+	writer.Go(func() { _ = m.store.Run(wctx) })
+	defer func() { stopWriter(); writer.Wait() }()
 
 	if err := m.loadTasks(ctx); err != nil {
 		return err
@@ -187,6 +190,13 @@ func unsubscribe(sub *nats.Subscription, log *slog.Logger) {
 // loadTasks reads the tasks an earlier master recorded.
 func (m *master) loadTasks(ctx context.Context) error {
 	recs, rev, err := taskstore.Load(ctx, m.cli, m.prefix)
+	var bad *taskstore.BadRecordsError
+	if errors.As(err, &bad) {
+		// Not a task anyone could have been told was accepted: leave it,
+		// say so loudly, and resume every other task.
+		m.log.Error("task records that do not decode are left out", "keys", bad.Keys, "err", err)
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("node: master cannot load tasks: %w", err)
 	}

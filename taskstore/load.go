@@ -2,6 +2,7 @@ package taskstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -14,8 +15,11 @@ const loadPage = 1000
 // with the revision they were read at. It reads page by page, every page at
 // the revision of the first, so the result is one consistent snapshot however
 // many records there are; watch from rev+1 to follow what changes next.
-// A record that does not decode fails the whole Load with an error that
-// names its key. If etcd compacts that revision between two pages, Load
+// Records that do not decode are left out and reported, after the whole
+// read, in a *BadRecordsError (errors.Is ErrBadRecord) that names their
+// keys; the records returned with it are all the others, so one corrupt key
+// cannot stop a master from resuming every other task. Any other error means
+// nothing was loaded. If etcd compacts that revision between two pages, Load
 // fails with the compaction error; call it again.
 func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, int64, error) {
 	if err := checkPrefix(prefix); err != nil {
@@ -25,6 +29,7 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, i
 	end := clientv3.GetPrefixRangeEnd(p)
 	var (
 		records []Record
+		bad     BadRecordsError
 		rev     int64
 		from    = p
 	)
@@ -44,13 +49,32 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, i
 		for _, kv := range resp.Kvs {
 			r, err := Decode(string(kv.Key), kv.Value)
 			if err != nil {
-				return nil, 0, fmt.Errorf("taskstore: cannot load tasks: %w", err)
+				bad.Keys = append(bad.Keys, string(kv.Key))
+				bad.Errs = append(bad.Errs, err)
+				continue
 			}
 			records = append(records, r)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
+			if len(bad.Keys) > 0 {
+				return records, rev, &bad
+			}
 			return records, rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 }
+
+// BadRecordsError lists the records Load left out because they do not
+// decode. It matches ErrBadRecord with errors.Is.
+type BadRecordsError struct {
+	Keys []string
+	Errs []error
+}
+
+func (e *BadRecordsError) Error() string {
+	return fmt.Sprintf("taskstore: %d task records do not decode, left out: %v", len(e.Keys), errors.Join(e.Errs...))
+}
+
+// Unwrap gives each decoding error, so errors.Is(err, ErrBadRecord) holds.
+func (e *BadRecordsError) Unwrap() []error { return e.Errs }

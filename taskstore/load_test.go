@@ -65,10 +65,29 @@ func TestLoadBadRecord(t *testing.T) {
 	if _, err := cli.Put(t.Context(), key, "not json"); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := taskstore.Load(t.Context(), cli, prefix)
-	if !errors.Is(err, taskstore.ErrBadRecord) || !strings.Contains(err.Error(), key) {
-		t.Fatalf("Load: %v; want ErrBadRecord naming %s", err, key)
+	good := pending(2)
+	if _, err := cli.Put(t.Context(), taskstore.Key(prefix, good.UUID), string(mustJSON(t, good))); err != nil {
+		t.Fatal(err)
 	}
+	recs, _, err := taskstore.Load(t.Context(), cli, prefix)
+	var bad *taskstore.BadRecordsError
+	if !errors.Is(err, taskstore.ErrBadRecord) || !strings.Contains(err.Error(), key) || !errors.As(err, &bad) || len(bad.Keys) != 1 {
+		t.Fatalf("Load: %v; want a BadRecordsError naming %s", err, key)
+	}
+	// The good record still comes back: one corrupt key must not stop a
+	// master from resuming the others.
+	if len(recs) != 1 || recs[0].UUID != good.UUID {
+		t.Fatalf("Load returned %+v with the bad record, want just the good one", recs)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestLoadPages loads more records than one page holds while another client
