@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -38,8 +39,19 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// Start launches the server and waits until it serves clients.
+// Start launches the server and waits until it serves clients. Ports it
+// picks itself are free when picked but may be taken before etcd binds them
+// (tests run in parallel); it then tries again with other ports.
 func Start(cfg Config) (*Server, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := start(cfg)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || cfg.ClientPort != 0 || cfg.PeerPort != 0 || attempt == 5 {
+			return s, err
+		}
+	}
+}
+
+func start(cfg Config) (*Server, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("embedetcd: data dir is required")
 	}
