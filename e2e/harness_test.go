@@ -163,23 +163,47 @@ func newEtcd(t *testing.T) *etcdProc {
 			t.Cleanup(func() { os.RemoveAll(d) })
 		}
 	}
-	cport, pport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
-	e := &etcdProc{t: t, dir: dir,
-		curl:     fmt.Sprintf("http://127.0.0.1:%d", cport),
-		purl:     fmt.Sprintf("http://127.0.0.1:%d", pport),
-		endpoint: fmt.Sprintf("127.0.0.1:%d", cport),
+	e := &etcdProc{t: t, dir: dir}
+	// The ports are free when picked but another test package running in
+	// parallel may take one before etcd binds it: then pick again.
+	for attempt := 1; ; attempt++ {
+		cport, pport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+		e.curl = fmt.Sprintf("http://127.0.0.1:%d", cport)
+		e.purl = fmt.Sprintf("http://127.0.0.1:%d", pport)
+		e.endpoint = fmt.Sprintf("127.0.0.1:%d", cport)
+		if e.launch() || attempt == 3 {
+			break
+		}
 	}
-	e.start()
+	e.waitHealthy()
 	return e
 }
 
+// start runs etcd again on the same data and ports.
 func (e *etcdProc) start() {
 	e.t.Helper()
+	e.launch()
+	e.waitHealthy()
+}
+
+// launch starts the process; false if it exited at once because a port was
+// taken.
+func (e *etcdProc) launch() bool {
 	e.starts++
 	e.proc = start(e.t, fmt.Sprintf("etcd#%d", e.starts), "etcd", "--name", "e2e", "--data-dir", e.dir,
 		"--listen-client-urls", e.curl, "--advertise-client-urls", e.curl,
 		"--listen-peer-urls", e.purl, "--initial-advertise-peer-urls", e.purl,
 		"--initial-cluster", "e2e="+e.purl, "--log-level", "error", "--logger", "zap")
+	select {
+	case <-e.proc.done:
+		return !strings.Contains(e.proc.out.String(), "address already in use")
+	case <-time.After(300 * time.Millisecond):
+		return true
+	}
+}
+
+func (e *etcdProc) waitHealthy() {
+	e.t.Helper()
 	eventually(e.t, 20*time.Second, "etcd serves /health", func() bool {
 		resp, err := http.Get(e.curl + "/health")
 		if err != nil {
