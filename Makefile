@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo test lint fuzz clean
+.PHONY: build demo test lint fuzz bench clean
 
 # A static binary: the same file runs on the host and in the Vagrant VMs.
 build:
@@ -20,6 +20,9 @@ lint:
 
 fuzz:
 	scripts/fuzz.sh
+
+bench:
+	scripts/bench.sh
 
 clean:
 	rm -rf bin
