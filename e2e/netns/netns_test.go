@@ -66,10 +66,14 @@ func TestPartitionAndHeal(t *testing.T) {
 		return ps
 	}
 	all := pairs(func(_, _ *netns.Host) bool { return true })
+	// A network just made may need a moment under load (the first ARP
+	// resolution on a busy machine): poll, as every other check here does.
 	for _, p := range all {
-		if err := hello(p[0], p[1]); err != nil {
-			t.Fatalf("%s → %s before the partition: %v", p[0].Name, p[1].Name, err)
-		}
+		var err error
+		eventually(t, 5*time.Second, p[0].Name+" → "+p[1].Name+" before the partition", func() bool {
+			err = hello(p[0], p[1])
+			return err == nil
+		})
 	}
 
 	if err := a.Partition(); err != nil {
