@@ -455,7 +455,9 @@ func TestStaleTermIsRefused(t *testing.T) {
 		}
 	}
 	term := master.Status().Dispatch.Term
-	res := watchResults(t, master)
+	// Talk to the worker's own server: there its subscription to
+	// tasks.<id> is local, not interest still travelling over a route.
+	res := watchResults(t, worker)
 
 	tests := []struct {
 		name     string
