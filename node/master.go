@@ -588,17 +588,7 @@ func (m *master) record(t *tracked) {
 }
 
 func (m *master) reply(msg *nats.Msg, r message.SubmitReply) {
-	if msg.Reply == "" {
-		return
-	}
-	body, err := json.Marshal(r)
-	if err != nil {
-		m.log.Error("cannot encode submit reply", "err", err)
-		return
-	}
-	if err := msg.Respond(body); err != nil {
-		m.log.Debug("cannot answer submitter", "err", err)
-	}
+	respond(msg, r, m.log, slog.LevelDebug)
 }
 
 func (m *master) workers() []string {

@@ -178,17 +178,7 @@ func (w *worker) refuse(msg *nats.Msg, reason string, attrs ...any) {
 }
 
 func (w *worker) reply(msg *nats.Msg, ack message.Ack) {
-	if msg.Reply == "" {
-		return
-	}
-	body, err := json.Marshal(ack)
-	if err != nil {
-		w.log.Error("cannot encode ack", "err", err)
-		return
-	}
-	if err := msg.Respond(body); err != nil {
-		w.log.Warn("cannot send ack", "err", err)
-	}
+	respond(msg, ack, w.log, slog.LevelWarn)
 }
 
 // stop takes no more tasks: later tasks are refused, and the subscription is
