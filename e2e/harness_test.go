@@ -227,7 +227,10 @@ func startEtcdCluster(t *testing.T) []*etcdProc {
 		} else {
 			t.Cleanup(func() { os.RemoveAll(dir) })
 		}
-		cport, pport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+		// Fixed ports below the ephemeral range (32768+), where the test
+		// packages running in parallel bind random ports; 23980-23985 are
+		// used by no other test.
+		cport, pport := 23980+2*i, 23981+2*i
 		members[i] = &etcdProc{t: t, dir: dir,
 			curl:     fmt.Sprintf("http://127.0.0.1:%d", cport),
 			purl:     fmt.Sprintf("http://127.0.0.1:%d", pport),
