@@ -68,10 +68,11 @@ type master struct {
 	callbacks sync.WaitGroup
 	stopped   bool // set under mu when run is ending: callbacks do nothing
 
-	mu    sync.Mutex
-	tasks map[string]*tracked // accepted, not yet done, by uuid
-	done  map[string]doneTask // recorded done, kept for duplicate answers
-	load  map[string]int      // tasks placed per worker
+	mu        sync.Mutex
+	workerIDs []string            // the other members, replaced (never changed) on every membership change
+	tasks     map[string]*tracked // accepted, not yet done, by uuid
+	done      map[string]doneTask // recorded done, kept for duplicate answers
+	load      map[string]int      // tasks placed per worker
 }
 
 // tracked is an accepted task the master follows until its result is
@@ -139,7 +140,9 @@ func (m *master) run(ctx context.Context) error {
 		}
 		subs = append(subs, sub)
 	}
-	m.resume()
+	mem, changed := m.membership()
+	m.setWorkers(mem)
+	m.resume(mem)
 
 	var tick <-chan time.Time
 	if m.interval > 0 {
@@ -149,7 +152,6 @@ func (m *master) run(ctx context.Context) error {
 	}
 	scan := time.NewTicker(min(time.Second, m.taskTimeout/2))
 	defer scan.Stop()
-	_, changed := m.membership()
 	for {
 		select {
 		case <-ctx.Done():
@@ -161,6 +163,7 @@ func (m *master) run(ctx context.Context) error {
 		case <-changed:
 			var mem registry.Membership
 			mem, changed = m.membership()
+			m.setWorkers(mem)
 			m.reassign(mem)
 		}
 	}
@@ -223,8 +226,7 @@ func (m *master) loadTasks(ctx context.Context) error {
 // resume gives every loaded task to a worker: its own if it is still a
 // member (a redelivery the worker answers without running the task again),
 // else another.
-func (m *master) resume() {
-	mem, _ := m.membership()
+func (m *master) resume(mem registry.Membership) {
 	m.mu.Lock()
 	var todo []*tracked
 	for _, t := range m.tasks {
@@ -249,9 +251,12 @@ func (m *master) generate() {
 		return
 	}
 	m.wg.Go(func() {
-		if _, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31)}); err != nil {
+		_, t, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31)})
+		if err != nil {
 			m.log.Warn("demo task not accepted", "err", err)
+			return
 		}
+		m.placeNow(t)
 	})
 }
 
@@ -271,7 +276,7 @@ func (m *master) onSubmit(msg *nats.Msg) {
 			m.reply(msg, message.SubmitReply{Error: "invalid task: " + err.Error()})
 			return
 		}
-		reply, err := m.accept(sub)
+		reply, t, err := m.accept(sub)
 		if errors.Is(err, errNotLeading) {
 			// A deposed master stays silent: the real master answers.
 			return
@@ -281,19 +286,23 @@ func (m *master) onSubmit(msg *nats.Msg) {
 			return
 		}
 		m.reply(msg, reply)
+		if t != nil {
+			m.placeNow(t)
+		}
 	})
 }
 
 var errNotLeading = errors.New("not the master any more")
 
-// accept records a new task and hands it to a worker. A known uuid is not
-// run again: the answer says it is a duplicate and where it stands.
-func (m *master) accept(sub message.Submit) (message.SubmitReply, error) {
+// accept records a new task; the caller hands the task it returns to a
+// worker with placeNow. A known uuid is not run again: the answer says it is
+// a duplicate and where it stands, and no task is returned.
+func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, error) {
 	if sub.UUID == "" {
 		sub.UUID = uuid.NewString()
 	}
 	if !m.lead.Valid() {
-		return message.SubmitReply{}, errNotLeading
+		return message.SubmitReply{}, nil, errNotLeading
 	}
 	m.mu.Lock()
 	if t, ok := m.tasks[sub.UUID]; ok {
@@ -302,19 +311,18 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, error) {
 		if !durable {
 			// The first submission's write is still under way and may
 			// fail: it is not accepted yet.
-			return message.SubmitReply{}, errors.New("not accepted yet: the same uuid is still being recorded")
+			return message.SubmitReply{}, nil, errors.New("not accepted yet: the same uuid is still being recorded")
 		}
 		m.stats.duplicates.Add(1)
-		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: t.rec.Term}, nil
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: t.rec.Term}, nil, nil
 	}
 	if d, ok := m.done[sub.UUID]; ok {
 		m.mu.Unlock()
 		m.stats.duplicates.Add(1)
-		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: d.result, Term: m.lead.Term}, nil
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: d.result, Term: m.lead.Term}, nil, nil
 	}
-	executor := ""
-	if ws := m.orderLocked(m.workers(), ""); len(ws) > 0 {
-		executor = ws[0]
+	executor := leastLoaded(m.workerIDs, "", m.load)
+	if executor != "" {
 		m.load[executor]++
 	}
 	t := &tracked{busy: true, rec: taskstore.Record{
@@ -332,10 +340,10 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, error) {
 		}
 		m.mu.Unlock()
 		if errors.Is(err, taskstore.ErrFenced) || m.ctx.Err() != nil {
-			return message.SubmitReply{}, errNotLeading
+			return message.SubmitReply{}, nil, errNotLeading
 		}
 		m.stats.recordFailures.Add(1)
-		return message.SubmitReply{}, fmt.Errorf("not accepted: cannot record the task: %w", err)
+		return message.SubmitReply{}, nil, fmt.Errorf("not accepted: cannot record the task: %w", err)
 	}
 	m.mu.Lock()
 	t.durable = true
@@ -343,8 +351,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, error) {
 	m.stats.accepted.Add(1)
 	m.stats.inFlight.Add(1)
 	m.log.Debug("task accepted", "uuid", sub.UUID, "number", sub.Number, "executor", executor)
-	m.placeAsync(t, executor, "")
-	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.lead.Term}, nil
+	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.lead.Term}, t, nil
 }
 
 // reassign gives the tasks of workers that left the membership to others.
@@ -404,75 +411,96 @@ func (m *master) rescue(now time.Time) {
 
 // placeAsync places t in the background; t.busy must be set.
 func (m *master) placeAsync(t *tracked, prefer, exclude string) {
-	m.wg.Go(func() {
-		err := m.place(t, prefer, exclude)
-		if err != nil && m.ctx.Err() == nil {
-			m.log.Debug("task not placed, will retry", "uuid", t.rec.UUID, "err", err)
-		}
-		m.mu.Lock()
-		recordNow := t.result != nil
-		t.busy = recordNow
-		m.mu.Unlock()
-		if recordNow {
-			m.record(t) // its result came in while it was being placed
-		}
-	})
+	m.wg.Go(func() { m.placeThenRecord(t, prefer, exclude) })
 }
 
-// place hands t to a worker: prefer first if given (its current worker, so
-// no new record is needed), then the least busy others except exclude. A
-// change of worker is recorded before the task is sent, so a new master
-// knows where every task went.
-func (m *master) place(t *tracked, prefer, exclude string) error {
-	m.mu.Lock()
-	candidates := m.orderLocked(m.workers(), exclude)
-	m.mu.Unlock()
-	if prefer != "" {
-		candidates = append([]string{prefer}, removeString(candidates, prefer)...)
+// placeNow places a task accept returned, on the worker accept chose, in
+// the calling goroutine; t.busy is set.
+func (m *master) placeNow(t *tracked) { m.placeThenRecord(t, t.rec.Executor, "") }
+
+func (m *master) placeThenRecord(t *tracked, prefer, exclude string) {
+	err := m.place(t, prefer, exclude)
+	if err != nil && m.ctx.Err() == nil {
+		m.log.Debug("task not placed, will retry", "uuid", t.rec.UUID, "err", err)
 	}
+	m.mu.Lock()
+	recordNow := t.result != nil
+	t.busy = recordNow
+	m.mu.Unlock()
+	if recordNow {
+		m.record(t) // its result came in while it was being placed
+	}
+}
+
+// errTryNext means a worker did not take a task and the next may.
+var errTryNext = errors.New("worker did not take the task")
+
+// place hands t to a worker: prefer first if given (its current worker, so
+// no new record is needed), then the least busy others except exclude.
+func (m *master) place(t *tracked, prefer, exclude string) error {
+	if prefer != "" {
+		if err := m.placeOn(t, prefer); !errors.Is(err, errTryNext) {
+			return err
+		}
+	}
+	m.mu.Lock()
+	candidates := m.orderLocked(exclude)
+	m.mu.Unlock()
 	for _, w := range candidates {
-		if !m.lead.Valid() || m.ctx.Err() != nil {
-			return errNotLeading
-		}
-		m.mu.Lock()
-		rec := t.rec
-		placedBefore := !t.sent.IsZero() || rec.Attempts > 0
-		doneMeanwhile := t.result != nil
-		m.mu.Unlock()
-		if doneMeanwhile {
-			return nil // it is recorded when we return
-		}
-		if rec.Executor != w || rec.Term != m.lead.Term {
-			from := rec.Executor
-			rec.Executor, rec.Term = w, m.lead.Term
-			if err := m.store.Put(m.ctx, rec); err != nil {
-				if errors.Is(err, taskstore.ErrFenced) {
-					return errNotLeading
-				}
-				m.stats.recordFailures.Add(1)
-				return fmt.Errorf("cannot record the new worker: %w", err)
-			}
-			m.mu.Lock()
-			t.rec.Executor, t.rec.Term = w, m.lead.Term
-			m.moveLoadLocked(from, w)
-			m.mu.Unlock()
-		}
-		if err := m.send(rec); err != nil {
-			m.log.Debug("worker did not take the task", "uuid", rec.UUID, "worker", w, "err", err)
+		if w == prefer {
 			continue
 		}
-		m.mu.Lock()
-		t.sent = time.Now()
-		t.rec.Attempts++
-		m.mu.Unlock()
-		m.stats.dispatched.Add(1)
-		if placedBefore {
-			m.stats.redispatched.Add(1)
+		if err := m.placeOn(t, w); !errors.Is(err, errTryNext) {
+			return err
 		}
-		m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "number", rec.Number)
-		return nil
 	}
 	return errNoWorker
+}
+
+// placeOn sends t to worker w. A change of worker is recorded before the
+// task is sent, so a new master knows where every task went. It returns
+// an error wrapping errTryNext when w did not take the task.
+func (m *master) placeOn(t *tracked, w string) error {
+	if !m.lead.Valid() || m.ctx.Err() != nil {
+		return errNotLeading
+	}
+	m.mu.Lock()
+	rec := t.rec
+	placedBefore := !t.sent.IsZero() || rec.Attempts > 0
+	doneMeanwhile := t.result != nil
+	m.mu.Unlock()
+	if doneMeanwhile {
+		return nil // it is recorded when we return
+	}
+	if rec.Executor != w || rec.Term != m.lead.Term {
+		from := rec.Executor
+		rec.Executor, rec.Term = w, m.lead.Term
+		if err := m.store.Put(m.ctx, rec); err != nil {
+			if errors.Is(err, taskstore.ErrFenced) {
+				return errNotLeading
+			}
+			m.stats.recordFailures.Add(1)
+			return fmt.Errorf("cannot record the new worker: %w", err)
+		}
+		m.mu.Lock()
+		t.rec.Executor, t.rec.Term = w, m.lead.Term
+		m.moveLoadLocked(from, w)
+		m.mu.Unlock()
+	}
+	if err := m.send(rec); err != nil {
+		m.log.Debug("worker did not take the task", "uuid", rec.UUID, "worker", w, "err", err)
+		return fmt.Errorf("%w: %w", errTryNext, err)
+	}
+	m.mu.Lock()
+	t.sent = time.Now()
+	t.rec.Attempts++
+	m.mu.Unlock()
+	m.stats.dispatched.Add(1)
+	if placedBefore {
+		m.stats.redispatched.Add(1)
+	}
+	m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "number", rec.Number)
+	return nil
 }
 
 func (m *master) moveLoadLocked(from, to string) {
@@ -591,32 +619,60 @@ func (m *master) reply(msg *nats.Msg, r message.SubmitReply) {
 	respond(msg, r, m.log, slog.LevelDebug)
 }
 
-func (m *master) workers() []string {
-	mem, _ := m.membership()
+// setWorkers keeps the other members' IDs for placements, so that a
+// submission does not copy the membership.
+func (m *master) setWorkers(mem registry.Membership) {
 	others := mem.Others(m.id)
 	ids := make([]string, len(others))
 	for i, r := range others {
 		ids[i] = r.ID
 	}
-	return ids
+	m.mu.Lock()
+	m.workerIDs = ids
+	m.mu.Unlock()
 }
 
-// orderLocked sorts workers by tasks placed, fewest first, random among
-// equals, leaving out exclude when another worker exists. m.mu is held.
-func (m *master) orderLocked(workers []string, exclude string) []string {
+func (m *master) workers() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workerIDs
+}
+
+// orderLocked returns the workers ordered by tasks placed, fewest first,
+// random among equals, leaving out exclude when another worker exists.
+// m.mu is held.
+func (m *master) orderLocked(exclude string) []string {
+	workers := m.workerIDs
 	if exclude != "" && len(workers) > 1 {
 		workers = removeString(workers, exclude)
 	}
-	return leastLoaded(workers, m.load)
-}
-
-// leastLoaded returns workers ordered by load, fewest first, shuffled among
-// equals so no worker is always first.
-func leastLoaded(workers []string, load map[string]int) []string {
 	out := append([]string(nil), workers...)
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	sort.SliceStable(out, func(i, j int) bool { return load[out[i]] < load[out[j]] })
+	sort.SliceStable(out, func(i, j int) bool { return m.load[out[i]] < m.load[out[j]] })
 	return out
+}
+
+// leastLoaded returns the worker with the fewest tasks placed, chosen at
+// random among equals, leaving out exclude when another worker exists; ""
+// when there is none. One pass and no allocation: it runs per submission.
+func leastLoaded(workers []string, exclude string, load map[string]int) string {
+	best, bestLoad, ties := "", 0, 0
+	for _, w := range workers {
+		if w == exclude && len(workers) > 1 {
+			continue
+		}
+		l := load[w]
+		switch {
+		case best == "" || l < bestLoad:
+			best, bestLoad, ties = w, l, 1
+		case l == bestLoad:
+			ties++
+			if rand.IntN(ties) == 0 { // keeps each of the ties with equal chance
+				best = w
+			}
+		}
+	}
+	return best
 }
 
 func removeString(s []string, x string) []string {
