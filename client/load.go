@@ -24,9 +24,19 @@ type LoadReport struct {
 	AcceptedUUIDs []string      `json:"-"` // the uuids of the accepted tasks
 }
 
-// Load submits n tasks with up to concurrency in flight and, when wait is
-// set, waits until every accepted task has a result or ctx ends.
-func (c *Client) Load(ctx context.Context, n, concurrency int, wait bool) (LoadReport, error) {
+// LoadSpec says what Load submits.
+type LoadSpec struct {
+	N           int    // tasks to submit
+	Concurrency int    // submissions in flight at once
+	Wait        bool   // wait until every accepted task has a result
+	Durability  string // of every task: "" or message.DurabilityDurable, or message.DurabilityNone
+}
+
+// Load submits spec.N tasks with up to spec.Concurrency in flight and, when
+// spec.Wait is set, waits until every accepted task has a result or ctx
+// ends.
+func (c *Client) Load(ctx context.Context, spec LoadSpec) (LoadReport, error) {
+	n, concurrency, wait := spec.N, spec.Concurrency, spec.Wait
 	if err := c.Follow(); err != nil {
 		return LoadReport{}, err
 	}
@@ -40,7 +50,7 @@ func (c *Client) Load(ctx context.Context, n, concurrency int, wait bool) (LoadR
 	for range max(concurrency, 1) {
 		wg.Go(func() {
 			for range jobs {
-				reply, err := c.Submit(ctx, message.Submit{Number: rand.Int64N(1000)})
+				reply, err := c.Submit(ctx, message.Submit{Number: rand.Int64N(1000), Durability: spec.Durability})
 				mu.Lock()
 				rep.Submitted++
 				switch {

@@ -11,7 +11,23 @@ type Submit struct {
 	// the same UUID is not run twice.
 	UUID   string `json:"uuid,omitempty"`
 	Number int64  `json:"number"`
+	// Durability is DurabilityDurable (also when empty) or DurabilityNone.
+	Durability string `json:"durability,omitempty"`
 }
+
+// Durability of a submitted task.
+const (
+	// DurabilityDurable: the task is recorded in etcd before it is
+	// accepted, and its result is recorded once; a new master resumes it.
+	DurabilityDurable = "durable"
+	// DurabilityNone: the task is accepted at once and tracked only in the
+	// master's memory. It is retried if its worker fails, but lost if the
+	// master fails: for work that may be lost, such as the demo's.
+	DurabilityNone = "none"
+)
+
+// Ephemeral reports whether the task is not to be recorded.
+func (s Submit) Ephemeral() bool { return s.Durability == DurabilityNone }
 
 // Validate checks the number's range and, when given, the UUID.
 func (s Submit) Validate() error {
@@ -19,6 +35,11 @@ func (s Submit) Validate() error {
 		if err := validUUID(s.UUID); err != nil {
 			return err
 		}
+	}
+	switch s.Durability {
+	case "", DurabilityDurable, DurabilityNone:
+	default:
+		return fmt.Errorf("%w: durability %q: want %q or %q", ErrInvalid, truncate(s.Durability), DurabilityDurable, DurabilityNone)
 	}
 	if s.Number < -MaxNumber || s.Number > MaxNumber {
 		return fmt.Errorf("%w: number %d out of range ±2^60", ErrInvalid, s.Number)

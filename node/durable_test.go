@@ -166,7 +166,7 @@ func TestNewMasterResumesTasksInFlight(t *testing.T) {
 	other := workers[0]
 	a := startAudit(t, c)
 	cl := dial(t, other)
-	rep, err := cl.Load(t.Context(), 40, 8, false)
+	rep, err := cl.Load(t.Context(), client.LoadSpec{N: 40, Concurrency: 8})
 	if err != nil || rep.Accepted != 40 {
 		t.Fatalf("load: %+v, %v", rep, err)
 	}
@@ -184,7 +184,7 @@ func TestAbandonedTasksGoToAnotherWorker(t *testing.T) {
 	master, _ := c.startN(3)
 	a := startAudit(t, c)
 	cl := dial(t, master)
-	rep, err := cl.Load(t.Context(), 10, 10, false)
+	rep, err := cl.Load(t.Context(), client.LoadSpec{N: 10, Concurrency: 10})
 	if err != nil || rep.Accepted != 10 {
 		t.Fatalf("load: %+v, %v", rep, err)
 	}
@@ -294,5 +294,48 @@ func TestCorruptTaskRecordIsLeftOutNotFatal(t *testing.T) {
 	}
 	if res, err := waitResult(t, cl, reply.UUID); err != nil || res.Result != 24 {
 		t.Fatalf("result %+v, %v", res, err)
+	}
+}
+
+// Durability none: accepted at once, never written to etcd, still re-placed
+// when its worker leaves, and answered as a duplicate after its result.
+func TestEphemeralTasksAreNotRecordedButStillRetried(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) {
+		cfg.WorkTime = node.WorkTime{Min: time.Second, Max: time.Second}
+		cfg.ShutdownGrace = 0 // a stopping worker abandons its tasks
+	})
+	master, _ := c.startN(3)
+	cl := dial(t, master)
+	ctx := t.Context()
+	rep, err := cl.Load(ctx, client.LoadSpec{N: 10, Concurrency: 10, Durability: message.DurabilityNone})
+	if err != nil || rep.Accepted != 10 {
+		t.Fatalf("load: %+v, %v", rep, err)
+	}
+	var leaver *node.Node
+	eventually(t, 5*time.Second, "a worker with tasks", func() bool {
+		for _, n := range c.running() {
+			if n != master && n.Status().Worker.InFlight > 0 {
+				leaver = n
+				return true
+			}
+		}
+		return false
+	})
+	c.stop(leaver.ID())
+	for _, id := range rep.AcceptedUUIDs {
+		if res, err := waitResult(t, cl, id); err != nil || res.Executor == leaver.ID() {
+			t.Fatalf("task %s: result %+v, %v", id, res, err)
+		}
+	}
+	if got := master.Status().Dispatch.Redispatched; got == 0 {
+		t.Fatal("no task was given to another worker")
+	}
+	resp, err := c.cli.Get(ctx, taskstore.Prefix(c.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Fatalf("ephemeral tasks left %d records in etcd (%v)", resp.Count, err)
+	}
+	again, err := cl.Submit(ctx, message.Submit{UUID: rep.AcceptedUUIDs[0], Durability: message.DurabilityNone})
+	if err != nil || !again.Duplicate || again.State != message.StateDone || again.Result == nil {
+		t.Fatalf("resubmission: %+v, %v", again, err)
 	}
 }

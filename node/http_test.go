@@ -177,7 +177,7 @@ func TestMetrics(t *testing.T) {
 	}
 	defer cl.Close()
 	const tasks = 20
-	rep, err := cl.Load(t.Context(), tasks, 4, true)
+	rep, err := cl.Load(t.Context(), client.LoadSpec{N: tasks, Concurrency: 4, Wait: true})
 	if err != nil {
 		t.Fatal(err)
 	}

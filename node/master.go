@@ -80,11 +80,12 @@ type master struct {
 // the recording of its result, so a re-placement can never write the task
 // back as pending after its result was recorded.
 type tracked struct {
-	rec     taskstore.Record
-	durable bool            // its record is written: it may be called accepted
-	sent    time.Time       // when its worker acked it; zero while unplaced
-	busy    bool            // a placement or a recording is under way
-	result  *message.Result // the first result received, until recorded
+	rec       taskstore.Record
+	ephemeral bool            // durability none: never written to etcd; set at creation
+	accepted  bool            // its record is written (or it is ephemeral): it may be called accepted
+	sent      time.Time       // when its worker acked it; zero while unplaced
+	busy      bool            // a placement or a recording is under way
+	result    *message.Result // the first result received, until recorded
 }
 
 type doneTask struct {
@@ -209,7 +210,7 @@ func (m *master) loadTasks(ctx context.Context) error {
 	for _, r := range recs {
 		switch r.State {
 		case taskstore.Pending:
-			m.tasks[r.UUID] = &tracked{rec: r, durable: true}
+			m.tasks[r.UUID] = &tracked{rec: r, accepted: true}
 			if r.Executor != "" {
 				m.load[r.Executor]++
 			}
@@ -243,7 +244,8 @@ func (m *master) resume(mem registry.Membership) {
 	}
 }
 
-// generate makes one demo task, as the article's master does.
+// generate makes one demo task, as the article's master does. Demo tasks
+// may be lost: they are not recorded in etcd (durability none).
 func (m *master) generate() {
 	if len(m.workers()) == 0 {
 		m.stats.skipped.Add(1)
@@ -251,7 +253,7 @@ func (m *master) generate() {
 		return
 	}
 	m.wg.Go(func() {
-		_, t, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31)})
+		_, t, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31), Durability: message.DurabilityNone})
 		if err != nil {
 			m.log.Warn("demo task not accepted", "err", err)
 			return
@@ -306,9 +308,9 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	}
 	m.mu.Lock()
 	if t, ok := m.tasks[sub.UUID]; ok {
-		durable := t.durable
+		accepted := t.accepted
 		m.mu.Unlock()
-		if !durable {
+		if !accepted {
 			// The first submission's write is still under way and may
 			// fail: it is not accepted yet.
 			return message.SubmitReply{}, nil, errors.New("not accepted yet: the same uuid is still being recorded")
@@ -325,11 +327,17 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	if executor != "" {
 		m.load[executor]++
 	}
-	t := &tracked{busy: true, rec: taskstore.Record{
+	t := &tracked{busy: true, ephemeral: sub.Ephemeral(), accepted: sub.Ephemeral(), rec: taskstore.Record{
 		UUID: sub.UUID, Number: sub.Number, Executor: executor, Term: m.lead.Term,
 		State: taskstore.Pending, Submitted: time.Now().UTC(),
 	}}
 	m.tasks[sub.UUID] = t
+	if t.ephemeral {
+		m.stats.accepted.Add(1)
+		m.stats.inFlight.Add(1)
+		m.mu.Unlock()
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.lead.Term}, t, nil
+	}
 	m.mu.Unlock()
 
 	if err := m.store.Put(m.ctx, t.rec); err != nil {
@@ -346,7 +354,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		return message.SubmitReply{}, nil, fmt.Errorf("not accepted: cannot record the task: %w", err)
 	}
 	m.mu.Lock()
-	t.durable = true
+	t.accepted = true
 	m.mu.Unlock()
 	m.stats.accepted.Add(1)
 	m.stats.inFlight.Add(1)
@@ -475,7 +483,7 @@ func (m *master) placeOn(t *tracked, w string) error {
 	if rec.Executor != w || rec.Term != m.lead.Term {
 		from := rec.Executor
 		rec.Executor, rec.Term = w, m.lead.Term
-		if err := m.store.Put(m.ctx, rec); err != nil {
+		if err := m.putUnlessEphemeral(t, rec); err != nil {
 			if errors.Is(err, taskstore.ErrFenced) {
 				return errNotLeading
 			}
@@ -501,6 +509,13 @@ func (m *master) placeOn(t *tracked, w string) error {
 	}
 	m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "number", rec.Number)
 	return nil
+}
+
+func (m *master) putUnlessEphemeral(t *tracked, rec taskstore.Record) error {
+	if t.ephemeral {
+		return nil
+	}
+	return m.store.Put(m.ctx, rec)
 }
 
 func (m *master) moveLoadLocked(from, to string) {
@@ -579,7 +594,11 @@ func (m *master) record(t *tracked) {
 	rec.State, rec.Result, rec.Term = taskstore.Done, t.result, m.lead.Term
 	m.mu.Unlock()
 	err := errNotLeading
-	if m.lead.Valid() {
+	switch {
+	case !m.lead.Valid():
+	case t.ephemeral:
+		err = nil
+	default:
 		err = m.store.Complete(m.ctx, rec)
 	}
 	m.mu.Lock()

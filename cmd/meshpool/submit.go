@@ -22,6 +22,7 @@ func (m *Main) runSubmit(ctx context.Context, args []string) error {
 	fs.StringVar(&server, "server", server, "NATS URL of any node")
 	fs.Int64Var(&sub.Number, "number", 0, "the task's number (the demo job answers number*3)")
 	fs.StringVar(&sub.UUID, "uuid", "", "idempotency key: a task submitted again with the same uuid is not run twice (default: a new uuid)")
+	fs.StringVar(&sub.Durability, "durability", message.DurabilityDurable, "durable: recorded in etcd before it is accepted; none: kept only in the master's memory, faster, lost if the master fails")
 	fs.BoolVar(&wait, "wait", false, "wait for the result and print it")
 	fs.DurationVar(&timeout, "timeout", timeout, "give up after this long")
 	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
@@ -45,7 +46,7 @@ func (m *Main) runSubmit(ctx context.Context, args []string) error {
 	defer cancel()
 
 	if count > 0 {
-		rep, err := c.Load(ctx, count, concurrency, wait)
+		rep, err := c.Load(ctx, client.LoadSpec{N: count, Concurrency: concurrency, Wait: wait, Durability: sub.Durability})
 		if err != nil {
 			return fmt.Errorf("submit: %w", err)
 		}
