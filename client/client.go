@@ -6,7 +6,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -100,10 +99,7 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 	if sub.UUID == "" {
 		sub.UUID = uuid.NewString()
 	}
-	body, err := json.Marshal(sub)
-	if err != nil {
-		return message.SubmitReply{}, fmt.Errorf("client: cannot encode: %w", err)
-	}
+	body := sub.AppendJSON(nil)
 	c.mu.Lock()
 	c.sent[sub.UUID] = sub
 	c.mu.Unlock()

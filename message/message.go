@@ -160,9 +160,11 @@ func (t Timestamp) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads any RFC 3339 time.
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("time must be an RFC 3339 string: %w", err)
+	s, ok := plainString(b)
+	if !ok {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("time must be an RFC 3339 string: %w", err)
+		}
 	}
 	v, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -174,6 +176,20 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 
 // String formats the time as it travels.
 func (t Timestamp) String() string { return t.Format(TimeLayout) }
+
+// plainString returns the contents of a JSON string without escapes or
+// control characters, and false for anything else (left to encoding/json).
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
+}
 
 func truncate(s string) string {
 	if len(s) > 64 {

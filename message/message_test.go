@@ -134,3 +134,22 @@ func TestDecodeSubmit(t *testing.T) {
 		})
 	}
 }
+
+// A time with JSON escapes decodes like the same time without them.
+func TestDecodeResultTimeWithEscapes(t *testing.T) {
+	base := `{"uuid":"` + id + `","executor":"a","number":1,"result":3,"term":1,`
+	plain, err := message.DecodeResult([]byte(base + `"start":"2026-01-01T00:00:00.000Z","finish":"2026-01-01T00:00:01.250-01:00"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	escaped, err := message.DecodeResult([]byte(base + `"start":"\u0032026-01-01T00:00:00.000Z","finish":"2026-01-01T00:00:01.250\u002d01:00"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plain.Start.Equal(escaped.Start.Time) || !plain.Finish.Equal(escaped.Finish.Time) {
+		t.Fatalf("escaped times %v %v, plain %v %v", escaped.Start, escaped.Finish, plain.Start, plain.Finish)
+	}
+	if _, err := message.DecodeResult([]byte(base + `"start":"2026-01-01T00:00:00.000Z\n","finish":"2026-01-01T00:00:01.000Z"}`)); !errors.Is(err, message.ErrMalformed) {
+		t.Fatalf("a raw newline in a time: %v, want ErrMalformed", err)
+	}
+}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -532,10 +531,7 @@ func (m *master) moveLoadLocked(from, to string) {
 }
 
 func (m *master) send(rec taskstore.Record) error {
-	body, err := json.Marshal(message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.lead.Term})
-	if err != nil {
-		return fmt.Errorf("cannot encode task: %w", err)
-	}
+	body := message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.lead.Term}.AppendJSON(make([]byte, 0, 128))
 	rctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
 	defer cancel()
 	reply, err := m.conn.RequestWithContext(rctx, message.TaskSubject(rec.Executor), body)

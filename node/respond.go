@@ -15,7 +15,7 @@ func respond(msg *nats.Msg, v any, log *slog.Logger, level slog.Level) {
 	if msg.Reply == "" {
 		return
 	}
-	body, err := json.Marshal(v)
+	body, err := encodeJSON(v)
 	if err != nil {
 		log.Error("cannot encode reply", "subject", msg.Subject, "err", err)
 		return
@@ -23,4 +23,13 @@ func respond(msg *nats.Msg, v any, log *slog.Logger, level slog.Level) {
 	if err := msg.Respond(body); err != nil {
 		log.Log(context.Background(), level, "cannot send reply", "subject", msg.Subject, "err", err)
 	}
+}
+
+// encodeJSON encodes v with its own AppendJSON when it has one (the
+// messages sent for every task), else with encoding/json.
+func encodeJSON(v any) ([]byte, error) {
+	if a, ok := v.(interface{ AppendJSON([]byte) []byte }); ok {
+		return a.AppendJSON(make([]byte, 0, 256)), nil
+	}
+	return json.Marshal(v)
 }

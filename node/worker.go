@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -161,12 +160,7 @@ func (w *worker) work(task message.Task) {
 }
 
 func (w *worker) publish(res message.Result) {
-	body, err := json.Marshal(res)
-	if err != nil {
-		w.log.Error("cannot encode result", "uuid", res.UUID, "err", err)
-		return
-	}
-	if err := w.conn.Publish(message.SubjectResults, body); err != nil {
+	if err := w.conn.Publish(message.SubjectResults, res.AppendJSON(make([]byte, 0, 256))); err != nil {
 		w.log.Error("cannot publish result", "uuid", res.UUID, "err", err)
 	}
 }

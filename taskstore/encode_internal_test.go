@@ -1,0 +1,36 @@
+package taskstore
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/message"
+)
+
+// encode must write exactly what json.Marshal writes, and fail where it fails.
+func TestEncodeIsJSONMarshal(t *testing.T) {
+	stamp := message.Timestamp{Time: time.Date(2026, 11, 27, 6, 40, 22, 123000000, time.UTC)}
+	res := &message.Result{UUID: "u", Executor: `e"<x>`, Number: 7, Result: 21, Start: stamp, Finish: stamp, Term: 3}
+	times := []time.Time{{}, time.Date(2026, 11, 27, 6, 40, 22, 123456789, time.UTC),
+		time.Date(1999, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 5*3600+45*60)),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 25*3600))}
+	for _, s := range []string{"", "11111111-2222-3333-4444-555555555555", "é\u2028\x00<&>\xff"} {
+		for _, ts := range times {
+			for _, r := range []Record{
+				{UUID: s, Number: -5, Executor: s, Term: 9, State: Pending, Submitted: ts, Attempts: 2},
+				{UUID: s, State: Done, Submitted: ts, Result: res},
+				{},
+			} {
+				want, wantErr := json.Marshal(r)
+				got, err := r.encode()
+				if (err != nil) != (wantErr != nil) {
+					t.Fatalf("encode(%+v): error %v, json.Marshal error %v", r, err, wantErr)
+				}
+				if err == nil && got != string(want) {
+					t.Fatalf("encode(%+v)\n got %s\nwant %s", r, got, want)
+				}
+			}
+		}
+	}
+}
