@@ -47,6 +47,10 @@ type Config struct {
 	// re-submission of its uuid is answered with its result; 0 deletes the
 	// record when its result is recorded.
 	ResultRetention time.Duration
+	// DoneIndexSize is how many done tasks the master remembers in memory
+	// to answer re-submissions within the retention. Beyond it the oldest
+	// are forgotten and a re-submitted uuid is looked up in etcd instead.
+	DoneIndexSize int
 	// Version is written into the node's record.
 	Version string
 	// Logger receives every log line; component and node attributes are added.
@@ -102,6 +106,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:   30 * time.Second,
 		TaskTimeout:     60 * time.Second,
 		ResultRetention: 10 * time.Minute,
+		DoneIndexSize:   200_000,
 		Version:         "dev",
 	}
 }
@@ -149,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.TaskTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("task timeout %s: want at least 1s", c.TaskTimeout))
+	}
+	if c.DoneIndexSize < 1 {
+		errs = append(errs, fmt.Errorf("done index size %d: want at least 1", c.DoneIndexSize))
 	}
 	if c.ResultRetention < 0 {
 		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) or more", c.ResultRetention))

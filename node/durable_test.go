@@ -339,3 +339,32 @@ func TestEphemeralTasksAreNotRecordedButStillRetried(t *testing.T) {
 		t.Fatalf("resubmission: %+v, %v", again, err)
 	}
 }
+
+// The master remembers few done tasks in memory here; a re-submission of
+// one it forgot is answered from etcd, not run again.
+func TestForgottenDoneTaskIsLookedUpNotRunAgain(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) { cfg.DoneIndexSize = 2 })
+	master, _ := c.startN(3)
+	cl := dial(t, master)
+	ctx := t.Context()
+	rep, err := cl.Load(ctx, client.LoadSpec{N: 6, Concurrency: 1, Wait: true})
+	if err != nil || rep.Results != 6 {
+		t.Fatalf("load: %+v, %v", rep, err)
+	}
+	first := rep.AcceptedUUIDs[0]
+	want, err := waitResult(t, cl, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := cl.Submit(ctx, message.Submit{UUID: first, Number: want.Number})
+	if err != nil || !again.Duplicate || again.State != message.StateDone || again.Result == nil || again.Result.Result != want.Result {
+		t.Fatalf("re-submission of a forgotten task: %+v, %v", again, err)
+	}
+	completed := 0
+	for _, n := range c.running() {
+		completed += int(n.Status().Worker.Completed)
+	}
+	if completed != 6 {
+		t.Fatalf("workers completed %d tasks, want 6: a forgotten task ran again", completed)
+	}
+}

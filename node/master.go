@@ -48,6 +48,7 @@ type masterConfig struct {
 	ackTimeout  time.Duration
 	taskTimeout time.Duration
 	retention   time.Duration
+	doneMax     int // done tasks remembered in memory at most
 	log         *slog.Logger
 	stats       *masterStats
 	latency     func(time.Duration) // observes a task's ack-to-record time; nil for none
@@ -70,7 +71,7 @@ type master struct {
 	mu        sync.Mutex
 	workerIDs []string            // the other members, replaced (never changed) on every membership change
 	tasks     map[string]*tracked // accepted, not yet done, by uuid
-	done      map[string]doneTask // recorded done, kept for duplicate answers
+	done      *doneIndex          // recorded done, kept for duplicate answers
 	load      map[string]int      // tasks placed per worker
 }
 
@@ -87,18 +88,13 @@ type tracked struct {
 	result    *message.Result // the first result received, until recorded
 }
 
-type doneTask struct {
-	result *message.Result
-	until  time.Time
-}
-
 var errNoWorker = errors.New("no worker accepted the task")
 
 // run does the master's work until ctx ends.
 func (m *master) run(ctx context.Context) error {
 	m.ctx = ctx
 	m.tasks = make(map[string]*tracked)
-	m.done = make(map[string]doneTask)
+	m.done = newDoneIndex(m.doneMax)
 	m.load = make(map[string]int)
 	m.slots = make(chan struct{}, 4096)
 	defer func() { // runs after every placement and recording has ended
@@ -215,7 +211,7 @@ func (m *master) loadTasks(ctx context.Context) error {
 			}
 			pending++
 		case taskstore.Done:
-			m.done[r.UUID] = doneTask{result: r.Result, until: time.Now().Add(m.retention)}
+			m.done.add(r.UUID, r.Result, time.Now().Add(m.retention))
 		}
 	}
 	m.stats.inFlight.Add(int64(pending))
@@ -317,10 +313,23 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		m.stats.duplicates.Add(1)
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: t.rec.Term}, nil, nil
 	}
-	if d, ok := m.done[sub.UUID]; ok {
+	if d, ok := m.done.get(sub.UUID); ok {
 		m.mu.Unlock()
 		m.stats.duplicates.Add(1)
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: d.result, Term: m.lead.Term}, nil, nil
+	}
+	if m.done.mayHaveForgotten(time.Now()) && !sub.Ephemeral() {
+		// The index forgot tasks early: this uuid may be one of them,
+		// still recorded in etcd. Look before running it again.
+		m.mu.Unlock()
+		if reply, found, err := m.lookUp(sub.UUID); err != nil || found {
+			return reply, nil, err
+		}
+		m.mu.Lock()
+		if _, ok := m.tasks[sub.UUID]; ok { // submitted again meanwhile
+			m.mu.Unlock()
+			return message.SubmitReply{}, nil, errors.New("not accepted yet: the same uuid is still being recorded")
+		}
 	}
 	executor := leastLoaded(m.workerIDs, "", m.load)
 	if executor != "" {
@@ -361,6 +370,31 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.lead.Term}, t, nil
 }
 
+// lookUp reads a submitted uuid's record from etcd, for when the done
+// index may have forgotten it. found is false when there is no record.
+func (m *master) lookUp(id string) (reply message.SubmitReply, found bool, err error) {
+	ctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
+	defer cancel()
+	resp, err := m.cli.Get(ctx, taskstore.Key(m.prefix, id))
+	if err != nil {
+		m.stats.recordFailures.Add(1)
+		return reply, false, fmt.Errorf("not accepted: cannot look the uuid up in etcd: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return reply, false, nil
+	}
+	rec, err := taskstore.Decode(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
+	if err != nil {
+		return reply, true, fmt.Errorf("not accepted: the uuid's record does not decode: %w", err)
+	}
+	m.stats.duplicates.Add(1)
+	state := message.StatePending
+	if rec.State == taskstore.Done {
+		state = message.StateDone
+	}
+	return message.SubmitReply{UUID: id, Accepted: true, Duplicate: true, State: state, Result: rec.Result, Term: m.lead.Term}, true, nil
+}
+
 // reassign gives the tasks of workers that left the membership to others.
 func (m *master) reassign(mem registry.Membership) {
 	m.mu.Lock()
@@ -397,11 +431,7 @@ func (m *master) rescue(now time.Time) {
 			late = append(late, t)
 		}
 	}
-	for id, d := range m.done {
-		if now.After(d.until) {
-			delete(m.done, id)
-		}
-	}
+	m.done.expire(now)
 	m.mu.Unlock()
 	for _, t := range unrecorded {
 		m.wg.Go(func() { m.record(t) })
@@ -560,7 +590,7 @@ func (m *master) onResult(msg *nats.Msg) {
 	}
 	m.mu.Lock()
 	t, ok := m.tasks[res.UUID]
-	_, done := m.done[res.UUID]
+	_, done := m.done.get(res.UUID)
 	switch {
 	case ok && t.result == nil:
 		t.result = &res
@@ -611,7 +641,7 @@ func (m *master) record(t *tracked) {
 	if m.load[rec.Executor]--; m.load[rec.Executor] <= 0 {
 		delete(m.load, rec.Executor)
 	}
-	m.done[rec.UUID] = doneTask{result: rec.Result, until: time.Now().Add(m.retention)}
+	m.done.add(rec.UUID, rec.Result, time.Now().Add(m.retention))
 	m.stats.completed.Add(1)
 	m.stats.inFlight.Add(-1)
 	res := rec.Result

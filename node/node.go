@@ -179,7 +179,7 @@ func (n *Node) lead(ctx context.Context, l election.Leadership) {
 	m := &master{masterConfig: masterConfig{
 		id: n.id, lead: l, conn: p.broker.Conn(), cli: p.etcd, prefix: n.cfg.Prefix,
 		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
-		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, log: log, stats: &n.stats,
+		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, doneMax: n.cfg.DoneIndexSize, log: log, stats: &n.stats,
 		latency: n.metrics.observeLatency,
 	}}
 	actx, stopEvents := context.WithCancel(ctx)
