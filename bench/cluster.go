@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,12 +23,7 @@ import (
 	"github.com/meshpool/meshpool/node"
 )
 
-const (
-	etcdClientURL = "http://127.0.0.1:23790"
-	etcdPeerURL   = "http://127.0.0.1:23800"
-	etcdEndpoint  = "127.0.0.1:23790"
-	readyTimeout  = 30 * time.Second
-)
+const readyTimeout = 60 * time.Second
 
 // proc is one child process in its own process group.
 type proc struct {
@@ -34,6 +32,8 @@ type proc struct {
 	out  *tail
 	done chan struct{}
 }
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // signal sends sig to the process group.
 func (p *proc) signal(sig syscall.Signal) error {
@@ -78,15 +78,19 @@ func (t *tail) String() string {
 
 // env owns every process and the etcd data dir of one benchmark run.
 type env struct {
-	binary  string
-	dir     string
-	mu      sync.Mutex
-	procs   []*proc
-	etcd    *proc
-	cli     *clientv3.Client
-	nextIP  int
-	cluster int
-	http    *http.Client
+	binary       string
+	dir          string
+	mu           sync.Mutex
+	procs        []*proc
+	etcd         *proc
+	etcdURL      string // client URL, also serves /health and /metrics
+	etcdEndpoint string // host:port of the client URL
+	cli          *clientv3.Client
+	nextIP       int // index of the next address to try, see addr
+	names        int // nodes started, for their names
+	cluster      int
+	http         *http.Client
+	closing      atomic.Bool // set by close: processes exit now
 }
 
 func newEnv(binary string) (*env, error) {
@@ -94,7 +98,9 @@ func newEnv(binary string) (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot make the etcd data dir: %w", err)
 	}
-	return &env{binary: binary, dir: dir, nextIP: 10, http: &http.Client{Timeout: time.Second}}, nil
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1000, 4
+	return &env{binary: binary, dir: dir, http: &http.Client{Timeout: 2 * time.Second, Transport: tr}}, nil
 }
 
 // start runs a process in its own process group.
@@ -118,6 +124,7 @@ func (e *env) start(name, bin string, args ...string) (*proc, error) {
 
 // close kills every process group still running and removes the data dir.
 func (e *env) close() {
+	e.closing.Store(true)
 	if e.cli != nil {
 		_ = e.cli.Close()
 	}
@@ -132,25 +139,75 @@ func (e *env) close() {
 	}
 }
 
-// startEtcd runs one etcd member on 127.0.0.1 and waits for /health.
+// portsFree reports whether nothing listens on ip at any of ports. The
+// machine is shared: other people's clusters may hold an address.
+func portsFree(ip string, ports ...int) bool {
+	for _, port := range ports {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		_ = l.Close()
+	}
+	return true
+}
+
+// startEtcd runs one etcd member on 127.0.0.1 and waits for /health. The
+// ports are the first free pair from 23790/23800 up.
 func (e *env) startEtcd(ctx context.Context) error {
+	client := 0
+	for port := 23790; port < 23990; port += 20 {
+		if portsFree("127.0.0.1", port, port+10) {
+			client = port
+			break
+		}
+	}
+	if client == 0 {
+		return errors.New("no free port pair for etcd between 23790 and 23990")
+	}
+	e.etcdEndpoint = fmt.Sprintf("127.0.0.1:%d", client)
+	e.etcdURL = "http://" + e.etcdEndpoint
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", client+10)
 	p, err := e.start("etcd", "etcd", "--name", "bench", "--data-dir", e.dir+"/etcd",
-		"--listen-client-urls", etcdClientURL, "--advertise-client-urls", etcdClientURL,
-		"--listen-peer-urls", etcdPeerURL, "--initial-advertise-peer-urls", etcdPeerURL,
-		"--initial-cluster", "bench="+etcdPeerURL, "--log-level", "error", "--logger", "zap")
+		"--listen-client-urls", e.etcdURL, "--advertise-client-urls", e.etcdURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "bench="+peerURL, "--log-level", "error", "--logger", "zap")
 	if err != nil {
 		return err
 	}
 	e.etcd = p
-	if err := poll(ctx, readyTimeout, 20*time.Millisecond, func() bool { return e.get(ctx, etcdClientURL+"/health") == http.StatusOK }); err != nil {
+	go func() {
+		<-p.done
+		if !e.closing.Load() {
+			progress("etcd exited during the run: %s\n%s", p.cmd.ProcessState, p.out.String())
+		}
+	}()
+	if err := poll(ctx, readyTimeout, 20*time.Millisecond, func() bool { return e.get(ctx, e.etcdURL+"/health") == http.StatusOK }); err != nil {
 		return fmt.Errorf("etcd not healthy: %w\n%s", err, p.out.String())
 	}
-	cli, err := etcdclient.New([]string{etcdEndpoint}, 5*time.Second)
+	cli, err := etcdclient.New([]string{e.etcdEndpoint}, 5*time.Second)
 	if err != nil {
 		return fmt.Errorf("cannot connect to etcd: %w", err)
 	}
 	e.cli = cli
 	return nil
+}
+
+// restartEtcd replaces etcd with a fresh member on an empty data dir, so
+// that what follows does not carry the history (and the memory) of what
+// came before.
+func (e *env) restartEtcd(ctx context.Context) error {
+	if e.cli != nil {
+		_ = e.cli.Close()
+		e.cli = nil
+	}
+	e.closing.Store(true)
+	e.etcd.stop(syscall.SIGTERM, 10*time.Second)
+	e.closing.Store(false)
+	if err := os.RemoveAll(e.dir + "/etcd"); err != nil {
+		return fmt.Errorf("cannot remove the etcd data dir: %w", err)
+	}
+	return e.startEtcd(ctx)
 }
 
 // get returns the status code of GET url, 0 on error.
@@ -165,6 +222,43 @@ func (e *env) get(ctx context.Context, url string) int {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
+}
+
+// getJSON decodes the JSON answer of GET url into v.
+func (e *env) getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("cannot ask %s: %w", url, err)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot ask %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("cannot read the answer of %s: %w", url, err)
+	}
+	return nil
+}
+
+// addr returns the next 127.0.X.Y (X from 1, Y from 10 to 249) on which
+// none of a node's ports is taken. 127.0.0.x is left to the tests and the
+// other clusters people run on this machine.
+func (e *env) addr() (string, error) {
+	for {
+		i := e.nextIP
+		e.nextIP++
+		ip := fmt.Sprintf("127.0.%d.%d", 1+i/240, 10+i%240)
+		if 1+i/240 > 254 {
+			return "", errors.New("out of 127.0.X.Y addresses")
+		}
+		if portsFree(ip, 4222, 6222, 8222) {
+			return ip, nil
+		}
+	}
 }
 
 // bnode is one meshpool node process.
@@ -184,11 +278,10 @@ type cluster struct {
 	nodes  []*bnode
 }
 
-// newCluster starts n nodes on fresh 127.0.0.x addresses and waits until
-// every one is ready.
+// newCluster starts n nodes on fresh addresses and waits until every one
+// is ready.
 func (e *env) newCluster(ctx context.Context, n int) (*cluster, error) {
-	e.cluster++
-	c := &cluster{env: e, prefix: fmt.Sprintf("/bench/c%d", e.cluster)}
+	c := e.emptyCluster()
 	for range n {
 		if _, err := c.addNode(); err != nil {
 			c.close()
@@ -204,16 +297,22 @@ func (e *env) newCluster(ctx context.Context, n int) (*cluster, error) {
 	return c, nil
 }
 
+// emptyCluster is a cluster with a prefix of its own and no nodes yet.
+func (e *env) emptyCluster() *cluster {
+	e.cluster++
+	return &cluster{env: e, prefix: fmt.Sprintf("/bench/c%d", e.cluster)}
+}
+
 // addNode starts one more node and returns at once.
 func (c *cluster) addNode() (*bnode, error) {
 	e := c.env
-	ip := fmt.Sprintf("127.0.0.%d", e.nextIP)
-	e.nextIP++
-	if e.nextIP > 250 {
-		return nil, errors.New("out of 127.0.0.x addresses")
+	ip, err := e.addr()
+	if err != nil {
+		return nil, err
 	}
-	p, err := e.start("node "+ip, e.binary, "node", "--etcd", etcdEndpoint, "--advertise", ip,
-		"--name", fmt.Sprintf("b%d", e.nextIP-1), "--prefix", c.prefix,
+	e.names++
+	p, err := e.start("node "+ip, e.binary, "node", "--etcd", e.etcdEndpoint, "--advertise", ip,
+		"--name", fmt.Sprintf("b%d", e.names), "--prefix", c.prefix,
 		"--task-interval", "0", "--work-time", "0s", "--ttl", "3s", "--log-level", "warn")
 	if err != nil {
 		return nil, err
@@ -221,6 +320,12 @@ func (c *cluster) addNode() (*bnode, error) {
 	nd := &bnode{ip: ip, p: p}
 	c.nodes = append(c.nodes, nd)
 	return nd, nil
+}
+
+// remove stops nd with sig (waiting for its exit) and forgets it.
+func (c *cluster) remove(nd *bnode, sig syscall.Signal) {
+	nd.p.stop(sig, 10*time.Second)
+	c.nodes = slices.DeleteFunc(c.nodes, func(x *bnode) bool { return x == nd })
 }
 
 // waitReady polls /readyz until 200, then learns the node's ID.
@@ -242,19 +347,16 @@ func (c *cluster) waitReady(ctx context.Context, nd *bnode) error {
 // status reads a node's /status.
 func (e *env) status(ctx context.Context, nd *bnode) (node.Status, error) {
 	var st node.Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nd.url("/status"), nil)
-	if err != nil {
-		return st, fmt.Errorf("cannot ask %s for /status: %w", nd.ip, err)
-	}
-	resp, err := e.http.Do(req)
-	if err != nil {
-		return st, fmt.Errorf("cannot ask %s for /status: %w", nd.ip, err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("cannot read %s's /status: %w", nd.ip, err)
-	}
-	return st, nil
+	err := e.getJSON(ctx, nd.url("/status"), &st)
+	return st, err
+}
+
+// routez is the part of a node's /nats/routez the scale rows use.
+type routez struct {
+	NumRoutes int `json:"num_routes"`
+	Routes    []struct {
+		RemoteName string `json:"remote_name"`
+	} `json:"routes"`
 }
 
 // master returns the master node, one other node, and the term.
@@ -279,6 +381,9 @@ func (c *cluster) master(ctx context.Context) (master, worker *bnode, term int64
 // close kills every node of the cluster.
 func (c *cluster) close() {
 	for _, nd := range c.nodes {
+		_ = nd.p.signal(syscall.SIGKILL)
+	}
+	for _, nd := range c.nodes {
 		nd.p.stop(syscall.SIGKILL, 5*time.Second)
 	}
 }
@@ -298,5 +403,15 @@ func poll(ctx context.Context, timeout, interval time.Duration, cond func() bool
 			return fmt.Errorf("interrupted: %w", ctx.Err())
 		case <-time.After(interval):
 		}
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	case <-time.After(d):
+		return nil
 	}
 }

@@ -1,6 +1,6 @@
 // Command bench measures a meshpool cluster of real processes on loopback
-// (an etcd process from the PATH and meshpool nodes on 127.0.0.x) and writes
-// the figures, with their baselines, to a Markdown file.
+// (an etcd process from the PATH and meshpool nodes on 127.0.X.Y) and
+// writes the figures, with their baselines, to a Markdown file.
 //
 //	go run ./bench -binary bin/meshpool -out BENCHMARKS.md
 package main
@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -28,11 +31,21 @@ func main() {
 
 // config is what the flags set.
 type config struct {
-	binary  string
-	out     string
-	runs    int
-	idle    time.Duration
-	latency int
+	binary      string
+	out         string
+	runs        int
+	idle        time.Duration
+	latency     int
+	durableN    int
+	noneN       int
+	inflight    int
+	window      time.Duration // etcd capacity and raw NATS throughput runs
+	joinRuns    int
+	scaleSizes  []int
+	scale       scaleConfig
+	only        []string // groups to measure; all when empty
+	scaleString string
+	onlyString  string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -43,11 +56,33 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.runs, "runs", 3, "runs per figure")
 	fs.DurationVar(&cfg.idle, "idle", 10*time.Second, "how long to watch an idle node's CPU")
 	fs.IntVar(&cfg.latency, "latency-n", 1000, "sequential round trips per latency run")
+	fs.IntVar(&cfg.durableN, "durable-n", 30000, "tasks per durable throughput run")
+	fs.IntVar(&cfg.noneN, "none-n", 60000, "tasks per non-durable throughput run")
+	fs.IntVar(&cfg.inflight, "inflight", 256, "submissions in flight in the throughput runs and their baselines")
+	fs.DurationVar(&cfg.window, "window", 2*time.Second, "length of each etcd capacity and raw NATS throughput run")
+	fs.IntVar(&cfg.joinRuns, "join-runs", 20, "joins and leaves of a 3rd node")
+	fs.StringVar(&cfg.scaleString, "scale", "3,10,30,50", "cluster sizes of the scale rows")
+	fs.IntVar(&cfg.scale.starts, "scale-starts", 3, "cluster starts per size")
+	fs.IntVar(&cfg.scale.joins, "scale-joins", 5, "joins of one more node per size")
+	fs.DurationVar(&cfg.scale.window, "scale-window", 4*time.Second, "each of the 3 idle etcd windows per size")
+	fs.IntVar(&cfg.scale.rate, "scale-rate", 100, "durable tasks/s while etcd's loaded rate is measured")
+	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,failover,join,scale); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
-	if cfg.runs < 1 || cfg.latency < 1 {
-		return errors.New("-runs and -latency-n must be at least 1")
+	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.inflight < 1 || cfg.joinRuns < 1 ||
+		cfg.scale.starts < 1 || cfg.scale.joins < 1 || cfg.scale.rate < 1 {
+		return errors.New("every count must be at least 1")
+	}
+	for s := range strings.SplitSeq(cfg.scaleString, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 2 {
+			return fmt.Errorf("-scale: %q is not a cluster size of at least 2", s)
+		}
+		cfg.scaleSizes = append(cfg.scaleSizes, n)
+	}
+	if cfg.onlyString != "" {
+		cfg.only = strings.Split(cfg.onlyString, ",")
 	}
 	began := time.Now()
 	m, err := machineInfo(ctx, cfg.binary)
@@ -62,7 +97,8 @@ func run(ctx context.Context, args []string) error {
 	if err := e.startEtcd(ctx); err != nil {
 		return err
 	}
-	r := &report{machine: m, runs: cfg.runs}
+	progress("etcd on %s", e.etcdEndpoint)
+	r := &report{machine: m, cfg: cfg}
 	measure(ctx, e, cfg, r)
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
@@ -75,132 +111,41 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// measure runs every figure; one that fails is listed as not measured.
+// measure runs every group; a figure that fails is listed as not measured.
 func measure(ctx context.Context, e *env, cfg config, r *report) {
-	progress("idle 3-node cluster: RSS, CPU, node start, throughput, latency")
-	if err := sharedCluster(ctx, e, cfg, r); err != nil {
-		r.fail("figures 1, 2 and 5", err)
+	want := func(g string) bool { return len(cfg.only) == 0 || slices.Contains(cfg.only, g) }
+	if want("shared") {
+		progress("shared 3-node cluster: idle usage, node start, throughput, latency")
+		if err := sharedCluster(ctx, e, cfg, r); err != nil {
+			r.fail("the shared cluster's figures", err)
+		}
 	}
-	for _, f := range []struct {
-		name string
-		sig  syscall.Signal
-		row  row
-	}{
-		{"clean master exit", syscall.SIGTERM, row{name: "3. Clean master exit (SIGTERM) → new master dispatching", unit: "s", format: "%.2f"}},
-		{"master kill -9", syscall.SIGKILL, row{name: "4. Master kill -9 → new master dispatching", unit: "s", format: "%.2f", note: "TTL 3 s"}},
-	} {
-		row := f.row
-		for i := range cfg.runs {
-			progress("%s: run %d/%d", f.name, i+1, cfg.runs)
-			s, err := failover(ctx, e, f.sig)
-			if err != nil {
-				r.fail(row.name, err)
-				row.runs = nil
-				break
+	if want("failover") && ctx.Err() == nil {
+		failovers(ctx, e, cfg, r)
+	}
+	if want("join") && ctx.Err() == nil {
+		progress("join and leave: %d runs on one 2-node cluster", cfg.joinRuns)
+		joins(ctx, e, cfg, r)
+	}
+	if want("scale") && ctx.Err() == nil {
+		progress("scale: a fresh etcd")
+		if err := e.restartEtcd(ctx); err != nil {
+			r.fail("scale", err)
+			return
+		}
+		for _, n := range cfg.scaleSizes {
+			if ctx.Err() != nil {
+				return
 			}
-			progress("  %.2f s", s)
-			row.runs = append(row.runs, s)
+			progress("scale: %d nodes", n)
+			f, err := scale(ctx, e, n, cfg.scale)
+			if err != nil {
+				r.fail(fmt.Sprintf("scale, %d nodes", n), err)
+				continue
+			}
+			scaleRows(r, n, f, cfg.scale)
 		}
-		r.add(row)
 	}
-	join := row{name: "6. Join: 3rd node start → routed with every peer, seen by the master", unit: "s", format: "%.3f"}
-	leave := row{name: "7. Clean leave (SIGTERM a worker) → gone from every peer", unit: "s", format: "%.3f"}
-	for i := range cfg.runs {
-		progress("join and leave: run %d/%d", i+1, cfg.runs)
-		j, l, err := joinLeave(ctx, e)
-		if err != nil {
-			r.fail("figures 6 and 7", err)
-			join.runs, leave.runs = nil, nil
-			break
-		}
-		progress("  join %.3f s, leave %.3f s", j, l)
-		join.runs = append(join.runs, j)
-		leave.runs = append(leave.runs, l)
-	}
-	r.add(join)
-	r.add(leave)
-}
-
-// sharedCluster runs the figures that leave no state behind on one cluster.
-func sharedCluster(ctx context.Context, e *env, cfg config, r *report) error {
-	cl, err := e.newCluster(ctx, 3)
-	if err != nil {
-		return err
-	}
-	defer cl.close()
-	_, worker, _, err := cl.master(ctx)
-	if err != nil {
-		return err
-	}
-	other := cl.nodes[0]
-	if other == worker {
-		other = cl.nodes[1]
-	}
-
-	rss := row{name: "5b. Idle node RSS (highest of 3 nodes)", unit: "MiB", format: "%.1f"}
-	cpu := row{name: fmt.Sprintf("5c. Idle node CPU over %s (highest of 3 nodes)", cfg.idle), unit: "% of one core", format: "%.2f"}
-	for i := range cfg.runs {
-		progress("idle usage: run %d/%d (%s)", i+1, cfg.runs, cfg.idle)
-		m, c, err := idleUsage(ctx, cl, cfg.idle)
-		if err != nil {
-			return err
-		}
-		progress("  %.1f MiB, %.2f%%", m, c)
-		rss.runs, cpu.runs = append(rss.runs, m), append(cpu.runs, c)
-	}
-	r.add(rss)
-	r.add(cpu)
-
-	ready := row{name: "5a. Node start → /readyz 200 (4th node)", unit: "s", format: "%.3f"}
-	for i := range cfg.runs {
-		progress("node start → ready: run %d/%d", i+1, cfg.runs)
-		s, err := startReady(ctx, cl)
-		if err != nil {
-			return err
-		}
-		progress("  %.3f s", s)
-		ready.runs = append(ready.runs, s)
-	}
-	r.add(ready)
-
-	tput := row{name: "1. Durable throughput (5000 tasks, 128 in flight, 3 nodes)", unit: "tasks/s", format: "%.0f",
-		base: "serial etcd puts/s", note: "goal ≥ 20000 tasks/s and ≥ 10×"}
-	for i := range cfg.runs {
-		progress("throughput: run %d/%d (etcd puts 2 s, then 5000 tasks)", i+1, cfg.runs)
-		puts, err := serialPuts(ctx, e.cli, 2*time.Second)
-		if err != nil {
-			return err
-		}
-		t, err := throughput(ctx, worker)
-		if err != nil {
-			return err
-		}
-		progress("  %.0f tasks/s, %.0f puts/s", t, puts)
-		tput.runs, tput.baseRuns, tput.ratioRuns = append(tput.runs, t), append(tput.baseRuns, puts), append(tput.ratioRuns, t/puts)
-	}
-	r.add(tput)
-
-	p50 := row{name: fmt.Sprintf("2. Submit → result p50, one in flight (%d sequential)", cfg.latency), unit: "ms", format: "%.2f",
-		base: "NATS request-reply across one route, p50", note: "ratio = p50 ÷ baseline p50"}
-	p99 := row{name: fmt.Sprintf("2. Submit → result p99, one in flight (%d sequential)", cfg.latency), unit: "ms", format: "%.2f",
-		base: "NATS request-reply across one route, p99"}
-	for i := range cfg.runs {
-		progress("latency: run %d/%d (NATS baseline, then submit+wait)", i+1, cfg.runs)
-		b, err := natsRoundTrip(ctx, other, worker, cfg.latency)
-		if err != nil {
-			return err
-		}
-		l, err := submitLatency(ctx, worker, cfg.latency)
-		if err != nil {
-			return err
-		}
-		progress("  p50 %.2f ms p99 %.2f ms; NATS p50 %.3f ms p99 %.3f ms", l.p50, l.p99, b.p50, b.p99)
-		p50.runs, p50.baseRuns, p50.ratioRuns = append(p50.runs, l.p50), append(p50.baseRuns, b.p50), append(p50.ratioRuns, l.p50/b.p50)
-		p99.runs, p99.baseRuns = append(p99.runs, l.p99), append(p99.baseRuns, b.p99)
-	}
-	r.add(p50)
-	r.add(p99)
-	return nil
 }
 
 // progress prints one line to stderr.

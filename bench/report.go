@@ -48,20 +48,77 @@ func machineInfo(ctx context.Context, binary string) (machine, error) {
 }
 
 // row is one figure: its runs and, where there is one, the baseline
-// measured in the same runs and the per-run ratio.
+// measured in the same runs and the per-run ratio. In a pivot group (CPU
+// per task, scale) a row is one cell: name is the line, col the column.
 type row struct {
+	group              string // a group's id, see groups
+	key                string // the issue's figure it belongs to, see figures
+	col                string // pivot groups only
 	name, unit, format string
 	runs               []float64
-	base               string
+	base, baseFormat   string
 	baseRuns           []float64
 	ratioRuns          []float64
+	goal               string
+	met                func(med, hi, ratio float64) bool // nil: no verdict
 	note               string
+}
+
+// verdict is "met", "missed" or "" for a row without a goal.
+func (x row) verdict() string {
+	if x.met == nil || len(x.runs) == 0 {
+		return ""
+	}
+	med, _, hi := spread(x.runs)
+	ratio := 0.0
+	if len(x.ratioRuns) > 0 {
+		ratio = median(x.ratioRuns)
+	}
+	if x.met(med, hi, ratio) {
+		return "met"
+	}
+	return "**missed**"
+}
+
+// groups are the report's tables, in order.
+var groups = []struct {
+	id, title string
+	pivot     bool
+}{
+	{"throughput", "Throughput", false},
+	{"cpu", "CPU per task during the throughput runs (µs of CPU per task)", true},
+	{"latency", "Latency, one task in flight", false},
+	{"failover", "Fail-over", false},
+	{"node", "One node", false},
+	{"join", "Join and leave, 3 nodes", false},
+	{"scale", "Scale", true},
+}
+
+// figures are the rows of issue 5's table, to list what is missing.
+var figures = []struct{ key, name string }{
+	{"durable", "durable throughput"},
+	{"etcd-bound", "etcd write capacity (the bound of durable throughput)"},
+	{"cpu", "CPU per task by process"},
+	{"none", "non-durable dispatch throughput"},
+	{"lat-durable", "durable latency p50/p99"},
+	{"lat-none", "non-durable latency p50/p99"},
+	{"clean-exit", "clean master exit → new master dispatching"},
+	{"kill", "kill -9 of the master → new master dispatching"},
+	{"start", "node start → ready"},
+	{"idle", "idle node RSS and CPU"},
+	{"join", "join, 3 nodes"},
+	{"leave", "clean leave"},
+	{"scale-3", "scale, 3 nodes"},
+	{"scale-10", "scale, 10 nodes"},
+	{"scale-30", "scale, 30 nodes"},
+	{"scale-50", "scale, 50 nodes"},
 }
 
 type report struct {
 	machine machine
-	runs    int
+	cfg     config
 	rows    []row
+	notes   map[string][]string // by group, printed under its table
 	failed  []string
 	took    time.Duration
 }
@@ -72,33 +129,17 @@ func (r *report) add(x row) {
 	}
 }
 
+func (r *report) note(group, format string, args ...any) {
+	if r.notes == nil {
+		r.notes = map[string][]string{}
+	}
+	r.notes[group] = append(r.notes[group], fmt.Sprintf(format, args...))
+}
+
 func (r *report) fail(what string, err error) {
 	progress("%s: not measured: %v", what, err)
 	first, _, _ := strings.Cut(err.Error(), "\n")
 	r.failed = append(r.failed, fmt.Sprintf("%s: %s", what, first))
-}
-
-// spread is the median, min and max of xs.
-func spread(xs []float64) (med, lo, hi float64) {
-	s := slices.Sorted(slices.Values(xs))
-	n := len(s)
-	med = s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	return med, s[0], s[n-1]
-}
-
-var allFigures = []struct{ prefix, name string }{
-	{"1.", "1. Durable throughput"},
-	{"2.", "2. Submit → result latency"},
-	{"3.", "3. Clean master exit → new master dispatching"},
-	{"4.", "4. Master kill -9 → new master dispatching"},
-	{"5a.", "5a. Node start → ready"},
-	{"5b.", "5b. Idle node RSS"},
-	{"5c.", "5c. Idle node CPU"},
-	{"6.", "6. Join"},
-	{"7.", "7. Clean leave"},
 }
 
 func (r *report) markdown() string {
@@ -109,36 +150,42 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "## Machine\n\n| | |\n|---|---|\n| CPUs (nproc) | %d |\n| memory (MemTotal) | %s |\n| Go | %s |\n| etcd | %s |\n| meshpool | %s |\n\n",
 		m.cpus, m.memory, m.goVersion, m.etcd, m.meshpool)
 	b.WriteString("Everything runs on this one machine over loopback: one etcd process (data dir in /dev/shm) and meshpool " +
-		"node processes on 127.0.0.x with `--task-interval 0 --work-time 0s --ttl 3s --log-level warn`; the load generator " +
-		"shares the same cores.\n\n")
-	fmt.Fprintf(&b, "## Figures\n\nEach figure is the median of %d runs, with the min and max. A baseline is measured in the same runs; "+
-		"the ratio is the median of the per-run ratios.\n\n", r.runs)
-	b.WriteString("| figure | unit | median | min | max | baseline | baseline median | ratio | note |\n|---|---|---:|---:|---:|---|---:|---:|---|\n")
-	rows := slices.Clone(r.rows)
-	slices.SortStableFunc(rows, func(a, b row) int { return strings.Compare(a.name, b.name) })
-	for _, x := range rows {
-		med, lo, hi := spread(x.runs)
-		f := func(v float64) string { return fmt.Sprintf(x.format, v) }
-		base, baseMed, ratio := "—", "", ""
-		if len(x.baseRuns) > 0 {
-			bm, _, _ := spread(x.baseRuns)
-			base, baseMed = x.base, f(bm)
+		"node processes on their own 127.0.X.Y addresses (default ports 4222/6222/8222) with " +
+		"`--task-interval 0 --work-time 0s --ttl 3s --log-level warn`; the load generator shares the same cores. " +
+		"The machine is shared with other work, so absolute figures are noisy; a ratio to a baseline measured in the " +
+		"same run is the figure to compare.\n\n")
+	fmt.Fprintf(&b, "## Figures\n\nEach figure is the median of its runs (%d unless the figure says otherwise), with the min and max. "+
+		"A baseline is measured in the same runs; the ratio is the median of the per-run ratios.\n\n", r.cfg.runs)
+	for _, g := range groups {
+		var rows []row
+		for _, x := range r.rows {
+			if x.group == g.id {
+				rows = append(rows, x)
+			}
 		}
-		if len(x.ratioRuns) > 0 {
-			rm, _, _ := spread(x.ratioRuns)
-			ratio = fmt.Sprintf("%.2f×", rm)
+		if len(rows) == 0 {
+			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.name, x.unit, f(med), f(lo), f(hi), base, baseMed, ratio, x.note)
+		fmt.Fprintf(&b, "### %s\n\n", g.title)
+		if g.pivot {
+			pivot(&b, rows)
+		} else {
+			table(&b, rows)
+		}
+		for _, n := range r.notes[g.id] {
+			fmt.Fprintf(&b, "\n%s\n", n)
+		}
+		b.WriteString("\n")
 	}
 	var missing []string
-	for _, fig := range allFigures {
-		if !slices.ContainsFunc(rows, func(x row) bool { return strings.HasPrefix(x.name, fig.prefix) }) {
-			missing = append(missing, fig.name)
+	for _, f := range figures {
+		if !slices.ContainsFunc(r.rows, func(x row) bool { return x.key == f.key }) {
+			missing = append(missing, f.name)
 		}
 	}
-	b.WriteString("\n## Not measured yet\n\n")
+	b.WriteString("## Not measured in this run\n\n")
 	if len(missing) == 0 && len(r.failed) == 0 {
-		b.WriteString("Nothing: every figure of issue 5 is in the table.\n")
+		b.WriteString("Nothing: every figure of issue 5 is in the tables.\n")
 	}
 	for _, s := range missing {
 		fmt.Fprintf(&b, "- %s\n", s)
@@ -146,15 +193,91 @@ func (r *report) markdown() string {
 	for _, s := range r.failed {
 		fmt.Fprintf(&b, "- failed in this run: %s\n", s)
 	}
-	b.WriteString("\n## How each figure is measured\n\n" + methods)
+	b.WriteString("\n## How each figure is measured\n\n" + methods(r.cfg))
 	return b.String()
 }
 
-const methods = `1. A client dials a worker's client port and runs ` + "`client.Load(ctx, 5000, 128, true)`" + `; tasks/s = results ÷ time from the first submission to the last result. Baseline: one clientv3 client doing sequential puts of 200-byte values on the same etcd for 2 s, just before the load.
-2. 1000 sequential ` + "`Submit`" + ` + ` + "`Wait`" + ` on fresh uuids through a worker (after ` + "`Follow`" + ` and 20 warm-up tasks). Baseline: a responder subscribed through another node's client port, 1000 sequential requests through the worker's port, so each crosses one route.
-3. and 4. A fresh 3-node cluster per run; the master is found with ` + "`election.CurrentLeader`" + `, then signalled; a client on another node submits every 5 ms (one attempt of at most 50 ms each, so the resolution is about 50 ms) until a submission is accepted with a higher term.
-5a. Exec of a 4th node until its ` + "`GET /readyz`" + ` answers 200; it is stopped with SIGTERM after each run.
-5b/5c. VmRSS from /proc/<pid>/status, and utime+stime from /proc/<pid>/stat over the idle window as % of one core; the highest of the 3 nodes of an idle cluster.
-6. A fresh 2-node cluster per run; exec of a 3rd node until its /status routes name both peers, both peers' routes name it, and the master's members list it.
-7. In the same cluster, SIGTERM to a worker until it is gone from the /status members of the other two nodes.
-`
+// table writes rows with a median, min, max, baseline and ratio each.
+func table(b *strings.Builder, rows []row) {
+	b.WriteString("| figure | unit | median | min | max | baseline, same runs | baseline median | ratio | goal | |\n" +
+		"|---|---|---:|---:|---:|---|---:|---:|---|---|\n")
+	for _, x := range rows {
+		med, lo, hi := spread(x.runs)
+		f := func(v float64) string { return fmt.Sprintf(x.format, v) }
+		base, baseMed, ratio := "—", "", ""
+		if len(x.baseRuns) > 0 {
+			bf := x.baseFormat
+			if bf == "" {
+				bf = x.format
+			}
+			base, baseMed = x.base, fmt.Sprintf(bf, median(x.baseRuns))
+		}
+		if len(x.ratioRuns) > 0 {
+			ratio = fmt.Sprintf("%.2f×", median(x.ratioRuns))
+		}
+		name := x.name
+		if x.note != "" {
+			name += " — " + x.note
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			name, x.unit, f(med), f(lo), f(hi), base, baseMed, ratio, x.goal, x.verdict())
+	}
+}
+
+// pivot writes one line per row name and one column per col, each cell
+// "median (min–max)".
+func pivot(b *strings.Builder, rows []row) {
+	var names, cols []string
+	for _, x := range rows {
+		if !slices.Contains(names, x.name) {
+			names = append(names, x.name)
+		}
+		if !slices.Contains(cols, x.col) {
+			cols = append(cols, x.col)
+		}
+	}
+	goals := slices.ContainsFunc(rows, func(x row) bool { return x.goal != "" })
+	b.WriteString("| | unit | " + strings.Join(cols, " | "))
+	if goals {
+		b.WriteString(" | goal | ")
+	}
+	b.WriteString(" |\n|---|---|" + strings.Repeat("---:|", len(cols)))
+	if goals {
+		b.WriteString("---|---|")
+	}
+	b.WriteString("\n")
+	for _, name := range names {
+		var unit, goal, note string
+		var verdicts []string
+		cells := make([]string, len(cols))
+		for i, c := range cols {
+			j := slices.IndexFunc(rows, func(x row) bool { return x.name == name && x.col == c })
+			if j < 0 {
+				continue
+			}
+			x := rows[j]
+			unit, note = x.unit, x.note
+			if x.goal != "" {
+				goal = x.goal
+			}
+			if v := x.verdict(); v != "" {
+				verdicts = append(verdicts, v+" at "+c)
+			}
+			med, lo, hi := spread(x.runs)
+			if lo == hi {
+				cells[i] = fmt.Sprintf(x.format, med)
+			} else {
+				cells[i] = fmt.Sprintf(x.format+" ("+x.format+"–"+x.format+")", med, lo, hi)
+			}
+		}
+		if note != "" {
+			name += " — " + note
+		}
+		fmt.Fprintf(b, "| %s | %s | %s", name, unit, strings.Join(cells, " | "))
+		if goals {
+			fmt.Fprintf(b, " | %s | %s", goal, strings.Join(verdicts, ", "))
+		}
+		b.WriteString(" |\n")
+	}
+	b.WriteString("\nEach cell: median (min–max).\n")
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// methods is the report's "How each figure is measured" section.
+func methods(cfg config) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n\n", args...) }
+	p("**Throughput** (one 3-node cluster; the load generator dials the client port of a worker, not the master). Each run measures, in this order:")
+	p("- *serial etcd puts/s*: one clientv3 client doing sequential 200-byte puts for %s.\n"+
+		"- *etcd put capacity*: %d goroutines over 4 clientv3 clients doing single 200-byte puts for %s; keys/s. A durable task costs two etcd writes "+
+		"(its pending record, then its completion), so the bound is capacity ÷ 2.\n"+
+		"- *etcd batched capacity*: 16 goroutines over 4 clients, each sending Txns of 64 puts for %s; keys/s ÷ 2. meshpool's master batches its "+
+		"task writes into fenced Txns (group commit), so this is the nearer bound.\n"+
+		"- etcd's history is compacted (physically) before each load, so that no run pays for the last one's revisions.\n"+
+		"- *durable throughput*: `client.Load(ctx, client.LoadSpec{N: %d, Concurrency: %d, Wait: true})`; tasks/s = results ÷ time from the first "+
+		"submission to the last result (results are polled every 20 ms). A run shorter than 1 s is flagged in the progress output.\n"+
+		"- *writes per Txn*: 2 × tasks ÷ the Txn requests etcd counted (`grpc_server_msg_received_total{grpc_method=\"Txn\"}` on its /metrics) during the load.\n"+
+		"- *raw NATS request-reply/s*: a responder subscribed on the master's client port, %d goroutines doing `Request` through one connection "+
+		"to the worker's client port (where the load generator connects) for %s, so each request crosses the same route as a submission.\n"+
+		"- *non-durable throughput*: the same `Load` with %d tasks and `Durability: message.DurabilityNone`.",
+		cfg.window, cfg.inflight, cfg.window, cfg.window, cfg.durableN, cfg.inflight, cfg.inflight, cfg.window, cfg.noneN)
+	p("**CPU per task**: utime+stime from /proc/<pid>/stat (10 ms ticks) of the master, the worker the client is connected to, the other worker and etcd, " +
+		"and getrusage(RUSAGE_SELF) of the bench process itself (the load generator, with whatever else the bench does meanwhile, which is little), " +
+		"read just before and just after each load, divided by the tasks. *CPU bound* = cores (nproc) × 10⁶ ÷ the sum over all processes: the task rate " +
+		"at which these processes alone would use every core. The machine is shared, so other people's processes take their share too.")
+	p("**Latency**: %d sequential `Submit` + `Wait` on fresh uuids through a worker (after `Follow` and 20 warm-up tasks), durable and then "+
+		"non-durable. Baseline, in the same run: a responder subscribed through the third node's client port, %d sequential requests through the "+
+		"worker's port, so each crosses one route. The p99 is the sample at index ⌊0.99·(n−1)⌋ of the sorted samples.", cfg.latency, cfg.latency)
+	p("**Fail-over**: a fresh 3-node cluster per run; the master is found with `election.CurrentLeader`, then signalled; a client on another node " +
+		"submits every 5 ms (one attempt of at most 50 ms each, so the resolution is about 50 ms) until a submission is accepted with a higher term.")
+	p("**One node**: start = exec of a 4th node until its `GET /readyz` answers 200; it is stopped with SIGTERM after each run. Idle RSS = VmRSS "+
+		"from /proc/<pid>/status and idle CPU = utime+stime over a %s window as %% of one core; the highest of the 3 nodes of the idle cluster.", cfg.idle)
+	p("**Join and leave, 3 nodes**: one 2-node cluster; %d times: exec of a 3rd node on a fresh address until (a) its /status routes name both "+
+		"peers, (b) both peers' /status routes name it and (c) the master's /status members list it (polled every 5 ms; a part once seen is not asked "+
+		"again); then SIGTERM to it until it is gone from both peers' /status members, and its exit. The progress output gives, per run, when each "+
+		"part first held and, for an outlier, which part was last. With %d samples the p99 is the max.", cfg.joinRuns, cfg.joinRuns)
+	p("**Scale**, for each size n in %v, on a fresh prefix and fresh addresses:", cfg.scaleSizes)
+	p("- *start*: n nodes exec'd at once; every node's /readyz is asked until 200, then its /status until its routes name n−1 peers "+
+		"(each node is asked until it got there, then no more; one round over the nodes every 20 ms, so the resolution is a round). "+
+		"Done %d times; the last cluster stays for the rest.\n"+
+		"- *routes*: each node's /nats/routez, read after the idle windows: `num_routes` counts route connections (nats-server's default pool "+
+		"of 3 connections per peer plus one pinned to the system account: 4 per peer when settled), distinct `remote_name`s count peers.\n"+
+		"- *etcd requests/s*: the sum over etcd's `grpc_server_msg_received_total` (unary calls plus every message received on a stream: "+
+		"lease keep-alives, watch requests) from its /metrics, delta over 3 consecutive %s windows after 2 s of quiet; then at a fixed %d durable "+
+		"tasks/s submitted through a worker, 3 windows of %s. The busiest methods are listed under the table.\n"+
+		"- *RSS and CPU*: VmRSS of every node and of etcd, utime+stime of every node over the idle windows.\n"+
+		"- *join*: %d times, one more node until its /status routes name every node of the cluster and the master's /status members list it "+
+		"(a route is one handshake that both ends see, so the peers are not asked); then SIGTERM until it is gone from every other node's members "+
+		"(each node asked until it has dropped it).", cfg.scale.starts, cfg.scale.window, cfg.scale.rate, cfg.scale.window*3/4, cfg.scale.joins)
+	return b.String()
+}
