@@ -140,6 +140,15 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 			dSum, nSum = dSum+d.cpu[k], nSum+n.cpu[k]
 		}
 		dAll.runs, nAll.runs = append(dAll.runs, dSum), append(nAll.runs, nSum)
+		for _, x := range []struct {
+			col string
+			l   loadResult
+		}{{"durable", d}, {"non-durable", n}} {
+			c := cpuRow("these processes together, % of all cores", x.col)
+			c.unit, c.runs = "%", append(c.runs, x.l.ours)
+			c = cpuRow("the whole machine (anyone's processes), % of all cores", x.col)
+			c.unit, c.runs = "%", append(c.runs, x.l.busy)
+		}
 		dBound, nBound := cores*1e6/dSum, cores*1e6/nSum
 
 		progress("  durable %.0f tasks/s in %.2f s; etcd serial %.0f puts/s, capacity %.0f puts/s single, %.0f keys/s in Txns of 64; %.1f writes per Txn; CPU %.0f µs/task",
@@ -161,12 +170,14 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 	for _, x := range []row{durable, single, batched, perTxn, durCPU, none, noneCPU} {
 		r.add(x)
 	}
-	r.note("throughput", "Reading the bounds: a ratio to the CPU bound near 1 means the measured processes kept both cores busy "+
-		"(median %.0f%% of %d cores during the durable loads, %.0f%% during the non-durable ones), so on this machine the task rate is "+
-		"what a task costs in CPU; the CPU table below says which process spends it. The etcd rows say how far etcd alone would let it go.",
-		100*median(durCPU.ratioRuns), runtime.NumCPU(), 100*median(noneCPU.ratioRuns))
+	r.note("throughput", "Reading the bounds: the ratio to the CPU bound is the share of the %d cores that meshpool, etcd and the load "+
+		"generator used during the loads (median %.0f%% durable, %.0f%% non-durable). The CPU table below also gives how busy the whole "+
+		"machine was; the difference is other work on this shared machine (and kernel time charged to no process). Where the two add up "+
+		"to all cores, the task rate is what a task costs in CPU, and the CPU table says which process spends it. The etcd rows say how "+
+		"far etcd alone would let durable throughput go.",
+		runtime.NumCPU(), 100*median(durCPU.ratioRuns), 100*median(noneCPU.ratioRuns))
 	for _, col := range []string{"durable", "non-durable"} {
-		for _, k := range append(processKinds, "all processes") {
+		for _, k := range append(processKinds, "all processes", "these processes together, % of all cores", "the whole machine (anyone's processes), % of all cores") {
 			r.add(*cpuRow(k, col))
 		}
 	}

@@ -26,7 +26,8 @@ func methods(cfg config) string {
 	p("**CPU per task**: utime+stime from /proc/<pid>/stat (10 ms ticks) of the master, the worker the client is connected to, the other worker and etcd, " +
 		"and getrusage(RUSAGE_SELF) of the bench process itself (the load generator, with whatever else the bench does meanwhile, which is little), " +
 		"read just before and just after each load, divided by the tasks. *CPU bound* = cores (nproc) × 10⁶ ÷ the sum over all processes: the task rate " +
-		"at which these processes alone would use every core. The machine is shared, so other people's processes take their share too.")
+		"at which these processes alone would use every core. The machine is shared, so other people's processes take their share too: " +
+		"*the whole machine* is the busy share of all cores from the first line of /proc/stat (everything but idle and iowait) over the same window.")
 	p("**Latency**: %d sequential `Submit` + `Wait` on fresh uuids through a worker (after `Follow` and 20 warm-up tasks), durable and then "+
 		"non-durable. Baseline, in the same run: a responder subscribed through the third node's client port, %d sequential requests through the "+
 		"worker's port, so each crosses one route. The p99 is the sample at index ⌊0.99·(n−1)⌋ of the sorted samples.", cfg.latency, cfg.latency)

@@ -86,7 +86,7 @@ var groups = []struct {
 	pivot     bool
 }{
 	{"throughput", "Throughput", false},
-	{"cpu", "CPU per task during the throughput runs (µs of CPU per task)", true},
+	{"cpu", "CPU during the throughput runs", true},
 	{"latency", "Latency, one task in flight", false},
 	{"failover", "Fail-over", false},
 	{"node", "One node", false},

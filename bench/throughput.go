@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,8 @@ type loadResult struct {
 	took    time.Duration      // first submission to last result
 	cpu     map[string]float64 // µs of CPU per task, by process kind
 	etcdTxn float64            // Txn requests etcd received during the load
+	busy    float64            // % of all cores in use on the whole machine
+	ours    float64            // % of all cores used by the processes of cpu
 }
 
 // load runs client.Load with n tasks, inflight at once, of durability d,
@@ -71,6 +74,11 @@ func load(ctx context.Context, r roles, n, inflight int, d string) (loadResult, 
 	if err != nil {
 		return res, err
 	}
+	busy0, total0, err := machineTicks()
+	if err != nil {
+		return res, err
+	}
+	began := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	rep, err := c.Load(lctx, client.LoadSpec{N: n, Concurrency: inflight, Wait: true, Durability: d})
@@ -84,15 +92,24 @@ func load(ctx context.Context, r roles, n, inflight int, d string) (loadResult, 
 	if err != nil {
 		return res, err
 	}
+	elapsed := time.Since(began)
+	busy1, total1, err := machineTicks()
+	if err != nil {
+		return res, err
+	}
 	txnAfter, err := r.cl.env.etcdCounts(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.rate, res.took = float64(rep.Results)/rep.Took.Seconds(), rep.Took
 	res.cpu = map[string]float64{}
+	var used float64
 	for k, v := range after {
 		res.cpu[k] = (v - before[k]) / float64(n)
+		used += v - before[k]
 	}
+	res.busy = 100 * (busy1 - busy0) / (total1 - total0)
+	res.ours = 100 * used / 1e6 / elapsed.Seconds() / float64(runtime.NumCPU())
 	res.etcdTxn = txnAfter["unary Txn"] - txnBefore["unary Txn"]
 	return res, nil
 }
