@@ -27,10 +27,11 @@ const readyTimeout = 60 * time.Second
 
 // proc is one child process in its own process group.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *tail
-	done chan struct{}
+	name     string
+	cmd      *exec.Cmd
+	out      *tail
+	done     chan struct{}
+	stopping atomic.Bool // set by stop: an exit is expected
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -45,6 +46,7 @@ func (p *proc) signal(sig syscall.Signal) error {
 
 // stop sends sig and waits for the exit, killing the group after timeout.
 func (p *proc) stop(sig syscall.Signal, timeout time.Duration) {
+	p.stopping.Store(true)
 	_ = p.signal(sig)
 	select {
 	case <-p.done:
@@ -178,7 +180,7 @@ func (e *env) startEtcd(ctx context.Context) error {
 	e.etcd = p
 	go func() {
 		<-p.done
-		if !e.closing.Load() {
+		if !p.stopping.Load() && !e.closing.Load() {
 			progress("etcd exited during the run: %s\n%s", p.cmd.ProcessState, p.out.String())
 		}
 	}()
@@ -201,9 +203,7 @@ func (e *env) restartEtcd(ctx context.Context) error {
 		_ = e.cli.Close()
 		e.cli = nil
 	}
-	e.closing.Store(true)
 	e.etcd.stop(syscall.SIGTERM, 10*time.Second)
-	e.closing.Store(false)
 	if err := os.RemoveAll(e.dir + "/etcd"); err != nil {
 		return fmt.Errorf("cannot remove the etcd data dir: %w", err)
 	}

@@ -157,6 +157,7 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 		for _, l := range []loadResult{d, n} {
 			if l.took < time.Second {
 				progress("  WARNING: a load took %.2f s, under 1 s: not a steady state; raise -durable-n or -none-n", l.took.Seconds())
+				r.note("throughput", "Warning: a load of run %d took %.2f s, under 1 s, so it is not a steady state; raise -durable-n or -none-n.", i+1, l.took.Seconds())
 			}
 		}
 		durable.runs, durable.baseRuns, durable.ratioRuns = append(durable.runs, d.rate), append(durable.baseRuns, serial), append(durable.ratioRuns, d.rate/serial)
