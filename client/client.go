@@ -79,10 +79,17 @@ func (c *Client) onResult(msg *nats.Msg) {
 	if err != nil {
 		return
 	}
+	c.keep(res, true)
+}
+
+// keep records a result; one seen again on the subject counts as a duplicate.
+func (c *Client) keep(res message.Result, published bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, seen := c.results[res.UUID]; seen {
-		c.dups++
+		if published {
+			c.dups++
+		}
 		return
 	}
 	c.results[res.UUID] = res

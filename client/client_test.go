@@ -95,15 +95,17 @@ func TestRefusalIsErrRefused(t *testing.T) {
 
 // A result whose publication the client missed is still returned: Wait asks
 // the master again with the same uuid and gets the stored result.
-func TestWaitAsksAgainWhenThePublicationIsMissed(t *testing.T) {
-	b := startNATS(t)
-	asked := 0
+// silentMaster accepts every submission and never publishes a result; a
+// uuid submitted again is answered as done, with its result.
+func silentMaster(t *testing.T, b *broker.Broker) {
+	t.Helper()
+	asked := map[string]int{}
 	if _, err := b.Conn().Subscribe(message.SubjectSubmit, func(m *nats.Msg) {
 		var s message.Submit
 		_ = json.Unmarshal(m.Data, &s)
-		asked++
+		asked[s.UUID]++
 		reply := message.SubmitReply{UUID: s.UUID, Accepted: true, State: message.StatePending, Term: 1}
-		if asked > 1 { // done by now; the result was never published
+		if asked[s.UUID] > 1 { // done by now; the result was never published
 			now := message.NewTimestamp(time.Now())
 			reply.Duplicate, reply.State = true, message.StateDone
 			reply.Result = &message.Result{UUID: s.UUID, Executor: "w-00000000", Number: s.Number, Result: 3 * s.Number, Start: now, Finish: now, Term: 1}
@@ -113,6 +115,11 @@ func TestWaitAsksAgainWhenThePublicationIsMissed(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestWaitAsksAgainWhenThePublicationIsMissed(t *testing.T) {
+	b := startNATS(t)
+	silentMaster(t, b)
 	c, err := client.Dial(b.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -130,5 +137,21 @@ func TestWaitAsksAgainWhenThePublicationIsMissed(t *testing.T) {
 	res, err := c.Wait(ctx, reply.UUID)
 	if err != nil || res.Result != 42 || res.UUID != reply.UUID {
 		t.Fatalf("Wait = %+v, %v", res, err)
+	}
+}
+
+func TestLoadAsksAgainWhenPublicationsAreMissed(t *testing.T) {
+	b := startNATS(t)
+	silentMaster(t, b)
+	c, err := client.Dial(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	rep, err := c.Load(ctx, client.LoadSpec{N: 5, Concurrency: 2, Wait: true})
+	if err != nil || rep.Accepted != 5 || rep.Results != 5 || rep.Missing != 0 || rep.ExtraSeen != 0 {
+		t.Fatalf("Load = %+v, %v", rep, err)
 	}
 }

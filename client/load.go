@@ -81,20 +81,55 @@ func (c *Client) Load(ctx context.Context, spec LoadSpec) (LoadReport, error) {
 	close(jobs)
 	wg.Wait()
 	if wait {
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for c.missing(rep.AcceptedUUIDs) > 0 && ctx.Err() == nil {
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-		}
+		c.waitAll(ctx, rep.AcceptedUUIDs)
 	}
 	rep.Missing = c.missing(rep.AcceptedUUIDs)
 	rep.Results = rep.Accepted - rep.Missing
 	_, rep.ExtraSeen = c.Results()
 	rep.Took = time.Since(start)
 	return rep, nil
+}
+
+// waitAll waits until every id has a result or ctx ends. A publication on
+// results may miss this client (see Wait): after a second without a new
+// result it asks the master again for the missing ones.
+func (c *Client) waitAll(ctx context.Context, ids []string) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	missing, progress := c.missing(ids), time.Now()
+	for missing > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		switch m := c.missing(ids); {
+		case m < missing:
+			missing, progress = m, time.Now()
+		case time.Since(progress) > time.Second:
+			c.askAgain(ctx, ids)
+			missing, progress = c.missing(ids), time.Now()
+		}
+	}
+}
+
+// askAgain submits the ids without a result again; a done task is
+// answered with its result, which is kept as if it had been seen on results.
+func (c *Client) askAgain(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		c.mu.Lock()
+		_, seen := c.results[id]
+		sub, known := c.sent[id]
+		c.mu.Unlock()
+		if seen || !known || ctx.Err() != nil {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+		reply, err := c.Submit(actx, sub)
+		cancel()
+		if err == nil && reply.Result != nil {
+			c.keep(*reply.Result, false)
+		}
+	}
 }
 
 func (c *Client) missing(ids []string) int {

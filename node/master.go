@@ -303,7 +303,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	}
 	m.mu.Lock()
 	if t, ok := m.tasks[sub.UUID]; ok {
-		accepted := t.accepted
+		accepted, term := t.accepted, t.rec.Term
 		m.mu.Unlock()
 		if !accepted {
 			// The first submission's write is still under way and may
@@ -311,7 +311,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 			return message.SubmitReply{}, nil, errors.New("not accepted yet: the same uuid is still being recorded")
 		}
 		m.stats.duplicates.Add(1)
-		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: t.rec.Term}, nil, nil
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: term}, nil, nil
 	}
 	if d, ok := m.done.get(sub.UUID); ok {
 		m.mu.Unlock()
