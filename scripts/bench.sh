@@ -19,6 +19,13 @@ if ! command -v etcd >/dev/null 2>&1; then
   if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd >/dev/null 2>&1 || true; fi
   pkill -u etcd >/dev/null 2>&1 || true
 fi
-VERSION=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
+# The version names the measured commit; -dirty only when something other
+# than the report itself differs from it.
+if [ -z "${VERSION:-}" ]; then
+  VERSION=$(git describe --always 2>/dev/null || echo dev)
+  if [ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then
+    VERSION="$VERSION-dirty"
+  fi
+fi
 CGO_ENABLED=0 "$GO" build -ldflags "-X main.version=$VERSION" -o bin/meshpool ./cmd/meshpool
 exec "$GO" run ./bench -binary bin/meshpool -out BENCHMARKS.md "$@"
