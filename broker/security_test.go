@@ -271,6 +271,14 @@ func TestClientPermissions(t *testing.T) {
 		t.Cleanup(func() { _ = sub.Unsubscribe() })
 	}
 	check(t, b.b.Conn().Flush())
+	// Wait until a knows b's interest, so that a forbidden message would
+	// reach b if the server let it through.
+	for _, subj := range []string{"tasks.b-1234", "results", "tasks.submit", "events"} {
+		eventually(t, 5*time.Second, func() error { return publishUntilReceived(a.b.Conn(), subj, "ping", got) })
+	}
+	for len(got) > 0 {
+		<-got
+	}
 	url := a.b.ClientURL()
 	tlsOpt := nats.RootCAs(p.ca)
 
@@ -345,15 +353,19 @@ func TestClientPermissions(t *testing.T) {
 		// What it may do: submit (the node receives it), follow results.
 		sub, err := nc.SubscribeSync("results")
 		check(t, err)
-		check(t, nc.Publish("tasks.submit", []byte(`{"number":1}`)))
-		select {
-		case m := <-got:
-			if m.Subject != "tasks.submit" {
-				t.Fatalf("got %s, want tasks.submit", m.Subject)
+		// (Interest crosses the route asynchronously: publish until seen.)
+		eventually(t, 5*time.Second, func() error {
+			check(t, nc.Publish("tasks.submit", []byte(`{"number":1}`)))
+			select {
+			case m := <-got:
+				if m.Subject != "tasks.submit" {
+					t.Fatalf("got %s, want tasks.submit", m.Subject)
+				}
+				return nil
+			case <-time.After(100 * time.Millisecond):
+				return errors.New("the submission did not reach the node")
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the submission did not reach the node")
-		}
+		})
 		eventually(t, 5*time.Second, func() error {
 			check(t, b.b.Conn().Publish("results", []byte("r")))
 			if _, err := sub.NextMsg(100 * time.Millisecond); err != nil {
