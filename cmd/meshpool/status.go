@@ -26,6 +26,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	prefix := "/meshpool"
 	asJSON, watch := false, false
 	timeout, interval := 5*time.Second, time.Second
+	var etcdSec etcdSecurityFlags
 	fs := newFlagSet("status", "Reads the cluster's members, master and term from etcd.", m.Stdout)
 	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
 	fs.StringVar(&prefix, "prefix", prefix, "etcd key prefix of the cluster")
@@ -33,12 +34,21 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	fs.DurationVar(&timeout, "timeout", timeout, "give up when etcd does not answer within this time")
 	fs.BoolVar(&watch, "watch", false, "refresh in place until interrupted")
 	fs.DurationVar(&interval, "interval", interval, "with --watch: time between refreshes")
+	etcdSec.bind(fs)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
-
-	cli, err := etcdclient.New(etcd, timeout)
+	opts, err := etcdSec.options(etcd, timeout, m.Getenv)
 	if err != nil {
+		return err
+	}
+	// A first request says at once whether TLS or auth is wrong; with
+	// --watch an etcd that is down is shown as such and retried.
+	cli, err := etcdclient.Connect(ctx, opts, registry.NodesPrefix(prefix), nil)
+	if err != nil && !(watch && cli != nil) {
+		if cli != nil {
+			cli.Close()
+		}
 		return fmt.Errorf("status: %w", err)
 	}
 	defer cli.Close()

@@ -27,8 +27,14 @@ func (m *Main) runSubmit(ctx context.Context, args []string) error {
 	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
 	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions in flight at once")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	var natsSec natsClientFlags
+	natsSec.bind(fs)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
+	}
+	natsOpts, err := natsSec.options()
+	if err != nil {
+		return err
 	}
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
@@ -36,7 +42,7 @@ func (m *Main) runSubmit(ctx context.Context, args []string) error {
 	if err := sub.Validate(); err != nil {
 		return usagef("submit: %w", err)
 	}
-	c, err := client.Dial(server)
+	c, err := client.Dial(server, natsOpts...)
 	if err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}

@@ -117,6 +117,19 @@ func (ca *CA) WriteCert(file string) error {
 	return nil
 }
 
+// WriteKey writes the CA's private key to file (mode 0600). Whoever has it
+// can issue certificates the cluster trusts: keep it offline.
+func (ca *CA) WriteKey(file string) error {
+	der, err := x509.MarshalECPrivateKey(ca.key)
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	return nil
+}
+
 // IPs parses IP addresses, for Issue.
 func IPs(addrs ...string) ([]net.IP, error) {
 	out := make([]net.IP, 0, len(addrs))
