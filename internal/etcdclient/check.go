@@ -2,6 +2,7 @@ package etcdclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -130,7 +131,17 @@ func probe(ctx context.Context, o Options) error {
 	errs := make([]error, len(o.Endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range o.Endpoints {
-		wg.Go(func() { errs[i] = probeOne(ctx, ep, creds) })
+		wg.Go(func() {
+			errs[i] = probeOne(ctx, ep, creds)
+			if errs[i] != nil && tc != nil && !tlsfiles.IsHandshakeError(errs[i].Error()) {
+				// With TLS 1.3 etcd refuses a client certificate after
+				// the client's side of the handshake is done: gRPC may
+				// then see only a broken pipe. Look for the alert.
+				if terr := tlsAlert(ctx, hostPort(ep), tc); terr != nil {
+					errs[i] = terr
+				}
+			}
+		})
 	}
 	wg.Wait()
 	var tlsErr, other error
@@ -154,8 +165,36 @@ func probe(ctx context.Context, o Options) error {
 	return fmt.Errorf("%w: %w", ErrUnreachable, other)
 }
 
+func hostPort(endpoint string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://")
+}
+
+// tlsAlert makes a TLS connection to addr and waits briefly for the
+// server's first word: a TLS alert (a refused client certificate) comes
+// back as the error; silence, as etcd waits for the client to speak, is
+// nil, and so is a failure to connect at all (the gRPC probe reports it).
+func tlsAlert(ctx context.Context, addr string, tc *tls.Config) error {
+	cfg := tc.Clone()
+	cfg.NextProtos = []string{"h2"}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if tlsfiles.IsHandshakeError(err.Error()) {
+			return err
+		}
+		return nil
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := conn.Read(make([]byte, 1)); err != nil && tlsfiles.IsHandshakeError(err.Error()) {
+		return err
+	}
+	return nil
+}
+
 func probeOne(ctx context.Context, endpoint string, creds credentials.TransportCredentials) error {
-	addr := strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://")
+	addr := hostPort(endpoint)
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return err
