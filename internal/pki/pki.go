@@ -130,6 +130,33 @@ func (ca *CA) WriteKey(file string) error {
 	return nil
 }
 
+// LoadCA reads a CA written by WriteCert and WriteKey, to issue more
+// certificates with it.
+func LoadCA(certFile, keyFile string) (*CA, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("pki: %s or %s holds no PEM block", certFile, keyFile)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return &CA{Cert: cert, key: key, PEM: certPEM}, nil
+}
+
 // IPs parses IP addresses, for Issue.
 func IPs(addrs ...string) ([]net.IP, error) {
 	out := make([]net.IP, 0, len(addrs))
