@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -598,4 +599,64 @@ func httpBody(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDevSecure runs `meshpool dev --secure` and the commands it logs to
+// try it: the one-command secure set-up works end to end, and its log
+// names the secret files, never a secret.
+func TestDevSecure(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "secure")
+	// Fixed ports below the ephemeral range (etcd 23994-23995 on 127.0.0.1,
+	// the nodes on dev's 127.0.0.2-3), apart from TestDevCluster's defaults.
+	dev := start(t, "meshpool dev --secure", binary, "dev", "--secure", "--secure-dir", dir, "--nodes", "2",
+		"--etcd-port", "23994", "--client-port", "14222", "--cluster-port", "16222", "--http-port", "18222",
+		"--task-interval", "200ms", "--work-time", "10ms-50ms", "--log-format", "json")
+	cmds := map[string]string{}
+	eventually(t, 20*time.Second, "dev logs the commands to try", func() bool {
+		for _, line := range strings.Split(dev.out.String(), "\n") {
+			var l struct{ Msg, Cmd string }
+			if json.Unmarshal([]byte(line), &l) == nil && strings.HasPrefix(l.Msg, "try: ") {
+				cmds[strings.TrimPrefix(l.Msg, "try: ")] = l.Cmd
+			}
+		}
+		return len(cmds) == 5
+	})
+	runCmd := func(cmd string) (string, error) {
+		cmd = strings.Replace(cmd, "meshpool ", binary+" ", 1)
+		out, err := exec.CommandContext(t.Context(), "sh", "-c", cmd).CombinedOutput()
+		return string(out), err
+	}
+	eventually(t, 20*time.Second, "the logged submit command gets its result", func() bool {
+		out, err := runCmd(cmds["submit as the submitter"] + " --timeout 3s")
+		return err == nil && strings.Contains(out, "42*3 = 126")
+	})
+	out, err := runCmd(cmds["the status from etcd"])
+	if err != nil || !strings.Contains(out, "2 members") {
+		t.Fatalf("the logged status command: %v\n%s", err, out)
+	}
+	if _, err := exec.LookPath("nats"); err == nil {
+		if out, err := runCmd(cmds["a refusal: the observer may not publish"]); err == nil || !strings.Contains(out, "Permissions Violation") {
+			t.Fatalf("the observer published: %v\n%s", err, out)
+		}
+		if out, err := runCmd(cmds["a refusal: no credentials"]); err == nil || !strings.Contains(out, "Authorization Violation") {
+			t.Fatalf("published without credentials: %v\n%s", err, out)
+		}
+		if out, err := runCmd(cmds["follow results as the observer"] + " --count 1"); err != nil || !strings.Contains(out, `"uuid"`) {
+			t.Fatalf("the observer did not get a result: %v\n%s", err, out)
+		}
+	}
+	dev.signal(syscall.SIGTERM)
+	if code := dev.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("dev exit %d", code)
+	}
+	log := dev.out.String()
+	for _, f := range []string{"route.secret", "etcd.password", "etcd-root.password", "node.password", "submitter.password", "observer.password"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := strings.TrimSpace(string(b)); strings.Contains(log, s) {
+			t.Fatalf("dev logged the secret of %s", f)
+		}
+	}
 }
