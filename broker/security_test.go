@@ -238,6 +238,15 @@ func TestSecureRoutes(t *testing.T) {
 			}
 		})
 	}
+	// nats-server logs a removed route with its URL, user info included
+	// (reload.go: "Removed route %v"): the broker must redact it.
+	check(t, a.b.SetPeers(nil))
+	eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(a.text.String(), "Removed route nats-route://route:[REDACTED]@") {
+			return errors.New("no redacted \"Removed route\" line in a's log")
+		}
+		return nil
+	})
 	for _, n := range []secureNode{a, b} {
 		if s := n.text.String(); strings.Contains(s, routeSecret) || !strings.Contains(s, "Trying to connect to route") {
 			t.Errorf("%s: the route secret is in the log, or the log is not at debug level", n.name)
