@@ -28,6 +28,24 @@ type Config struct {
 	ClientPort, ClusterPort, HTTPPort int
 	// ClusterName is the NATS cluster name every node must share.
 	ClusterName string
+	// EtcdCACert, EtcdCert and EtcdKey are PEM files: the CA of etcd's
+	// server certificate and this node's client certificate (see
+	// etcdclient.Options). With any of them, or https:// endpoints, the
+	// node speaks TLS to etcd.
+	EtcdCACert, EtcdCert, EtcdKey string
+	// EtcdUser and EtcdPassword authenticate to etcd; the password is
+	// never logged.
+	EtcdUser, EtcdPassword string
+	// NATS is the embedded server's TLS, route secret and client users
+	// (see broker.Security); the zero value is an open server.
+	NATS broker.Security
+	// HTTPAddr is the IP the HTTP server listens on; "" means Advertise.
+	HTTPAddr string
+	// MetricsAddr, if set, is host:port of a second HTTP listener that
+	// alone serves the operators' endpoints: /status, /metrics, /nats/*
+	// and the live page with its /stream (which shows every result). The
+	// main listener then serves only /healthz and /readyz.
+	MetricsAddr string
 	// TTL is the lease TTL of the registration and of the election session.
 	TTL time.Duration
 	// TaskInterval is how often the master generates a demo task; 0 disables
@@ -49,24 +67,6 @@ type Config struct {
 	// re-submission of its uuid is answered with its result; 0 deletes the
 	// record when its result is recorded.
 	ResultRetention time.Duration
-	// EtcdCACert, EtcdCert and EtcdKey are PEM files: the CA of etcd's
-	// server certificate and this node's client certificate (see
-	// etcdclient.Options). With any of them, or https:// endpoints, the
-	// node speaks TLS to etcd.
-	EtcdCACert, EtcdCert, EtcdKey string
-	// EtcdUser and EtcdPassword authenticate to etcd; the password is
-	// never logged.
-	EtcdUser, EtcdPassword string
-	// NATS is the embedded server's TLS, route secret and client users
-	// (see broker.Security); the zero value is an open server.
-	NATS broker.Security
-	// HTTPAddr is the IP the HTTP server listens on; "" means Advertise.
-	HTTPAddr string
-	// MetricsAddr, if set, is host:port of a second HTTP listener that
-	// alone serves the operators' endpoints: /status, /metrics, /nats/*
-	// and the live page with its /stream (which shows every result). The
-	// main listener then serves only /healthz and /readyz.
-	MetricsAddr string
 	// Version is written into the node's record.
 	Version string
 	// Logger receives every log line; component and node attributes are added.
