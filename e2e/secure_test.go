@@ -660,3 +660,31 @@ func TestDevSecure(t *testing.T) {
 		}
 	}
 }
+
+// TestVagrantSecureEnv checks that every variable of the Vagrant secure
+// variant's env file is a flag of meshpool node.
+func TestVagrantSecureEnv(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy/vagrant/meshpool-secure.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	help, _, code := run(t, "node", "--help")
+	if code != 0 {
+		t.Fatalf("node --help: exit %d", code)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		key, _, ok := strings.Cut(line, "=")
+		if strings.HasPrefix(line, "#") || !ok {
+			continue
+		}
+		flag := "-" + strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(key, "MESHPOOL_")), "_", "-") + " "
+		if !strings.Contains(help, flag) {
+			t.Errorf("%s: meshpool node has no flag %s", key, flag)
+		}
+		n++
+	}
+	if n < 10 {
+		t.Fatalf("only %d variables in meshpool-secure.env", n)
+	}
+}
