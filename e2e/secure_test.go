@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/etcdclient"
@@ -66,6 +67,25 @@ func newSecureSetup(t *testing.T) secureSetup {
 			t.Fatalf("secure-setup printed the secret of %s", f)
 		}
 	}
+	// An nkey user too: its public key in the users file, its seed in a file.
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	f, err := os.OpenFile(s.file("users"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(f, "%s submitter\n", pub); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(s.file("nkey.seed"), seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.secrets["nkey.seed"] = string(seed)
 	s.etcdURL = fmt.Sprintf("https://%s:%d", secEtcdIP, secEtcdPort)
 	s.etcdArgs = []string{"--etcd", s.etcdURL, "--etcd-cacert", s.file("ca.pem"), "--etcd-cert", s.file("node.pem"),
 		"--etcd-key", s.file("node-key.pem"), "--etcd-user", "meshpool", "--etcd-password-file", s.file("etcd.password")}
@@ -211,6 +231,24 @@ func TestSecureCluster(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "accepted 50") || !strings.Contains(out, "results 50, missing 0") {
 			t.Fatalf("submit exit %d: %s %s", code, out, errOut)
 		}
+	})
+
+	t.Run("an nkey submitter submits", func(t *testing.T) {
+		out, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-nkey", s.file("nkey.seed"),
+			"--number", "5", "--wait", "--timeout", "10s")
+		if code != 0 || !strings.Contains(out, "5*3 = 15") {
+			t.Fatalf("submit exit %d: %s %s", code, out, errOut)
+		}
+	})
+
+	t.Run("an observer's meshpool watch shows results", func(t *testing.T) {
+		w := start(t, "meshpool watch (observer)", binary, "watch", "--server", server, "--nats-ca", ca,
+			"--nats-user", "observer", "--nats-password-file", s.file("observer.password"))
+		eventually(t, 10*time.Second, "a result line and the refusal of events", func() bool {
+			out := w.out.String()
+			return strings.Contains(out, " result ") && strings.Contains(out, `Subscription to "events"`)
+		})
+		w.kill()
 	})
 
 	t.Run("the operators' endpoints are only on --metrics-addr", func(t *testing.T) {
