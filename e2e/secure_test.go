@@ -726,3 +726,52 @@ func TestVagrantSecureEnv(t *testing.T) {
 		t.Fatalf("only %d variables in meshpool-secure.env", n)
 	}
 }
+
+// TestSecurityFlagErrors: a security setting that cannot work is a one-line
+// usage error (exit 2) before anything starts, and shows no secret.
+func TestSecurityFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("hunter2-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "users")
+	if err := os.WriteFile(plain, []byte("alice submitter hunter2-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	node := []string{"node", "--advertise", "127.0.0.99"}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"etcd user without password", append(node, "--etcd-user", "meshpool"), nil, "needs a password"},
+		{"etcd password without user", append(node, "--etcd-password-file", pw), nil, "needs --etcd-user"},
+		{"etcd password in file and env", append(node, "--etcd-user", "u", "--etcd-password-file", pw), []string{"MESHPOOL_ETCD_PASSWORD=x"}, "not both"},
+		{"etcd cert without key", append(node, "--etcd-cert", pw), nil, "--etcd-key"},
+		{"mixed etcd schemes", append(node, "--etcd", "https://127.0.0.1:1,http://127.0.0.1:2"), nil, "all https:// or none"},
+		{"route secret without TLS", append(node, "--route-secret-file", pw), nil, "needs TLS"},
+		{"users without TLS", append(node, "--nats-users", plain), nil, "bcrypt hash"},
+		{"NATS cert without CA", append(node, "--nats-cert", pw, "--nats-key", pw), nil, "all three"},
+		{"missing route secret file", append(node, "--route-secret-file", filepath.Join(dir, "nope")), nil, "route secret file"},
+		{"bad http addr", append(node, "--http-addr", "localhost"), nil, "http address"},
+		{"bad metrics addr", append(node, "--metrics-addr", "9222"), nil, "metrics address"},
+		{"submit: user without password file", []string{"submit", "--nats-user", "x", "--number", "1"}, nil, "needs --nats-password-file"},
+		{"status: etcd user without password", []string{"status", "--etcd-user", "x"}, nil, "needs a password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.CommandContext(t.Context(), binary, tt.args...)
+			cmd.Env = append(append(os.Environ(), "MESHPOOL_ETCD=", "MESHPOOL_ETCD_PASSWORD="), tt.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want 2: %s", err, out)
+			}
+			if s := strings.TrimSpace(string(out)); !strings.Contains(s, tt.want) || strings.Count(s, "\n") > 0 || strings.Contains(s, "hunter2") {
+				t.Fatalf("output %q: want one line saying %q, without the secret", s, tt.want)
+			}
+		})
+	}
+}

@@ -76,7 +76,7 @@ func (o Options) Validate() error {
 	if tlsEndpoints > 0 && tlsEndpoints < len(o.Endpoints) {
 		errs = append(errs, errors.New("etcd endpoints: all https:// or none"))
 	}
-	if o.TLS() {
+	if o.TLS() && tlsEndpoints == 0 {
 		for _, e := range o.Endpoints {
 			if strings.HasPrefix(e, "http://") {
 				errs = append(errs, fmt.Errorf("etcd endpoint %q: TLS is configured, use https:// or host:port", e))
