@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -42,10 +43,11 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// A first request says at once whether TLS or auth is wrong; with
-	// --watch an etcd that is down is shown as such and retried.
+	// A first request says at once whether TLS or auth is wrong. An etcd
+	// that does not answer is reported by the reads below, after --timeout
+	// (and retried with --watch).
 	cli, err := etcdclient.Connect(ctx, opts, registry.NodesPrefix(prefix), nil)
-	if err != nil && !(watch && cli != nil) {
+	if err != nil && !(errors.Is(err, etcdclient.ErrUnreachable) && cli != nil) {
 		if cli != nil {
 			cli.Close()
 		}
