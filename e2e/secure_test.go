@@ -298,6 +298,14 @@ func TestSecureCluster(t *testing.T) {
 			t.Fatalf("submit without credentials: exit %d: %s", code, errOut)
 		}
 	})
+	t.Run("meshpool submit as observer fails at once", func(t *testing.T) {
+		begin := time.Now()
+		_, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-user", "observer",
+			"--nats-password-file", s.file("observer.password"), "--number", "1")
+		if code != 1 || !strings.Contains(errOut, `submit: not permitted: nats: permissions violation`) || time.Since(begin) > 5*time.Second {
+			t.Fatalf("exit %d after %s: %s", code, time.Since(begin), errOut)
+		}
+	})
 	for _, who := range []string{"observer", "submitter"} {
 		t.Run(who+" may not send tasks or results", func(t *testing.T) {
 			c := connect(t, server, nats.RootCAs(ca), nats.UserInfo(who, s.secrets[who+".password"]))

@@ -7,11 +7,25 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/meshpool/meshpool/client"
 	"github.com/meshpool/meshpool/message"
 )
 
 func (m *Main) runSubmit(ctx context.Context, args []string) error {
+	// A user without the submitter role is refused by the server, not by
+	// the master: stop at once and say so, instead of waiting for a master.
+	ctx, notPermitted := context.WithCancelCause(ctx)
+	defer notPermitted(nil)
+	err := m.submit(ctx, args, notPermitted)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+		return fmt.Errorf("submit: not permitted: %w", cause)
+	}
+	return err
+}
+
+func (m *Main) submit(ctx context.Context, args []string, notPermitted context.CancelCauseFunc) error {
 	server := "nats://127.0.0.1:4222"
 	var sub message.Submit
 	wait := false
@@ -36,6 +50,11 @@ func (m *Main) runSubmit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	natsOpts = append(natsOpts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			notPermitted(err)
+		}
+	}))
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
 	}
