@@ -372,6 +372,23 @@ func TestSecureCluster(t *testing.T) {
 		eventually(t, 10*time.Second, "results go on after bad input", func() bool { return results.count() > before+3 })
 	})
 
+	t.Run("malformed tasks from a node-role user are refused by the worker", func(t *testing.T) {
+		c := connect(t, server, nats.RootCAs(ca), nats.UserInfo("node", s.secrets["node.password"]))
+		for _, body := range []string{`{"uuid":"x"}`, `not json`, fmt.Sprintf(`{"uuid":%q,"executor":"someone-else","number":1,"term":%d}`, uuid.NewString(), term)} {
+			msg, err := c.nc.Request("tasks."+worker.ID, []byte(body), 5*time.Second)
+			if err != nil {
+				t.Fatalf("task %q: %v", body, err)
+			}
+			var ack struct {
+				Accepted bool   `json:"accepted"`
+				Reason   string `json:"reason"`
+			}
+			if json.Unmarshal(msg.Data, &ack) != nil || ack.Accepted || ack.Reason == "" {
+				t.Fatalf("task %q answered %s, want a refusal with a reason", body, msg.Data)
+			}
+		}
+	})
+
 	if nats, err := exec.LookPath("nats"); err == nil {
 		t.Run("the nats CLI as observer", func(t *testing.T) {
 			out, err := exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--user", "observer",
