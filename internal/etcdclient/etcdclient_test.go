@@ -51,6 +51,8 @@ func writePKI(t *testing.T) files {
 	issue(ca, "meshpool-node", pki.ValidFor(time.Hour), f.client, f.clientKey)
 	issue(other, "meshpool-node", pki.ValidFor(time.Hour), f.foreign, f.foreignKey)
 	issue(ca, "meshpool-node", pki.Validity{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, f.expired, f.expiredKey)
+	f.expiredServer, f.expServerKey = filepath.Join(dir, "expired-server.pem"), filepath.Join(dir, "expired-server-key.pem")
+	issue(ca, "etcd", pki.Validity{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, f.expiredServer, f.expServerKey)
 	return f
 }
 
@@ -131,6 +133,24 @@ func TestConnectSecure(t *testing.T) {
 			}
 			t.Logf("%s: %v", took.Round(time.Millisecond), err)
 		})
+	}
+}
+
+// TestConnectExpiredServerCertificate: an etcd whose certificate has
+// expired is a TLS error at once, not a timeout.
+func TestConnectExpiredServerCertificate(t *testing.T) {
+	f := writePKI(t)
+	srv, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Host: etcdIP, CertFile: f.expiredServer, KeyFile: f.expServerKey})
+	must(t, err)
+	t.Cleanup(srv.Close)
+	start := time.Now()
+	cli, err := etcdclient.Connect(t.Context(), etcdclient.Options{Endpoints: []string{"https://" + srv.Endpoint()}, DialTimeout: 2 * time.Second, CACert: f.ca}, "/meshpool/nodes/", nil)
+	if err == nil {
+		cli.Close()
+		t.Fatal("connected to an etcd with an expired certificate")
+	}
+	if !errors.Is(err, etcdclient.ErrTLS) || !strings.Contains(err.Error(), "expired") || time.Since(start) > 5*time.Second {
+		t.Fatalf("after %s: %v, want a TLS error saying the certificate expired", time.Since(start), err)
 	}
 }
 
