@@ -16,7 +16,7 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	var natsSec natsServerFlags
 	etcd := listFlag(cfg.Etcd)
 	fs := newFlagSet("node", "Runs one meshpool node: registers in etcd, joins the NATS mesh, campaigns for master and works tasks.", m.Stdout)
-	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
+	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port (or https://host:port)")
 	fs.StringVar(&cfg.Name, "name", "", "node name, the readable part of the node ID (default the host name)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "IP to listen on and register (default: the IP of --interface, else the first non-loopback IPv4)")
 	fs.StringVar(&iface, "interface", "", "take the IP to advertise from this interface, e.g. eth1")

@@ -29,7 +29,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	timeout, interval := 5*time.Second, time.Second
 	var etcdSec etcdSecurityFlags
 	fs := newFlagSet("status", "Reads the cluster's members, master and term from etcd.", m.Stdout)
-	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
+	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port (or https://host:port)")
 	fs.StringVar(&prefix, "prefix", prefix, "etcd key prefix of the cluster")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object: {\"master\":{...},\"term\":N,\"members\":[...]}")
 	fs.DurationVar(&timeout, "timeout", timeout, "give up when etcd does not answer within this time")
