@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo test lint fuzz bench clean
+.PHONY: build demo demo-secure test lint fuzz bench clean
 
 # A static binary: the same file runs on the host and in the Vagrant VMs.
 build:
@@ -11,6 +11,10 @@ build:
 
 demo: build
 	./bin/meshpool dev --nodes 3 --task-interval 2s --work-time 500ms-3s
+
+# The same with every lock on: a throw-away CA, certificates, a route secret and users.
+demo-secure: build
+	./bin/meshpool dev --secure --nodes 3 --task-interval 2s --work-time 500ms-3s
 
 test:
 	scripts/test.sh

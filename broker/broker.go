@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,9 @@ type Broker struct {
 	clusterURL string
 	// clusterHostPort is clusterURL's "host:port", as SetPeers compares it.
 	clusterHostPort string
+	// routeUser is the user info SetPeers puts in route URLs: the route
+	// secret, or nil without one.
+	routeUser *url.Userinfo
 
 	// template holds the options the server was started with, before the
 	// server touched them. It is never handed to the server: the server
@@ -65,9 +69,12 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	cfg = cfg.withDefaults()
 	log := cfg.Logger
-	nlog := newNATSLogger(log)
-
-	tmpl := serverOptions(cfg, nlog.debugEnabled())
+	tmpl := serverOptions(cfg, log.Enabled(context.Background(), slog.LevelDebug))
+	inProcPassword, err := applySecurity(tmpl, cfg)
+	if err != nil {
+		return nil, err
+	}
+	nlog := newNATSLogger(log, newRedactor(cfg, inProcPassword))
 	srv, err := server.NewServer(tmpl.Clone())
 	if err != nil {
 		return nil, fmt.Errorf("broker: cannot create nats-server: %w", err)
@@ -76,6 +83,9 @@ func Start(cfg Config) (*Broker, error) {
 	srv.Start() // starts the accept loops in goroutines and returns
 
 	b := &Broker{log: log, srv: srv, template: tmpl, ncClosed: make(chan struct{})}
+	if cfg.Security.RoutePassword != "" {
+		b.routeUser = url.UserPassword(RouteUser, cfg.Security.RoutePassword)
+	}
 	if err := b.waitReady(nlog.fatal); err != nil {
 		b.shutdownServer()
 		return nil, err
@@ -90,12 +100,14 @@ func Start(cfg Config) (*Broker, error) {
 	b.clusterHostPort = net.JoinHostPort(cfg.Host, strconv.Itoa(clusterAddr.Port))
 	b.clusterURL = routeScheme + "://" + b.clusterHostPort
 
-	if err := b.connect(cfg.Name); err != nil {
+	if err := b.connect(cfg.Name, inProcPassword); err != nil {
 		b.shutdownServer()
 		return nil, err
 	}
 	log.Info("broker started", slog.String("client_url", b.clientURL), slog.String("cluster_url", b.clusterURL),
-		slog.String("cluster", cfg.ClusterName), slog.String("server_id", srv.ID()))
+		slog.String("cluster", cfg.ClusterName), slog.String("server_id", srv.ID()),
+		slog.Bool("tls", cfg.Security.CertFile != ""), slog.Bool("route_secret", cfg.Security.RoutePassword != ""),
+		slog.Int("users", len(cfg.Security.Users)))
 	return b, nil
 }
 
@@ -156,10 +168,15 @@ func (b *Broker) waitReady(fatal <-chan string) error {
 	}
 }
 
-// connect opens the node's in-process client connection.
-func (b *Broker) connect(name string) error {
+// connect opens the node's in-process client connection; with client
+// users it authenticates as the in-process user with password.
+func (b *Broker) connect(name, password string) error {
 	log := b.log.With(slog.String("origin", "nats-client"))
-	nc, err := nats.Connect(b.clientURL,
+	var auth []nats.Option
+	if password != "" {
+		auth = append(auth, nats.UserInfo(inProcessUser, password))
+	}
+	nc, err := nats.Connect(b.clientURL, append(auth,
 		nats.InProcessServer(b.srv),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -179,7 +196,7 @@ func (b *Broker) connect(name string) error {
 			log.Error("client error", attrs...)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.ncClosed) }),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("broker: cannot connect in-process client: %w", err)
 	}

@@ -38,6 +38,9 @@ type Config struct {
 	// ClusterName is the fixed NATS cluster name: "" means DefaultClusterName.
 	// All nodes of one pool must use the same name.
 	ClusterName string
+	// Security is the TLS, route secret and client users; the zero value
+	// is an open server (see Security).
+	Security Security
 	// Logger receives the broker's log lines, nats-server's own (with
 	// origin=nats-server; its debug lines only if Logger is enabled for
 	// slog.LevelDebug) and the in-process client's connection events
@@ -73,6 +76,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := validPort("cluster port", c.ClusterPort); err != nil {
+		return err
+	}
+	if err := c.Security.Validate(); err != nil {
 		return err
 	}
 	d := c.withDefaults()

@@ -6,6 +6,12 @@
 // only the server's Routes option: the server is never restarted, so the
 // node's own in-process client connection (Conn) is never interrupted.
 //
+// Config.Security locks the server down: TLS on the client and route ports
+// with the cluster CA (routes verify both ways), a route secret, and client
+// users whose roles (node, submitter, observer) set their permissions. What
+// the server logs passes through a redactor, as it prints route URLs with
+// their credentials in a few places.
+//
 // Typical use:
 //
 //	b, err := broker.Start(cfg)

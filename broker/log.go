@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+
+	"github.com/meshpool/meshpool/internal/secret"
 )
 
 // natsLogger adapts a *slog.Logger to server.Logger.
@@ -12,15 +15,20 @@ import (
 // exit the process. This one logs at Error level instead and hands the
 // first such message to Start, so a port in use fails Start at once rather
 // than after the readiness timeout.
+//
+// Every line passes through redact: the server prints route URLs with their
+// user info in a few places, and the route secret must never be logged.
 type natsLogger struct {
-	log   *slog.Logger
-	fatal chan string // buffered(1): first Fatalf message
+	log    *slog.Logger
+	fatal  chan string // buffered(1): first Fatalf message
+	redact secret.Redactor
 }
 
-func newNATSLogger(log *slog.Logger) *natsLogger {
+func newNATSLogger(log *slog.Logger, redact secret.Redactor) *natsLogger {
 	return &natsLogger{
-		log:   log.With(slog.String("origin", "nats-server")),
-		fatal: make(chan string, 1),
+		log:    log.With(slog.String("origin", "nats-server")),
+		fatal:  make(chan string, 1),
+		redact: redact,
 	}
 }
 
@@ -44,7 +52,7 @@ func (l *natsLogger) Tracef(format string, v ...any) { l.logf(slog.LevelDebug, f
 // Fatalf logs at Error level and records the message for Start; it never
 // exits.
 func (l *natsLogger) Fatalf(format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
+	msg := l.redact.Redact(fmt.Sprintf(format, v...))
 	l.log.Error(msg, slog.Bool("fatal", true))
 	select {
 	case l.fatal <- msg:
@@ -57,10 +65,24 @@ func (l *natsLogger) logf(level slog.Level, format string, v []any) {
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	l.log.Log(ctx, level, fmt.Sprintf(format, v...))
+	msg := l.redact.Redact(fmt.Sprintf(format, v...))
+	if hint := routeRefusalHint(msg); hint != "" {
+		l.log.Log(ctx, level, msg, slog.String("reason", hint))
+		return
+	}
+	l.log.Log(ctx, level, msg)
 }
 
-// debugEnabled reports whether the server should produce Debugf lines.
-func (l *natsLogger) debugEnabled() bool {
-	return l.log.Enabled(context.Background(), slog.LevelDebug)
+// routeRefusalHint explains nats-server's terse lines about a refused
+// route, so that an operator (or a refused node's own log) says why.
+func routeRefusalHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "Route Error 'Authorization Violation'"):
+		return "route refused: the peer does not accept this node's route secret (the route secrets differ)"
+	case strings.Contains(msg, " - rid:") && strings.Contains(msg, "authentication error"):
+		return "route refused: a peer connecting here did not authenticate (its route secret or TLS settings differ from this node's)"
+	case strings.Contains(msg, "TLS route handshake error"):
+		return "route refused: TLS handshake failed (a certificate not from the cluster CA, expired, or TLS on one side only)"
+	}
+	return ""
 }

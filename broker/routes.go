@@ -53,6 +53,7 @@ func (b *Broker) SetPeers(clusterURLs []string) error {
 		if opts.Routes[i], err = routeURL(hostPort); err != nil {
 			return fmt.Errorf("%w %q: %w", ErrInvalidPeer, hostPort, err)
 		}
+		opts.Routes[i].User = b.routeUser
 	}
 	if err := b.srv.ReloadOptions(opts); err != nil {
 		return fmt.Errorf("broker: cannot reload routes: %w", err)
@@ -94,6 +95,15 @@ const routeScheme = "nats-route"
 // (reload.go routesOption.Apply); the same form makes that removal reach
 // accepted and gossip-learned connections to the peer as well as the ones
 // dialled from the Routes option.
+//
+// With a route secret, SetPeers adds it as user info (nats-server sends a
+// route URL's user and password in its CONNECT, route.go sendRouteConnect),
+// which is again the form of gossip-learned routes (route.go:1093). Accepted
+// connections keep a URL without it, so removing a peer that is still
+// running closes only the connections this node dialled or learned by
+// gossip; the peer's own connection stays until the peer closes it (it
+// stops, or removes this node in turn). Routes are not an allow-list either
+// way: the route secret and the cluster CA are what keep strangers out.
 func routeURL(hostPort string) (*url.URL, error) {
 	return url.Parse(routeScheme + "://" + hostPort + "/")
 }

@@ -263,7 +263,10 @@ func runEnv(t *testing.T, env []string, args ...string) (string, string, int) {
 }
 
 func TestDevCluster(t *testing.T) {
-	port := freePort(t, "127.0.0.1")
+	// dev binds the etcd peer port next to the client port: a free port
+	// from the ephemeral range may have a taken neighbour, so use fixed
+	// ones below it (23998-23999, used by no other test).
+	const port = 23998
 	dev := start(t, "meshpool dev", binary, "dev", "--nodes", "3", "--etcd-port", fmt.Sprint(port),
 		"--task-interval", "200ms", "--work-time", "10ms-50ms")
 	var nc *nats.Conn

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshpool/meshpool/broker"
+	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
@@ -26,6 +28,24 @@ type Config struct {
 	ClientPort, ClusterPort, HTTPPort int
 	// ClusterName is the NATS cluster name every node must share.
 	ClusterName string
+	// EtcdCACert, EtcdCert and EtcdKey are PEM files: the CA of etcd's
+	// server certificate and this node's client certificate (see
+	// etcdclient.Options). With any of them, or https:// endpoints, the
+	// node speaks TLS to etcd.
+	EtcdCACert, EtcdCert, EtcdKey string
+	// EtcdUser and EtcdPassword authenticate to etcd; the password is
+	// never logged.
+	EtcdUser, EtcdPassword string
+	// NATS is the embedded server's TLS, route secret and client users
+	// (see broker.Security); the zero value is an open server.
+	NATS broker.Security
+	// HTTPAddr is the IP the HTTP server listens on; "" means Advertise.
+	HTTPAddr string
+	// MetricsAddr, if set, is host:port of a second HTTP listener that
+	// alone serves the operators' endpoints: /status, /metrics, /nats/*
+	// and the live page with its /stream (which shows every result). The
+	// main listener then serves only /healthz and /readyz.
+	MetricsAddr string
 	// TTL is the lease TTL of the registration and of the election session.
 	TTL time.Duration
 	// TaskInterval is how often the master generates a demo task; 0 disables
@@ -55,6 +75,15 @@ type Config struct {
 	Version string
 	// Logger receives every log line; component and node attributes are added.
 	Logger *slog.Logger
+}
+
+// etcdOptions are the etcd client settings of c.
+func (c Config) etcdOptions() etcdclient.Options {
+	return etcdclient.Options{
+		Endpoints: c.Etcd, DialTimeout: 5 * time.Second,
+		CACert: c.EtcdCACert, Cert: c.EtcdCert, Key: c.EtcdKey,
+		Username: c.EtcdUser, Password: c.EtcdPassword,
+	}
 }
 
 // WorkTime is a closed range of durations.
@@ -121,6 +150,22 @@ func (c Config) Validate() error {
 	for _, e := range c.Etcd {
 		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://")); err != nil {
 			errs = append(errs, fmt.Errorf("etcd endpoint %q: want host:port", e))
+		}
+	}
+	if len(c.Etcd) > 0 {
+		if err := c.etcdOptions().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.NATS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.HTTPAddr != "" && net.ParseIP(c.HTTPAddr) == nil {
+		errs = append(errs, fmt.Errorf("http address %q: want an IP address to listen on (0.0.0.0 for all)", c.HTTPAddr))
+	}
+	if c.MetricsAddr != "" {
+		if host, _, err := net.SplitHostPort(c.MetricsAddr); err != nil || net.ParseIP(host) == nil {
+			errs = append(errs, fmt.Errorf("metrics address %q: want IP:port, e.g. 127.0.0.1:9222", c.MetricsAddr))
 		}
 	}
 	if err := keyspace.CheckPrefix(c.Prefix); err != nil {

@@ -45,16 +45,7 @@ func (n *Node) httpHandler(br *broker.Broker, st *streams) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", servePage)
 	mux.Handle("GET /stream", st)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeText(w, http.StatusOK, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if reason := n.notReady(); reason != "" {
-			writeText(w, http.StatusServiceUnavailable, reason)
-			return
-		}
-		writeText(w, http.StatusOK, "ok")
-	})
+	n.healthHandler(mux)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -69,6 +60,22 @@ func (n *Node) httpHandler(br *broker.Broker, st *streams) http.Handler {
 	mux.HandleFunc("GET /nats/routez", srv.HandleRoutez)
 	mux.HandleFunc("GET /nats/connz", srv.HandleConnz)
 	mux.HandleFunc("GET /nats/subsz", srv.HandleSubsz)
+	return mux
+}
+
+// healthHandler adds /healthz and /readyz to mux and returns it: the
+// endpoints every listener serves.
+func (n *Node) healthHandler(mux *http.ServeMux) *http.ServeMux {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if reason := n.notReady(); reason != "" {
+			writeText(w, http.StatusServiceUnavailable, reason)
+			return
+		}
+		writeText(w, http.StatusOK, "ok")
+	})
 	return mux
 }
 

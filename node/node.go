@@ -2,13 +2,9 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +13,6 @@ import (
 
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/election"
-	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -43,6 +38,8 @@ type parts struct {
 	election *election.Election
 	worker   *worker
 	httpURL  string
+	// metricsURL is the --metrics-addr listener's URL, or "".
+	metricsURL string
 }
 
 // New checks the config and picks this node's ID. It starts nothing.
@@ -82,9 +79,9 @@ func (n *Node) Run(ctx context.Context) error {
 	app := n.logger("app")
 	app.Info("starting", "ip", n.cfg.Advertise, "etcd", n.cfg.Etcd, "prefix", n.cfg.Prefix, "version", n.cfg.Version)
 
-	cli, err := etcdclient.New(n.cfg.Etcd, 5*time.Second)
-	if err != nil {
-		return fmt.Errorf("node: %w", err)
+	cli, err := n.connectEtcd(ctx, app)
+	if err != nil || cli == nil {
+		return err
 	}
 	defer cli.Close()
 
@@ -92,18 +89,17 @@ func (n *Node) Run(ctx context.Context) error {
 	bcfg.Name, bcfg.Host, bcfg.ClusterName = n.id, n.cfg.Advertise, n.cfg.ClusterName
 	bcfg.ClientPort, bcfg.ClusterPort = n.cfg.ClientPort, n.cfg.ClusterPort
 	bcfg.Logger = n.logger("nats")
+	bcfg.Security = n.cfg.NATS
 	br, err := broker.Start(bcfg)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	defer br.Close()
 
-	httpPort := max(n.cfg.HTTPPort, 0)
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.cfg.Advertise, strconv.Itoa(httpPort)))
+	ln, httpURL, err := n.listenHTTP()
 	if err != nil {
-		return fmt.Errorf("node: cannot listen for HTTP: %w", err)
+		return err
 	}
-	httpURL := "http://" + ln.Addr().String()
 
 	rec := registry.Record{
 		ID: n.id, Name: n.name, IP: n.cfg.Advertise,
@@ -129,7 +125,7 @@ func (n *Node) Run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	n.parts.Store(&parts{etcd: cli, broker: br, registry: reg, election: el, worker: wk, httpURL: httpURL})
+	n.parts.Store(&parts{etcd: cli, broker: br, registry: reg, election: el, worker: wk, httpURL: httpURL, metricsURL: ln.url()})
 	defer n.parts.Store(nil)
 	app.Info("my ID", "id", n.id, "ip", n.cfg.Advertise, "client_url", rec.ClientURL, "cluster_url", rec.ClusterURL, "http_url", httpURL)
 
@@ -138,14 +134,7 @@ func (n *Node) Run(ctx context.Context) error {
 	bg.Go(func(ctx context.Context) { n.syncRoutes(ctx, reg, br) })
 	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
 	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
-	st := newStreams(br.Conn(), n.logger("app"))
-	srv := newHTTPServer(n.httpHandler(br, st))
-	srv.RegisterOnShutdown(st.close) // Shutdown would otherwise wait for open streams
-	bg.Go(func(ctx context.Context) {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			app.Error("HTTP server stopped", "err", err)
-		}
-	})
+	stopHTTP := n.serveHTTP(bg, br, ln)
 	regs := newGroup(ctx)
 	regs.Go(func(ctx context.Context) { _ = reg.Run(ctx) })
 	elect := newGroup(ctx)
@@ -157,9 +146,7 @@ func (n *Node) Run(ctx context.Context) error {
 	elect.Stop() // resigns: the next master takes over now
 	wk.finish(n.cfg.ShutdownGrace)
 	regs.Stop() // revokes the lease: peers see us leave now
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_ = srv.Shutdown(sctx)
-	cancel()
+	stopHTTP()
 	bg.Stop()
 	app.Info("stopped")
 	return nil

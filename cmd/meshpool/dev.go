@@ -17,12 +17,15 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 	var common commonFlags
 	nodes := 3
 	etcdPort := 2379
+	secure, secureDir := false, ""
 	fs := newFlagSet("dev", "Runs a local cluster in one process: an embedded etcd on 127.0.0.1 and N nodes on 127.0.0.2, 127.0.0.3, ...\nwith the default ports. Ctrl-C stops everything cleanly.", m.Stdout)
 	fs.IntVar(&nodes, "nodes", nodes, "number of nodes (1-250)")
 	fs.IntVar(&etcdPort, "etcd-port", etcdPort, "client port of the embedded etcd on 127.0.0.1")
 	fs.IntVar(&cfg.ClientPort, "client-port", cfg.ClientPort, "NATS client port of every node")
 	fs.IntVar(&cfg.ClusterPort, "cluster-port", cfg.ClusterPort, "NATS route port of every node")
 	fs.IntVar(&cfg.HTTPPort, "http-port", cfg.HTTPPort, "HTTP port of every node")
+	fs.BoolVar(&secure, "secure", false, "run securely: etcd with TLS, client certificates and a user; NATS with TLS, a route secret and users (a throw-away CA and secrets in a temp dir)")
+	fs.StringVar(&secureDir, "secure-dir", "", "with --secure: keep the CA and secrets in this directory (made if needed, reused if it holds them) instead of a temp dir")
 	bindCommon(fs, &cfg, &common)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
@@ -40,15 +43,31 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("dev: cannot make a data dir for etcd: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	etcd, err := embedetcd.Start(embedetcd.Config{Dir: dir, Host: "127.0.0.1", ClientPort: etcdPort, PeerPort: etcdPort + 1})
+	devLog := log.With("component", "dev")
+	ecfg := embedetcd.Config{Dir: dir, Host: "127.0.0.1", ClientPort: etcdPort, PeerPort: etcdPort + 1}
+	var sf secureFiles
+	if secure {
+		if sf, err = devSecureFiles(secureDir, nodes); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		if secureDir == "" {
+			defer os.RemoveAll(sf.Dir)
+		}
+		ecfg.CertFile, ecfg.KeyFile, ecfg.ClientCAFile = sf.EtcdCert, sf.EtcdKey, sf.CA
+	}
+	etcd, err := embedetcd.Start(ecfg)
 	if err != nil {
 		return fmt.Errorf("dev: %w (is another etcd running on 127.0.0.1:%d?)", err, etcdPort)
 	}
 	defer etcd.Close()
-	devLog := log.With("component", "dev")
-	devLog.Info("embedded etcd ready", "endpoint", etcd.Endpoint(), "data", dir)
+	devLog.Info("embedded etcd ready", "endpoint", etcd.Endpoint(), "data", dir, "tls", secure)
 
 	cfg.Etcd = []string{etcd.Endpoint()}
+	if secure {
+		if err := devSecure(ctx, etcd, sf, &cfg); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+	}
 	var ns []*node.Node
 	for i := range nodes {
 		c := cfg
@@ -78,8 +97,12 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	devLog.Info("cluster starting; watch results with: nats -s nats://127.0.0.2:4222 sub results",
-		"nodes", nodes, "task_interval", cfg.TaskInterval, "work_time", cfg.WorkTime.String())
+	if secure {
+		logSecureTryOut(devLog, sf, cfg)
+	} else {
+		devLog.Info("cluster starting; watch results with: nats -s nats://127.0.0.2:4222 sub results",
+			"nodes", nodes, "task_interval", cfg.TaskInterval, "work_time", cfg.WorkTime.String())
+	}
 	<-ctx.Done()
 	start := time.Now()
 	wg.Wait()

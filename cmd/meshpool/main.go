@@ -65,6 +65,7 @@ Usage:
   meshpool status  [flags]   show the members, the master and its term
   meshpool submit  [flags]   submit a task (or --count N of them) and optionally wait for results
   meshpool watch   [flags]   follow results and cluster events as readable lines
+  meshpool secure-setup [flags]  write a CA, certificates, a route secret and users for a secure cluster
   meshpool version           print the version
 
 Every flag can also be set in the environment as MESHPOOL_<FLAG>, e.g.
@@ -88,6 +89,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runSubmit(ctx, rest)
 	case "watch":
 		return m.runWatch(ctx, rest)
+	case "secure-setup":
+		return m.runSecureSetup(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(m.Stdout, "meshpool", version)
 		return nil

@@ -12,25 +12,37 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	cfg.Version = version
 	var common commonFlags
 	var iface string
+	var etcdSec etcdSecurityFlags
+	var natsSec natsServerFlags
 	etcd := listFlag(cfg.Etcd)
 	fs := newFlagSet("node", "Runs one meshpool node: registers in etcd, joins the NATS mesh, campaigns for master and works tasks.", m.Stdout)
-	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
+	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port (or https://host:port)")
 	fs.StringVar(&cfg.Name, "name", "", "node name, the readable part of the node ID (default the host name)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "IP to listen on and register (default: the IP of --interface, else the first non-loopback IPv4)")
 	fs.StringVar(&iface, "interface", "", "take the IP to advertise from this interface, e.g. eth1")
 	fs.IntVar(&cfg.ClientPort, "client-port", cfg.ClientPort, "NATS client port")
 	fs.IntVar(&cfg.ClusterPort, "cluster-port", cfg.ClusterPort, "NATS route port")
 	fs.IntVar(&cfg.HTTPPort, "http-port", cfg.HTTPPort, "HTTP port for /healthz and /status")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "", "IP the HTTP server listens on (default: the advertise IP; 0.0.0.0 for all)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "IP:port of a second HTTP listener for /status, /metrics, /nats/* and the live page; the main one then serves only /healthz and /readyz")
+	etcdSec.bind(fs)
+	natsSec.bind(fs)
 	bindCommon(fs, &cfg, &common)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
 	cfg.Etcd = etcd
+	if err := etcdSec.apply(&cfg, m.Getenv); err != nil {
+		return err
+	}
+	var err error
+	if cfg.NATS, err = natsSec.security(); err != nil {
+		return err
+	}
 
 	if cfg.Advertise != "" && iface != "" {
 		return usagef("node: give --advertise or --interface, not both")
 	}
-	var err error
 	switch {
 	case iface != "":
 		if cfg.Advertise, err = node.InterfaceIP(iface); err != nil {

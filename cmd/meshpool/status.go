@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -26,19 +27,30 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	prefix := "/meshpool"
 	asJSON, watch := false, false
 	timeout, interval := 5*time.Second, time.Second
+	var etcdSec etcdSecurityFlags
 	fs := newFlagSet("status", "Reads the cluster's members, master and term from etcd.", m.Stdout)
-	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port")
+	fs.Var(&etcd, "etcd", "etcd endpoints, comma-separated host:port (or https://host:port)")
 	fs.StringVar(&prefix, "prefix", prefix, "etcd key prefix of the cluster")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object: {\"master\":{...},\"term\":N,\"members\":[...]}")
 	fs.DurationVar(&timeout, "timeout", timeout, "give up when etcd does not answer within this time")
 	fs.BoolVar(&watch, "watch", false, "refresh in place until interrupted")
 	fs.DurationVar(&interval, "interval", interval, "with --watch: time between refreshes")
+	etcdSec.bind(fs)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
-
-	cli, err := etcdclient.New(etcd, timeout)
+	opts, err := etcdSec.options(etcd, timeout, m.Getenv)
 	if err != nil {
+		return err
+	}
+	// A first request says at once whether TLS or auth is wrong. An etcd
+	// that does not answer is reported by the reads below, after --timeout
+	// (and retried with --watch).
+	cli, err := etcdclient.Connect(ctx, opts, registry.NodesPrefix(prefix), nil)
+	if err != nil && !(errors.Is(err, etcdclient.ErrUnreachable) && cli != nil) {
+		if cli != nil {
+			cli.Close()
+		}
 		return fmt.Errorf("status: %w", err)
 	}
 	defer cli.Close()

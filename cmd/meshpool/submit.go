@@ -7,11 +7,25 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/meshpool/meshpool/client"
 	"github.com/meshpool/meshpool/message"
 )
 
 func (m *Main) runSubmit(ctx context.Context, args []string) error {
+	// A user without the submitter role is refused by the server, not by
+	// the master: stop at once and say so, instead of waiting for a master.
+	ctx, notPermitted := context.WithCancelCause(ctx)
+	defer notPermitted(nil)
+	err := m.submit(ctx, args, notPermitted)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+		return fmt.Errorf("submit: not permitted: %w", cause)
+	}
+	return err
+}
+
+func (m *Main) submit(ctx context.Context, args []string, notPermitted context.CancelCauseFunc) error {
 	server := "nats://127.0.0.1:4222"
 	var sub message.Submit
 	wait := false
@@ -28,16 +42,27 @@ func (m *Main) runSubmit(ctx context.Context, args []string) error {
 	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
 	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions in flight at once")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	var natsSec natsClientFlags
+	natsSec.bind(fs)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
+	natsOpts, err := natsSec.options()
+	if err != nil {
+		return err
+	}
+	natsOpts = append(natsOpts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			notPermitted(err)
+		}
+	}))
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
 	}
 	if err := sub.Validate(); err != nil {
 		return usagef("submit: %w", err)
 	}
-	c, err := client.Dial(server)
+	c, err := client.Dial(server, natsOpts...)
 	if err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}

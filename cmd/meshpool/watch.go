@@ -18,10 +18,18 @@ func (m *Main) runWatch(ctx context.Context, args []string) error {
 	fs := newFlagSet("watch", "Follows results and cluster events (promotions, members joining and leaving) as readable lines;\nthe pretty twin of 'nats sub results'. Ctrl-C stops.", m.Stdout)
 	fs.StringVar(&server, "server", server, "NATS URL of any node")
 	fs.BoolVar(&asJSON, "json", false, "print each result and event as one JSON object per line")
+	var natsSec natsClientFlags
+	natsSec.bind(fs)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
-	nc, err := nats.Connect(server, nats.Name("meshpool watch"), nats.MaxReconnects(-1))
+	natsOpts, err := natsSec.options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(server, append(natsOpts, nats.Name("meshpool watch"), nats.MaxReconnects(-1),
+		// An observer may read results only: say so for events, go on.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { fmt.Fprintf(m.Stderr, "watch: %v\n", err) }))...)
 	if err != nil {
 		return fmt.Errorf("watch: cannot connect to %s: %w", server, err)
 	}

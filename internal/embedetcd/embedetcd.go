@@ -27,6 +27,10 @@ type Config struct {
 	ClientPort, PeerPort int
 	// StartTimeout bounds how long Start waits for the server to be ready.
 	StartTimeout time.Duration
+	// CertFile and KeyFile, when set, make the client listener serve TLS
+	// with this certificate; with ClientCAFile, clients must present a
+	// certificate signed by that CA.
+	CertFile, KeyFile, ClientCAFile string
 	// LogLevel is etcd's own zap level (debug, info, warn, error, fatal).
 	// Default fatal: etcd logs a normal shutdown as errors.
 	LogLevel string
@@ -72,7 +76,11 @@ func start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	curl := url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(clientPort))}
+	scheme := "http"
+	if cfg.CertFile != "" {
+		scheme = "https"
+	}
+	curl := url.URL{Scheme: scheme, Host: net.JoinHostPort(cfg.Host, strconv.Itoa(clientPort))}
 	purl := url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(peerPort))}
 
 	ec := embed.NewConfig()
@@ -82,6 +90,12 @@ func start(cfg Config) (*Server, error) {
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{purl}, []url.URL{purl}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.UnsafeNoFsync = true
+	if cfg.CertFile != "" {
+		ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile = cfg.CertFile, cfg.KeyFile
+		if cfg.ClientCAFile != "" {
+			ec.ClientTLSInfo.TrustedCAFile, ec.ClientTLSInfo.ClientCertAuth = cfg.ClientCAFile, true
+		}
+	}
 	ec.LogLevel = cfg.LogLevel
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapLogger(cfg.LogLevel))
 

@@ -1,0 +1,266 @@
+package broker
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/meshpool/meshpool/internal/secret"
+	"github.com/meshpool/meshpool/internal/tlsfiles"
+	"github.com/meshpool/meshpool/message"
+)
+
+// Security locks the embedded server down. The zero value locks nothing:
+// anyone who reaches the ports may route in, connect, publish and subscribe.
+type Security struct {
+	// CAFile is the cluster CA; CertFile and KeyFile are this node's
+	// certificate (issued by the CA for Host, usable as TLS server and
+	// client) and key. With them the client port speaks TLS only, and
+	// routes speak TLS both ways: each side must present a certificate
+	// from the CA, so only nodes with one can route in.
+	CAFile, CertFile, KeyFile string
+	// RoutePassword is the cluster's route secret: routes authenticate as
+	// user RouteUser with it, and a node without it is refused. Requires TLS
+	// (it would travel in clear). Never logged.
+	RoutePassword string
+	// Users may connect to the client port, each with the permissions of
+	// its role. With none, clients need no credentials. Requires TLS.
+	Users []User
+}
+
+// RouteUser is the user name routes authenticate with.
+const RouteUser = "route"
+
+// enabled reports whether any of the settings is on.
+func (s Security) enabled() bool {
+	return s.CertFile != "" || s.RoutePassword != "" || len(s.Users) > 0
+}
+
+// Validate reports what is missing or contradictory, without reading the
+// files (Start reads and checks them). Errors wrap ErrInvalidConfig.
+func (s Security) Validate() error {
+	var errs []error
+	if s.CAFile != "" || s.CertFile != "" || s.KeyFile != "" {
+		if s.CAFile == "" || s.CertFile == "" || s.KeyFile == "" {
+			errs = append(errs, errors.New("NATS TLS needs the CA, the certificate and the key file, all three"))
+		}
+	}
+	if s.CertFile == "" && s.RoutePassword != "" {
+		errs = append(errs, errors.New("a route secret needs TLS (it would travel in clear): give the CA, certificate and key files"))
+	}
+	if s.CertFile == "" && len(s.Users) > 0 {
+		errs = append(errs, errors.New("NATS users need TLS (passwords would travel in clear): give the CA, certificate and key files"))
+	}
+	for _, u := range s.Users {
+		if err := u.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// Role is what a NATS user may do.
+type Role string
+
+// The roles. A node needs everything; the others are for people and tools.
+const (
+	// RoleNode may publish and subscribe on every subject: tasks.<id>,
+	// results, events, tasks.submit and the request inboxes. Each node's
+	// own in-process connection has it; give it to operators' tools only.
+	RoleNode Role = "node"
+	// RoleSubmitter may publish tasks.submit and subscribe results, events
+	// and reply inboxes (_INBOX.>): submit work, wait for its answer and
+	// its result. It may not publish tasks.<id> (a task in the master's
+	// name) or results (a fake result).
+	RoleSubmitter Role = "submitter"
+	// RoleObserver may subscribe results and nothing else, and publish
+	// nothing.
+	RoleObserver Role = "observer"
+)
+
+// permissions returns the server permissions of role; nil means all.
+func (r Role) permissions() *server.Permissions {
+	switch r {
+	case RoleSubmitter:
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{message.SubjectSubmit}},
+			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, message.SubjectEvents, "_INBOX.>"}},
+		}
+	case RoleObserver:
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Deny: []string{">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults}},
+		}
+	default:
+		return nil
+	}
+}
+
+// User is one client identity: a name and a bcrypt hash of its password,
+// or an nkey (its public key, "U..."), and a role.
+type User struct {
+	Name         string
+	PasswordHash string // bcrypt, "$2a$..."
+	Nkey         string // public user nkey, instead of Name and PasswordHash
+	Role         Role
+}
+
+// inProcessUser is the user of each node's own in-process connection. It
+// may connect only in process, with a password made at start that never
+// leaves the process.
+const inProcessUser = "_meshpool_node"
+
+func (u User) validate() error {
+	switch u.Role {
+	case RoleNode, RoleSubmitter, RoleObserver:
+	default:
+		return fmt.Errorf("user %q: role %q: want node, submitter or observer", u.id(), u.Role)
+	}
+	if u.Nkey != "" {
+		if !nkeys.IsValidPublicUserKey(u.Nkey) {
+			return fmt.Errorf("user %q: not a public user nkey", u.Nkey)
+		}
+		return nil
+	}
+	if u.Name == "" || u.Name == inProcessUser || u.Name == RouteUser {
+		return fmt.Errorf("user %q: name reserved or empty", u.Name)
+	}
+	if !strings.HasPrefix(u.PasswordHash, "$2") {
+		return fmt.Errorf("user %q: the password must be a bcrypt hash ($2a$...), not the password itself", u.Name)
+	}
+	return nil
+}
+
+func (u User) id() string {
+	if u.Nkey != "" {
+		return u.Nkey
+	}
+	return u.Name
+}
+
+// ReadUsers reads a users file. Each line that is not blank or a comment
+// (#) is
+//
+//	<name> <role> <bcrypt hash of the password>
+//	<public user nkey, U...> <role>
+//
+// with role node, submitter or observer. Every node loads the same file;
+// it holds no password, but keep it readable by meshpool only.
+func ReadUsers(file string) ([]User, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the NATS users file: %w", err)
+	}
+	defer f.Close()
+	var users []User
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		var u User
+		switch {
+		case len(fields) == 2 && strings.HasPrefix(fields[0], "U"):
+			u = User{Nkey: fields[0], Role: Role(fields[1])}
+		case len(fields) == 3:
+			u = User{Name: fields[0], Role: Role(fields[1]), PasswordHash: fields[2]}
+		default:
+			// Do not echo the line: it may hold a password by mistake.
+			return nil, fmt.Errorf("NATS users file %s line %d: want \"<name> <role> <bcrypt hash>\" or \"<nkey> <role>\"", file, line)
+		}
+		if err := u.validate(); err != nil {
+			return nil, fmt.Errorf("NATS users file %s line %d: %w", file, line, err)
+		}
+		if seen[u.id()] {
+			return nil, fmt.Errorf("NATS users file %s line %d: user %q listed twice", file, line, u.id())
+		}
+		seen[u.id()] = true
+		users = append(users, u)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the NATS users file: %w", err)
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("NATS users file %s lists no user", file)
+	}
+	return users, nil
+}
+
+// applySecurity sets the TLS, route and user options of o for cfg and
+// returns the in-process connection's password ("" without users).
+func applySecurity(o *server.Options, cfg Config) (string, error) {
+	sec := cfg.Security
+	if !sec.enabled() {
+		return "", nil
+	}
+	pool, err := tlsfiles.CAPool(sec.CAFile)
+	if err != nil {
+		return "", fmt.Errorf("broker: NATS %w", err)
+	}
+	kp, err := tlsfiles.KeyPair(sec.CertFile, sec.KeyFile)
+	if err != nil {
+		return "", fmt.Errorf("broker: NATS %w", err)
+	}
+	if err := tlsfiles.CheckIssuedFor(kp, sec.CertFile, pool, cfg.Host); err != nil {
+		return "", fmt.Errorf("broker: NATS %w", err)
+	}
+	// Clients: TLS with this certificate; they authenticate by password.
+	o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
+	o.TLSTimeout = 2
+	// Routes: TLS both ways, with the cluster CA only.
+	o.Cluster.TLSConfig = &tls.Config{
+		Certificates: []tls.Certificate{kp},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}
+	o.Cluster.TLSTimeout = 2
+	if sec.RoutePassword != "" {
+		o.Cluster.Username, o.Cluster.Password = RouteUser, sec.RoutePassword
+	}
+	if len(sec.Users) == 0 {
+		return "", nil
+	}
+	// A random password, stored as a bcrypt hash of the lowest cost: the
+	// server warns about plain passwords, and the password's strength is
+	// in its randomness.
+	password := rand.Text()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return "", fmt.Errorf("broker: %w", err)
+	}
+	o.Users = []*server.User{{
+		Username: inProcessUser, Password: string(hash),
+		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
+	}}
+	for _, u := range sec.Users {
+		if u.Nkey != "" {
+			o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: u.Nkey, Permissions: u.Role.permissions()})
+			continue
+		}
+		o.Users = append(o.Users, &server.User{Username: u.Name, Password: u.PasswordHash, Permissions: u.Role.permissions()})
+	}
+	return password, nil
+}
+
+// redactor removes the route secret (and the in-process password) from
+// what the server logs: it prints route URLs with their user info in a
+// few places (reload.go: "Removed route %v").
+func newRedactor(cfg Config, inProcPassword string) secret.Redactor {
+	return secret.NewRedactor(cfg.Security.RoutePassword, inProcPassword)
+}

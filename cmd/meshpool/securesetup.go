@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/meshpool/meshpool/internal/pki"
+)
+
+// secureFiles are the files secure-setup writes into one directory.
+type secureFiles struct {
+	Dir                             string
+	CA, CAKey                       string // the cluster CA (its key: keep it offline)
+	NodeCert, NodeKey               string // for every node IP: NATS TLS, and etcd client certificate
+	EtcdCert, EtcdKey               string // etcd's server certificate, for the etcd IPs
+	RouteSecret                     string // the route secret
+	Users                           string // the NATS users file (bcrypt hashes)
+	NodePW, SubmitterPW, ObserverPW string // the NATS users' passwords
+	EtcdUser                        string // etcd user name for the nodes
+	EtcdPW, EtcdRootPW              string // etcd passwords of that user and of root
+}
+
+// certValidity is how long secure-setup's certificates are valid.
+const certValidity = 365 * 24 * time.Hour
+
+func filesIn(dir string) secureFiles {
+	p := func(name string) string { return filepath.Join(dir, name) }
+	return secureFiles{
+		Dir: dir, CA: p("ca.pem"), CAKey: p("ca-key.pem"), NodeCert: p("node.pem"), NodeKey: p("node-key.pem"),
+		EtcdCert: p("etcd.pem"), EtcdKey: p("etcd-key.pem"), RouteSecret: p("route.secret"), Users: p("users"),
+		NodePW: p("node.password"), SubmitterPW: p("submitter.password"), ObserverPW: p("observer.password"),
+		EtcdUser: "meshpool", EtcdPW: p("etcd.password"), EtcdRootPW: p("etcd-root.password"),
+	}
+}
+
+// writeSecureFiles makes a CA, a node certificate for nodeIPs, an etcd
+// certificate for etcdIPs, a route secret and the three NATS users with
+// random passwords, in dir (created 0700). It refuses to overwrite.
+func writeSecureFiles(dir string, nodeIPs, etcdIPs []string) (secureFiles, error) {
+	f := filesIn(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return f, fmt.Errorf("cannot make %s: %w", dir, err)
+	}
+	if _, err := os.Stat(f.CA); err == nil {
+		return f, fmt.Errorf("%s already holds a CA (ca.pem): use another directory", dir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	ca, err := pki.NewCA("meshpool cluster CA", pki.ValidFor(certValidity))
+	if err != nil {
+		return f, err
+	}
+	if err := ca.WriteCert(f.CA); err != nil {
+		return f, err
+	}
+	if err := ca.WriteKey(f.CAKey); err != nil {
+		return f, err
+	}
+	for _, c := range []struct {
+		name      string
+		ips       []string
+		cert, key string
+	}{{"meshpool-node", nodeIPs, f.NodeCert, f.NodeKey}, {"etcd", etcdIPs, f.EtcdCert, f.EtcdKey}} {
+		ips, err := pki.IPs(c.ips...)
+		if err != nil {
+			return f, err
+		}
+		leaf, err := ca.Issue(c.name, ips, pki.ValidFor(certValidity))
+		if err != nil {
+			return f, err
+		}
+		if err := leaf.Write(c.cert, c.key); err != nil {
+			return f, err
+		}
+	}
+	for _, file := range []string{f.RouteSecret, f.EtcdPW, f.EtcdRootPW} {
+		if err := writeSecret(file, rand.Text()); err != nil {
+			return f, err
+		}
+	}
+	var users strings.Builder
+	users.WriteString("# meshpool NATS users: <name> <role> <bcrypt hash of the password>, or <nkey> <role>.\n" +
+		"# Roles: node (everything), submitter (tasks.submit; reads results, events, _INBOX.>), observer (reads results).\n")
+	for _, u := range []struct{ name, file string }{{"node", f.NodePW}, {"submitter", f.SubmitterPW}, {"observer", f.ObserverPW}} {
+		pw := rand.Text()
+		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+		if err != nil {
+			return f, err
+		}
+		if err := writeSecret(u.file, pw); err != nil {
+			return f, err
+		}
+		fmt.Fprintf(&users, "%s %s %s\n", u.name, u.name, hash)
+	}
+	if err := os.WriteFile(f.Users, []byte(users.String()), 0o600); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+func writeSecret(file, s string) error {
+	if err := os.WriteFile(file, []byte(s+"\n"), 0o600); err != nil {
+		return fmt.Errorf("cannot write %s: %w", file, err)
+	}
+	return nil
+}
+
+func (m *Main) runSecureSetup(_ context.Context, args []string) error {
+	dir := ""
+	var nodeIPs, etcdIPs listFlag
+	fs := newFlagSet("secure-setup", "Writes what a secure cluster needs into a new directory: a cluster CA, a node certificate\n"+
+		"for the node IPs, an etcd server certificate, a route secret, and the NATS users node, submitter and\n"+
+		"observer with random passwords. Secrets go into files (mode 0600), never to the terminal. See README, Security.", m.Stdout)
+	fs.StringVar(&dir, "dir", "", "directory to create and fill (required)")
+	fs.Var(&nodeIPs, "node-ips", "the nodes' advertise IPs, comma-separated (the certificate is valid for all of them)")
+	fs.Var(&etcdIPs, "etcd-ips", "etcd's IPs, comma-separated, for its server certificate")
+	if err := parse(fs, args, m.Getenv); err != nil {
+		return helpIsNoError(err)
+	}
+	if dir == "" || len(nodeIPs) == 0 || len(etcdIPs) == 0 {
+		return usagef("secure-setup: --dir, --node-ips and --etcd-ips are required")
+	}
+	f, err := writeSecureFiles(dir, nodeIPs, etcdIPs)
+	if err != nil {
+		return fmt.Errorf("secure-setup: %w", err)
+	}
+	printSecureFiles(m.Stdout, f)
+	return nil
+}
+
+func printSecureFiles(w io.Writer, f secureFiles) {
+	fmt.Fprintf(w, `wrote into %s:
+  ca.pem, ca-key.pem          the cluster CA (keep ca-key.pem offline: it signs certificates the cluster trusts)
+  node.pem, node-key.pem      every node's certificate: NATS TLS (--nats-cert/--nats-key) and etcd client certificate
+  etcd.pem, etcd-key.pem      etcd's server certificate (etcd --cert-file/--key-file, --trusted-ca-file ca.pem --client-cert-auth)
+  route.secret                the route secret (--route-secret-file)
+  users                       NATS users (--nats-users); passwords in node.password, submitter.password, observer.password
+  etcd.password               password of etcd user %q (--etcd-user %s --etcd-password-file); etcd-root.password for root
+`, f.Dir, f.EtcdUser, f.EtcdUser)
+}

@@ -1,0 +1,173 @@
+package etcdclient_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/etcdclient"
+	"github.com/meshpool/meshpool/internal/pki"
+)
+
+// etcd's address in these tests: its certificate is for it.
+const etcdIP = "127.0.0.91"
+
+type files struct {
+	ca, otherCA                 string // CA certificates
+	server, serverKey           string // etcd's certificate
+	client, clientKey           string // a client certificate from ca
+	foreign, foreignKey         string // a client certificate from otherCA
+	expired, expiredKey         string // an expired client certificate from ca
+	expiredServer, expServerKey string
+}
+
+func writePKI(t *testing.T) files {
+	t.Helper()
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	f := files{
+		ca: p("ca.pem"), otherCA: p("other-ca.pem"), server: p("server.pem"), serverKey: p("server-key.pem"),
+		client: p("client.pem"), clientKey: p("client-key.pem"), foreign: p("foreign.pem"), foreignKey: p("foreign-key.pem"),
+		expired: p("expired.pem"), expiredKey: p("expired-key.pem"),
+	}
+	ca, err := pki.NewCA("test CA", pki.ValidFor(time.Hour))
+	must(t, err)
+	other, err := pki.NewCA("other CA", pki.ValidFor(time.Hour))
+	must(t, err)
+	must(t, ca.WriteCert(f.ca))
+	must(t, other.WriteCert(f.otherCA))
+	ips, err := pki.IPs(etcdIP)
+	must(t, err)
+	issue := func(c *pki.CA, name string, v pki.Validity, cert, key string) {
+		l, err := c.Issue(name, ips, v)
+		must(t, err)
+		must(t, l.Write(cert, key))
+	}
+	issue(ca, "etcd", pki.ValidFor(time.Hour), f.server, f.serverKey)
+	issue(ca, "meshpool-node", pki.ValidFor(time.Hour), f.client, f.clientKey)
+	issue(other, "meshpool-node", pki.ValidFor(time.Hour), f.foreign, f.foreignKey)
+	issue(ca, "meshpool-node", pki.Validity{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, f.expired, f.expiredKey)
+	f.expiredServer, f.expServerKey = filepath.Join(dir, "expired-server.pem"), filepath.Join(dir, "expired-server-key.pem")
+	issue(ca, "etcd", pki.Validity{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, f.expiredServer, f.expServerKey)
+	return f
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConnectSecure runs one etcd with TLS, client certificates and
+// authentication, and checks that every wrong credential is refused at once
+// with an error that says what failed.
+func TestConnectSecure(t *testing.T) {
+	f := writePKI(t)
+	srv, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Host: etcdIP, CertFile: f.server, KeyFile: f.serverKey, ClientCAFile: f.ca})
+	must(t, err)
+	t.Cleanup(srv.Close)
+	const password = "s3cret-etcd-password"
+	must(t, srv.EnableAuth(t.Context(), "root-password",
+		embedetcd.User{Name: "meshpool", Password: password, Prefix: "/meshpool"},
+		embedetcd.User{Name: "other", Password: "other-password", Prefix: "/other"}))
+	ep := srv.Endpoint()
+	good := etcdclient.Options{Endpoints: []string{"https://" + ep}, DialTimeout: 2 * time.Second,
+		CACert: f.ca, Cert: f.client, Key: f.clientKey, Username: "meshpool", Password: password}
+
+	t.Run("right credentials", func(t *testing.T) {
+		cli, err := etcdclient.Connect(t.Context(), good, "/meshpool/nodes/", nil)
+		must(t, err)
+		defer cli.Close()
+		if _, err := cli.Put(t.Context(), "/meshpool/x", "y"); err != nil {
+			t.Fatalf("put under the prefix: %v", err)
+		}
+		if _, err := cli.Put(t.Context(), "/other/x", "y"); err == nil {
+			t.Fatal("put outside the prefix succeeded; want permission denied")
+		}
+	})
+
+	tests := []struct {
+		name   string
+		change func(o *etcdclient.Options)
+		want   error
+		text   []string // the error must say this
+	}{
+		{"wrong password", func(o *etcdclient.Options) { o.Password = "wrong" }, etcdclient.ErrAuth, []string{"authentication failed", `"meshpool"`}},
+		{"no user", func(o *etcdclient.Options) { o.Username, o.Password = "", "" }, etcdclient.ErrAuth, []string{"requires a user", "--etcd-user"}},
+		{"user without rights on the prefix", func(o *etcdclient.Options) { o.Username, o.Password = "other", "other-password" }, etcdclient.ErrAuth, []string{`user "other" may not read`}},
+		{"server certificate from another CA", func(o *etcdclient.Options) { o.CACert = f.otherCA }, etcdclient.ErrTLS, []string{"x509", "unknown authority"}},
+		{"client certificate from another CA", func(o *etcdclient.Options) { o.Cert, o.Key = f.foreign, f.foreignKey }, etcdclient.ErrTLS, []string{"tls"}},
+		{"no client certificate", func(o *etcdclient.Options) { o.Cert, o.Key = "", "" }, etcdclient.ErrTLS, []string{"certificate"}},
+		{"expired client certificate", func(o *etcdclient.Options) { o.Cert, o.Key = f.expired, f.expiredKey }, nil, []string{"expired.pem expired at"}},
+		{"no TLS", func(o *etcdclient.Options) { o.CACert, o.Cert, o.Key, o.Endpoints = "", "", "", []string{ep} }, etcdclient.ErrTLS, []string{"TLS"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := good
+			tt.change(&o)
+			start := time.Now()
+			cli, err := etcdclient.Connect(t.Context(), o, "/meshpool/nodes/", nil)
+			took := time.Since(start)
+			if err == nil {
+				cli.Close()
+				t.Fatal("connected; want an error")
+			}
+			if took > 5*time.Second {
+				t.Errorf("took %s to fail; want a few seconds at most", took)
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error %q: want errors.Is %v", err, tt.want)
+			}
+			for _, s := range tt.text {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+			if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), "root-password") {
+				t.Errorf("error %q shows a password", err)
+			}
+			t.Logf("%s: %v", took.Round(time.Millisecond), err)
+		})
+	}
+}
+
+// TestConnectExpiredServerCertificate: an etcd whose certificate has
+// expired is a TLS error at once, not a timeout.
+func TestConnectExpiredServerCertificate(t *testing.T) {
+	f := writePKI(t)
+	srv, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Host: etcdIP, CertFile: f.expiredServer, KeyFile: f.expServerKey})
+	must(t, err)
+	t.Cleanup(srv.Close)
+	start := time.Now()
+	cli, err := etcdclient.Connect(t.Context(), etcdclient.Options{Endpoints: []string{"https://" + srv.Endpoint()}, DialTimeout: 2 * time.Second, CACert: f.ca}, "/meshpool/nodes/", nil)
+	if err == nil {
+		cli.Close()
+		t.Fatal("connected to an etcd with an expired certificate")
+	}
+	if !errors.Is(err, etcdclient.ErrTLS) || !strings.Contains(err.Error(), "expired") || time.Since(start) > 5*time.Second {
+		t.Fatalf("after %s: %v, want a TLS error saying the certificate expired", time.Since(start), err)
+	}
+}
+
+func TestConnectUnreachable(t *testing.T) {
+	o := etcdclient.Options{Endpoints: []string{etcdIP + ":1"}, DialTimeout: time.Second}
+	cli, err := etcdclient.Connect(t.Context(), o, "/meshpool/nodes/", nil)
+	if !errors.Is(err, etcdclient.ErrUnreachable) {
+		t.Fatalf("error %v: want ErrUnreachable", err)
+	}
+	if cli == nil {
+		t.Fatal("without a user Connect returns a client to retry with")
+	}
+	cli.Close()
+	o.Username, o.Password = "u", "p"
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if cli, err := etcdclient.Connect(ctx, o, "/meshpool/nodes/", nil); !errors.Is(err, etcdclient.ErrUnreachable) || cli != nil {
+		t.Fatalf("with a user: %v, %v: want no client and ErrUnreachable", cli, err)
+	}
+}
