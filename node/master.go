@@ -264,15 +264,18 @@ func (m *master) onSubmit(msg *nats.Msg) {
 		m.reply(msg, message.SubmitReply{Error: "busy: too many submissions in progress", Temporary: true})
 		return
 	}
+	// Decoded here, on the subscription's goroutine: its stack has grown
+	// already, and a fresh goroutine's first act would be to grow its own.
+	sub, err := message.DecodeSubmit(msg.Data)
+	if err != nil {
+		<-m.slots
+		m.stats.refused.Add(1)
+		m.log.Warn("submission refused", "err", err)
+		m.reply(msg, message.SubmitReply{Error: "invalid task: " + err.Error()})
+		return
+	}
 	m.wg.Go(func() {
 		defer func() { <-m.slots }()
-		sub, err := message.DecodeSubmit(msg.Data)
-		if err != nil {
-			m.stats.refused.Add(1)
-			m.log.Warn("submission refused", "err", err)
-			m.reply(msg, message.SubmitReply{Error: "invalid task: " + err.Error()})
-			return
-		}
 		reply, t, err := m.accept(sub)
 		if errors.Is(err, errNotLeading) {
 			// A deposed master stays silent: the real master answers.
@@ -524,7 +527,7 @@ func (m *master) placeOn(t *tracked, w string) error {
 		m.moveLoadLocked(from, w)
 		m.mu.Unlock()
 	}
-	if err := m.send(rec); err != nil {
+	if err := m.send(rec, t.ephemeral); err != nil {
 		m.log.Debug("worker did not take the task", "uuid", rec.UUID, "worker", w, "err", err)
 		return fmt.Errorf("%w: %w", errTryNext, err)
 	}
@@ -560,8 +563,15 @@ func (m *master) moveLoadLocked(from, to string) {
 	m.load[to]++
 }
 
-func (m *master) send(rec taskstore.Record) error {
+// send gives rec to its executor. A durable task is sent as a request and
+// counts as sent when the worker acks it; an ephemeral one is only
+// published, one message fewer per task: if its worker is gone, the task
+// is re-placed when the worker leaves the membership or the task times out.
+func (m *master) send(rec taskstore.Record, ephemeral bool) error {
 	body := message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.lead.Term}.AppendJSON(make([]byte, 0, 128))
+	if ephemeral {
+		return m.conn.Publish(message.TaskSubject(rec.Executor), body)
+	}
 	rctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
 	defer cancel()
 	reply, err := m.conn.RequestWithContext(rctx, message.TaskSubject(rec.Executor), body)
