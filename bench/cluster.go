@@ -82,6 +82,7 @@ func (t *tail) String() string {
 type env struct {
 	binary       string
 	dir          string
+	dataDir      string // etcd's data dir when not under dir (see etcdDir)
 	mu           sync.Mutex
 	procs        []*proc
 	etcd         *proc
@@ -170,7 +171,7 @@ func (e *env) startEtcd(ctx context.Context) error {
 	e.etcdEndpoint = fmt.Sprintf("127.0.0.1:%d", client)
 	e.etcdURL = "http://" + e.etcdEndpoint
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", client+10)
-	p, err := e.start("etcd", "etcd", "--name", "bench", "--data-dir", e.dir+"/etcd",
+	p, err := e.start("etcd", "etcd", "--name", "bench", "--data-dir", e.etcdDir(),
 		"--listen-client-urls", e.etcdURL, "--advertise-client-urls", e.etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "bench="+peerURL, "--log-level", "error", "--logger", "zap")
@@ -199,15 +200,29 @@ func (e *env) startEtcd(ctx context.Context) error {
 // that what follows does not carry the history (and the memory) of what
 // came before.
 func (e *env) restartEtcd(ctx context.Context) error {
+	return e.restartEtcdIn(ctx, e.dir+"/etcd")
+}
+
+// restartEtcdIn stops etcd and starts a fresh one with its data in dir.
+func (e *env) restartEtcdIn(ctx context.Context, dir string) error {
 	if e.cli != nil {
 		_ = e.cli.Close()
 		e.cli = nil
 	}
 	e.etcd.stop(syscall.SIGTERM, 10*time.Second)
-	if err := os.RemoveAll(e.dir + "/etcd"); err != nil {
+	if err := os.RemoveAll(e.etcdDir()); err != nil {
 		return fmt.Errorf("cannot remove the etcd data dir: %w", err)
 	}
+	e.dataDir = dir
 	return e.startEtcd(ctx)
+}
+
+// etcdDir is etcd's data dir: in /dev/shm unless a group chose another.
+func (e *env) etcdDir() string {
+	if e.dataDir != "" {
+		return e.dataDir
+	}
+	return e.dir + "/etcd"
 }
 
 // get returns the status code of GET url, 0 on error.

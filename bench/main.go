@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.scale.joins, "scale-joins", 5, "joins of one more node per size")
 	fs.DurationVar(&cfg.scale.window, "scale-window", 4*time.Second, "each of the 3 idle etcd windows per size")
 	fs.IntVar(&cfg.scale.rate, "scale-rate", 100, "durable tasks/s while etcd's loaded rate is measured")
-	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,failover,join,scale); all when empty")
+	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,failover,join,disk,scale); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
@@ -126,6 +126,12 @@ func measure(ctx context.Context, e *env, cfg config, r *report) {
 	if want("join") && ctx.Err() == nil {
 		progress("join and leave: %d runs on one 2-node cluster", cfg.joinRuns)
 		joins(ctx, e, cfg, r)
+	}
+	if want("disk") && ctx.Err() == nil {
+		progress("disk: a fresh etcd with its data in %s", diskDir)
+		if err := diskFigures(ctx, e, cfg, r); err != nil {
+			r.fail("durable throughput with etcd's data on disk", err)
+		}
 	}
 	if want("scale") && ctx.Err() == nil {
 		progress("scale: a fresh etcd")

@@ -87,6 +87,7 @@ var groups = []struct {
 }{
 	{"throughput", "Throughput", false},
 	{"cpu", "CPU during the throughput runs", true},
+	{"disk", "Throughput with etcd's data on disk", false},
 	{"latency", "Latency, one task in flight", false},
 	{"failover", "Fail-over", false},
 	{"node", "One node", false},
