@@ -30,15 +30,9 @@ func diskFigures(ctx context.Context, e *env, cfg config, r *report) error {
 		return err
 	}
 	defer cl.close()
-	master, worker, _, err := cl.master(ctx)
+	ro, err := cl.roles(ctx)
 	if err != nil {
 		return err
-	}
-	ro := roles{cl: cl, master: master, worker: worker}
-	for _, nd := range cl.nodes {
-		if nd != master && nd != worker {
-			ro.other = nd
-		}
 	}
 	row := row{group: "disk", key: "durable-disk",
 		name: fmt.Sprintf("Durable throughput, etcd data on disk (%s, ext4) (%d tasks, %d in flight, 3 nodes)", diskDir, cfg.durableN, cfg.inflight),

@@ -77,6 +77,7 @@ func startReady(ctx context.Context, cl *cluster) (float64, error) {
 // usage is what each node of a cluster used over an idle window.
 type usage struct {
 	rssMiB []float64 // VmRSS at the end, per node
+	mem    []mem     // and its parts
 	cpuPct []float64 // % of one core over the window, per node
 }
 
@@ -100,12 +101,13 @@ func idleUsage(ctx context.Context, cl *cluster, d time.Duration) (usage, error)
 		if err != nil {
 			return u, err
 		}
-		rss, err := vmRSS(nd.p.pid())
+		m, err := memory(nd.p.pid())
 		if err != nil {
 			return u, err
 		}
 		u.cpuPct = append(u.cpuPct, 100*(after-before[i])/1e6/elapsed)
-		u.rssMiB = append(u.rssMiB, rss)
+		u.rssMiB = append(u.rssMiB, m.rss)
+		u.mem = append(u.mem, m)
 	}
 	return u, nil
 }

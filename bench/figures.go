@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
@@ -18,15 +19,9 @@ func sharedCluster(ctx context.Context, e *env, cfg config, r *report) error {
 		return err
 	}
 	defer cl.close()
-	master, worker, _, err := cl.master(ctx)
+	ro, err := cl.roles(ctx)
 	if err != nil {
 		return err
-	}
-	ro := roles{cl: cl, master: master, worker: worker}
-	for _, nd := range cl.nodes {
-		if nd != master && nd != worker {
-			ro.other = nd
-		}
 	}
 	if err := nodeFigures(ctx, cl, cfg, r); err != nil {
 		return err
@@ -37,9 +32,27 @@ func sharedCluster(ctx context.Context, e *env, cfg config, r *report) error {
 	return latencyFigures(ctx, ro, cfg, r)
 }
 
+// roles finds the master, the worker the load generator dials, and the
+// other worker of a 3-node cluster.
+func (c *cluster) roles(ctx context.Context) (roles, error) {
+	master, worker, _, err := c.master(ctx)
+	if err != nil {
+		return roles{}, err
+	}
+	ro := roles{cl: c, master: master, worker: worker}
+	for _, nd := range c.nodes {
+		if nd != master && nd != worker {
+			ro.other = nd
+		}
+	}
+	return ro, nil
+}
+
 func nodeFigures(ctx context.Context, cl *cluster, cfg config, r *report) error {
 	rss := row{group: "node", key: "idle", name: "Idle node RSS (highest of 3 nodes)", unit: "MiB", format: "%.1f",
 		goal: "≤ 30 MB (28.6 MiB)", met: func(med, _, _ float64) bool { return med <= 30e6/(1<<20) }}
+	anon := row{group: "node", key: "idle", name: "  of which anonymous: heap, stacks (RssAnon of that node)", unit: "MiB", format: "%.1f"}
+	file := row{group: "node", key: "idle", name: "  of which file-backed: pages of the binary, shared by every process that runs it (RssFile)", unit: "MiB", format: "%.1f"}
 	cpu := row{group: "node", key: "idle", name: fmt.Sprintf("Idle node CPU over %s (highest of 3 nodes)", cfg.idle),
 		unit: "% of one core", format: "%.2f", goal: "≤ 1%", met: func(med, _, _ float64) bool { return med <= 1 }}
 	for i := range cfg.runs {
@@ -50,8 +63,10 @@ func nodeFigures(ctx context.Context, cl *cluster, cfg config, r *report) error 
 		}
 		_, _, m := spread(u.rssMiB)
 		_, _, c := spread(u.cpuPct)
-		progress("  %.1f MiB, %.2f%%", m, c)
+		top := u.mem[slices.Index(u.rssMiB, m)]
+		progress("  %.1f MiB (anonymous %.1f, file %.1f), %.2f%%", m, top.anon, top.file, c)
 		rss.runs, cpu.runs = append(rss.runs, m), append(cpu.runs, c)
+		anon.runs, file.runs = append(anon.runs, top.anon), append(file.runs, top.file)
 	}
 	ready := row{group: "node", key: "start", name: "Node start → /readyz 200 (4th node)", unit: "s", format: "%.3f",
 		goal: "≤ 0.5 s", met: func(med, _, _ float64) bool { return med <= 0.5 }}
@@ -66,6 +81,8 @@ func nodeFigures(ctx context.Context, cl *cluster, cfg config, r *report) error 
 	}
 	r.add(ready)
 	r.add(rss)
+	r.add(anon)
+	r.add(file)
 	r.add(cpu)
 	return nil
 }

@@ -42,20 +42,39 @@ func selfCPUMicros() (float64, error) {
 
 // vmRSS is VmRSS from /proc/<pid>/status, in MiB.
 func vmRSS(pid int) (float64, error) {
+	m, err := memory(pid)
+	return m.rss, err
+}
+
+// mem is a process's resident memory in MiB: all of it, and the anonymous
+// (heap, stacks) and file-backed (mapped files: the binary) parts.
+type mem struct{ rss, anon, file float64 }
+
+// memory reads VmRSS, RssAnon and RssFile from /proc/<pid>/status.
+func memory(pid int) (mem, error) {
+	var m mem
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("cannot read the memory of %d: %w", pid, err)
+		return m, fmt.Errorf("cannot read the memory of %d: %w", pid, err)
 	}
+	fields := map[string]*float64{"VmRSS:": &m.rss, "RssAnon:": &m.anon, "RssFile:": &m.file}
+	found := 0
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				return 0, fmt.Errorf("cannot parse VmRSS of %d: %w", pid, err)
+		for name, dst := range fields {
+			if v, ok := strings.CutPrefix(line, name); ok {
+				kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				if err != nil {
+					return m, fmt.Errorf("cannot parse %s of %d: %w", name, pid, err)
+				}
+				*dst = kb / 1024
+				found++
 			}
-			return kb / 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for %d", pid)
+	if found != len(fields) {
+		return m, fmt.Errorf("no VmRSS, RssAnon or RssFile for %d", pid)
+	}
+	return m, nil
 }
 
 // machineTicks is the busy and total CPU time of the whole machine, all

@@ -176,6 +176,22 @@ func TestNewMasterResumesTasksInFlight(t *testing.T) {
 	checkInvariant(t, a, rep.AcceptedUUIDs)
 }
 
+// workerWithTasks waits for a worker other than master with tasks in flight.
+func workerWithTasks(t *testing.T, c *cluster, master *node.Node) *node.Node {
+	t.Helper()
+	var w *node.Node
+	eventually(t, 5*time.Second, "a worker with tasks", func() bool {
+		for _, n := range c.running() {
+			if n != master && n.Status().Worker.InFlight > 0 {
+				w = n
+				return true
+			}
+		}
+		return false
+	})
+	return w
+}
+
 func TestAbandonedTasksGoToAnotherWorker(t *testing.T) {
 	c := durable(t, func(cfg *node.Config) {
 		cfg.WorkTime = node.WorkTime{Min: 2 * time.Second, Max: 2 * time.Second}
@@ -188,16 +204,7 @@ func TestAbandonedTasksGoToAnotherWorker(t *testing.T) {
 	if err != nil || rep.Accepted != 10 {
 		t.Fatalf("load: %+v, %v", rep, err)
 	}
-	var leaver *node.Node
-	eventually(t, 5*time.Second, "a worker with tasks", func() bool {
-		for _, n := range c.running() {
-			if n != master && n.Status().Worker.InFlight > 0 {
-				leaver = n
-				return true
-			}
-		}
-		return false
-	})
+	leaver := workerWithTasks(t, c, master)
 	c.stop(leaver.ID())
 	checkInvariant(t, a, rep.AcceptedUUIDs)
 	if got := master.Status().Dispatch.Redispatched; got == 0 {
@@ -311,16 +318,7 @@ func TestEphemeralTasksAreNotRecordedButStillRetried(t *testing.T) {
 	if err != nil || rep.Accepted != 10 {
 		t.Fatalf("load: %+v, %v", rep, err)
 	}
-	var leaver *node.Node
-	eventually(t, 5*time.Second, "a worker with tasks", func() bool {
-		for _, n := range c.running() {
-			if n != master && n.Status().Worker.InFlight > 0 {
-				leaver = n
-				return true
-			}
-		}
-		return false
-	})
+	leaver := workerWithTasks(t, c, master)
 	c.stop(leaver.ID())
 	for _, id := range rep.AcceptedUUIDs {
 		if res, err := waitResult(t, cl, id); err != nil || res.Executor == leaver.ID() {
