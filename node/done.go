@@ -9,17 +9,17 @@ import (
 // doneIndex is the master's memory of recorded tasks, kept to answer a
 // re-submitted uuid with its result for the result retention. Its memory
 // would grow with throughput × retention, so it holds at most max tasks and
-// forgets the oldest first. After it has forgotten a task early it says so
-// (mayHaveForgotten) until that task's time would have run out: the master
-// then looks a missing uuid up in etcd, where a durable task's record is
-// kept for the retention.
+// forgets the oldest first. It keeps the uuids it forgot early, until their
+// time would have run out, in a Bloom filter (forgotten): for a uuid that
+// may be one of them, mayHaveForgotten says so, and the master looks it up
+// in etcd, where a durable task's record is kept for the retention. Other
+// uuids (all new submissions but about 1 %) need no lookup.
 type doneIndex struct {
-	max   int
-	byID  map[string]doneTask
-	order []doneEntry // in insertion order, which is expiry order; from head
-	head  int
-	// forgotUntil is the latest expiry among the tasks forgotten early.
-	forgotUntil time.Time
+	max    int
+	byID   map[string]doneTask
+	order  []doneEntry // in insertion order, which is expiry order; from head
+	head   int
+	forgot *forgotten // the tasks forgotten early
 }
 
 type doneTask struct {
@@ -33,7 +33,7 @@ type doneEntry struct {
 }
 
 func newDoneIndex(max int) *doneIndex {
-	return &doneIndex{max: max, byID: make(map[string]doneTask)}
+	return &doneIndex{max: max, byID: make(map[string]doneTask), forgot: newForgotten()}
 }
 
 func (d *doneIndex) get(id string) (doneTask, bool) {
@@ -51,9 +51,7 @@ func (d *doneIndex) add(id string, result *message.Result, until time.Time) {
 		e := d.pop()
 		if t, ok := d.byID[e.id]; ok && t.until.Equal(e.until) {
 			delete(d.byID, e.id)
-			if e.until.After(d.forgotUntil) {
-				d.forgotUntil = e.until
-			}
+			d.forgot.add(e.id, e.until)
 		}
 	}
 }
@@ -68,9 +66,11 @@ func (d *doneIndex) expire(now time.Time) {
 	}
 }
 
-// mayHaveForgotten reports whether a task recorded within the retention
-// may be missing from the index at now.
-func (d *doneIndex) mayHaveForgotten(now time.Time) bool { return now.Before(d.forgotUntil) }
+// mayHaveForgotten reports whether id may be a task the index forgot before
+// its time ran out at now. It is never false for such a task.
+func (d *doneIndex) mayHaveForgotten(id string, now time.Time) bool {
+	return d.forgot.mayContain(id, now)
+}
 
 func (d *doneIndex) pop() doneEntry {
 	e := d.order[d.head]

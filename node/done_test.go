@@ -20,11 +20,11 @@ func TestDoneIndexExpiresAndForgetsOldestBeyondMax(t *testing.T) {
 			t.Fatalf("task %d known: %v, want %v", i, ok, want)
 		}
 	}
-	// Task 1 was forgotten early and would have expired at +2m.
-	if !d.mayHaveForgotten(now.Add(2*time.Minute - time.Second)) {
+	// Tasks 0 and 1 were forgotten early; 1 would have expired at +2m.
+	if !d.mayHaveForgotten("1", now.Add(2*time.Minute-time.Second)) || !d.mayHaveForgotten("0", now) {
 		t.Fatal("index does not say it may have forgotten a task still within its time")
 	}
-	if d.mayHaveForgotten(now.Add(2 * time.Minute)) {
+	if d.mayHaveForgotten("1", now.Add(2*time.Minute)) {
 		t.Fatal("index says it may have forgotten after every forgotten task's time ran out")
 	}
 	d.expire(now.Add(4 * time.Minute))
@@ -39,5 +39,36 @@ func TestDoneIndexExpiresAndForgetsOldestBeyondMax(t *testing.T) {
 	}
 	if len(d.order)-d.head > 10 || cap(d.order) > 4096 {
 		t.Fatalf("queue holds %d entries (cap %d) for %d tasks", len(d.order)-d.head, cap(d.order), d.len())
+	}
+}
+
+func TestForgottenHasNoFalseNegativesAndFewFalsePositives(t *testing.T) {
+	now := time.Unix(1000, 0)
+	f := newForgotten()
+	const n = bloomCapacity + 1000 // two generations
+	for i := range n {
+		f.add(fmt.Sprint("in-", i), now.Add(time.Duration(1+i/bloomCapacity)*time.Minute))
+	}
+	for i := range n {
+		if !f.mayContain(fmt.Sprint("in-", i), now) {
+			t.Fatalf("uuid %d added and not expired, not found", i)
+		}
+	}
+	positives := 0
+	for i := range 100_000 {
+		if f.mayContain(fmt.Sprint("out-", i), now) {
+			positives++
+		}
+	}
+	if rate := float64(positives) / 100_000; rate > 0.02 {
+		t.Fatalf("false positive rate %.3f, want about 0.01", rate)
+	}
+	// The first generation expires at +1m, the second at +2m.
+	f.mayContain("x", now.Add(time.Minute))
+	if len(f.gens) != 1 {
+		t.Fatalf("%d generations after the first expired, want 1", len(f.gens))
+	}
+	if f.mayContain(fmt.Sprint("in-", n-1), now.Add(2*time.Minute)) || len(f.gens) != 0 {
+		t.Fatal("a uuid is still found after every generation expired")
 	}
 }

@@ -321,7 +321,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		m.stats.duplicates.Add(1)
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: d.result, Term: m.lead.Term}, nil, nil
 	}
-	if m.done.mayHaveForgotten(time.Now()) && !sub.Ephemeral() {
+	if !sub.Ephemeral() && m.done.mayHaveForgotten(sub.UUID, time.Now()) {
 		// The index forgot tasks early: this uuid may be one of them,
 		// still recorded in etcd. Look before running it again.
 		m.mu.Unlock()
