@@ -209,6 +209,13 @@ func (b *Broker) connect(name, password string) error {
 // ClosedHandler (Close waits for that handler, up to the drain timeout).
 func (b *Broker) Conn() *nats.Conn { return b.nc }
 
+// HasInterest reports whether any client of the cluster, on this server or
+// on a routed one as far as this server has heard, subscribes to subject.
+// Every meshpool user lives in the server's global account.
+func (b *Broker) HasInterest(subject string) bool {
+	return b.srv.GlobalAccount().SubscriptionInterest(subject)
+}
+
 // ClientURL returns "nats://IP:port" of the client listener, with the
 // actual port.
 func (b *Broker) ClientURL() string { return b.clientURL }

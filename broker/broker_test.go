@@ -520,3 +520,32 @@ func TestClose(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// HasInterest sees a subscription on another server once it has crossed the
+// route, and no longer after it is gone.
+func TestHasInterestAcrossRoutes(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0].b, nodes[1].b
+	if a.HasInterest("tasks.x") {
+		t.Fatal("interest before anyone subscribed")
+	}
+	sub, err := b.Conn().SubscribeSync("tasks.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !a.HasInterest("tasks.x") || a.HasInterest("tasks.y") {
+			return errors.New("a does not see exactly b's subscription")
+		}
+		return nil
+	})
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if a.HasInterest("tasks.x") {
+			return errors.New("a still sees the removed subscription")
+		}
+		return nil
+	})
+}

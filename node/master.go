@@ -41,6 +41,7 @@ type masterConfig struct {
 	id          string
 	lead        election.Leadership
 	conn        *nats.Conn
+	hasInterest func(subject string) bool // whether anyone subscribes to subject (broker.HasInterest)
 	cli         *clientv3.Client
 	prefix      string
 	membership  func() (registry.Membership, <-chan struct{})
@@ -565,12 +566,19 @@ func (m *master) moveLoadLocked(from, to string) {
 
 // send gives rec to its executor. A durable task is sent as a request and
 // counts as sent when the worker acks it; an ephemeral one is only
-// published, one message fewer per task: if its worker is gone, the task
-// is re-placed when the worker leaves the membership or the task times out.
+// published, one message fewer per task. Like a request, the publication
+// goes only where the worker's subscription is known (a worker that has
+// just joined may not be yet): else the next worker is tried. If the worker
+// goes away after that, the task is re-placed when the worker leaves the
+// membership or the task times out.
 func (m *master) send(rec taskstore.Record, ephemeral bool) error {
 	body := message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.lead.Term}.AppendJSON(make([]byte, 0, 128))
 	if ephemeral {
-		return m.conn.Publish(message.TaskSubject(rec.Executor), body)
+		subject := message.TaskSubject(rec.Executor)
+		if m.hasInterest != nil && !m.hasInterest(subject) {
+			return nats.ErrNoResponders
+		}
+		return m.conn.Publish(subject, body)
 	}
 	rctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
 	defer cancel()

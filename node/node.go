@@ -164,7 +164,7 @@ func (n *Node) lead(ctx context.Context, l election.Leadership) {
 	}
 	p.worker.observeTerm(l.Term)
 	m := &master{masterConfig: masterConfig{
-		id: n.id, lead: l, conn: p.broker.Conn(), cli: p.etcd, prefix: n.cfg.Prefix,
+		id: n.id, lead: l, conn: p.broker.Conn(), hasInterest: p.broker.HasInterest, cli: p.etcd, prefix: n.cfg.Prefix,
 		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
 		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, doneMax: n.cfg.DoneIndexSize, log: log, stats: &n.stats,
 		latency: n.metrics.observeLatency,
