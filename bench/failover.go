@@ -33,16 +33,17 @@ func failover(ctx context.Context, e *env, sig syscall.Signal) (float64, error) 
 	if err != nil || reply.Term != term {
 		return 0, fmt.Errorf("first submission: term %d, want %d: %w", reply.Term, term, err)
 	}
-	// One short attempt per poll: the resolution is about 50 ms, not
-	// Submit's own retry back-off.
-	c.RequestTimeout = 50 * time.Millisecond
+	// One short attempt per poll, not Submit's own retries (it waits 50 ms
+	// after "no responders"): the resolution is the poll interval, or the
+	// attempt's 10 ms when the stopping master takes the request.
+	c.RequestTimeout = 10 * time.Millisecond
 	start := time.Now()
 	if err := master.p.signal(sig); err != nil {
 		return 0, err
 	}
 	var took time.Duration
-	err = poll(ctx, 30*time.Second, 5*time.Millisecond, func() bool {
-		sctx, cancel := context.WithTimeout(ctx, 60*time.Millisecond)
+	err = poll(ctx, 30*time.Second, 2*time.Millisecond, func() bool {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 		defer cancel()
 		reply, err := c.Submit(sctx, message.Submit{Number: 2})
 		if err == nil && reply.Term > term {

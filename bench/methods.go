@@ -35,7 +35,7 @@ func methods(cfg config) string {
 		"non-durable. Baseline, in the same run: a responder subscribed through the third node's client port, %d sequential requests through the "+
 		"worker's port, so each crosses one route. The p99 is the sample at index ⌊0.99·(n−1)⌋ of the sorted samples.", cfg.latency, cfg.latency)
 	p("**Fail-over**: a fresh 3-node cluster per run; the master is found with `election.CurrentLeader`, then signalled; a client on another node " +
-		"submits every 5 ms (one attempt of at most 50 ms each, so the resolution is about 50 ms) until a submission is accepted with a higher term.")
+		"submits every 2 ms (one attempt of at most 10 ms each, so the resolution is 2 to 10 ms) until a submission is accepted with a higher term.")
 	p("**One node**: start = exec of a 4th node until its `GET /readyz` answers 200; it is stopped with SIGTERM after each run. Idle RSS = VmRSS "+
 		"from /proc/<pid>/status and idle CPU = utime+stime over a %s window as %% of one core; the highest of the 3 nodes of the idle cluster.", cfg.idle)
 	p("**Join and leave, 3 nodes**: one 2-node cluster; %d times: exec of a 3rd node on a fresh address until (a) its /status routes name both "+
