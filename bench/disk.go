@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-
-	"github.com/meshpool/meshpool/message"
 )
 
 // diskDir is where the disk group keeps etcd's data: a real file system,
@@ -44,12 +42,9 @@ func diskFigures(ctx context.Context, e *env, cfg config, r *report) error {
 		if err != nil {
 			return err
 		}
-		if err := compact(ctx, e.cli); err != nil {
-			return err
-		}
-		d, err := load(ctx, ro, cfg.durableN, cfg.inflight, message.DurabilityDurable)
+		d, err := durableLoad(ctx, ro, cfg)
 		if err != nil {
-			return fmt.Errorf("durable load: %w", err)
+			return err
 		}
 		progress("  %.0f tasks/s, serial puts %.0f/s", d.rate, serial)
 		row.runs, row.baseRuns, row.ratioRuns = append(row.runs, d.rate), append(row.baseRuns, serial), append(row.ratioRuns, d.rate/serial)

@@ -129,12 +129,9 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 		if err != nil {
 			return err
 		}
-		if err := compact(ctx, e.cli); err != nil {
-			return err
-		}
-		d, err := load(ctx, ro, cfg.durableN, cfg.inflight, message.DurabilityDurable)
+		d, err := durableLoad(ctx, ro, cfg)
 		if err != nil {
-			return fmt.Errorf("durable load: %w", err)
+			return err
 		}
 		if err := compact(ctx, e.cli); err != nil {
 			return err

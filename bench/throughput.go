@@ -114,6 +114,19 @@ func load(ctx context.Context, r roles, n, inflight int, d string) (loadResult, 
 	return res, nil
 }
 
+// durableLoad compacts etcd's history, so that no run pays for the last
+// one's revisions, then runs the durable load.
+func durableLoad(ctx context.Context, r roles, cfg config) (loadResult, error) {
+	if err := compact(ctx, r.cl.env.cli); err != nil {
+		return loadResult{}, err
+	}
+	d, err := load(ctx, r, cfg.durableN, cfg.inflight, message.DurabilityDurable)
+	if err != nil {
+		return d, fmt.Errorf("durable load: %w", err)
+	}
+	return d, nil
+}
+
 // natsEcho subscribes a responder on a's client port and connects a
 // requester to b's, waiting until the responder's interest has crossed the
 // route. The caller closes both connections.
