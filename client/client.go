@@ -157,7 +157,6 @@ func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
 	}
 	ch := make(chan message.Result, 1)
 	c.waiters[id] = ch
-	sub, known := c.sent[id]
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -174,16 +173,31 @@ func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
 			return message.Result{}, fmt.Errorf("client: no result for %s: %w", id, ctx.Err())
 		case <-ask.C:
 		}
-		if known {
-			actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
-			reply, err := c.Submit(actx, sub)
-			cancel()
-			if err == nil && reply.Result != nil {
-				return *reply.Result, nil
-			}
+		if res, ok := c.askAgain(ctx, id); ok {
+			return res, nil
 		}
 		ask.Reset(backoff)
 	}
+}
+
+// askAgain submits id again, with one attempt: the master answers a task
+// that is done with its result, which is kept as if it had been seen on
+// results. It reports false for a task not done, or not submitted here.
+func (c *Client) askAgain(ctx context.Context, id string) (message.Result, bool) {
+	c.mu.Lock()
+	sub, known := c.sent[id]
+	c.mu.Unlock()
+	if !known {
+		return message.Result{}, false
+	}
+	actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+	reply, err := c.Submit(actx, sub)
+	cancel()
+	if err != nil || reply.Result == nil {
+		return message.Result{}, false
+	}
+	c.keep(*reply.Result, false)
+	return *reply.Result, true
 }
 
 // Results returns how many distinct results were seen and how many results

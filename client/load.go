@@ -106,28 +106,20 @@ func (c *Client) waitAll(ctx context.Context, ids []string) {
 		case m < missing:
 			missing, progress = m, time.Now()
 		case time.Since(progress) > time.Second:
-			c.askAgain(ctx, ids)
+			c.askMissing(ctx, ids)
 			missing, progress = c.missing(ids), time.Now()
 		}
 	}
 }
 
-// askAgain submits the ids without a result again; a done task is
-// answered with its result, which is kept as if it had been seen on results.
-func (c *Client) askAgain(ctx context.Context, ids []string) {
+// askMissing asks the master again for the ids without a result.
+func (c *Client) askMissing(ctx context.Context, ids []string) {
 	for _, id := range ids {
-		c.mu.Lock()
-		_, seen := c.results[id]
-		sub, known := c.sent[id]
-		c.mu.Unlock()
-		if seen || !known || ctx.Err() != nil {
-			continue
+		if ctx.Err() != nil {
+			return
 		}
-		actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
-		reply, err := c.Submit(actx, sub)
-		cancel()
-		if err == nil && reply.Result != nil {
-			c.keep(*reply.Result, false)
+		if !c.HasResult(id) {
+			c.askAgain(ctx, id)
 		}
 	}
 }
