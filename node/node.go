@@ -200,13 +200,13 @@ const joinGrace = 500 * time.Millisecond
 // joinGrace from when it first saw the member.
 func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broker.Broker) {
 	log := n.logger("cluster")
+	own := br.ClusterURL()         // what the others see in our record
 	seen := map[string]time.Time{} // when each member was first seen
 	grace := time.NewTimer(time.Hour)
 	grace.Stop()
 	defer grace.Stop()
 	for {
 		mem, changed := reg.Membership()
-		self, _ := mem.Lookup(n.id)
 		now := time.Now()
 		var urls []string
 		wait := time.Duration(0)
@@ -215,7 +215,7 @@ func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broke
 			if !ok {
 				at, seen[r.ID] = now, now
 			}
-			if self.ClusterURL == "" || r.ClusterURL < self.ClusterURL {
+			if r.ClusterURL < own {
 				if left := at.Add(joinGrace).Sub(now); left > 0 {
 					if wait == 0 || left < wait {
 						wait = left
