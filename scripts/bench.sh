@@ -5,20 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-if ! command -v etcd >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "bench: etcd is not on the PATH and this is not root; install Debian's etcd-server first" >&2
-    exit 1
-  fi
-  echo "bench: installing etcd-server" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
-  # The package starts a system etcd on 127.0.0.1:2379; the bench runs its
-  # own. Stop just that one, by its service user, as install-test-deps.sh does.
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd >/dev/null 2>&1 || true; fi
-  pkill -u etcd >/dev/null 2>&1 || true
-fi
+scripts/install-test-deps.sh etcd
 # The version names the measured commit; -dirty only when something other
 # than the report itself differs from it.
 if [ -z "${VERSION:-}" ]; then

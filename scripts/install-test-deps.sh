@@ -3,19 +3,24 @@
 # process for the end-to-end tests (Debian's etcd-server), iproute2 for the
 # network-namespace fault suite, shellcheck and ruby for the deployment
 # files, promtool for the metrics, chromium for the live page, and the nats
-# CLI. Skipped for what is present.
+# CLI. Skipped for what is present. With the argument "etcd" it installs
+# only the etcd server (what make bench needs).
 set -euo pipefail
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)       # deploy and scripts lint
-command -v ruby >/dev/null 2>&1 || need+=(ruby)                   # ruby -c on the Vagrantfile
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)         # promtool check metrics
-command -v chromium >/dev/null 2>&1 || need+=(chromium)           # the live page, in a real browser
+only_etcd=
+[ "${1:-}" = etcd ] && only_etcd=1
+if [ -z "$only_etcd" ]; then
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)       # deploy and scripts lint
+  command -v ruby >/dev/null 2>&1 || need+=(ruby)                   # ruby -c on the Vagrantfile
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)         # promtool check metrics
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)           # the live page, in a real browser
+fi
 # The real nats CLI, to check that `nats sub results` shows what meshpool
 # watch shows. It is a Go module: installed into $(go env GOPATH)/bin, no root.
 nats_cli="$(go env GOPATH)/bin/nats"
-if ! command -v nats >/dev/null 2>&1 && [ ! -x "$nats_cli" ]; then
+if [ -z "$only_etcd" ] && ! command -v nats >/dev/null 2>&1 && [ ! -x "$nats_cli" ]; then
   echo "install-test-deps: installing the nats CLI (go install)" >&2
   go install github.com/nats-io/natscli/nats@v0.5.0
 fi
