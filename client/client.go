@@ -106,6 +106,7 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 	if sub.UUID == "" {
 		sub.UUID = uuid.NewString()
 	}
+	sub.UUID = message.CanonicalUUID(sub.UUID) // the master's form: results and Wait use it
 	body := sub.AppendJSON(nil)
 	c.mu.Lock()
 	c.sent[sub.UUID] = sub
@@ -150,6 +151,7 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 // master again with the same uuid: a task that is done is answered with its
 // result.
 func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
+	id = message.CanonicalUUID(id)
 	c.mu.Lock()
 	if res, ok := c.results[id]; ok {
 		c.mu.Unlock()

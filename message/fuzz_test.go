@@ -1,7 +1,9 @@
 package message_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/meshpool/meshpool/message"
@@ -73,6 +75,13 @@ func FuzzDecodeSubmit(f *testing.F) {
 	f.Add([]byte(`{"uuid":"` + id + `","number":-7}`))
 	f.Add([]byte(`{"uuid":"","number":1152921504606846977}`))
 	f.Add([]byte(`{"number":"42"}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"number":null}`))
+	f.Add([]byte(`{"numbr":7}`))
+	f.Add([]byte(`{"number":7,"x":{"number":1,"y":["}",{"z":null}]}}`))
+	f.Add([]byte(`{"n\u0075mber":7,"uuid":"` + strings.ToUpper(id) + `"}`))
+	f.Add([]byte(`{"accepted":false,"error":"invalid task: x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := message.DecodeSubmit(data)
 		if err != nil {
@@ -80,6 +89,12 @@ func FuzzDecodeSubmit(f *testing.F) {
 		}
 		if s.Number*3/3 != s.Number {
 			t.Fatalf("number %d overflows when tripled", s.Number)
+		}
+		if s.UUID != message.CanonicalUUID(s.UUID) {
+			t.Fatalf("uuid %q is not canonical", s.UUID)
+		}
+		if !bytes.Contains(data, []byte("number")) && !bytes.Contains(data, []byte(`\u`)) {
+			t.Fatalf("%s has no number but was accepted as %+v", data, s)
 		}
 		roundTrip(t, s, message.DecodeSubmit)
 	})
@@ -89,6 +104,7 @@ func FuzzDecodeSubmitReply(f *testing.F) {
 	f.Add([]byte(`{"uuid":"` + id + `","accepted":true,"state":"pending","term":3}`))
 	f.Add([]byte(`{"accepted":false,"error":"invalid task: x","temporary":true}`))
 	f.Add([]byte(`{"accepted":true}`))
+	f.Add([]byte(`{"uuid":"` + id + `","accepted":true,"duplicate":true,"state":"done","result":{"uuid":"` + id + `","executor":"a","number":1,"result":3,"start":"2026-01-01T00:00:00.000Z","finish":"2026-01-01T00:00:01.000Z","term":1},"term":3}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := message.DecodeSubmitReply(data)
 		if err != nil {
@@ -96,6 +112,10 @@ func FuzzDecodeSubmitReply(f *testing.F) {
 		}
 		if err := r.Validate(); err != nil {
 			t.Fatalf("decoded reply does not validate: %v", err)
+		}
+		// An answer sent back to tasks.submit must not make a task.
+		if s, err := message.DecodeSubmit(r.AppendJSON(nil)); err == nil {
+			t.Fatalf("answer %+v decodes as submission %+v", r, s)
 		}
 	})
 }

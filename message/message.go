@@ -43,7 +43,7 @@ func (t Task) Validate() error {
 	if t.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, t.Term)
 	}
-	return nil
+	return ValidNumber(t.Number)
 }
 
 // Ack is a worker's immediate answer to a task.
@@ -106,8 +106,12 @@ func DecodeResult(data []byte) (Result, error) { return decode[Result](data) }
 type validator interface{ Validate() error }
 
 // decode returns the zero value with every error, so a refused message never
-// leaks half-filled fields to the caller.
-func decode[T validator](data []byte) (T, error) {
+// leaks half-filled fields to the caller. Unknown keys are ignored.
+func decode[T validator](data []byte) (T, error) { return decodeFields[T](data, nil) }
+
+// decodeFields is decode that, given fields, also refuses keys not among
+// them and requires the required ones (see checkFields).
+func decodeFields[T validator](data []byte, fields []field) (T, error) {
 	var v, zero T
 	if len(data) > MaxSize {
 		return zero, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
@@ -116,6 +120,11 @@ func decode[T validator](data []byte) (T, error) {
 	// less than a Decoder: this runs for every task, ack and result.
 	if err := json.Unmarshal(data, &v); err != nil {
 		return zero, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if fields != nil {
+		if err := checkFields(data, fields); err != nil {
+			return zero, err
+		}
 	}
 	if err := v.Validate(); err != nil {
 		return zero, err

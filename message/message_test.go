@@ -125,13 +125,114 @@ func TestDecodeSubmit(t *testing.T) {
 		{"bad uuid", `{"uuid":"x","number":1}`, message.ErrInvalid},
 		{"not an object", `42`, message.ErrMalformed},
 		{"oversized", `{"number":1,"pad":"` + strings.Repeat("x", message.MaxSize) + `"}`, message.ErrTooLarge},
+		{"zero", `{"number":0}`, nil},
+		{"spaces everywhere", " {\n \"number\" : 7 ,\t\"uuid\":\"" + id + "\" }\r\n", nil},
+		{"escaped key", `{"n\u0075mber":7}`, nil},
+		{"empty object", `{}`, message.ErrInvalid},
+		{"null", `null`, message.ErrMalformed},
+		{"number null", `{"number":null}`, message.ErrInvalid},
+		{"misspelt number", `{"numbr":7}`, message.ErrInvalid},
+		{"unknown field", `{"number":7,"colour":"red"}`, message.ErrInvalid},
+		{"unknown nested field", `{"number":7,"x":{"number":1,"y":[1,{"z":"}"}]}}`, message.ErrInvalid},
+		{"key in another case", `{"Number":7}`, message.ErrInvalid},
+		{"number twice", `{"number":7,"number":8}`, message.ErrInvalid},
+		{"uuid only", `{"uuid":"` + id + `"}`, message.ErrInvalid},
+		{"array", `[{"number":7}]`, message.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := message.DecodeSubmit([]byte(tt.in)); !errors.Is(err, tt.want) {
+			s, err := message.DecodeSubmit([]byte(tt.in))
+			if !errors.Is(err, tt.want) {
 				t.Fatalf("DecodeSubmit(%q) = %v, want %v", tt.in, err, tt.want)
 			}
+			if err != nil && s != (message.Submit{}) {
+				t.Fatalf("a refused submission must come back empty, got %+v", s)
+			}
 		})
+	}
+}
+
+// A refusal names what is wrong, so a user can fix the request.
+func TestDecodeSubmitReasonNamesTheField(t *testing.T) {
+	for in, want := range map[string]string{
+		`{}`:                       `field "number" is required`,
+		`{"number":null}`:          `field "number" is required, got null`,
+		`{"numbr":7}`:              `unknown field "numbr"`,
+		`{"number":1,"number":1}`:  `field "number" given twice`,
+		`null`:                     `want a JSON object`,
+		`{"number":1,"durable":1}`: `unknown field "durable"`,
+	} {
+		_, err := message.DecodeSubmit([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("DecodeSubmit(%s) = %v, want an error saying %q", in, err, want)
+		}
+	}
+}
+
+// The UUID is the idempotency key in one case: ABC… and abc… are one task.
+func TestDecodeSubmitCanonicalisesTheUUID(t *testing.T) {
+	upper := strings.ToUpper(id)
+	s, err := message.DecodeSubmit([]byte(`{"uuid":"` + upper + `","number":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.UUID != id {
+		t.Fatalf("uuid %q, want %q", s.UUID, id)
+	}
+	if got := message.CanonicalUUID(upper); got != id {
+		t.Fatalf("CanonicalUUID(%q) = %q, want %q", upper, got, id)
+	}
+}
+
+// Every answer the master sends on tasks.submit is refused as a submission,
+// so an answer sent back to tasks.submit never makes a task.
+func TestSubmitReplyIsNeverASubmission(t *testing.T) {
+	stamp := message.NewTimestamp(time.Now())
+	res := &message.Result{UUID: id, Executor: "a", Number: 42, Result: 126, Start: stamp, Finish: stamp, Term: 3}
+	for name, r := range map[string]message.SubmitReply{
+		"accepted":           {UUID: id, Accepted: true, State: message.StatePending, Term: 3},
+		"duplicate pending":  {UUID: id, Accepted: true, Duplicate: true, State: message.StatePending, Term: 3},
+		"duplicate done":     {UUID: id, Accepted: true, Duplicate: true, State: message.StateDone, Result: res, Term: 3},
+		"refused":            {UUID: id, Error: "invalid task: message: invalid: number 1152921504606846977 out of range ±2^60"},
+		"refused, no uuid":   {Error: "invalid task: message: malformed: want a JSON object"},
+		"temporary":          {UUID: id, Error: "cannot record the task: etcdserver: request timed out", Temporary: true, Term: 3},
+		"temporary, no term": {Error: "no master", Temporary: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("not an answer the master sends: %v", err)
+			}
+			for _, body := range [][]byte{r.AppendJSON(nil), mustMarshal(t, r)} {
+				if s, err := message.DecodeSubmit(body); err == nil {
+					t.Fatalf("answer %s decodes as submission %+v", body, s)
+				}
+			}
+		})
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A worker checks a task's number as the master checks a submission's.
+func TestDecodeTaskNumberRange(t *testing.T) {
+	for _, n := range []int64{message.MaxNumber + 1, -message.MaxNumber - 1, 1 << 62, -1 << 63} {
+		body := mustMarshal(t, message.Task{UUID: id, Executor: "a", Number: n, Term: 1})
+		if _, err := message.DecodeTask(body); !errors.Is(err, message.ErrInvalid) || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("task with number %d: %v, want out of range", n, err)
+		}
+	}
+	for _, n := range []int64{message.MaxNumber, -message.MaxNumber, 0} {
+		body := mustMarshal(t, message.Task{UUID: id, Executor: "a", Number: n, Term: 1})
+		if _, err := message.DecodeTask(body); err != nil {
+			t.Errorf("task with number %d: %v", n, err)
+		}
 	}
 }
 

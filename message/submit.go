@@ -1,14 +1,31 @@
 package message
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
-// MaxNumber bounds a submitted number so that number*3 cannot overflow.
+// MaxNumber bounds a task's number so that number*3 cannot overflow.
 const MaxNumber = 1 << 60
 
-// Submit is a client's request on tasks.submit.
+// ValidNumber checks a task's number, for a submission and for a task alike.
+func ValidNumber(n int64) error {
+	if n < -MaxNumber || n > MaxNumber {
+		return fmt.Errorf("%w: number %d out of range ±2^60", ErrInvalid, n)
+	}
+	return nil
+}
+
+// CanonicalUUID is the form a submitted UUID is kept and compared in: lower
+// case, so that ABC… and abc… name the same task.
+func CanonicalUUID(s string) string { return strings.ToLower(s) }
+
+// Submit is a client's request on tasks.submit. Its decoder is strict:
+// every key must be one of submitFields, and number is required.
 type Submit struct {
 	// UUID is optional: the idempotency key. A task submitted again with
-	// the same UUID is not run twice.
+	// the same UUID is not run twice. Case does not matter: DecodeSubmit
+	// returns it in CanonicalUUID form.
 	UUID   string `json:"uuid,omitempty"`
 	Number int64  `json:"number"`
 	// Durability is DurabilityDurable (also when empty) or DurabilityNone.
@@ -41,14 +58,27 @@ func (s Submit) Validate() error {
 	default:
 		return fmt.Errorf("%w: durability %q: want %q or %q", ErrInvalid, truncate(s.Durability), DurabilityDurable, DurabilityNone)
 	}
-	if s.Number < -MaxNumber || s.Number > MaxNumber {
-		return fmt.Errorf("%w: number %d out of range ±2^60", ErrInvalid, s.Number)
-	}
-	return nil
+	return ValidNumber(s.Number)
 }
 
-// DecodeSubmit parses and validates a submission.
-func DecodeSubmit(data []byte) (Submit, error) { return decode[Submit](data) }
+// submitFields are the keys a submission may carry, one per Submit field.
+// A body without number (e.g. a master's SubmitReply) is not a submission.
+var submitFields = []field{
+	{name: "uuid"},
+	{name: "number", required: true},
+	{name: "durability"},
+}
+
+// DecodeSubmit parses and validates a submission: unknown keys are refused,
+// number must be given, and the UUID comes back in CanonicalUUID form.
+func DecodeSubmit(data []byte) (Submit, error) {
+	s, err := decodeFields[Submit](data, submitFields)
+	if err != nil {
+		return Submit{}, err
+	}
+	s.UUID = CanonicalUUID(s.UUID)
+	return s, nil
+}
 
 // Task states, as a submitter sees them.
 const (

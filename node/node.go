@@ -120,7 +120,8 @@ func (n *Node) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("node: %w", err)
 	}
-	wk := newWorker(n.id, br.Conn(), n.cfg.WorkTime, n.logger("worker"))
+	// An ack later than AckTimeout is lost anyway: check a term within half.
+	wk := newWorker(n.id, br.Conn(), n.cfg.WorkTime, etcdMasterTerm(cli, n.cfg.Prefix), n.cfg.AckTimeout/2, n.logger("worker"))
 	if err := wk.start(); err != nil {
 		ln.Close()
 		return err
@@ -242,6 +243,15 @@ func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broke
 		case <-changed:
 		case <-grace.C:
 		}
+	}
+}
+
+// etcdMasterTerm reads the current master's term with one Get: the create
+// revision of the oldest election key, 0 when there is no master.
+func etcdMasterTerm(cli *clientv3.Client, prefix string) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		l, err := election.CurrentLeader(ctx, cli, prefix)
+		return l.Term, err
 	}
 }
 

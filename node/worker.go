@@ -21,9 +21,14 @@ type worker struct {
 	log      *slog.Logger
 	workTime WorkTime
 
-	// term is the newest term seen, through tasks or the election; tasks of
-	// an older term come from a deposed master and are refused.
+	// term is the newest term known: from the election, or read from etcd
+	// to check a task's newer term (never taken from a task unchecked).
+	// Tasks of an older term come from a deposed master and are refused.
 	term atomic.Int64
+	// masterTerm reads the current master's term from etcd, within
+	// termCheckTimeout; see checkTerm.
+	masterTerm       func(ctx context.Context) (int64, error)
+	termCheckTimeout time.Duration
 
 	mu      sync.Mutex
 	closed  bool
@@ -40,10 +45,10 @@ type worker struct {
 	redelivered atomic.Int64 // tasks received again: acked, not run again
 }
 
-func newWorker(id string, conn *nats.Conn, workTime WorkTime, log *slog.Logger) *worker {
+func newWorker(id string, conn *nats.Conn, workTime WorkTime, masterTerm func(context.Context) (int64, error), termCheckTimeout time.Duration, log *slog.Logger) *worker {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &worker{
-		id: id, conn: conn, workTime: workTime, log: log, ctx: ctx, abandon: cancel,
+		id: id, conn: conn, workTime: workTime, masterTerm: masterTerm, termCheckTimeout: termCheckTimeout, log: log, ctx: ctx, abandon: cancel,
 		running: make(map[string]bool), recent: newRecentResults(recentCapacity),
 	}
 }
@@ -62,7 +67,8 @@ func (w *worker) start() error {
 	return w.conn.Flush()
 }
 
-// observeTerm raises the newest term seen.
+// observeTerm raises the newest term known. Only for terms from the
+// election or etcd: a task's term goes through checkTerm.
 func (w *worker) observeTerm(term int64) {
 	for {
 		cur := w.term.Load()
@@ -82,11 +88,10 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.refuse(msg, fmt.Sprintf("task is for %s, not %s", task.Executor, w.id), "uuid", task.UUID)
 		return
 	}
-	if cur := w.term.Load(); task.Term < cur {
-		w.refuse(msg, fmt.Sprintf("stale term %d, newest seen is %d", task.Term, cur), "uuid", task.UUID)
+	if err := w.checkTerm(task.Term); err != nil {
+		w.refuse(msg, err.Error(), "uuid", task.UUID, "term", task.Term)
 		return
 	}
-	w.observeTerm(task.Term)
 
 	w.mu.Lock()
 	if w.closed {
@@ -119,6 +124,36 @@ func (w *worker) handle(msg *nats.Msg) {
 	w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
 	w.log.Info("task received", "uuid", task.UUID, "number", task.Number, "term", task.Term)
 	go w.work(task)
+}
+
+// checkTerm accepts a task's term if it is the newest known. A newer term
+// is not taken from the task, which anyone may have forged: it is checked
+// against the master's term in etcd, whose answer the worker then knows. A
+// new master's first tasks come before the election watch shows it: that
+// costs one Get, and the next tasks of the term none. handle calls this for
+// one task at a time, so at most one Get is in flight.
+func (w *worker) checkTerm(term int64) error {
+	cur := w.term.Load()
+	if term < cur {
+		return fmt.Errorf("stale term %d, newest seen is %d", term, cur)
+	}
+	if term == cur {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, w.termCheckTimeout)
+	defer cancel()
+	master, err := w.masterTerm(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot check term %d in etcd: %w", term, err)
+	}
+	w.observeTerm(master)
+	switch {
+	case term < master:
+		return fmt.Errorf("stale term %d, the current master's is %d", term, master)
+	case term > master:
+		return fmt.Errorf("term %d is not the current master's (%d)", term, master)
+	}
+	return nil
 }
 
 func (w *worker) work(task message.Task) {

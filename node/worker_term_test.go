@@ -1,0 +1,210 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/message"
+)
+
+// termRig is one worker on a real NATS server, checking terms in a real
+// etcd, with no election watch: it knows only what it reads from etcd, as
+// a worker does when a new master's first task beats the watch.
+type termRig struct {
+	t       *testing.T
+	cli     *clientv3.Client
+	conn    *nats.Conn
+	w       *worker
+	mu      sync.Mutex
+	results map[string]message.Result
+}
+
+const termRigPrefix = "/worker-test"
+
+func newTermRig(t *testing.T) *termRig {
+	t.Helper()
+	etcd, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	conn, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	r := &termRig{t: t, cli: cli, conn: conn, results: map[string]message.Result{}}
+	if _, err := conn.Subscribe(message.SubjectResults, func(msg *nats.Msg) {
+		if res, err := message.DecodeResult(msg.Data); err == nil {
+			r.mu.Lock()
+			r.results[res.UUID] = res
+			r.mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.w = newWorker("w-00000001", conn, WorkTime{Min: time.Millisecond, Max: 5 * time.Millisecond},
+		etcdMasterTerm(cli, termRigPrefix), 2*time.Second, slog.New(slog.DiscardHandler))
+	if err := r.w.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.w.stop(); r.w.finish(5 * time.Second) })
+	return r
+}
+
+// campaign makes a candidate in the rig's election and waits until it
+// leads; it returns its term and a func that resigns.
+func (r *termRig) campaign() (int64, func()) {
+	r.t.Helper()
+	s, err := concurrency.NewSession(r.cli, concurrency.WithTTL(5))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	el := concurrency.NewElection(s, election.Prefix(termRigPrefix))
+	ctx, cancel := context.WithTimeout(r.t.Context(), 10*time.Second)
+	defer cancel()
+	if err := el.Campaign(ctx, "master"); err != nil {
+		r.t.Fatal(err)
+	}
+	resign := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = el.Resign(ctx)
+		_ = s.Close()
+	}
+	r.t.Cleanup(resign)
+	return el.Rev(), resign
+}
+
+// send requests a task of this term and number and returns the ack.
+func (r *termRig) send(term, number int64) (message.Task, message.Ack) {
+	r.t.Helper()
+	task := message.Task{UUID: uuid.NewString(), Executor: r.w.id, Number: number, Term: term}
+	msg, err := r.conn.Request(message.TaskSubject(r.w.id), task.AppendJSON(nil), 5*time.Second)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ack, err := message.DecodeAck(msg.Data)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return task, ack
+}
+
+func (r *termRig) waitResult(id string) message.Result {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		res, ok := r.results[id]
+		r.mu.Unlock()
+		if ok {
+			return res
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no result for %s", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A task cannot raise a worker's term: a newer term is checked in etcd, a
+// forged one refused and counted, and a real new master's task is accepted
+// before the worker has heard of the new master any other way.
+func TestWorkerChecksANewerTermInEtcd(t *testing.T) {
+	r := newTermRig(t)
+	term, resign := r.campaign()
+
+	task, ack := r.send(term, 4)
+	if !ack.Accepted || ack.Term != term {
+		t.Fatalf("the current master's first task: ack %+v, want accepted at term %d", ack, term)
+	}
+	if res := r.waitResult(task.UUID); res.Result != 12 {
+		t.Fatalf("result %+v", res)
+	}
+
+	for _, forged := range []int64{1 << 62, term + 1} {
+		_, ack = r.send(forged, 4)
+		if ack.Accepted || !strings.Contains(ack.Reason, "is not the current master's") || ack.Term != term {
+			t.Fatalf("forged term %d: ack %+v, want refused, term still %d", forged, ack, term)
+		}
+	}
+	if got := r.w.refused.Load(); got != 2 {
+		t.Fatalf("refused %d, want 2", got)
+	}
+	if got := r.w.term.Load(); got != term {
+		t.Fatalf("worker term %d after forged tasks, want %d", got, term)
+	}
+
+	task, ack = r.send(term, 5)
+	if !ack.Accepted {
+		t.Fatalf("a real task after forged ones: ack %+v", ack)
+	}
+	r.waitResult(task.UUID)
+
+	// A new master: its first task is the worker's first news of it.
+	resign()
+	next, _ := r.campaign()
+	task, ack = r.send(next, 6)
+	if !ack.Accepted || ack.Term != next {
+		t.Fatalf("the new master's first task: ack %+v, want accepted at term %d", ack, next)
+	}
+	r.waitResult(task.UUID)
+	if _, ack = r.send(term, 7); ack.Accepted || !strings.Contains(ack.Reason, "stale term") {
+		t.Fatalf("the deposed master's task: ack %+v, want refused as stale", ack)
+	}
+}
+
+// A worker checks a task's number as the master checks a submission's, so
+// a task sent straight to tasks.<id> cannot make it publish an overflow.
+func TestWorkerRefusesANumberOutOfRange(t *testing.T) {
+	r := newTermRig(t)
+	term, _ := r.campaign()
+	for _, n := range []int64{message.MaxNumber + 1, -message.MaxNumber - 1, 1 << 62} {
+		_, ack := r.send(term, n)
+		if ack.Accepted || !strings.Contains(ack.Reason, "out of range") {
+			t.Fatalf("number %d: ack %+v, want refused as out of range", n, ack)
+		}
+	}
+	if got := r.w.refused.Load(); got != 3 {
+		t.Fatalf("refused %d, want 3", got)
+	}
+	task, ack := r.send(term, message.MaxNumber)
+	if !ack.Accepted {
+		t.Fatalf("the largest number: ack %+v", ack)
+	}
+	if res := r.waitResult(task.UUID); res.Result != 3*message.MaxNumber {
+		t.Fatalf("result %+v", res)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.results) != 1 {
+		t.Fatalf("%d results published, want only the valid task's", len(r.results))
+	}
+}
