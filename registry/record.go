@@ -108,7 +108,11 @@ func urlProblem(s string, schemes []string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "does not parse"
+		// url.Error repeats all of s; its Err is the reason alone.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return "does not parse: " + clip(err.Error())
 	}
 	want := strings.Join(schemes, " or ")
 	switch {
