@@ -51,6 +51,7 @@ func TestBadNodeRecordBlocksNoOne(t *testing.T) {
 			return n.Status().SkippedRecords == 1
 		})
 	}
+	c.allReady()
 	late := c.start()
 	c.waitConverged(15 * time.Second)
 	c.allReady()
