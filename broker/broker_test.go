@@ -443,13 +443,15 @@ func TestLateJoiner(t *testing.T) {
 
 func TestSetPeersInvalid(t *testing.T) {
 	b := startBroker(t, "a", ipA, nil)
-	configTime := b.Server().ConfigTime()
 	for _, raw := range []string{
 		"http://127.0.0.3:6222",
 		"nats-route://127.0.0.3",
 		"nats-route://127.0.0.3:0",
 		"nats-route://user:pass@127.0.0.3:6222",
 		"nats-route://127.0.0.3:6222/path",
+		"nats-route:127.0.0.3:6222",
+		"nats-route://bad host:6222",
+		"nats-route://[fe80::1%25eth0]:6222",
 		"127.0.0.3:6222",
 		"",
 	} {
@@ -458,10 +460,44 @@ func TestSetPeersInvalid(t *testing.T) {
 			if !errors.Is(err, broker.ErrInvalidPeer) {
 				t.Fatalf("SetPeers(%q) = %v, want ErrInvalidPeer", raw, err)
 			}
-			if !b.Server().ConfigTime().Equal(configTime) {
-				t.Errorf("routes reloaded despite the invalid URL")
-			}
 		})
+	}
+	// The error quotes at most 200 bytes of a huge URL.
+	err := b.SetPeers([]string{"nats-route://" + strings.Repeat("h", 100_000)})
+	if !errors.Is(err, broker.ErrInvalidPeer) || len(err.Error()) > 400 {
+		t.Errorf("SetPeers(100 KB URL) = %d bytes of error, want ErrInvalidPeer in at most 400", len(fmt.Sprint(err)))
+	}
+}
+
+// One URL that does not parse is skipped: the broker still routes to the
+// good ones, and the error names the bad one.
+func TestSetPeersSkipsInvalidURL(t *testing.T) {
+	nodes := []node{startNode(t, "a", ipA), startNode(t, "b", ipB), startNode(t, "c", ipC)}
+	const bad = "nats-route://127.0.0.9:port"
+	for _, n := range nodes {
+		urls := append(clusterURLs(nodes, n.name), bad)
+		err := n.b.SetPeers(urls)
+		if !errors.Is(err, broker.ErrInvalidPeer) || !strings.Contains(err.Error(), bad) {
+			t.Fatalf("%s.SetPeers(%q) = %v, want ErrInvalidPeer naming %s", n.name, urls, err, bad)
+		}
+	}
+	for _, n := range nodes {
+		waitRoutes(t, n, names(nodes, n.name)...)
+	}
+	// The same set again changes nothing; a nats:// URL is taken as a route.
+	configTime := nodes[0].b.Server().ConfigTime()
+	if err := nodes[0].b.SetPeers(append(clusterURLs(nodes, "a"), bad)); !errors.Is(err, broker.ErrInvalidPeer) {
+		t.Fatalf("SetPeers = %v, want ErrInvalidPeer", err)
+	}
+	if !nodes[0].b.Server().ConfigTime().Equal(configTime) {
+		t.Error("the same peers and bad URL reloaded the routes")
+	}
+	natsURLs := []string{strings.Replace(nodes[1].b.ClusterURL(), "nats-route://", "nats://", 1), nodes[2].b.ClusterURL()}
+	if err := nodes[0].b.SetPeers(natsURLs); err != nil {
+		t.Fatalf("SetPeers(%q) = %v", natsURLs, err)
+	}
+	if !nodes[0].b.Server().ConfigTime().Equal(configTime) {
+		t.Error("nats:// for nats-route:// reloaded the routes")
 	}
 }
 

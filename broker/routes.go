@@ -15,7 +15,8 @@ import (
 var ErrInvalidPeer = errors.New("broker: invalid peer URL")
 
 // SetPeers sets the full desired set of other nodes' cluster URLs
-// ("nats-route://IP:port", as returned by their ClusterURL). Order and
+// ("nats-route://IP:port", as returned by their ClusterURL; nats://IP:port
+// is taken too). Order and
 // duplicates do not matter and the broker's own URL is ignored. If the set
 // is unchanged SetPeers does nothing; otherwise it reloads the server with
 // only its Routes option changed: new peers are dialled, and every route
@@ -28,14 +29,20 @@ var ErrInvalidPeer = errors.New("broker: invalid peer URL")
 // by dialling or by gossip. Once it is dead nothing dials it again, apart
 // from at most one immediate attempt per gossip-learned connection.
 //
-// An invalid URL fails the whole call (errors.Is ErrInvalidPeer) and
-// leaves the routes unchanged.
+// An invalid URL is skipped and the others are applied: SetPeers then
+// returns an error (errors.Is ErrInvalidPeer) naming each skipped URL (at
+// most 200 bytes of it), so that one bad peer never blocks the rest.
 func (b *Broker) SetPeers(clusterURLs []string) error {
-	want, err := b.canonicalPeers(clusterURLs)
-	if err != nil {
+	want, invalid := b.canonicalPeers(clusterURLs)
+	if err := b.setPeers(want); err != nil {
 		return err
 	}
+	return invalid
+}
 
+// setPeers reloads the routes to want, canonical peers as canonicalPeers
+// returns them.
+func (b *Broker) setPeers(want []string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -50,10 +57,12 @@ func (b *Broker) SetPeers(clusterURLs []string) error {
 	opts := b.template.Clone()
 	opts.Routes = make([]*url.URL, len(want))
 	for i, hostPort := range want {
-		if opts.Routes[i], err = routeURL(hostPort); err != nil {
-			return fmt.Errorf("%w %q: %w", ErrInvalidPeer, hostPort, err)
+		u, err := routeURL(hostPort)
+		if err != nil { // canonicalPeers has parsed it already
+			return fmt.Errorf("%w %s: %w", ErrInvalidPeer, quote(hostPort), err)
 		}
-		opts.Routes[i].User = b.routeUser
+		u.User = b.routeUser
+		opts.Routes[i] = u
 	}
 	if err := b.srv.ReloadOptions(opts); err != nil {
 		return fmt.Errorf("broker: cannot reload routes: %w", err)
@@ -109,39 +118,62 @@ func routeURL(hostPort string) (*url.URL, error) {
 }
 
 // canonicalPeers parses raw into sorted, distinct "host:port" strings,
-// without the broker's own address.
+// without the broker's own address. It leaves out the URLs that do not
+// parse and returns them as one error, or nil.
 func (b *Broker) canonicalPeers(raw []string) ([]string, error) {
 	peers := make([]string, 0, len(raw))
+	var invalid []error
 	for _, s := range raw {
 		hostPort, err := routeHostPort(s)
+		if err == nil {
+			if _, perr := routeURL(hostPort); perr != nil {
+				err = fmt.Errorf("%w %s: its host does not parse back into a URL", ErrInvalidPeer, quote(s))
+			}
+		}
 		if err != nil {
-			return nil, err
+			invalid = append(invalid, err)
+			continue
 		}
 		if hostPort != b.clusterHostPort {
 			peers = append(peers, hostPort)
 		}
 	}
 	slices.Sort(peers)
-	return slices.Compact(peers), nil
+	return slices.Compact(peers), errors.Join(invalid...)
 }
 
-// routeHostPort returns "host:port" of "nats-route://host:port[/]".
+// routeHostPort returns "host:port" of "nats-route://host:port[/]" (or
+// "nats://host:port[/]"). Its error quotes at most 200 bytes of s.
 func routeHostPort(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%w %q: %w", ErrInvalidPeer, s, err)
+		// url.Error repeats all of s; its Err is the reason alone.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return "", fmt.Errorf("%w %s: %w", ErrInvalidPeer, quote(s), err)
 	}
-	if u.Scheme != routeScheme {
-		return "", fmt.Errorf("%w %q: scheme must be %s", ErrInvalidPeer, s, routeScheme)
+	if u.Scheme != routeScheme && u.Scheme != "nats" {
+		return "", fmt.Errorf("%w %s: scheme must be %s", ErrInvalidPeer, quote(s), routeScheme)
 	}
-	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%w %q: want %s://host:port only", ErrInvalidPeer, s, routeScheme)
+	if u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%w %s: want %s://host:port only", ErrInvalidPeer, quote(s), routeScheme)
 	}
 	host, port := u.Hostname(), u.Port()
 	if n, err := strconv.Atoi(port); host == "" || err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("%w %q: want %s://host:port with a port in 1..65535", ErrInvalidPeer, s, routeScheme)
+		return "", fmt.Errorf("%w %s: want %s://host:port with a port in 1..65535", ErrInvalidPeer, quote(s), routeScheme)
 	}
 	return net.JoinHostPort(canonicalHost(host), port), nil
+}
+
+// quote returns s quoted, cut to its first 200 bytes plus its size when
+// longer.
+func quote(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:max]), len(s))
 }
 
 // canonicalHost returns the canonical text form of an IP address (so that

@@ -90,6 +90,9 @@ func newMetrics(n *Node) *metrics {
 		{"nats_reconnects_total", "Reconnects of this node's own client connection to its NATS server.", running(func(p *parts) float64 {
 			return float64(p.broker.Conn().Stats().Reconnects)
 		})},
+		{"node_records_skipped_total", "Node records (each version once) left out of the membership: bad, or of another cluster name.", running(func(p *parts) float64 {
+			return float64(p.registry.SkippedRecords())
+		})},
 		{"etcd_reregistrations_total", "Times this node registered in etcd again after losing its lease or key.", running(func(p *parts) float64 {
 			return float64(max(p.registry.Registrations()-1, 0))
 		})},

@@ -104,7 +104,7 @@ func (n *Node) Run(ctx context.Context) error {
 	rec := registry.Record{
 		ID: n.id, Name: n.name, IP: n.cfg.Advertise,
 		ClientURL: br.ClientURL(), ClusterURL: br.ClusterURL(), HTTPURL: httpURL,
-		Version: n.cfg.Version, Started: n.started.UTC(),
+		Version: n.cfg.Version, Started: n.started.UTC(), Cluster: n.cfg.ClusterName,
 	}
 	rcfg := registry.DefaultConfig()
 	rcfg.Prefix, rcfg.TTL, rcfg.Logger = n.cfg.Prefix, n.cfg.TTL, n.logger("cluster")
@@ -136,6 +136,16 @@ func (n *Node) Run(ctx context.Context) error {
 	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
 	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
 	stopHTTP := n.serveHTTP(bg, br, ln)
+	// Before it registers or campaigns: a node of another cluster name
+	// must not join (its NATS server cannot route to theirs).
+	if err := n.checkClusterName(ctx, cli, app); err != nil {
+		app.Error("cannot join", "err", err)
+		wk.stop()
+		wk.finish(n.cfg.ShutdownGrace)
+		stopHTTP()
+		bg.Stop()
+		return err
+	}
 	regs := newGroup(ctx)
 	regs.Go(func(ctx context.Context) { _ = reg.Run(ctx) })
 	elect := newGroup(ctx)
@@ -206,6 +216,7 @@ func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broke
 	grace := time.NewTimer(time.Hour)
 	grace.Stop()
 	defer grace.Stop()
+	lastErr := "" // of the last SetPeers
 	for {
 		mem, changed := reg.Membership()
 		now := time.Now()
@@ -231,8 +242,14 @@ func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broke
 				delete(seen, id)
 			}
 		}
-		if err := br.SetPeers(urls); err != nil {
-			log.Error("cannot update routes", "err", err)
+		// An invalid URL is skipped, the rest applied; say so once per
+		// change of what was skipped, not at every membership change.
+		err := br.SetPeers(urls)
+		if msg := errText(err); msg != lastErr {
+			lastErr = msg
+			if err != nil {
+				log.Error("cannot update routes", "err", err)
+			}
 		}
 		if wait > 0 {
 			grace.Reset(wait)
@@ -253,6 +270,14 @@ func etcdMasterTerm(cli *clientv3.Client, prefix string) func(context.Context) (
 		l, err := election.CurrentLeader(ctx, cli, prefix)
 		return l.Term, err
 	}
+}
+
+// errText is err's text, or "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // followMaster feeds every master change to the worker, so a task from a

@@ -22,6 +22,10 @@ type Status struct {
 	Routes     []string          `json:"routes"`
 	Worker     WorkerStatus      `json:"worker"`
 	Dispatch   DispatchStatus    `json:"dispatch"`
+
+	// SkippedRecords counts node records left out of Members (each version
+	// once): bad ones, and ones of another cluster name.
+	SkippedRecords int64 `json:"skipped_node_records"`
 }
 
 // WorkerStatus counts this node's work as a worker.
@@ -68,6 +72,7 @@ func (n *Node) Status() Status {
 	s.IsMaster = term != 0
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
+	s.SkippedRecords = p.registry.SkippedRecords()
 	s.Worker = WorkerStatus{
 		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
 		Refused: p.worker.refused.Load(), Redelivered: p.worker.redelivered.Load(), Term: p.worker.term.Load(),

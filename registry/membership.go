@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,28 +60,38 @@ func sameMembers(a, b []Record) bool {
 
 // List reads the membership once, for example for `meshpool status`.
 // prefix is the meshpool prefix, like "/meshpool". Records that do not
-// decode are left out.
+// decode are left out; records of every cluster name are kept.
 func List(ctx context.Context, cli *clientv3.Client, prefix string) (Membership, error) {
 	resp, err := cli.Get(ctx, NodesPrefix(prefix), clientv3.WithPrefix())
 	if err != nil {
 		return Membership{}, fmt.Errorf("registry: cannot list %s: %w", NodesPrefix(prefix), err)
 	}
-	members, _ := decodeAll(NodesPrefix(prefix), resp.Kvs)
+	members, _ := decodeAll(NodesPrefix(prefix), "", resp.Kvs)
 	return Membership{Revision: resp.Header.Revision, Members: members}, nil
 }
 
+// ErrOtherCluster is matched (errors.Is) by the error of a skipped record of
+// another cluster name.
+var ErrOtherCluster = errors.New("registry: node of another cluster")
+
 // decodeAll decodes the records under nodesPrefix into a list sorted by ID,
-// and returns the keys that did not decode with their errors.
-func decodeAll(nodesPrefix string, kvs []*mvccpb.KeyValue) ([]Record, []badRecord) {
+// and returns the keys that did not decode with their errors. Unless cluster
+// is "", a record of another cluster name is left out too (one without a
+// cluster name is kept: it was written by an older version).
+func decodeAll(nodesPrefix, cluster string, kvs []*mvccpb.KeyValue) ([]Record, []badRecord) {
 	var bad []badRecord
 	members := make([]Record, 0, len(kvs))
 	for _, kv := range kvs {
 		r, err := DecodeRecord(string(kv.Key), kv.Value)
-		if err == nil && string(kv.Key) != nodesPrefix+r.ID {
-			err = fmt.Errorf("%w at %s: not a key of the form %s<id>", ErrBadRecord, kv.Key, nodesPrefix)
+		switch {
+		case err != nil:
+		case string(kv.Key) != nodesPrefix+r.ID:
+			err = fmt.Errorf("%w at %s: not a key of the form %s<id>", ErrBadRecord, clip(string(kv.Key)), nodesPrefix)
+		case cluster != "" && r.Cluster != "" && r.Cluster != cluster:
+			err = fmt.Errorf("%w: %s is of cluster %q, not %q", ErrOtherCluster, r.ID, r.Cluster, cluster)
 		}
 		if err != nil {
-			bad = append(bad, badRecord{key: string(kv.Key), modRev: kv.ModRevision, err: err})
+			bad = append(bad, badRecord{key: string(kv.Key), size: len(kv.Value), modRev: kv.ModRevision, err: err})
 			continue
 		}
 		members = append(members, r)
@@ -91,6 +102,7 @@ func decodeAll(nodesPrefix string, kvs []*mvccpb.KeyValue) ([]Record, []badRecor
 
 type badRecord struct {
 	key    string
+	size   int // bytes of the value
 	modRev int64
 	err    error
 }

@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +25,9 @@ type Record struct {
 	HTTPURL    string    `json:"http_url"`
 	Version    string    `json:"version"`
 	Started    time.Time `json:"started"`
+	// Cluster is the node's --cluster-name. Records written before the
+	// field existed have "": they are taken as of the reader's cluster.
+	Cluster string `json:"cluster"`
 }
 
 var (
@@ -33,11 +40,19 @@ var (
 const (
 	maxNameLen = 40
 	maxIDLen   = 64
+	// maxTextLen bounds every other string field of a record.
+	maxTextLen = 256
+	// MaxRecordSize bounds an encoded record: a larger value under
+	// <prefix>/nodes/ is refused before it is parsed.
+	MaxRecordSize = 4096
 )
 
 // Validate checks that the record can be published and used by the others:
 // the ID is a single NATS subject token (and a single etcd key segment), the
-// IP parses and the three URLs are set.
+// IP parses, cluster_url is nats-route://host:port (or nats://host:port),
+// client_url nats://host:port (or tls://), http_url http://host:port (or
+// https://), the cluster name is one word, and no field is longer than 256
+// bytes.
 func (r Record) Validate() error {
 	if p := r.problem(); p != "" {
 		return fmt.Errorf("%w: %s", ErrInvalidRecord, p)
@@ -45,23 +60,95 @@ func (r Record) Validate() error {
 	return nil
 }
 
-// problem describes the first thing wrong with r, or returns "".
+// problem describes the first thing wrong with r, or returns "". It quotes
+// at most quoteMax bytes of any field.
 func (r Record) problem() string {
 	switch {
 	case !validID(r.ID):
-		return fmt.Sprintf("id %q is not a NATS subject token (1-%d of a-z A-Z 0-9 _ -)", r.ID, maxIDLen)
+		return fmt.Sprintf("id %s is not a NATS subject token (1-%d of a-z A-Z 0-9 _ -)", quote(r.ID), maxIDLen)
 	case r.IP == "":
 		return "ip is empty"
 	case !parsesAsIP(r.IP):
-		return fmt.Sprintf("ip %q does not parse", r.IP)
-	case r.ClientURL == "":
-		return "client_url is empty"
-	case r.ClusterURL == "":
-		return "cluster_url is empty"
-	case r.HTTPURL == "":
-		return "http_url is empty"
+		return fmt.Sprintf("ip %s does not parse", quote(r.IP))
+	}
+	urls := []struct {
+		field, value string
+		schemes      []string
+	}{
+		{"client_url", r.ClientURL, []string{"nats", "tls"}},
+		{"cluster_url", r.ClusterURL, []string{"nats-route", "nats"}},
+		{"http_url", r.HTTPURL, []string{"http", "https"}},
+	}
+	for _, u := range urls {
+		if u.value == "" {
+			return u.field + " is empty"
+		}
+		if p := urlProblem(u.value, u.schemes); p != "" {
+			return fmt.Sprintf("%s %s: %s", u.field, quote(u.value), p)
+		}
+	}
+	texts := []struct{ field, value string }{{"name", r.Name}, {"version", r.Version}, {"cluster", r.Cluster}}
+	for _, f := range texts {
+		if len(f.value) > maxTextLen {
+			return fmt.Sprintf("%s %s is longer than %d bytes", f.field, quote(f.value), maxTextLen)
+		}
+	}
+	if strings.ContainsAny(r.Cluster, " \t\r\n.*>") {
+		return fmt.Sprintf("cluster %s is not a single word", quote(r.Cluster))
 	}
 	return ""
+}
+
+// urlProblem describes what is wrong with s as scheme://host:port, where
+// scheme is one of schemes, or returns "". The host must survive being put
+// back into a URL, as the broker does with a cluster URL.
+func urlProblem(s string, schemes []string) string {
+	if len(s) > maxTextLen {
+		return fmt.Sprintf("longer than %d bytes", maxTextLen)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error repeats all of s; its Err is the reason alone.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return "does not parse: " + clip(err.Error())
+	}
+	want := strings.Join(schemes, " or ")
+	switch {
+	case !slices.Contains(schemes, u.Scheme):
+		return "scheme is not " + want
+	case u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return "want " + schemes[0] + "://host:port only"
+	}
+	host, port := u.Hostname(), u.Port()
+	if n, err := strconv.Atoi(port); host == "" || err != nil || n < 1 || n > 65535 {
+		return "want host:port with a port in 1..65535"
+	}
+	if _, err := url.Parse(u.Scheme + "://" + net.JoinHostPort(host, port) + "/"); err != nil {
+		return "host does not parse"
+	}
+	return ""
+}
+
+// quoteMax is how much of a value quote shows.
+const quoteMax = 200
+
+// quote returns s quoted, cut to its first quoteMax bytes plus its size when
+// longer: what error messages and log lines show of a value they did not make.
+func quote(s string) string {
+	if len(s) <= quoteMax {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:quoteMax]), len(s))
+}
+
+// clip cuts s to its first quoteMax bytes plus its size, unquoted.
+func clip(s string) string {
+	if len(s) <= quoteMax {
+		return s
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(s[:quoteMax], ""), len(s))
 }
 
 func parsesAsIP(s string) bool {
@@ -135,17 +222,21 @@ func NodesPrefix(prefix string) string { return prefix + "/nodes/" }
 func Key(prefix, id string) string { return NodesPrefix(prefix) + id }
 
 // DecodeRecord parses the value stored at key and checks it: the record must
-// be valid and its ID must be the last segment of key.
+// be valid, at most MaxRecordSize bytes, and its ID must be the last segment
+// of key. The error quotes at most 200 bytes of the key and of any field.
 func DecodeRecord(key string, value []byte) (Record, error) {
+	if len(value) > MaxRecordSize {
+		return Record{}, fmt.Errorf("%w at %s: %d bytes, more than %d", ErrBadRecord, clip(key), len(value), MaxRecordSize)
+	}
 	var r Record
 	if err := json.Unmarshal(value, &r); err != nil {
-		return Record{}, fmt.Errorf("%w at %s: %w", ErrBadRecord, key, err)
+		return Record{}, fmt.Errorf("%w at %s: %w", ErrBadRecord, clip(key), err)
 	}
 	if p := r.problem(); p != "" {
-		return Record{}, fmt.Errorf("%w at %s: %s", ErrBadRecord, key, p)
+		return Record{}, fmt.Errorf("%w at %s: %s", ErrBadRecord, clip(key), p)
 	}
 	if !strings.HasSuffix(key, "/"+r.ID) {
-		return Record{}, fmt.Errorf("%w at %s: id %q does not match the key", ErrBadRecord, key, r.ID)
+		return Record{}, fmt.Errorf("%w at %s: id %q does not match the key", ErrBadRecord, clip(key), r.ID)
 	}
 	return r, nil
 }
@@ -164,5 +255,6 @@ func (r Record) encode() ([]byte, error) {
 func (r Record) same(o Record) bool {
 	return r.ID == o.ID && r.Name == o.Name && r.IP == o.IP &&
 		r.ClientURL == o.ClientURL && r.ClusterURL == o.ClusterURL &&
-		r.HTTPURL == o.HTTPURL && r.Version == o.Version && r.Started.Equal(o.Started)
+		r.HTTPURL == o.HTTPURL && r.Version == o.Version && r.Started.Equal(o.Started) &&
+		r.Cluster == o.Cluster
 }

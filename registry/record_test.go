@@ -3,6 +3,7 @@ package registry_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -103,6 +104,31 @@ func TestRecordValidate(t *testing.T) {
 		{"no client url", func(r *registry.Record) { r.ClientURL = "" }, "client_url is empty"},
 		{"no cluster url", func(r *registry.Record) { r.ClusterURL = "" }, "cluster_url is empty"},
 		{"no http url", func(r *registry.Record) { r.HTTPURL = "" }, "http_url is empty"},
+		{"nats-route cluster url", func(r *registry.Record) { r.ClusterURL = "nats-route://10.0.0.1:6222" }, ""},
+		{"cluster url with slash", func(r *registry.Record) { r.ClusterURL = "nats-route://10.0.0.1:6222/" }, ""},
+		{"ipv6 cluster url", func(r *registry.Record) { r.ClusterURL = "nats-route://[fd00::1]:6222" }, ""},
+		{"tls client url", func(r *registry.Record) { r.ClientURL = "tls://10.0.0.1:4222" }, ""},
+		{"https url", func(r *registry.Record) { r.HTTPURL = "https://10.0.0.1:8222" }, ""},
+		{"cluster name", func(r *registry.Record) { r.Cluster = "meshpool" }, ""},
+		{"cluster url does not parse", func(r *registry.Record) { r.ClusterURL = "nats-route://bad host:6222" }, `cluster_url "nats-route://bad host:6222": does not parse`},
+		{"cluster url without port", func(r *registry.Record) { r.ClusterURL = "nats-route://10.0.0.1" }, "cluster_url"},
+		{"cluster url port 0", func(r *registry.Record) { r.ClusterURL = "nats-route://10.0.0.1:0" }, "port in 1..65535"},
+		{"cluster url port too big", func(r *registry.Record) { r.ClusterURL = "nats-route://10.0.0.1:65536" }, "port in 1..65535"},
+		{"cluster url no scheme", func(r *registry.Record) { r.ClusterURL = "10.0.0.1:6222" }, "cluster_url"},
+		{"cluster url http", func(r *registry.Record) { r.ClusterURL = "http://10.0.0.1:6222" }, "scheme is not nats-route or nats"},
+		{"cluster url with user", func(r *registry.Record) { r.ClusterURL = "nats-route://u:p@10.0.0.1:6222" }, "host:port only"},
+		{"cluster url with path", func(r *registry.Record) { r.ClusterURL = "nats-route://10.0.0.1:6222/x" }, "host:port only"},
+		{"cluster url opaque", func(r *registry.Record) { r.ClusterURL = "nats-route:10.0.0.1:6222" }, "host:port only"},
+		{"cluster url zone", func(r *registry.Record) { r.ClusterURL = "nats-route://[fe80::1%25eth0]:6222" }, "host does not parse"},
+		{"client url http", func(r *registry.Record) { r.ClientURL = "http://10.0.0.1:4222" }, "client_url"},
+		{"client url no port", func(r *registry.Record) { r.ClientURL = "nats://10.0.0.1" }, "client_url"},
+		{"http url nats", func(r *registry.Record) { r.HTTPURL = "nats://10.0.0.1:8222" }, "http_url"},
+		{"http url with path", func(r *registry.Record) { r.HTTPURL = "http://10.0.0.1:8222/status" }, "http_url"},
+		{"name too long", func(r *registry.Record) { r.Name = strings.Repeat("n", 257) }, "name"},
+		{"version too long", func(r *registry.Record) { r.Version = strings.Repeat("v", 257) }, "version"},
+		{"cluster too long", func(r *registry.Record) { r.Cluster = strings.Repeat("c", 257) }, "cluster"},
+		{"cluster with dot", func(r *registry.Record) { r.Cluster = "a.b" }, `cluster "a.b" is not a single word`},
+		{"url too long", func(r *registry.Record) { r.HTTPURL = "http://" + strings.Repeat("h", 300) + ":1" }, "http_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +178,8 @@ func TestDecodeRecord(t *testing.T) {
 		{"bad time", key, strings.Replace(string(good), "2025-03-01", "2025-13-01", 1), "month out of range"},
 		{"invalid record", key, string(badIPJSON), `ip "not-an-ip" does not parse`},
 		{"id does not match key", registry.Key("/meshpool", "someone-else"), string(good), `id "node-a-1234abcd" does not match the key`},
+		{"too big", key, strings.Replace(string(good), "{", `{"pad":"`+strings.Repeat("x", registry.MaxRecordSize)+`",`, 1), "more than 4096"},
+		{"bad cluster url", key, strings.Replace(string(good), rec.ClusterURL, "nats-route://%zz:1", 1), "cluster_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,12 +227,34 @@ func TestRecordJSONFieldNames(t *testing.T) {
 	if err := json.Unmarshal(b, &fields); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"id", "name", "ip", "client_url", "cluster_url", "http_url", "version", "started"} {
+	for _, f := range []string{"id", "name", "ip", "client_url", "cluster_url", "http_url", "version", "started", "cluster"} {
 		if _, ok := fields[f]; !ok {
 			t.Errorf("JSON %s has no field %q", b, f)
 		}
 	}
-	if len(fields) != 8 {
-		t.Errorf("JSON %s has %d fields, want 8", b, len(fields))
+	if len(fields) != 9 {
+		t.Errorf("JSON %s has %d fields, want 9", b, len(fields))
+	}
+}
+
+// An error about a huge field quotes at most 200 bytes of it.
+func TestRecordErrorsAreShort(t *testing.T) {
+	huge := strings.Repeat("x", 100_000)
+	for _, change := range []func(*registry.Record){
+		func(r *registry.Record) { r.ID = huge },
+		func(r *registry.Record) { r.IP = huge },
+		func(r *registry.Record) { r.ClusterURL = "nats-route://" + huge },
+		func(r *registry.Record) { r.Name = huge },
+	} {
+		rec := testRecord("a", "10.0.0.1")
+		change(&rec)
+		err := rec.Validate()
+		if err == nil || len(err.Error()) > 400 {
+			t.Errorf("Validate() = %d bytes of error, want an error of at most 400: %.500s", len(fmt.Sprint(err)), err)
+		}
+	}
+	key := "/meshpool/nodes/" + huge
+	if _, err := registry.DecodeRecord(key, []byte(`{"id":"`+huge+`"}`)); err == nil || len(err.Error()) > 400 {
+		t.Errorf("DecodeRecord() = %d bytes of error, want an error of at most 400", len(fmt.Sprint(err)))
 	}
 }

@@ -28,6 +28,9 @@ type Registry struct {
 	log     *slog.Logger
 
 	running atomic.Bool
+	// skipped counts the versions of records under the prefix left out of
+	// the membership: bad ones and ones of another cluster name.
+	skipped atomic.Int64
 	// registrations counts successful registrations (puts of our key),
 	// the first one included.
 	registrations atomic.Int64
@@ -139,7 +142,7 @@ func (r *Registry) setRegistered(rev int64) {
 // onSnapshot is the mirror's callback: it notices our key being deleted and
 // publishes the membership when it changed.
 func (r *Registry) onSnapshot(s etcdwatch.Snapshot) {
-	members, bad := decodeAll(r.nodes, s.KVs)
+	members, bad := decodeAll(r.nodes, r.self.Cluster, s.KVs)
 	r.warnBad(bad)
 	own, ok := Membership{Members: members}.Lookup(r.self.ID)
 	ours := ok && own.same(r.self)
@@ -167,17 +170,44 @@ func (r *Registry) onSnapshot(s etcdwatch.Snapshot) {
 	}
 }
 
-// warnBad logs each bad record once per version of it.
+// maxWarnings bounds the bad records warnBad logs one by one per snapshot;
+// the others are summed up in one line.
+const maxWarnings = 10
+
+// warnBad counts and logs each bad record once per version of it (a key
+// that appears or changes): at most maxWarnings lines and a summary per
+// snapshot, each quoting at most 200 bytes of the key and of the reason.
 func (r *Registry) warnBad(bad []badRecord) {
 	seen := make(map[string]int64, len(bad))
+	logged, more := 0, 0
 	for _, b := range bad {
 		seen[b.key] = b.modRev
-		if r.warned[b.key] != b.modRev {
-			r.log.Warn("skipping bad node record", "key", b.key, "err", b.err)
+		if r.warned[b.key] == b.modRev {
+			continue
 		}
+		r.skipped.Add(1)
+		if logged == maxWarnings {
+			more++
+			continue
+		}
+		logged++
+		switch {
+		case errors.Is(b.err, ErrOtherCluster):
+			r.log.Warn("skipping node record of another cluster", "key", clip(b.key), "err", clip(b.err.Error()))
+		default:
+			r.log.Warn("skipping bad node record", "key", clip(b.key), "size", b.size, "err", clip(b.err.Error()))
+		}
+	}
+	if more > 0 {
+		r.log.Warn("skipping more bad node records", "count", more)
 	}
 	r.warned = seen
 }
+
+// SkippedRecords returns how many records (each version of a key counted
+// once) the membership left out: records that do not decode or validate,
+// and records of another cluster name.
+func (r *Registry) SkippedRecords() int64 { return r.skipped.Load() }
 
 // logChanges logs the other nodes that came, went or changed between two
 // sorted member lists.
