@@ -49,13 +49,19 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	}
 	natsOpts, err := natsSec.options()
 	if err != nil {
-		return err
+		return usagef("submit: %w", err)
 	}
 	natsOpts = append(natsOpts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrPermissionViolation) {
 			notPermitted(err)
 		}
 	}))
+	if err := checkServer(server); err != nil {
+		return usagef("submit: %w", err)
+	}
+	if timeout <= 0 {
+		return usagef("submit: --timeout %s: want more than 0", timeout)
+	}
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
 	}

@@ -23,9 +23,12 @@ func (m *Main) runWatch(ctx context.Context, args []string) error {
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
+	if err := checkServer(server); err != nil {
+		return usagef("watch: %w", err)
+	}
 	natsOpts, err := natsSec.options()
 	if err != nil {
-		return err
+		return usagef("watch: %w", err)
 	}
 	nc, err := nats.Connect(server, append(natsOpts, nats.Name("meshpool watch"), nats.MaxReconnects(-1),
 		// An observer may read results only: say so for events, go on.

@@ -171,3 +171,35 @@ func TestConnectUnreachable(t *testing.T) {
 		t.Fatalf("with a user: %v, %v: want no client and ErrUnreachable", cli, err)
 	}
 }
+
+func TestValidateEndpoints(t *testing.T) {
+	tests := []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"127.0.0.1:2379", true},
+		{"localhost:2379", true},
+		{"http://127.0.0.1:2379", true},
+		{"https://etcd.example:2379", true},
+		{"[::1]:2379", true},
+		{"localhost:abc", false},
+		{"localhost:0", false},
+		{"localhost:65536", false},
+		{"localhost:+80", false},
+		{"localhost", false},
+		{":2379", false},
+		{"http://127.0.0.1:2379/v3", false},
+		{"unix://127.0.0.1:2379", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.endpoint, func(t *testing.T) {
+			err := etcdclient.Options{Endpoints: []string{tt.endpoint}}.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate(%q) = %v, want ok=%v", tt.endpoint, err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.endpoint) {
+				t.Errorf("error %q does not name the endpoint", err)
+			}
+		})
+	}
+}
