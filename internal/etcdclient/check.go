@@ -40,10 +40,9 @@ const probeTimeout = 3 * time.Second
 // what cannot work is reported at once, in one line that says whether TLS
 // or authentication failed (ErrTLS, ErrAuth), or that what answers is not
 // etcd (ErrNotEtcd: an HTTP server, a listener that closes at once). When
-// no endpoint answers it
-// returns ErrUnreachable; without a user it also returns a usable client
-// then (its requests wait for etcd, as components expect), with a user
-// there is none (clientv3 must authenticate first) and Connect keeps
+// no endpoint answers it returns ErrUnreachable; without a user it also
+// returns a usable client then (its requests wait for etcd, as components
+// expect), with a user there is none (clientv3 must authenticate first) and Connect keeps
 // trying, logging to log, until etcd answers or ctx ends. Each attempt
 // takes at most DialTimeout plus a few seconds.
 func Connect(ctx context.Context, o Options, key string, log *slog.Logger) (*clientv3.Client, error) {
