@@ -42,9 +42,9 @@ const probeTimeout = 3 * time.Second
 // etcd (ErrNotEtcd: an HTTP server, a listener that closes at once). When
 // no endpoint answers it returns ErrUnreachable; without a user it also
 // returns a usable client then (its requests wait for etcd, as components
-// expect), with a user there is none (clientv3 must authenticate first) and Connect keeps
-// trying, logging to log, until etcd answers or ctx ends. Each attempt
-// takes at most DialTimeout plus a few seconds.
+// expect), with a user there is none (clientv3 must authenticate first)
+// and Connect keeps trying, logging to log, until etcd answers or ctx
+// ends. Each attempt takes at most DialTimeout plus a few seconds.
 func Connect(ctx context.Context, o Options, key string, log *slog.Logger) (*clientv3.Client, error) {
 	for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
 		cli, err := connect(ctx, o, key)
