@@ -41,6 +41,13 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The nodes' flags are checked before etcd starts, as the first node
+	// will be configured (security aside).
+	first := cfg
+	first.Etcd, first.Name, first.Advertise = []string{fmt.Sprintf("127.0.0.1:%d", etcdPort)}, "a", "127.0.0.2"
+	if err := first.Validate(); err != nil {
+		return usagef("dev: %w", err)
+	}
 
 	dir, err := os.MkdirTemp("", "meshpool-dev-etcd-")
 	if err != nil {

@@ -50,6 +50,7 @@ func TestUsageErrors(t *testing.T) {
 		{"watch missing NATS CA file", []string{"watch", "--nats-ca", "/nonexistent/ca.pem"}, "--nats-ca"},
 		{"dev etcd port too high", []string{"dev", "--etcd-port", "70000"}, "--etcd-port 70000"},
 		{"dev etcd port zero", []string{"dev", "--etcd-port", "0"}, "--etcd-port 0"},
+		{"dev bad node flags, before etcd starts", []string{"dev", "--etcd-port", "23799", "--ttl", "1s", "--client-port", "70000"}, "client port 70000: want 1-65535; ttl must be at least 2s"},
 		{"secure-setup bad IP", []string{"secure-setup", "--dir", filepath.Join(t.TempDir(), "s"), "--node-ips", "1.2.3", "--etcd-ips", "127.0.0.1"}, "--node-ips"},
 	}
 	for _, tt := range tests {
