@@ -88,12 +88,10 @@ func (f *natsServerFlags) bind(fs *flag.FlagSet) {
 func (f *natsServerFlags) security() (broker.Security, error) {
 	sec := broker.Security{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key}
 	var err error
-	if f.ca != "" {
+	if f.ca != "" && f.cert != "" && f.key != "" { // else the config check says all three
 		if _, err := tlsfiles.CAPool(f.ca); err != nil {
 			return sec, usagef("--nats-ca: %w", err)
 		}
-	}
-	if f.cert != "" && f.key != "" {
 		if _, err := tlsfiles.KeyPair(f.cert, f.key); err != nil {
 			return sec, usagef("--nats-cert/--nats-key: %w", err)
 		}
