@@ -38,7 +38,7 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	fs.StringVar(&sub.UUID, "uuid", "", "idempotency key: a task submitted again with the same uuid is not run twice (default: a new uuid)")
 	fs.StringVar(&sub.Durability, "durability", message.DurabilityDurable, "durable: recorded in etcd before it is accepted; none: kept only in the master's memory, faster, lost if the master fails")
 	fs.BoolVar(&wait, "wait", false, "wait for the result and print it")
-	fs.DurationVar(&timeout, "timeout", timeout, "give up after this long")
+	fs.DurationVar(&timeout, "timeout", timeout, "give up after this long (more than 0); after temporary refusals the last one's reason is reported")
 	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
 	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions in flight at once")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
