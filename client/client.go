@@ -23,6 +23,10 @@ var (
 	ErrNoMaster = errors.New("client: no master answered")
 	// ErrRefused: the master answered and did not accept the task.
 	ErrRefused = errors.New("client: task refused")
+	// ErrNotAccepted: a master answered, but only with temporary refusals
+	// (nothing recorded, try again), until the deadline. The error names
+	// the last answer's reason.
+	ErrNotAccepted = errors.New("client: not accepted")
 )
 
 // Client talks to one cluster through one NATS connection.
@@ -101,7 +105,9 @@ func (c *Client) keep(res message.Result, published bool) {
 
 // Submit sends sub until a master answers or ctx ends. Without a uuid one is
 // made, so retries are idempotent. An answer that does not accept the task
-// is returned with ErrRefused.
+// is returned with ErrRefused; a temporary refusal is tried again, and when
+// ctx ends after one, Submit returns the last with ErrNotAccepted. When no
+// master answered at all, the error is ErrNoMaster.
 func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.SubmitReply, error) {
 	if sub.UUID == "" {
 		sub.UUID = uuid.NewString()
@@ -112,7 +118,14 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 	c.sent[sub.UUID] = sub
 	c.mu.Unlock()
 	backoff := 50 * time.Millisecond
+	start, tries := time.Now(), 0
+	var temporary *message.SubmitReply // the last temporary refusal
+	notAccepted := func() (message.SubmitReply, error) {
+		return *temporary, fmt.Errorf("%w after %d tries over %s: last answer: %s",
+			ErrNotAccepted, tries, time.Since(start).Round(100*time.Millisecond), temporary.Error)
+	}
 	for {
+		tries++
 		rctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
 		msg, err := c.nc.RequestWithContext(rctx, message.SubjectSubmit, body)
 		cancel()
@@ -124,20 +137,31 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 			if reply.Accepted {
 				return reply, nil
 			}
-			if !reply.Temporary || ctx.Err() != nil {
+			if !reply.Temporary {
 				return reply, fmt.Errorf("%w: %s", ErrRefused, reply.Error)
 			}
 			// Nothing was recorded; the same submission may succeed soon.
+			temporary = &reply
+			if ctx.Err() != nil {
+				return notAccepted()
+			}
 		}
 		if err != nil && ctx.Err() != nil {
+			if temporary != nil {
+				return notAccepted()
+			}
 			if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
 				return message.SubmitReply{UUID: sub.UUID}, ErrNoMaster
 			}
 			return message.SubmitReply{UUID: sub.UUID}, fmt.Errorf("client: %w", err)
 		}
-		// No master right now, or its answer was lost: try again.
+		// No master right now, a temporary refusal, or an answer lost:
+		// try again.
 		select {
 		case <-ctx.Done():
+			if temporary != nil {
+				return notAccepted()
+			}
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,32 @@ func TestLoadAsksAgainWhenPublicationsAreMissed(t *testing.T) {
 	rep, err := c.Load(ctx, client.LoadSpec{N: 5, Concurrency: 2, Wait: true})
 	if err != nil || rep.Accepted != 5 || rep.Results != 5 || rep.Missing != 0 || rep.ExtraSeen != 0 {
 		t.Fatalf("Load = %+v, %v", rep, err)
+	}
+}
+
+// A master that answers every try with a temporary refusal is not "no
+// master": at the deadline Submit returns ErrNotAccepted with the reason.
+func TestTemporaryRefusalsUntilTheDeadlineAreErrNotAccepted(t *testing.T) {
+	b := startNATS(t)
+	const reason = "cannot record the task: etcdserver: mvcc: database space exceeded"
+	if _, err := b.Conn().Subscribe(message.SubjectSubmit, func(m *nats.Msg) {
+		body, _ := json.Marshal(message.SubmitReply{Error: reason, Temporary: true})
+		_ = m.Respond(body)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	_, err = c.Submit(ctx, message.Submit{Number: 1})
+	if !errors.Is(err, client.ErrNotAccepted) || errors.Is(err, client.ErrNoMaster) {
+		t.Fatalf("err = %v, want ErrNotAccepted", err)
+	}
+	if !strings.Contains(err.Error(), "last answer: "+reason) || !strings.Contains(err.Error(), "tries over") {
+		t.Fatalf("err %q does not give the tries and the last answer", err)
 	}
 }

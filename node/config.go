@@ -147,12 +147,8 @@ func (c Config) Validate() error {
 	if len(c.Etcd) == 0 {
 		errs = append(errs, errors.New("at least one etcd endpoint is required"))
 	}
-	for _, e := range c.Etcd {
-		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://")); err != nil {
-			errs = append(errs, fmt.Errorf("etcd endpoint %q: want host:port", e))
-		}
-	}
 	if len(c.Etcd) > 0 {
+		// The endpoints' form, the TLS files and the auth pair.
 		if err := c.etcdOptions().Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -20,7 +20,7 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 	secure, secureDir := false, ""
 	fs := newFlagSet("dev", "Runs a local cluster in one process: an embedded etcd on 127.0.0.1 and N nodes on 127.0.0.2, 127.0.0.3, ...\nwith the default ports. Ctrl-C stops everything cleanly.", m.Stdout)
 	fs.IntVar(&nodes, "nodes", nodes, "number of nodes (1-250)")
-	fs.IntVar(&etcdPort, "etcd-port", etcdPort, "client port of the embedded etcd on 127.0.0.1")
+	fs.IntVar(&etcdPort, "etcd-port", etcdPort, "client port of the embedded etcd on 127.0.0.1 (its peer port is the next one)")
 	fs.IntVar(&cfg.ClientPort, "client-port", cfg.ClientPort, "NATS client port of every node")
 	fs.IntVar(&cfg.ClusterPort, "cluster-port", cfg.ClusterPort, "NATS route port of every node")
 	fs.IntVar(&cfg.HTTPPort, "http-port", cfg.HTTPPort, "HTTP port of every node")
@@ -33,9 +33,20 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 	if nodes < 1 || nodes > 250 {
 		return usagef("dev: --nodes %d: want 1-250", nodes)
 	}
+	if etcdPort < 1 || etcdPort > 65534 {
+		// etcd's peer port is the next one.
+		return usagef("dev: --etcd-port %d: want 1-65534", etcdPort)
+	}
 	log, err := newLogger(m.Stderr, common.logFormat, common.logLevel)
 	if err != nil {
 		return err
+	}
+	// The nodes' flags are checked before etcd starts, as the first node
+	// will be configured (security aside).
+	first := cfg
+	first.Etcd, first.Name, first.Advertise = []string{fmt.Sprintf("127.0.0.1:%d", etcdPort)}, "a", "127.0.0.2"
+	if err := first.Validate(); err != nil {
+		return usagef("dev: %w", err)
 	}
 
 	dir, err := os.MkdirTemp("", "meshpool-dev-etcd-")

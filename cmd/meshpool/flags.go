@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/meshpool/meshpool/node"
@@ -55,6 +58,41 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q (see 'meshpool %s --help')", name, fs.Arg(0), name)
+	}
+	return nil
+}
+
+// checkServer accepts what --server takes: NATS URLs, comma-separated,
+// each nats://, tls://, ws:// or wss:// (or no scheme: nats://) with a host
+// and an optional numeric port.
+func checkServer(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("--server: want a NATS URL, e.g. nats://127.0.0.2:4222")
+	}
+	for _, u := range strings.Split(s, ",") {
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		p, err := url.Parse(u)
+		if err != nil {
+			return fmt.Errorf("--server %q: want a NATS URL such as nats://127.0.0.2:4222", s)
+		}
+		switch p.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("--server %q: scheme %q: want nats://, tls://, ws:// or wss://", s, p.Scheme)
+		}
+		host, port, err := net.SplitHostPort(p.Host)
+		if err != nil { // no port: nats:// takes 4222
+			host, port = strings.Trim(p.Host, "[]"), "4222"
+		}
+		if host == "" || (strings.Contains(host, ":") && net.ParseIP(host) == nil) {
+			return fmt.Errorf("--server %q: want a NATS URL with a host, such as nats://127.0.0.2:4222", s)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("--server %q: port %q: want 1-65535", s, port)
+		}
 	}
 	return nil
 }

@@ -33,11 +33,11 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	}
 	cfg.Etcd = etcd
 	if err := etcdSec.apply(&cfg, m.Getenv); err != nil {
-		return err
+		return usagef("node: %w", err)
 	}
 	var err error
 	if cfg.NATS, err = natsSec.security(); err != nil {
-		return err
+		return usagef("node: %w", err)
 	}
 
 	if cfg.Advertise != "" && iface != "" {

@@ -130,6 +130,14 @@ func (m *Main) runSecureSetup(_ context.Context, args []string) error {
 	if dir == "" || len(nodeIPs) == 0 || len(etcdIPs) == 0 {
 		return usagef("secure-setup: --dir, --node-ips and --etcd-ips are required")
 	}
+	for _, ips := range []struct {
+		flag string
+		ips  []string
+	}{{"--node-ips", nodeIPs}, {"--etcd-ips", etcdIPs}} {
+		if _, err := pki.IPs(ips.ips...); err != nil {
+			return usagef("secure-setup: %s: %w", ips.flag, err)
+		}
+	}
 	f, err := writeSecureFiles(dir, nodeIPs, etcdIPs)
 	if err != nil {
 		return fmt.Errorf("secure-setup: %w", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/secret"
+	"github.com/meshpool/meshpool/internal/tlsfiles"
 	"github.com/meshpool/meshpool/node"
 )
 
@@ -82,10 +83,19 @@ func (f *natsServerFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.usersFile, "nats-users", "", "file listing NATS client users and roles (node, submitter, observer); see README, Security")
 }
 
-// security reads the files into a broker.Security.
+// security reads the files into a broker.Security. The TLS files are read
+// here too, so a missing or unreadable one is a usage error.
 func (f *natsServerFlags) security() (broker.Security, error) {
 	sec := broker.Security{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key}
 	var err error
+	if f.ca != "" && f.cert != "" && f.key != "" { // else the config check says all three
+		if _, err := tlsfiles.CAPool(f.ca); err != nil {
+			return sec, usagef("--nats-ca: %w", err)
+		}
+		if _, err := tlsfiles.KeyPair(f.cert, f.key); err != nil {
+			return sec, usagef("--nats-cert/--nats-key: %w", err)
+		}
+	}
 	if f.routeSecretFile != "" {
 		if sec.RoutePassword, err = secret.ReadFile("route secret", f.routeSecretFile); err != nil {
 			return sec, usageError{err}
@@ -115,6 +125,11 @@ func (f *natsClientFlags) bind(fs *flag.FlagSet) {
 func (f *natsClientFlags) options() ([]nats.Option, error) {
 	var opts []nats.Option
 	if f.ca != "" {
+		// nats.RootCAs reads the file only when connecting: read it now,
+		// so a missing one is a usage error.
+		if _, err := tlsfiles.CAPool(f.ca); err != nil {
+			return nil, usagef("--nats-ca: %w", err)
+		}
 		opts = append(opts, nats.RootCAs(f.ca))
 	}
 	switch {

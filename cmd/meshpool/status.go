@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/etcdclient"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -39,9 +40,18 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
+	if err := keyspace.CheckPrefix(prefix); err != nil {
+		return usagef("status: --prefix: %w", err)
+	}
+	if timeout <= 0 {
+		return usagef("status: --timeout %s: want more than 0", timeout)
+	}
+	if interval <= 0 {
+		return usagef("status: --interval %s: want more than 0", interval)
+	}
 	opts, err := etcdSec.options(etcd, timeout, m.Getenv)
 	if err != nil {
-		return err
+		return usagef("status: %w", err)
 	}
 	// A first request says at once whether TLS or auth is wrong. An etcd
 	// that does not answer is reported by the reads below, after --timeout
@@ -56,9 +66,6 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	defer cli.Close()
 	if !watch {
 		return m.showStatus(ctx, cli, etcd, prefix, asJSON, timeout)
-	}
-	if interval <= 0 {
-		return usagef("status: --interval must be positive")
 	}
 	for {
 		if !asJSON {

@@ -38,7 +38,7 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	fs.StringVar(&sub.UUID, "uuid", "", "idempotency key: a task submitted again with the same uuid is not run twice (default: a new uuid)")
 	fs.StringVar(&sub.Durability, "durability", message.DurabilityDurable, "durable: recorded in etcd before it is accepted; none: kept only in the master's memory, faster, lost if the master fails")
 	fs.BoolVar(&wait, "wait", false, "wait for the result and print it")
-	fs.DurationVar(&timeout, "timeout", timeout, "give up after this long")
+	fs.DurationVar(&timeout, "timeout", timeout, "give up after this long (more than 0); after temporary refusals the last one's reason is reported")
 	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
 	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions in flight at once")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -49,13 +49,19 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	}
 	natsOpts, err := natsSec.options()
 	if err != nil {
-		return err
+		return usagef("submit: %w", err)
 	}
 	natsOpts = append(natsOpts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrPermissionViolation) {
 			notPermitted(err)
 		}
 	}))
+	if err := checkServer(server); err != nil {
+		return usagef("submit: %w", err)
+	}
+	if timeout <= 0 {
+		return usagef("submit: --timeout %s: want more than 0", timeout)
+	}
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
 	}

@@ -23,9 +23,12 @@ func (m *Main) runWatch(ctx context.Context, args []string) error {
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
+	if err := checkServer(server); err != nil {
+		return usagef("watch: %w", err)
+	}
 	natsOpts, err := natsSec.options()
 	if err != nil {
-		return err
+		return usagef("watch: %w", err)
 	}
 	nc, err := nats.Connect(server, append(natsOpts, nats.Name("meshpool watch"), nats.MaxReconnects(-1),
 		// An observer may read results only: say so for events, go on.
@@ -34,7 +37,7 @@ func (m *Main) runWatch(ctx context.Context, args []string) error {
 		return fmt.Errorf("watch: cannot connect to %s: %w", server, err)
 	}
 	defer nc.Close()
-	w := &watcher{out: m.Stdout, json: asJSON}
+	w := &watcher{out: m.Stdout, errOut: m.Stderr, json: asJSON}
 	for _, subject := range []string{message.SubjectResults, message.SubjectEvents} {
 		if _, err := nc.Subscribe(subject, w.show); err != nil {
 			return fmt.Errorf("watch: cannot subscribe to %s: %w", subject, err)
@@ -49,10 +52,13 @@ func (m *Main) runWatch(ctx context.Context, args []string) error {
 }
 
 // watcher prints what it receives, one line per message, in arrival order.
+// A message that does not decode is reported on errOut, in both modes, so
+// that out holds only results and events (with --json, only JSON lines).
 type watcher struct {
-	mu   sync.Mutex
-	out  io.Writer
-	json bool
+	mu     sync.Mutex
+	out    io.Writer
+	errOut io.Writer
+	json   bool
 }
 
 func (w *watcher) show(msg *nats.Msg) {
@@ -62,7 +68,7 @@ func (w *watcher) show(msg *nats.Msg) {
 	case message.SubjectResults:
 		r, err := message.DecodeResult(msg.Data)
 		if err != nil {
-			fmt.Fprintf(w.out, "malformed result: %v\n", err)
+			fmt.Fprintf(w.errOut, "watch: malformed result: %v\n", err)
 			return
 		}
 		if w.json {
@@ -74,7 +80,7 @@ func (w *watcher) show(msg *nats.Msg) {
 	case message.SubjectEvents:
 		e, err := message.DecodeEvent(msg.Data)
 		if err != nil {
-			fmt.Fprintf(w.out, "malformed event: %v\n", err)
+			fmt.Fprintf(w.errOut, "watch: malformed event: %v\n", err)
 			return
 		}
 		if w.json {

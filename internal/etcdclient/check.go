@@ -38,12 +38,13 @@ const probeTimeout = 3 * time.Second
 
 // Connect opens a client and makes a first request, a read of key, so that
 // what cannot work is reported at once, in one line that says whether TLS
-// or authentication failed (ErrTLS, ErrAuth). When no endpoint answers it
-// returns ErrUnreachable; without a user it also returns a usable client
-// then (its requests wait for etcd, as components expect), with a user
-// there is none (clientv3 must authenticate first) and Connect keeps
-// trying, logging to log, until etcd answers or ctx ends. Each attempt
-// takes at most DialTimeout plus a few seconds.
+// or authentication failed (ErrTLS, ErrAuth), or that what answers is not
+// etcd (ErrNotEtcd: an HTTP server, a listener that closes at once). When
+// no endpoint answers it returns ErrUnreachable; without a user it also
+// returns a usable client then (its requests wait for etcd, as components
+// expect), with a user there is none (clientv3 must authenticate first)
+// and Connect keeps trying, logging to log, until etcd answers or ctx
+// ends. Each attempt takes at most DialTimeout plus a few seconds.
 func Connect(ctx context.Context, o Options, key string, log *slog.Logger) (*clientv3.Client, error) {
 	for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
 		cli, err := connect(ctx, o, key)
@@ -133,6 +134,15 @@ func probe(ctx context.Context, o Options) error {
 	for i, ep := range o.Endpoints {
 		wg.Go(func() {
 			errs[i] = probeOne(ctx, ep, creds)
+			if errs[i] != nil && (tc == nil && strings.Contains(errs[i].Error(), "server preface") ||
+				tc != nil && strings.Contains(errs[i].Error(), "does not look like a TLS handshake")) {
+				// Something answered, but not with HTTP/2 (or TLS): say
+				// what it is.
+				if what := identify(ctx, hostPort(ep)); what != nil {
+					errs[i] = what
+					return
+				}
+			}
 			if errs[i] != nil && tc != nil && !tlsfiles.IsHandshakeError(errs[i].Error()) {
 				// With TLS 1.3 etcd refuses a client certificate after
 				// the client's side of the handshake is done: gRPC may
@@ -144,10 +154,19 @@ func probe(ctx context.Context, o Options) error {
 		})
 	}
 	wg.Wait()
-	var tlsErr, other error
+	var tlsErr, notEtcd, other error
 	for i, err := range errs {
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, ErrNotEtcd) || errors.Is(err, ErrTLS) {
+			// identify named the endpoint.
+			if notEtcd == nil && errors.Is(err, ErrNotEtcd) {
+				notEtcd = err
+			} else if tlsErr == nil && errors.Is(err, ErrTLS) {
+				tlsErr = err
+			}
+			continue
 		}
 		err = fmt.Errorf("%s: %w", o.Endpoints[i], err)
 		if tlsErr == nil && tlsfiles.IsHandshakeError(err.Error()) {
@@ -156,7 +175,13 @@ func probe(ctx context.Context, o Options) error {
 			other = err
 		}
 	}
+	if notEtcd != nil {
+		return notEtcd
+	}
 	if tlsErr != nil {
+		if errors.Is(tlsErr, ErrTLS) {
+			return tlsErr
+		}
 		return fmt.Errorf("%w: %w", ErrTLS, tlsErr)
 	}
 	if tc == nil && other != nil && strings.Contains(other.Error(), "server preface") {

@@ -55,11 +55,17 @@ func (o Options) TLS() bool {
 }
 
 // Validate checks the options that can be checked without etcd, in words
-// a user can act on.
+// a user can act on: the endpoints' form (see CheckEndpoint), the pairs of
+// settings, and that the TLS files can be read.
 func (o Options) Validate() error {
 	var errs []error
 	if len(o.Endpoints) == 0 {
 		errs = append(errs, errors.New("at least one etcd endpoint is required"))
+	}
+	for _, e := range o.Endpoints {
+		if err := CheckEndpoint(e); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if (o.Cert == "") != (o.Key == "") {
 		errs = append(errs, errors.New("etcd client certificate: give both --etcd-cert and --etcd-key"))
@@ -81,6 +87,13 @@ func (o Options) Validate() error {
 			if strings.HasPrefix(e, "http://") {
 				errs = append(errs, fmt.Errorf("etcd endpoint %q: TLS is configured, use https:// or host:port", e))
 			}
+		}
+	}
+	if len(errs) == 0 && o.TLS() {
+		// The files are read now, so a missing or unreadable one is a
+		// configuration error, not a failure to connect.
+		if _, err := o.tlsConfig(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

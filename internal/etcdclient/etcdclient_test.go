@@ -3,6 +3,9 @@ package etcdclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,5 +172,88 @@ func TestConnectUnreachable(t *testing.T) {
 	defer cancel()
 	if cli, err := etcdclient.Connect(ctx, o, "/meshpool/nodes/", nil); !errors.Is(err, etcdclient.ErrUnreachable) || cli != nil {
 		t.Fatalf("with a user: %v, %v: want no client and ErrUnreachable", cli, err)
+	}
+}
+
+func TestValidateEndpoints(t *testing.T) {
+	tests := []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"127.0.0.1:2379", true},
+		{"localhost:2379", true},
+		{"http://127.0.0.1:2379", true},
+		{"https://etcd.example:2379", true},
+		{"[::1]:2379", true},
+		{"localhost:abc", false},
+		{"localhost:0", false},
+		{"localhost:65536", false},
+		{"localhost:+80", false},
+		{"localhost", false},
+		{":2379", false},
+		{"http://127.0.0.1:2379/v3", false},
+		{"unix://127.0.0.1:2379", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.endpoint, func(t *testing.T) {
+			err := etcdclient.Options{Endpoints: []string{tt.endpoint}}.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate(%q) = %v, want ok=%v", tt.endpoint, err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.endpoint) {
+				t.Errorf("error %q does not name the endpoint", err)
+			}
+		})
+	}
+}
+
+// TestConnectToSomethingElse points the client at servers that are not
+// etcd: the error says what answered, not that TLS failed.
+func TestConnectToSomethingElse(t *testing.T) {
+	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello") })}
+	webLn, err := net.Listen("tcp", etcdIP+":0")
+	must(t, err)
+	go func() { _ = web.Serve(webLn) }()
+	t.Cleanup(func() { _ = web.Close() })
+
+	closer, err := net.Listen("tcp", etcdIP+":0")
+	must(t, err)
+	t.Cleanup(func() { closer.Close() })
+	go func() {
+		for {
+			c, err := closer.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	f := writePKI(t)
+
+	tests := []struct {
+		name string
+		o    etcdclient.Options
+		text string
+	}{
+		{"an HTTP server", etcdclient.Options{Endpoints: []string{webLn.Addr().String()}}, webLn.Addr().String() + " does not speak etcd's gRPC (it answered HTTP/1.1)"},
+		{"an HTTP server, with TLS", etcdclient.Options{Endpoints: []string{"https://" + webLn.Addr().String()}, CACert: f.ca}, webLn.Addr().String() + " does not speak etcd's gRPC (it answered HTTP/1.1)"},
+		{"a listener that closes", etcdclient.Options{Endpoints: []string{closer.Addr().String()}}, closer.Addr().String() + " does not speak etcd's gRPC (it closed the connection without answering)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.o.DialTimeout = 2 * time.Second
+			cli, err := etcdclient.Connect(t.Context(), tt.o, "/meshpool/nodes/", nil)
+			if err == nil {
+				cli.Close()
+				t.Fatal("connected; want an error")
+			}
+			if !errors.Is(err, etcdclient.ErrNotEtcd) || errors.Is(err, etcdclient.ErrTLS) || errors.Is(err, etcdclient.ErrUnreachable) {
+				t.Errorf("error %q: want ErrNotEtcd only", err)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("error %q does not say %q", err, tt.text)
+			}
+			t.Log(err)
+		})
 	}
 }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUsageErrors runs the command in process with bad flags: every one is
+// refused before anything starts, in one line, with exit code 2.
+func TestUsageErrors(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A node that wrongly starts must not take the default ports.
+	node := []string{"node", "--advertise", "127.0.0.1", "--client-port", "-1", "--cluster-port", "-1", "--http-port", "-1"}
+	tests := []struct {
+		name string
+		args []string
+		want string // the error says this
+	}{
+		{"two bad node flags", append(node, "--ttl", "1s", "--prefix", "x"), `prefix must start with '/', got "x"; ttl must be at least 2s`},
+		{"node etcd port not a number", append(node, "--etcd", "localhost:abc"), `etcd endpoint "localhost:abc": port "abc"`},
+		{"node etcd port out of range", append(node, "--etcd", "127.0.0.1:70000"), `port "70000"`},
+		{"node etcd port zero", append(node, "--etcd", "http://127.0.0.1:0"), `port "0"`},
+		{"node etcd without a port", append(node, "--etcd", "localhost"), `etcd endpoint "localhost": want host:port`},
+		{"node etcd with a path", append(node, "--etcd", "http://127.0.0.1:2379/v3"), `etcd endpoint "http://127.0.0.1:2379/v3"`},
+		{"node etcd other scheme", append(node, "--etcd", "unix://127.0.0.1:2379"), `etcd endpoint "unix://127.0.0.1:2379"`},
+		{"node missing etcd CA file", append(node, "--etcd-cacert", "/nonexistent/ca.pem"), "/nonexistent/ca.pem"},
+		{"node missing NATS CA file", append(node, "--nats-ca", "/nonexistent/ca.pem", "--nats-cert", notPEM, "--nats-key", notPEM), "--nats-ca"},
+		{"node NATS certificate not PEM", append(node, "--nats-ca", notPEM, "--nats-cert", notPEM, "--nats-key", notPEM), "--nats-ca"},
+		{"status etcd port not a number", []string{"status", "--etcd", "localhost:abc"}, `port "abc"`},
+		{"status etcd without a port", []string{"status", "--etcd", "127.0.0.1"}, `etcd endpoint "127.0.0.1"`},
+		{"status bad prefix", []string{"status", "--prefix", "meshpool/"}, "--prefix"},
+		{"status zero timeout", []string{"status", "--timeout", "0"}, "--timeout 0s"},
+		{"status negative interval", []string{"status", "--watch", "--interval", "-1s"}, "--interval -1s"},
+		{"status missing etcd CA file", []string{"status", "--etcd-cacert", "/nonexistent/ca.pem"}, "/nonexistent/ca.pem"},
+		{"submit zero timeout", []string{"submit", "--number", "1", "--timeout", "0"}, "--timeout 0s: want more than 0"},
+		{"submit negative timeout", []string{"submit", "--number", "1", "--timeout", "-1s"}, "--timeout -1s: want more than 0"},
+		{"submit bad server scheme", []string{"submit", "--number", "1", "--server", "http://127.0.0.1:4222"}, `scheme "http"`},
+		{"submit bad server port", []string{"submit", "--number", "1", "--server", "nats://127.0.0.1:99999"}, `port "99999"`},
+		{"submit server without host", []string{"submit", "--number", "1", "--server", ":::"}, `--server ":::"`},
+		{"submit missing NATS CA file", []string{"submit", "--number", "1", "--nats-ca", "/nonexistent/ca.pem"}, "--nats-ca"},
+		{"watch bad server", []string{"watch", "--server", "nats://127.0.0.1:port"}, "--server"},
+		{"watch missing NATS CA file", []string{"watch", "--nats-ca", "/nonexistent/ca.pem"}, "--nats-ca"},
+		{"dev etcd port too high", []string{"dev", "--etcd-port", "70000"}, "--etcd-port 70000"},
+		{"dev etcd port zero", []string{"dev", "--etcd-port", "0"}, "--etcd-port 0"},
+		{"dev bad node flags, before etcd starts", []string{"dev", "--etcd-port", "23799", "--ttl", "1s", "--client-port", "70000"}, "client port 70000: want 1-65535; ttl must be at least 2s"},
+		{"secure-setup bad IP", []string{"secure-setup", "--dir", filepath.Join(t.TempDir(), "s"), "--node-ips", "1.2.3", "--etcd-ips", "127.0.0.1"}, "--node-ips"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+			// Should the command wrongly start, it stops here.
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			defer cancel()
+			code := exitCode(m.Run(ctx, tt.args), &stderr)
+			out := stderr.String()
+			if code != 2 {
+				t.Fatalf("exit code %d, want 2; stderr:\n%s", code, out)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("stderr %q does not say %q", out, tt.want)
+			}
+			if strings.Count(strings.TrimSuffix(out, "\n"), "\n") != 0 {
+				t.Errorf("want one line, got:\n%s", out)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("an error printed to stdout: %q", stdout.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/broker"
+	"github.com/meshpool/meshpool/message"
+)
+
+// syncBuffer is a bytes.Buffer safe for the command's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestWatchJSONKeepsStdoutJSON runs `watch --json` against a real NATS
+// server and publishes good and malformed messages: stdout holds one JSON
+// object per line and nothing else; the malformed ones are reported on
+// stderr.
+func TestWatchJSONKeepsStdoutJSON(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Name, cfg.Host, cfg.ClientPort, cfg.ClusterPort = "watch", "127.0.0.7", broker.RandomPort, broker.RandomPort
+	b, err := broker.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+
+	var stdout, stderr syncBuffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"watch", "--server", b.ClientURL(), "--json"}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	waitFor(t, "watch subscribed", func() bool { return strings.Contains(stderr.String(), "watching") })
+
+	nc, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	now := message.NewTimestamp(time.Now())
+	good := func(n int64) []byte {
+		body, err := json.Marshal(message.Result{UUID: uuid.NewString(), Executor: "w-00000000", Number: n, Result: 3 * n, Start: now, Finish: now, Term: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	for _, p := range []struct {
+		subject string
+		body    []byte
+	}{
+		{message.SubjectResults, good(1)},
+		{message.SubjectResults, []byte("not json")},
+		{message.SubjectEvents, []byte(`{"kind":`)},
+		{message.SubjectResults, good(2)},
+	} {
+		if err := nc.Publish(p.subject, p.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two results on stdout", func() bool { return strings.Count(stdout.String(), "\n") >= 2 })
+	waitFor(t, "the malformed messages on stderr", func() bool {
+		return strings.Contains(stderr.String(), "malformed result") && strings.Contains(stderr.String(), "malformed event")
+	})
+	for _, l := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+		var v struct{ Type string }
+		if err := json.Unmarshal([]byte(l), &v); err != nil || v.Type != "result" {
+			t.Errorf("stdout line %q is not a JSON result (%v)", l, err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
