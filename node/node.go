@@ -26,6 +26,8 @@ type Node struct {
 	stats   masterStats
 	metrics *metrics
 	leading atomic.Int64 // our term while master, else 0
+	// streamRefused counts messages /stream refused to relay (page.go).
+	streamRefused atomic.Int64
 
 	parts atomic.Pointer[parts] // set while Run is running
 }

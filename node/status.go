@@ -22,6 +22,8 @@ type Status struct {
 	Routes     []string          `json:"routes"`
 	Worker     WorkerStatus      `json:"worker"`
 	Dispatch   DispatchStatus    `json:"dispatch"`
+	// StreamRefused counts messages on results or events that /stream refused to relay.
+	StreamRefused int64 `json:"stream_refused"`
 }
 
 // WorkerStatus counts this node's work as a worker.
@@ -68,6 +70,7 @@ func (n *Node) Status() Status {
 	s.IsMaster = term != 0
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
+	s.StreamRefused = n.streamRefused.Load()
 	s.Worker = WorkerStatus{
 		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
 		Refused: p.worker.refused.Load(), Redelivered: p.worker.redelivered.Load(), Term: p.worker.term.Load(),
