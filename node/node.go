@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -62,7 +63,8 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	id := registry.NewID(name)
-	n := &Node{cfg: cfg, id: id, name: name, log: log.With("node", id)}
+	// Every line is bounded, and marked lines are rate-limited (ratelog).
+	n := &Node{cfg: cfg, id: id, name: name, log: slog.New(ratelog.NewHandler(log.Handler(), 0)).With("node", id)}
 	n.metrics = newMetrics(n)
 	return n, nil
 }
@@ -233,7 +235,7 @@ func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broke
 			}
 		}
 		if err := br.SetPeers(urls); err != nil {
-			log.Error("cannot update routes", "err", err)
+			log.Error("cannot update routes", ratelog.Limit, "err", err)
 		}
 		if wait > 0 {
 			grace.Reset(wait)
