@@ -75,10 +75,11 @@ func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.nex
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	out := make([]slog.Attr, 0, len(attrs))
 	for _, a := range attrs {
-		if _, ok := a.Value.Any().(mark); ok {
+		if _, ok := markOf(a); ok {
 			continue
 		}
-		out = append(out, bound(a))
+		b, _ := bound(a)
+		out = append(out, b)
 	}
 	return &Handler{next: h.next.WithAttrs(out), interval: h.interval, state: h.state}
 }
@@ -89,16 +90,30 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 }
 
 // Handle drops a marked line whose budget is spent, adds to the next one
-// that gets through how many were dropped, and bounds every value.
+// that gets through how many were dropped, and bounds every value. A line
+// with no mark and nothing to cut is passed on as it is.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	plain := len(r.Message) <= MaxValue
+	r.Attrs(func(a slog.Attr) bool {
+		if _, ok := markOf(a); ok {
+			plain = false
+		} else if _, cut := bound(a); cut {
+			plain = false
+		}
+		return plain
+	})
+	if plain {
+		return h.next.Handle(ctx, r)
+	}
 	out := slog.NewRecord(r.Time, r.Level, Truncate(r.Message), r.PC)
 	marked, key := false, ""
 	r.Attrs(func(a slog.Attr) bool {
-		if m, ok := a.Value.Any().(mark); ok {
+		if m, ok := markOf(a); ok {
 			marked, key = true, m.key
 			return true
 		}
-		out.AddAttrs(bound(a))
+		b, _ := bound(a)
+		out.AddAttrs(b)
 		return true
 	})
 	if marked {
@@ -111,6 +126,16 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		}
 	}
 	return h.next.Handle(ctx, out)
+}
+
+// markOf returns a's mark if it is one. Only a KindAny value is asked for
+// its Any, which would box any other kind.
+func markOf(a slog.Attr) (mark, bool) {
+	if a.Value.Kind() != slog.KindAny {
+		return mark{}, false
+	}
+	m, ok := a.Value.Any().(mark)
+	return m, ok
 }
 
 // take spends the budget of k: ok says whether a line may go out now, and
@@ -151,23 +176,28 @@ func (s *state) sweep(now time.Time) {
 	}
 }
 
-// bound cuts a's value to MaxValue bytes: strings, errors, byte slices and
-// anything else that is not a number, a bool, a time or a group is quoted
-// as its text. Groups are bounded member by member.
-func bound(a slog.Attr) slog.Attr {
+// bound cuts a's value to MaxValue bytes, and says whether it had to:
+// strings, errors, byte slices and anything else that is not a number, a
+// bool, a time or a group are quoted as their text when too long. Groups are
+// bounded member by member.
+func bound(a slog.Attr) (slog.Attr, bool) {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
 		if len(v.String()) > MaxValue {
-			return slog.String(a.Key, Truncate(v.String()))
+			return slog.String(a.Key, Truncate(v.String())), true
 		}
 	case slog.KindGroup:
 		g := v.Group()
 		out := make([]any, len(g))
+		cut := false
 		for i, m := range g {
-			out[i] = bound(m)
+			b, c := bound(m)
+			out[i], cut = b, cut || c
 		}
-		return slog.Group(a.Key, out...)
+		if cut {
+			return slog.Group(a.Key, out...), true
+		}
 	case slog.KindAny:
 		var s string
 		switch x := v.Any().(type) {
@@ -179,13 +209,12 @@ func bound(a slog.Attr) slog.Attr {
 			s = string(x)
 		default:
 			s = fmt.Sprint(x)
-			if len(s) <= MaxValue {
-				return slog.Attr{Key: a.Key, Value: v} // keep its structure
-			}
 		}
-		return slog.String(a.Key, Truncate(s))
+		if len(s) > MaxValue {
+			return slog.String(a.Key, Truncate(s)), true
+		}
 	}
-	return slog.Attr{Key: a.Key, Value: v}
+	return slog.Attr{Key: a.Key, Value: v}, v.Kind() != a.Value.Kind()
 }
 
 // Truncate cuts s to MaxValue bytes, on a rune boundary, and says how long

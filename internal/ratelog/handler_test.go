@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -171,5 +172,26 @@ func TestConcurrentUse(t *testing.T) {
 	got := lines(t, buf)
 	if len(got) != 2 || got[1][ratelog.SuppressedKey] != float64(7999) {
 		t.Fatalf("8000 lines then one: %v, want 2 lines, the second with suppressed=7999", got)
+	}
+}
+
+// The per-task lines go through the handler: it must cost little next to
+// the handler it wraps.
+func BenchmarkHandler(b *testing.B) {
+	ts := time.Now()
+	for _, bc := range []struct {
+		name string
+		h    slog.Handler
+	}{
+		{"json", slog.NewJSONHandler(io.Discard, nil)},
+		{"ratelog+json", ratelog.NewHandler(slog.NewJSONHandler(io.Discard, nil), 0)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			log := slog.New(bc.h).With("node", "n2-0123abcd", "component", "master")
+			for b.Loop() {
+				log.Info("result", "uuid", "0b5f0b5f-0b5f-4b5f-8b5f-0b5f0b5f0b5f", "executor", "n3-0123abcd",
+					"number", 42, "result", 126, "start", ts, "latency", time.Millisecond)
+			}
+		})
 	}
 }
