@@ -71,7 +71,7 @@ func (n *Node) MetricsURL() string {
 // down. Without a metrics listener everything is on the main one.
 func (n *Node) serveHTTP(bg *group, br *broker.Broker, l *httpListeners) (stop func()) {
 	log := n.logger("app")
-	st := newStreams(br.Conn(), log)
+	st := newStreams(br.Conn(), log, &n.streamRefused)
 	var servers []*http.Server
 	serve := func(h http.Handler, ln net.Listener) {
 		srv := newHTTPServer(h)

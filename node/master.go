@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
@@ -194,7 +195,7 @@ func (m *master) loadTasks(ctx context.Context) error {
 	if errors.As(err, &bad) {
 		// Not a task anyone could have been told was accepted: leave it,
 		// say so loudly, and resume every other task.
-		m.log.Error("task records that do not decode are left out", "keys", bad.Keys, "err", err)
+		m.log.Error("task records that do not decode are left out", "count", len(bad.Keys), "err", err)
 		err = nil
 	}
 	if err != nil {
@@ -245,13 +246,13 @@ func (m *master) resume(mem registry.Membership) {
 func (m *master) generate() {
 	if len(m.workers()) == 0 {
 		m.stats.skipped.Add(1)
-		m.log.Info("no workers, skip task generation")
+		m.log.Info("no workers, skip task generation", ratelog.Limit)
 		return
 	}
 	m.wg.Go(func() {
 		_, t, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31), Durability: message.DurabilityNone})
 		if err != nil {
-			m.log.Warn("demo task not accepted", "err", err)
+			m.log.Warn("demo task not accepted", ratelog.Limit, "err", err)
 			return
 		}
 		m.placeNow(t)
@@ -271,7 +272,7 @@ func (m *master) onSubmit(msg *nats.Msg) {
 	if err != nil {
 		<-m.slots
 		m.stats.refused.Add(1)
-		m.log.Warn("submission refused", "err", err)
+		m.log.Warn("submission refused", ratelog.Limit, "err", err)
 		m.reply(msg, message.SubmitReply{Error: "invalid task: " + err.Error()})
 		return
 	}
@@ -444,7 +445,7 @@ func (m *master) rescue(now time.Time) {
 		exclude := ""
 		if !t.sent.IsZero() {
 			exclude = t.rec.Executor
-			m.log.Warn("task timed out, giving it to another worker", "uuid", t.rec.UUID, "worker", t.rec.Executor, "timeout", m.taskTimeout)
+			m.log.Warn("task timed out, giving it to another worker", ratelog.Limit, "uuid", t.rec.UUID, "worker", t.rec.Executor, "timeout", m.taskTimeout)
 		}
 		m.placeAsync(t, "", exclude)
 	}
@@ -592,7 +593,7 @@ func (m *master) send(rec taskstore.Record, ephemeral bool) error {
 	}
 	if !ack.Accepted {
 		if ack.Term > m.lead.Term {
-			m.log.Warn("a worker has seen a newer term than ours", "worker", rec.Executor, "ours", m.lead.Term, "theirs", ack.Term)
+			m.log.Warn("a worker has seen a newer term than ours", ratelog.Limit, "worker", rec.Executor, "ours", m.lead.Term, "theirs", ack.Term)
 		}
 		return fmt.Errorf("refused: %s", ack.Reason)
 	}
@@ -603,7 +604,7 @@ func (m *master) onResult(msg *nats.Msg) {
 	res, err := message.DecodeResult(msg.Data)
 	if err != nil {
 		m.stats.badResults.Add(1)
-		m.log.Warn("bad result refused", "err", err)
+		m.log.Warn("bad result refused", ratelog.Limit, "err", err)
 		return
 	}
 	m.mu.Lock()
@@ -625,7 +626,7 @@ func (m *master) onResult(msg *nats.Msg) {
 		m.log.Debug("duplicate result suppressed", "uuid", res.UUID, "executor", res.Executor)
 	default:
 		m.mu.Unlock()
-		m.log.Info("result for a task this master does not track", "uuid", res.UUID, "executor", res.Executor, "term", res.Term)
+		m.log.Info("result for a task this master does not track", ratelog.Limit, "uuid", res.UUID, "executor", res.Executor, "term", res.Term)
 	}
 }
 
@@ -651,7 +652,7 @@ func (m *master) record(t *tracked) {
 	if err != nil {
 		if !errors.Is(err, errNotLeading) && !errors.Is(err, taskstore.ErrFenced) && m.ctx.Err() == nil {
 			m.stats.recordFailures.Add(1)
-			m.log.Warn("cannot record result, will retry", "uuid", rec.UUID, "err", err)
+			m.log.Warn("cannot record result, will retry", ratelog.Limit, "uuid", rec.UUID, "err", err)
 		}
 		return
 	}
@@ -674,7 +675,7 @@ func (m *master) record(t *tracked) {
 	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "number", res.Number, "result", res.Result,
 		"start", res.Start, "finish", res.Finish, "latency", latency)
 	if res.Result != rec.Number*3 {
-		m.log.Warn("result does not match the task", "uuid", res.UUID, "number", rec.Number, "result", res.Result)
+		m.log.Warn("result does not match the task", ratelog.Limit, "uuid", res.UUID, "number", rec.Number, "result", res.Result)
 	}
 }
 

@@ -86,6 +86,7 @@ func newMetrics(n *Node) *metrics {
 		{"submissions_refused_total", "Submissions the master refused as invalid.", count(&st.refused)},
 		{"results_duplicate_total", "Results for tasks already recorded, suppressed by the master.", count(&st.dupResults)},
 		{"results_bad_total", "Malformed results the master refused.", count(&st.badResults)},
+		{"stream_refused_total", "Messages on results or events that /stream refused to relay: malformed or invalid.", count(&n.streamRefused)},
 		{"record_failures_total", "Task writes to etcd that failed (not fenced).", count(&st.recordFailures)},
 		{"nats_reconnects_total", "Reconnects of this node's own client connection to its NATS server.", running(func(p *parts) float64 {
 			return float64(p.broker.Conn().Stats().Reconnects)

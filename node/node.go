@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -26,6 +27,8 @@ type Node struct {
 	stats   masterStats
 	metrics *metrics
 	leading atomic.Int64 // our term while master, else 0
+	// streamRefused counts messages /stream refused to relay (page.go).
+	streamRefused atomic.Int64
 
 	parts atomic.Pointer[parts] // set while Run is running
 }
@@ -60,7 +63,8 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	id := registry.NewID(name)
-	n := &Node{cfg: cfg, id: id, name: name, log: log.With("node", id)}
+	// Every line is bounded, and marked lines are rate-limited (ratelog).
+	n := &Node{cfg: cfg, id: id, name: name, log: slog.New(ratelog.NewHandler(log.Handler(), 0)).With("node", id)}
 	n.metrics = newMetrics(n)
 	return n, nil
 }

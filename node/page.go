@@ -2,6 +2,9 @@ package node
 
 import (
 	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/message"
 )
 
@@ -38,16 +42,32 @@ func servePage(w http.ResponseWriter, r *http.Request) {
 
 // streams serves /stream: results and cluster events as server-sent events,
 // read from the node's own NATS connection. It ends every stream when closed.
+//
+// Every open stream shares one subscription to results and events, held
+// while at least one stream is open. Each message is decoded once and
+// relayed only if it is a valid result or event, re-encoded from what was
+// decoded, never as the bytes received: garbage on the wire never reaches a
+// browser. What is refused is counted in refused and logged, rate-limited.
 type streams struct {
-	nc     *nats.Conn
-	log    *slog.Logger
-	active atomic.Int32
-	done   chan struct{}
-	once   sync.Once
+	nc      *nats.Conn
+	log     *slog.Logger
+	refused *atomic.Int64
+	done    chan struct{}
+	once    sync.Once
+
+	mu      sync.Mutex
+	clients map[*streamClient]struct{}
+	subs    []*nats.Subscription // while clients is not empty
 }
 
-func newStreams(nc *nats.Conn, log *slog.Logger) *streams {
-	return &streams{nc: nc, log: log, done: make(chan struct{})}
+// streamClient is one open stream's queue.
+type streamClient struct {
+	msgs    chan streamMsg
+	dropped atomic.Int64 // messages lost because the client read too slowly
+}
+
+func newStreams(nc *nats.Conn, log *slog.Logger, refused *atomic.Int64) *streams {
+	return &streams{nc: nc, log: log, refused: refused, done: make(chan struct{}), clients: make(map[*streamClient]struct{})}
 }
 
 // close ends every stream; the HTTP server calls it when it shuts down,
@@ -60,14 +80,94 @@ type streamMsg struct {
 	data  []byte
 }
 
-func (s *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.active.Add(1) > maxStreams {
-		s.active.Add(-1)
-		writeText(w, http.StatusServiceUnavailable, "too many streams")
+// join adds a client, subscribing for the first one. It fails when there
+// are maxStreams clients already or the subscription cannot be made.
+func (s *streams) join() (*streamClient, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.clients) >= maxStreams {
+		return nil, errTooManyStreams
+	}
+	if len(s.clients) == 0 {
+		for _, subject := range []string{message.SubjectResults, message.SubjectEvents} {
+			sub, err := s.nc.Subscribe(subject, s.relay)
+			if err != nil {
+				s.unsubscribe()
+				return nil, fmt.Errorf("cannot subscribe: %w", err)
+			}
+			s.subs = append(s.subs, sub)
+		}
+	}
+	c := &streamClient{msgs: make(chan streamMsg, streamBuffer)}
+	s.clients[c] = struct{}{}
+	return c, nil
+}
+
+// leave removes a client, unsubscribing after the last one.
+func (s *streams) leave(c *streamClient) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.clients, c)
+	if len(s.clients) == 0 {
+		s.unsubscribe()
+	}
+}
+
+// unsubscribe is called with s.mu held.
+func (s *streams) unsubscribe() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	s.subs = nil
+}
+
+var errTooManyStreams = errors.New("too many streams")
+
+// relay is the NATS callback. It never blocks: a slow client loses
+// messages, the node's connection does not stall.
+func (s *streams) relay(m *nats.Msg) {
+	out, err := checkStreamMsg(m.Subject, m.Data)
+	if err != nil {
+		s.refused.Add(1)
+		s.log.Warn("message refused, not relayed to /stream", ratelog.Limit, "subject", m.Subject, "bytes", len(m.Data), "err", err)
 		return
 	}
-	defer s.active.Add(-1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.clients {
+		select {
+		case c.msgs <- out:
+		default:
+			c.dropped.Add(1)
+		}
+	}
+}
 
+// checkStreamMsg decodes and validates a message on results or events and
+// gives it back re-encoded, ready for a stream.
+func checkStreamMsg(subject string, data []byte) (streamMsg, error) {
+	switch subject {
+	case message.SubjectResults:
+		r, err := message.DecodeResult(data)
+		if err != nil {
+			return streamMsg{}, err
+		}
+		return streamMsg{event: "result", data: r.AppendJSON(make([]byte, 0, 256))}, nil
+	case message.SubjectEvents:
+		e, err := message.DecodeEvent(data)
+		if err != nil {
+			return streamMsg{}, err
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return streamMsg{}, fmt.Errorf("cannot encode event: %w", err)
+		}
+		return streamMsg{event: "event", data: b}, nil
+	}
+	return streamMsg{}, fmt.Errorf("not a subject /stream relays")
+}
+
+func (s *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A stream outlives the server's read and write timeouts by design.
 	rc := http.NewResponseController(w)
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
@@ -76,31 +176,12 @@ func (s *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 
-	// The NATS callback never blocks: a slow client loses messages, the
-	// node's connection does not stall.
-	msgs := make(chan streamMsg, streamBuffer)
-	var dropped atomic.Int64
-	sub := func(subject, event string) (*nats.Subscription, error) {
-		return s.nc.Subscribe(subject, func(m *nats.Msg) {
-			select {
-			case msgs <- streamMsg{event: event, data: m.Data}:
-			default:
-				dropped.Add(1)
-			}
-		})
-	}
-	results, err := sub(message.SubjectResults, "result")
+	c, err := s.join()
 	if err != nil {
-		writeText(w, http.StatusServiceUnavailable, "cannot subscribe: "+err.Error())
+		writeText(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	defer func() { _ = results.Unsubscribe() }()
-	events, err := sub(message.SubjectEvents, "event")
-	if err != nil {
-		writeText(w, http.StatusServiceUnavailable, "cannot subscribe: "+err.Error())
-		return
-	}
-	defer func() { _ = events.Unsubscribe() }()
+	defer s.leave(c)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -114,7 +195,7 @@ func (s *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() {
-		if n := dropped.Load(); n > 0 {
+		if n := c.dropped.Load(); n > 0 {
 			s.log.Info("stream dropped messages for a slow client", "dropped", n, "client", r.RemoteAddr)
 		}
 	}()
@@ -130,7 +211,7 @@ func (s *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-beat.C:
 			chunk = []byte(": ping\n\n")
-		case m := <-msgs:
+		case m := <-c.msgs:
 			chunk = sseEvent(m)
 		}
 		// A client that stops reading must not hold the handler forever.

@@ -26,6 +26,8 @@ type Status struct {
 	// SkippedRecords counts node records left out of Members (each version
 	// once): bad ones, and ones of another cluster name.
 	SkippedRecords int64 `json:"skipped_node_records"`
+	// StreamRefused counts messages on results or events that /stream refused to relay.
+	StreamRefused int64 `json:"stream_refused"`
 }
 
 // WorkerStatus counts this node's work as a worker.
@@ -73,6 +75,7 @@ func (n *Node) Status() Status {
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
 	s.SkippedRecords = p.registry.SkippedRecords()
+	s.StreamRefused = n.streamRefused.Load()
 	s.Worker = WorkerStatus{
 		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
 		Refused: p.worker.refused.Load(), Redelivered: p.worker.redelivered.Load(), Term: p.worker.term.Load(),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/message"
 )
 
@@ -196,13 +197,13 @@ func (w *worker) work(task message.Task) {
 
 func (w *worker) publish(res message.Result) {
 	if err := w.conn.Publish(message.SubjectResults, res.AppendJSON(make([]byte, 0, 256))); err != nil {
-		w.log.Error("cannot publish result", "uuid", res.UUID, "err", err)
+		w.log.Error("cannot publish result", ratelog.Limit, "uuid", res.UUID, "err", err)
 	}
 }
 
 func (w *worker) refuse(msg *nats.Msg, reason string, attrs ...any) {
 	w.refused.Add(1)
-	w.log.Warn("task refused", append(attrs, "reason", reason)...)
+	w.log.Warn("task refused", append(attrs, "reason", reason, ratelog.Limit)...)
 	w.reply(msg, message.Ack{Accepted: false, Reason: reason, Term: w.term.Load()})
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshpool/meshpool/internal/ratelog"
 )
 
 // commit sends batch as one txn guarded by the fence. It returns nil,
@@ -64,6 +66,6 @@ func (w *Writer) commit(ctx context.Context, batch []*op) error {
 
 func (w *Writer) failed(n int, err error) error {
 	w.stats.errors.Add(1)
-	w.log.Warn("cannot commit task writes", "writes", n, "err", err)
+	w.log.Warn("cannot commit task writes", ratelog.Limit, "writes", n, "err", err)
 	return fmt.Errorf("cannot commit a txn of %d writes: %w", n, err)
 }

@@ -2,8 +2,8 @@ package taskstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -72,8 +72,26 @@ type BadRecordsError struct {
 	Errs []error
 }
 
+// badRecordsQuoted is how many of the errors Error quotes: a log line
+// carrying it stays short however many records are bad.
+const badRecordsQuoted = 3
+
+// Error gives the count and the first few reasons, each cut short, never
+// every key: thousands of garbage records must not make one huge line.
 func (e *BadRecordsError) Error() string {
-	return fmt.Sprintf("taskstore: %d task records do not decode, left out: %v", len(e.Keys), errors.Join(e.Errs...))
+	var b strings.Builder
+	fmt.Fprintf(&b, "taskstore: %d task records do not decode, left out", len(e.Keys))
+	for i, err := range e.Errs[:min(len(e.Errs), badRecordsQuoted)] {
+		sep := ": "
+		if i > 0 {
+			sep = "; "
+		}
+		b.WriteString(sep + truncateN(err.Error(), 256))
+	}
+	if n := len(e.Errs) - badRecordsQuoted; n > 0 {
+		fmt.Fprintf(&b, "; and %d more", n)
+	}
+	return b.String()
 }
 
 // Unwrap gives each decoding error, so errors.Is(err, ErrBadRecord) holds.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -179,5 +180,29 @@ func TestLoadPages(t *testing.T) {
 	}
 	if len(now) != n || now[n-1].UUID != added.UUID {
 		t.Fatalf("after the changes Load returned %d records ending with %s", len(now), now[len(now)-1].UUID)
+	}
+}
+
+// Thousands of bad records make a short error: a count and the first few
+// reasons, never every key (2,003 of them once made a 268 KB log line).
+func TestBadRecordsErrorIsBounded(t *testing.T) {
+	var bad taskstore.BadRecordsError
+	for i := range 2003 {
+		key := taskstore.Key(prefix, fmt.Sprintf("garbage-%d-%s", i, strings.Repeat("x", 500)))
+		_, err := taskstore.Decode(key, []byte(strings.Repeat("not json ", 100)))
+		bad.Keys = append(bad.Keys, key)
+		bad.Errs = append(bad.Errs, err)
+	}
+	msg := bad.Error()
+	if len(msg) > 2048 {
+		t.Fatalf("error is %d bytes, want at most 2048: %.300s…", len(msg), msg)
+	}
+	for _, want := range []string{"2003 task records", "garbage-0-", "and 2000 more"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if !errors.Is(&bad, taskstore.ErrBadRecord) {
+		t.Error("not ErrBadRecord")
 	}
 }

@@ -103,13 +103,13 @@ func Key(prefix, uuid string) string { return Prefix(prefix) + uuid }
 func Decode(key string, value []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(value, &r); err != nil {
-		return Record{}, fmt.Errorf("%w at %s: %w", ErrBadRecord, key, err)
+		return Record{}, fmt.Errorf("%w at %s: %w", ErrBadRecord, truncateN(key, 256), err)
 	}
 	if p := r.problem(); p != "" {
-		return Record{}, fmt.Errorf("%w at %s: %s", ErrBadRecord, key, p)
+		return Record{}, fmt.Errorf("%w at %s: %s", ErrBadRecord, truncateN(key, 256), p)
 	}
 	if !strings.HasSuffix(key, "/"+r.UUID) {
-		return Record{}, fmt.Errorf("%w at %s: uuid %s does not match the key", ErrBadRecord, key, r.UUID)
+		return Record{}, fmt.Errorf("%w at %s: uuid %s does not match the key", ErrBadRecord, truncateN(key, 256), r.UUID)
 	}
 	return r, nil
 }
@@ -142,11 +142,17 @@ func (r Record) appendJSON(b []byte) (string, error) {
 	return string(b), nil
 }
 
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+func truncate(s string) string { return truncateN(s, 64) }
+
+// truncateN cuts s to n bytes, on a rune boundary, marking the cut.
+func truncateN(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && s[n]&0xc0 == 0x80 {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // checkPrefix accepts a meshpool prefix: it starts with '/' and does not end
