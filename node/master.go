@@ -31,6 +31,8 @@ type masterStats struct {
 	completed      atomic.Int64 // results recorded
 	dupResults     atomic.Int64 // results for tasks already recorded, suppressed
 	badResults     atomic.Int64 // malformed results refused
+	refusedResults atomic.Int64 // well-formed results refused: not from a placement of a pending task, or wrong
+	lateResults    atomic.Int64 // results recorded from a worker whose placement had timed out
 	skipped        atomic.Int64 // demo ticks skipped for lack of workers
 	inFlight       atomic.Int64 // tasks accepted and not yet recorded done
 	recordFailures atomic.Int64 // etcd writes that failed (not fenced)
@@ -74,6 +76,9 @@ type master struct {
 	tasks     map[string]*tracked // accepted, not yet done, by uuid
 	done      *doneIndex          // recorded done, kept for duplicate answers
 	load      map[string]int      // tasks placed per worker
+
+	// Repeated warnings about input from others go through these.
+	refusedResultLog, lateResultLog logLimit
 }
 
 // tracked is an accepted task the master follows until its result is
@@ -87,6 +92,55 @@ type tracked struct {
 	sent      time.Time       // when its worker acked it; zero while unplaced
 	busy      bool            // a placement or a recording is under way
 	result    *message.Result // the first result received, until recorded
+	sentTo    []placement     // this term's latest sendings, oldest first, at most maxPlacements
+}
+
+// placement is one sending of a task, under the master's term: a result is
+// recorded only when it answers one of them.
+type placement struct {
+	executor string
+	attempt  int64
+	timedOut bool // the task timed out on executor after this sending
+}
+
+// maxPlacements bounds the sendings a task remembers. A result from an
+// older sending than these is refused; the task is sent again if need be.
+const maxPlacements = 8
+
+// sentLocked reports whether the task was sent to executor as attempt in
+// this term. m.mu is held.
+func (t *tracked) sentLocked(executor string, attempt int64) (p placement, ok bool) {
+	for _, p := range t.sentTo {
+		if p.executor == executor && p.attempt == attempt {
+			return p, true
+		}
+	}
+	return placement{}, false
+}
+
+// timedOutLocked marks the sendings to executor as timed out; whatever
+// executor answers from now on comes after the task timeout. m.mu is held.
+func (t *tracked) timedOutLocked(executor string) {
+	for i := range t.sentTo {
+		if t.sentTo[i].executor == executor {
+			t.sentTo[i].timedOut = true
+		}
+	}
+}
+
+// addPlacementLocked remembers a sending, forgetting the oldest beyond
+// maxPlacements. A sending to an executor that timed out stays marked so:
+// its worker may just answer the redelivery of the task it is still
+// working. m.mu is held.
+func (t *tracked) addPlacementLocked(executor string, attempt int64) {
+	p := placement{executor: executor, attempt: attempt}
+	for _, q := range t.sentTo {
+		p.timedOut = p.timedOut || q.executor == executor && q.timedOut
+	}
+	if len(t.sentTo) == maxPlacements {
+		t.sentTo = append(t.sentTo[:0], t.sentTo[1:]...)
+	}
+	t.sentTo = append(t.sentTo, p)
 }
 
 var errNoWorker = errors.New("no worker accepted the task")
@@ -232,12 +286,17 @@ func (m *master) resume(mem registry.Membership) {
 	}
 	m.mu.Unlock()
 	for _, t := range todo {
-		prefer := ""
-		if _, ok := mem.Lookup(t.rec.Executor); ok && t.rec.Executor != m.id {
-			prefer = t.rec.Executor
-		}
-		m.placeAsync(t, prefer, "")
+		m.placeAsync(t, m.ownWorker(mem, t), "")
 	}
+}
+
+// ownWorker is t's worker when it is still a member other than this node,
+// else "". t.rec.Executor does not change while t is busy.
+func (m *master) ownWorker(mem registry.Membership, t *tracked) string {
+	if _, ok := mem.Lookup(t.rec.Executor); ok && t.rec.Executor != m.id {
+		return t.rec.Executor
+	}
+	return ""
 }
 
 // generate makes one demo task, as the article's master does. Demo tasks
@@ -430,8 +489,12 @@ func (m *master) rescue(now time.Time) {
 		case t.result != nil:
 			t.busy = true
 			unrecorded = append(unrecorded, t)
-		case t.sent.IsZero() || now.Sub(t.sent) >= m.taskTimeout:
+		case t.sent.IsZero():
 			t.busy = true
+			late = append(late, t)
+		case now.Sub(t.sent) >= m.taskTimeout:
+			t.busy = true
+			t.timedOutLocked(t.rec.Executor)
 			late = append(late, t)
 		}
 	}
@@ -513,6 +576,7 @@ func (m *master) placeOn(t *tracked, w string) error {
 	if doneMeanwhile {
 		return nil // it is recorded when we return
 	}
+	rec.Attempts++ // this sending's attempt, 1-based
 	if rec.Executor != w || rec.Term != m.lead.Term {
 		from := rec.Executor
 		rec.Executor, rec.Term = w, m.lead.Term
@@ -528,13 +592,18 @@ func (m *master) placeOn(t *tracked, w string) error {
 		m.moveLoadLocked(from, w)
 		m.mu.Unlock()
 	}
+	// The sending counts as made before it is sent: its result may come
+	// even when the ack does not.
+	m.mu.Lock()
+	t.rec.Attempts = rec.Attempts
+	t.addPlacementLocked(w, int64(rec.Attempts))
+	m.mu.Unlock()
 	if err := m.send(rec, t.ephemeral); err != nil {
 		m.log.Debug("worker did not take the task", "uuid", rec.UUID, "worker", w, "err", err)
 		return fmt.Errorf("%w: %w", errTryNext, err)
 	}
 	m.mu.Lock()
 	t.sent = time.Now()
-	t.rec.Attempts++
 	m.mu.Unlock()
 	m.stats.dispatched.Add(1)
 	if placedBefore {
@@ -572,7 +641,8 @@ func (m *master) moveLoadLocked(from, to string) {
 // goes away after that, the task is re-placed when the worker leaves the
 // membership or the task times out.
 func (m *master) send(rec taskstore.Record, ephemeral bool) error {
-	body := message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.lead.Term}.AppendJSON(make([]byte, 0, 128))
+	task := message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.lead.Term, Attempt: int64(rec.Attempts)}
+	body := task.AppendJSON(make([]byte, 0, 128))
 	if ephemeral {
 		subject := message.TaskSubject(rec.Executor)
 		if m.hasInterest != nil && !m.hasInterest(subject) {
@@ -611,10 +681,23 @@ func (m *master) onResult(msg *nats.Msg) {
 	_, done := m.done.get(res.UUID)
 	switch {
 	case ok && t.result == nil:
+		p, why := m.checkResultLocked(t, res)
+		if why != "" {
+			m.mu.Unlock()
+			m.stats.refusedResults.Add(1)
+			m.refusedResultLog.log(m.log, slog.LevelWarn, "result refused", "uuid", res.UUID, "executor", res.Executor,
+				"term", res.Term, "attempt", res.Attempt, "reason", why)
+			return
+		}
 		t.result = &res
 		recordNow := !t.busy
 		t.busy = true
 		m.mu.Unlock()
+		if p.timedOut {
+			m.stats.lateResults.Add(1)
+			m.lateResultLog.log(m.log, slog.LevelWarn, "result came after its task timed out and was sent again: the work takes longer than --task-timeout",
+				"uuid", res.UUID, "executor", res.Executor, "task_timeout", m.taskTimeout, "took", res.Finish.Sub(res.Start.Time))
+		}
 		if recordNow {
 			m.wg.Go(func() { m.record(t) })
 		}
@@ -627,6 +710,27 @@ func (m *master) onResult(msg *nats.Msg) {
 		m.mu.Unlock()
 		m.log.Info("result for a task this master does not track", "uuid", res.UUID, "executor", res.Executor, "term", res.Term)
 	}
+}
+
+// checkResultLocked says why res cannot be t's result, or returns the
+// sending it answers: a result is recorded only from a worker the task was
+// sent to, for the term and attempt it was sent under (the first such result
+// wins, even from a sending that timed out: it is real work), and only when
+// it is the work rule's answer for the task's number. m.mu is held.
+func (m *master) checkResultLocked(t *tracked, res message.Result) (placement, string) {
+	switch {
+	case res.Number != t.rec.Number:
+		return placement{}, fmt.Sprintf("number %d is not the task's %d", res.Number, t.rec.Number)
+	case res.Result != message.Work(res.Number):
+		return placement{}, fmt.Sprintf("result %d is not the work rule's %d", res.Result, message.Work(res.Number))
+	case res.Term != m.lead.Term:
+		return placement{}, fmt.Sprintf("term %d is not this master's %d", res.Term, m.lead.Term)
+	}
+	p, ok := t.sentLocked(res.Executor, res.Attempt)
+	if !ok {
+		return placement{}, fmt.Sprintf("the task was not sent to %s as attempt %d in this term", res.Executor, res.Attempt)
+	}
+	return p, ""
 }
 
 // record writes the task's result, once; t.busy is set. After it the task is
@@ -673,9 +777,6 @@ func (m *master) record(t *tracked) {
 	}
 	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "number", res.Number, "result", res.Result,
 		"start", res.Start, "finish", res.Finish, "latency", latency)
-	if res.Result != rec.Number*3 {
-		m.log.Warn("result does not match the task", "uuid", res.UUID, "number", rec.Number, "result", res.Result)
-	}
 }
 
 func (m *master) reply(msg *nats.Msg, r message.SubmitReply) {

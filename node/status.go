@@ -45,6 +45,8 @@ type DispatchStatus struct {
 	Completed        int64 `json:"completed"`
 	DuplicateResults int64 `json:"duplicate_results_suppressed"`
 	BadResults       int64 `json:"bad_results"`
+	RefusedResults   int64 `json:"refused_results"`
+	LateResults      int64 `json:"results_after_timeout"`
 	RecordFailures   int64 `json:"record_failures"`
 	Skipped          int64 `json:"skipped_no_worker"`
 }
@@ -78,6 +80,7 @@ func (n *Node) Status() Status {
 		InFlight: st.inFlight.Load(), Dispatched: st.dispatched.Load(), Redispatched: st.redispatched.Load(),
 		Completed: st.completed.Load(), DuplicateResults: st.dupResults.Load(), BadResults: st.badResults.Load(),
 		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
+		RefusedResults: st.refusedResults.Load(), LateResults: st.lateResults.Load(),
 	}
 	return s
 }
