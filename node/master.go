@@ -25,6 +25,7 @@ import (
 type masterStats struct {
 	accepted       atomic.Int64 // tasks recorded and acknowledged to the submitter
 	duplicates     atomic.Int64 // submissions of a known uuid, not run again
+	conflicts      atomic.Int64 // submissions of a known uuid with another request, refused
 	refused        atomic.Int64 // submissions refused (invalid, not recorded)
 	dispatched     atomic.Int64 // tasks acked by a worker (first placement or again)
 	redispatched   atomic.Int64 // placements after the first: worker left, timed out, resumed
@@ -266,7 +267,7 @@ func (m *master) loadTasks(ctx context.Context) error {
 			}
 			pending++
 		case taskstore.Done:
-			m.done.add(r.UUID, r.Result, time.Now().Add(m.retention))
+			m.done.add(r.UUID, r.Result, false, time.Now().Add(m.retention))
 		}
 	}
 	m.stats.inFlight.Add(int64(pending))
@@ -366,18 +367,24 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	}
 	m.mu.Lock()
 	if t, ok := m.tasks[sub.UUID]; ok {
-		accepted, term := t.accepted, t.rec.Term
+		accepted, term, number, ephemeral := t.accepted, t.rec.Term, t.rec.Number, t.ephemeral
 		m.mu.Unlock()
 		if !accepted {
 			// The first submission's write is still under way and may
 			// fail: it is not accepted yet.
 			return message.SubmitReply{}, nil, errors.New("not accepted yet: the same uuid is still being recorded")
 		}
+		if reply, ok := m.conflict(sub, number, ephemeral); ok {
+			return reply, nil, nil
+		}
 		m.stats.duplicates.Add(1)
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: term}, nil, nil
 	}
 	if d, ok := m.done.get(sub.UUID); ok {
 		m.mu.Unlock()
+		if reply, ok := m.conflict(sub, d.result.Number, d.ephemeral); ok {
+			return reply, nil, nil
+		}
 		m.stats.duplicates.Add(1)
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: d.result, Term: m.lead.Term}, nil, nil
 	}
@@ -385,7 +392,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		// The index forgot tasks early: this uuid may be one of them,
 		// still recorded in etcd. Look before running it again.
 		m.mu.Unlock()
-		if reply, found, err := m.lookUp(sub.UUID); err != nil || found {
+		if reply, found, err := m.lookUp(sub); err != nil || found {
 			return reply, nil, err
 		}
 		m.mu.Lock()
@@ -433,9 +440,37 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.lead.Term}, t, nil
 }
 
+// conflict answers a submission of a known uuid whose request differs from
+// the one the uuid was first submitted with: another number, or another
+// durability (a durable submission must not be told a task is durable when
+// it is not, nor the reverse). ok is false when it is the same request.
+func (m *master) conflict(sub message.Submit, number int64, ephemeral bool) (reply message.SubmitReply, ok bool) {
+	var why string
+	switch {
+	case sub.Number != number:
+		why = fmt.Sprintf("number %d", number)
+	case sub.Ephemeral() != ephemeral:
+		why = "durability " + durability(ephemeral)
+	default:
+		return reply, false
+	}
+	m.stats.conflicts.Add(1)
+	m.log.Info("submission refused: uuid reused with another request", "uuid", sub.UUID, "number", sub.Number, "first", why)
+	return message.SubmitReply{UUID: sub.UUID,
+		Error: fmt.Sprintf("conflict: uuid %s was submitted with another request (%s)", sub.UUID, why)}, true
+}
+
+func durability(ephemeral bool) string {
+	if ephemeral {
+		return message.DurabilityNone
+	}
+	return message.DurabilityDurable
+}
+
 // lookUp reads a submitted uuid's record from etcd, for when the done
 // index may have forgotten it. found is false when there is no record.
-func (m *master) lookUp(id string) (reply message.SubmitReply, found bool, err error) {
+func (m *master) lookUp(sub message.Submit) (reply message.SubmitReply, found bool, err error) {
+	id := sub.UUID
 	ctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
 	defer cancel()
 	resp, err := m.cli.Get(ctx, taskstore.Key(m.prefix, id))
@@ -449,6 +484,9 @@ func (m *master) lookUp(id string) (reply message.SubmitReply, found bool, err e
 	rec, err := taskstore.Decode(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
 	if err != nil {
 		return reply, true, fmt.Errorf("not accepted: the uuid's record does not decode: %w", err)
+	}
+	if reply, ok := m.conflict(sub, rec.Number, false); ok {
+		return reply, true, nil
 	}
 	m.stats.duplicates.Add(1)
 	state := message.StatePending
@@ -763,7 +801,7 @@ func (m *master) record(t *tracked) {
 	if m.load[rec.Executor]--; m.load[rec.Executor] <= 0 {
 		delete(m.load, rec.Executor)
 	}
-	m.done.add(rec.UUID, rec.Result, time.Now().Add(m.retention))
+	m.done.add(rec.UUID, rec.Result, t.ephemeral, time.Now().Add(m.retention))
 	m.stats.completed.Add(1)
 	m.stats.inFlight.Add(-1)
 	res := rec.Result

@@ -88,6 +88,7 @@ func newMetrics(n *Node) *metrics {
 		{"results_bad_total", "Malformed results the master refused.", count(&st.badResults)},
 		{"results_refused_total", "Well-formed results the master refused: not from a sending of a pending task (executor, term, attempt), another number, or not the work rule's answer.", count(&st.refusedResults)},
 		{"results_after_timeout_total", "Results recorded from a worker whose sending of the task had timed out: --task-timeout is shorter than the work.", count(&st.lateResults)},
+		{"submissions_conflict_total", "Submissions of a known uuid with another number or durability, refused.", count(&st.conflicts)},
 		{"record_failures_total", "Task writes to etcd that failed (not fenced).", count(&st.recordFailures)},
 		{"nats_reconnects_total", "Reconnects of this node's own client connection to its NATS server.", running(func(p *parts) float64 {
 			return float64(p.broker.Conn().Stats().Reconnects)

@@ -38,6 +38,7 @@ type DispatchStatus struct {
 	Term             int64 `json:"term,omitempty"`
 	Accepted         int64 `json:"accepted"`
 	Duplicates       int64 `json:"duplicate_submissions"`
+	Conflicts        int64 `json:"conflicting_submissions"`
 	Refused          int64 `json:"refused_submissions"`
 	InFlight         int64 `json:"in_flight"`
 	Dispatched       int64 `json:"dispatched"`
@@ -81,6 +82,7 @@ func (n *Node) Status() Status {
 		Completed: st.completed.Load(), DuplicateResults: st.dupResults.Load(), BadResults: st.badResults.Load(),
 		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
 		RefusedResults: st.refusedResults.Load(), LateResults: st.lateResults.Load(),
+		Conflicts: st.conflicts.Load(),
 	}
 	return s
 }
