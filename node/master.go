@@ -27,6 +27,7 @@ type masterStats struct {
 	duplicates     atomic.Int64 // submissions of a known uuid, not run again
 	conflicts      atomic.Int64 // submissions of a known uuid with another request, refused
 	refused        atomic.Int64 // submissions refused (invalid, not recorded)
+	badReplies     atomic.Int64 // submissions dropped unanswered: their reply subject is one of ours
 	dispatched     atomic.Int64 // tasks acked by a worker (first placement or again)
 	redispatched   atomic.Int64 // placements after the first: worker left, timed out, resumed
 	completed      atomic.Int64 // results recorded
@@ -79,7 +80,7 @@ type master struct {
 	load      map[string]int      // tasks placed per worker
 
 	// Repeated warnings about input from others go through these.
-	refusedResultLog, lateResultLog logLimit
+	refusedResultLog, badReplyLog, lateResultLog logLimit
 }
 
 // tracked is an accepted task the master follows until its result is
@@ -319,6 +320,14 @@ func (m *master) generate() {
 }
 
 func (m *master) onSubmit(msg *nats.Msg) {
+	if msg.Reply != "" && message.OwnSubject(msg.Reply) {
+		// An answer there would come back as a submission, a task, a
+		// result or an event: the submission is not taken at all.
+		m.stats.badReplies.Add(1)
+		m.badReplyLog.log(m.log, slog.LevelWarn, "submission dropped unanswered: its reply subject is one of meshpool's own",
+			"reply", truncate(msg.Reply))
+		return
+	}
 	select {
 	case m.slots <- struct{}{}:
 	default:

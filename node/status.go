@@ -40,6 +40,7 @@ type DispatchStatus struct {
 	Duplicates       int64 `json:"duplicate_submissions"`
 	Conflicts        int64 `json:"conflicting_submissions"`
 	Refused          int64 `json:"refused_submissions"`
+	BadReplies       int64 `json:"bad_reply_subjects"`
 	InFlight         int64 `json:"in_flight"`
 	Dispatched       int64 `json:"dispatched"`
 	Redispatched     int64 `json:"redispatched"`
@@ -82,7 +83,7 @@ func (n *Node) Status() Status {
 		Completed: st.completed.Load(), DuplicateResults: st.dupResults.Load(), BadResults: st.badResults.Load(),
 		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
 		RefusedResults: st.refusedResults.Load(), LateResults: st.lateResults.Load(),
-		Conflicts: st.conflicts.Load(),
+		Conflicts: st.conflicts.Load(), BadReplies: st.badReplies.Load(),
 	}
 	return s
 }
