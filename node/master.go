@@ -95,6 +95,8 @@ type tracked struct {
 	busy      bool            // a placement or a recording is under way
 	result    *message.Result // the first result received, until recorded
 	sentTo    []placement     // this term's latest sendings, oldest first, at most maxPlacements
+	retryAt   time.Time       // no worker took it: not placed again before this
+	failures  int             // placements in a row that found no worker to take it
 }
 
 // placement is one sending of a task, under the master's term: a result is
@@ -143,6 +145,14 @@ func (t *tracked) addPlacementLocked(executor string, attempt int64) {
 		t.sentTo = append(t.sentTo[:0], t.sentTo[1:]...)
 	}
 	t.sentTo = append(t.sentTo, p)
+}
+
+// unplaceableLocked backs the task off after a placement that found no
+// worker to take it: 1 s, 2 s, 4 s… up to 30 s; a membership change places
+// it again at once. m.mu is held.
+func (t *tracked) unplaceableLocked(now time.Time) {
+	t.failures++
+	t.retryAt = now.Add(min(time.Second<<min(t.failures-1, 5), 30*time.Second))
 }
 
 var errNoWorker = errors.New("no worker accepted the task")
@@ -278,9 +288,14 @@ func (m *master) loadTasks(ctx context.Context) error {
 
 // resume gives every loaded task to a worker: its own if it is still a
 // member (a redelivery the worker answers without running the task again),
-// else another.
+// else another. With no worker it leaves them to the membership change
+// that brings one.
 func (m *master) resume(mem registry.Membership) {
 	m.mu.Lock()
+	if len(m.workerIDs) == 0 {
+		m.mu.Unlock()
+		return
+	}
 	var todo []*tracked
 	for _, t := range m.tasks {
 		t.busy = true
@@ -505,17 +520,28 @@ func (m *master) lookUp(sub message.Submit) (reply message.SubmitReply, found bo
 	return message.SubmitReply{UUID: id, Accepted: true, Duplicate: true, State: state, Result: rec.Result, Term: m.lead.Term}, true, nil
 }
 
-// reassign gives the tasks of workers that left the membership to others.
+// reassign, on a membership change, gives the tasks of workers that left to
+// others, and places at once the tasks not placed yet (no worker took them,
+// or there was none), whatever their back-off.
 func (m *master) reassign(mem registry.Membership) {
 	m.mu.Lock()
-	var orphans []*tracked
+	var orphans, unplaced []*tracked
 	for _, t := range m.tasks {
-		if t.busy || t.result != nil || t.rec.Executor == "" {
+		if t.busy || t.result != nil {
 			continue
 		}
-		if _, ok := mem.Lookup(t.rec.Executor); !ok {
+		t.retryAt, t.failures = time.Time{}, 0
+		if len(m.workerIDs) == 0 {
+			continue
+		}
+		_, member := mem.Lookup(t.rec.Executor)
+		switch {
+		case t.rec.Executor != "" && !member:
 			t.busy = true
 			orphans = append(orphans, t)
+		case t.sent.IsZero():
+			t.busy = true
+			unplaced = append(unplaced, t)
 		}
 	}
 	m.mu.Unlock()
@@ -523,19 +549,27 @@ func (m *master) reassign(mem registry.Membership) {
 		m.log.Info("worker left, giving its task to another", "uuid", t.rec.UUID, "worker", t.rec.Executor)
 		m.placeAsync(t, "", t.rec.Executor)
 	}
+	for _, t := range unplaced {
+		m.placeAsync(t, m.ownWorker(mem, t), "")
+	}
 }
 
 // rescue re-places tasks that are not placed, or whose worker has not
-// answered within the task timeout.
+// answered within the task timeout. With no worker it places nothing (the
+// membership change that brings one does), and a task no worker took
+// waits for its back-off: 30,000 pending tasks cost a pass over a map, not
+// 30,000 placements a second.
 func (m *master) rescue(now time.Time) {
 	m.mu.Lock()
 	var late, unrecorded []*tracked
+	canPlace := len(m.workerIDs) > 0
 	for _, t := range m.tasks {
 		switch {
 		case t.busy:
 		case t.result != nil:
 			t.busy = true
 			unrecorded = append(unrecorded, t)
+		case !canPlace || now.Before(t.retryAt):
 		case t.sent.IsZero():
 			t.busy = true
 			late = append(late, t)
@@ -575,6 +609,11 @@ func (m *master) placeThenRecord(t *tracked, prefer, exclude string) {
 		m.log.Debug("task not placed, will retry", "uuid", t.rec.UUID, "err", err)
 	}
 	m.mu.Lock()
+	if err != nil {
+		t.unplaceableLocked(time.Now())
+	} else {
+		t.retryAt, t.failures = time.Time{}, 0
+	}
 	recordNow := t.result != nil
 	t.busy = recordNow
 	m.mu.Unlock()
