@@ -126,11 +126,6 @@ func (w *worker) handle(msg *nats.Msg) {
 func (w *worker) work(task message.Task) {
 	defer w.wg.Done()
 	defer w.inFlight.Add(-1)
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, task.UUID)
-		w.mu.Unlock()
-	}()
 	start := time.Now()
 	d := w.workTime.Min
 	if span := w.workTime.Max - w.workTime.Min; span > 0 {
@@ -141,6 +136,9 @@ func (w *worker) work(task message.Task) {
 	select {
 	case <-t.C:
 	case <-w.ctx.Done():
+		w.mu.Lock()
+		delete(w.running, task.UUID)
+		w.mu.Unlock()
 		w.log.Warn("task abandoned at shutdown", "uuid", task.UUID, "number", task.Number)
 		return
 	}
@@ -155,10 +153,12 @@ func (w *worker) work(task message.Task) {
 	w.mu.Lock()
 	// The task may have been sent again meanwhile (a new master, a
 	// timeout): the result answers the latest sending, which its master
-	// waits for.
+	// waits for. It moves from running to recent at once, so a sending
+	// from now on publishes it again under its own term and attempt.
 	s := w.running[task.UUID]
 	res.Term, res.Attempt = s.term, s.attempt
 	w.recent.add(res)
+	delete(w.running, task.UUID)
 	w.mu.Unlock()
 	w.completed.Add(1)
 	w.publish(res)
