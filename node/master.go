@@ -80,7 +80,7 @@ type master struct {
 	load      map[string]int      // tasks placed per worker
 
 	// Repeated warnings about input from others go through these.
-	refusedResultLog, badReplyLog, lateResultLog logLimit
+	refusedResultLog, badReplyLog, lateResultLog, conflictLog logLimit
 }
 
 // tracked is an accepted task the master follows until its result is
@@ -479,7 +479,7 @@ func (m *master) conflict(sub message.Submit, number int64, ephemeral bool) (rep
 		return reply, false
 	}
 	m.stats.conflicts.Add(1)
-	m.log.Info("submission refused: uuid reused with another request", "uuid", sub.UUID, "number", sub.Number, "first", why)
+	m.conflictLog.log(m.log, slog.LevelWarn, "submission refused: uuid reused with another request", "uuid", sub.UUID, "number", sub.Number, "first", why)
 	return message.SubmitReply{UUID: sub.UUID,
 		Error: fmt.Sprintf("conflict: uuid %s was submitted with another request (%s)", sub.UUID, why)}, true
 }
