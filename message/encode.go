@@ -13,6 +13,7 @@ func (t Task) AppendJSON(b []byte) []byte {
 	b = jsonw.String(jsonw.Key(b, "executor"), t.Executor)
 	b = jsonw.Int(jsonw.Key(b, "number"), t.Number)
 	b = jsonw.Int(jsonw.Key(b, "term"), t.Term)
+	b = jsonw.Int(jsonw.Key(b, "attempt"), t.Attempt)
 	return append(b, '}')
 }
 
@@ -37,6 +38,7 @@ func (r Result) AppendJSON(b []byte) []byte {
 	b = jsonw.Layout(jsonw.Key(b, "start"), r.Start.Time, TimeLayout)
 	b = jsonw.Layout(jsonw.Key(b, "finish"), r.Finish.Time, TimeLayout)
 	b = jsonw.Int(jsonw.Key(b, "term"), r.Term)
+	b = jsonw.Int(jsonw.Key(b, "attempt"), r.Attempt)
 	return append(b, '}')
 }
 

@@ -33,9 +33,9 @@ var awkward = []string{"", "plain", `q"uote`, `back\slash`, "<tag>&amp;", "tab\t
 
 func messagesFor(s string, n int64, ts time.Time) []appender {
 	stamp := message.Timestamp{Time: ts}
-	res := message.Result{UUID: s, Executor: s, Number: n, Result: -n, Start: stamp, Finish: stamp, Term: n}
+	res := message.Result{UUID: s, Executor: s, Number: n, Result: -n, Start: stamp, Finish: stamp, Term: n, Attempt: n / 2}
 	return []appender{
-		message.Task{UUID: s, Executor: s, Number: n, Term: -n},
+		message.Task{UUID: s, Executor: s, Number: n, Term: -n, Attempt: n},
 		message.Ack{Accepted: n%2 == 0, Reason: s, Term: n},
 		message.Ack{},
 		res,

@@ -15,6 +15,8 @@ import (
 
 func FuzzDecodeTask(f *testing.F) {
 	f.Add([]byte(`{"uuid":"` + id + `","executor":"a-1f2e3d4c","number":42,"term":7}`))
+	f.Add([]byte(`{"uuid":"` + id + `","executor":"a-1f2e3d4c","number":42,"term":7,"attempt":2}`))
+	f.Add([]byte(`{"uuid":"` + id + `","executor":"a-1f2e3d4c","number":42,"term":7,"attempt":-1}`))
 	f.Add([]byte(`{"uuid":"` + id + `","executor":"a.b","number":42,"term":7}`))
 	f.Add([]byte(`{"number":1e400}`))
 	f.Add([]byte(`null`))
@@ -30,6 +32,7 @@ func FuzzDecodeTask(f *testing.F) {
 
 func FuzzDecodeResult(f *testing.F) {
 	f.Add([]byte(`{"uuid":"` + id + `","executor":"a","number":1,"result":3,"start":"2026-01-01T00:00:00.000Z","finish":"2026-01-01T00:00:01.000Z","term":1}`))
+	f.Add([]byte(`{"uuid":"` + id + `","executor":"a","number":1,"result":3,"start":"2026-01-01T00:00:00.000Z","finish":"2026-01-01T00:00:01.000Z","term":1,"attempt":3}`))
 	f.Add([]byte(`{"start":"2026-01-01T00:00:00.000+25:00"}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {

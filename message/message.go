@@ -30,6 +30,9 @@ type Task struct {
 	Executor string `json:"executor"`
 	Number   int64  `json:"number"`
 	Term     int64  `json:"term"`
+	// Attempt is the master's placement count of the task, from 1; the
+	// worker echoes it, with Term, in the task's result.
+	Attempt int64 `json:"attempt"`
 }
 
 // Validate checks every field.
@@ -42,6 +45,9 @@ func (t Task) Validate() error {
 	}
 	if t.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, t.Term)
+	}
+	if t.Attempt < 0 {
+		return fmt.Errorf("%w: attempt must not be negative, got %d", ErrInvalid, t.Attempt)
 	}
 	return ValidNumber(t.Number)
 }
@@ -71,7 +77,10 @@ type Result struct {
 	Result   int64     `json:"result"`
 	Start    Timestamp `json:"start"`
 	Finish   Timestamp `json:"finish"`
-	Term     int64     `json:"term"`
+	// Term and Attempt are those of the latest sending of the task to this
+	// worker: the master records a result only for a placement it made.
+	Term    int64 `json:"term"`
+	Attempt int64 `json:"attempt"`
 }
 
 // Validate checks every field.
@@ -84,6 +93,9 @@ func (r Result) Validate() error {
 	}
 	if r.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, r.Term)
+	}
+	if r.Attempt < 0 {
+		return fmt.Errorf("%w: attempt must not be negative, got %d", ErrInvalid, r.Attempt)
 	}
 	if r.Start.IsZero() || r.Finish.IsZero() {
 		return fmt.Errorf("%w: start and finish are required", ErrInvalid)

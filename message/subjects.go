@@ -1,5 +1,7 @@
 package message
 
+import "strings"
+
 // Subjects. A node ID is one subject token, so tasks.<nodeID> reaches exactly
 // one worker.
 const (
@@ -14,3 +16,16 @@ func TaskSubject(nodeID string) string { return SubjectTaskPrefix + nodeID }
 
 // SubjectSubmit is where any client submits a task; the master answers.
 const SubjectSubmit = "tasks.submit"
+
+// OwnSubject reports whether subject is one of meshpool's own subjects or
+// under one (tasks, results, events). Nothing may be sent there as an
+// answer: it would arrive as a submission, a task, a result or an event.
+// A reply subject is normally an inbox (_INBOX.…).
+func OwnSubject(subject string) bool {
+	first, _, _ := strings.Cut(subject, ".")
+	switch first {
+	case strings.TrimSuffix(SubjectTaskPrefix, "."), SubjectResults, SubjectEvents:
+		return true
+	}
+	return false
+}

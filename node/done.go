@@ -22,9 +22,12 @@ type doneIndex struct {
 	forgot *forgotten // the tasks forgotten early
 }
 
+// doneTask is what a re-submission is answered with, and compared to: the
+// result holds the task's number.
 type doneTask struct {
-	result *message.Result
-	until  time.Time
+	result    *message.Result
+	until     time.Time
+	ephemeral bool // durability none
 }
 
 type doneEntry struct {
@@ -44,8 +47,8 @@ func (d *doneIndex) get(id string) (doneTask, bool) {
 func (d *doneIndex) len() int { return len(d.byID) }
 
 // add remembers id until until, forgetting the oldest tasks beyond max.
-func (d *doneIndex) add(id string, result *message.Result, until time.Time) {
-	d.byID[id] = doneTask{result: result, until: until}
+func (d *doneIndex) add(id string, result *message.Result, ephemeral bool, until time.Time) {
+	d.byID[id] = doneTask{result: result, until: until, ephemeral: ephemeral}
 	d.order = append(d.order, doneEntry{id: id, until: until})
 	for len(d.byID) > d.max && d.head < len(d.order) {
 		e := d.pop()

@@ -320,10 +320,13 @@ func TestEphemeralTasksAreNotRecordedButStillRetried(t *testing.T) {
 	}
 	leaver := workerWithTasks(t, c, master)
 	c.stop(leaver.ID())
+	numbers := map[string]int64{}
 	for _, id := range rep.AcceptedUUIDs {
-		if res, err := waitResult(t, cl, id); err != nil || res.Executor == leaver.ID() {
+		res, err := waitResult(t, cl, id)
+		if err != nil || res.Executor == leaver.ID() {
 			t.Fatalf("task %s: result %+v, %v", id, res, err)
 		}
+		numbers[id] = res.Number
 	}
 	if got := master.Status().Dispatch.Redispatched; got == 0 {
 		t.Fatal("no task was given to another worker")
@@ -332,7 +335,8 @@ func TestEphemeralTasksAreNotRecordedButStillRetried(t *testing.T) {
 	if err != nil || resp.Count != 0 {
 		t.Fatalf("ephemeral tasks left %d records in etcd (%v)", resp.Count, err)
 	}
-	again, err := cl.Submit(ctx, message.Submit{UUID: rep.AcceptedUUIDs[0], Durability: message.DurabilityNone})
+	first := rep.AcceptedUUIDs[0]
+	again, err := cl.Submit(ctx, message.Submit{UUID: first, Number: numbers[first], Durability: message.DurabilityNone})
 	if err != nil || !again.Duplicate || again.State != message.StateDone || again.Result == nil {
 		t.Fatalf("resubmission: %+v, %v", again, err)
 	}

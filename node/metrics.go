@@ -87,6 +87,10 @@ func newMetrics(n *Node) *metrics {
 		{"results_duplicate_total", "Results for tasks already recorded, suppressed by the master.", count(&st.dupResults)},
 		{"results_bad_total", "Malformed results the master refused.", count(&st.badResults)},
 		{"stream_refused_total", "Messages on results or events that /stream refused to relay: malformed or invalid.", count(&n.streamRefused)},
+		{"results_refused_total", "Well-formed results the master refused: not from a sending of a pending task (executor, term, attempt), another number, or not the work rule's answer.", count(&st.refusedResults)},
+		{"results_after_timeout_total", "Results recorded from a worker whose sending of the task had timed out: --task-timeout is shorter than the work.", count(&st.lateResults)},
+		{"submissions_conflict_total", "Submissions of a known uuid with another number or durability, refused.", count(&st.conflicts)},
+		{"submissions_bad_reply_total", "Submissions dropped unanswered because their reply subject is one of meshpool's own.", count(&st.badReplies)},
 		{"record_failures_total", "Task writes to etcd that failed (not fenced).", count(&st.recordFailures)},
 		{"nats_reconnects_total", "Reconnects of this node's own client connection to its NATS server.", running(func(p *parts) float64 {
 			return float64(p.broker.Conn().Stats().Reconnects)

@@ -6,13 +6,21 @@ import (
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/internal/ratelog"
+	"github.com/meshpool/meshpool/message"
 )
 
 // respond answers a request with v as JSON; a message sent without a reply
-// subject is not answered. A failure is logged at level: the requester times
-// out and tries again or elsewhere.
+// subject, or with one of meshpool's own subjects as its reply subject, is
+// not answered. A failure is logged at level: the requester times out and
+// tries again or elsewhere.
 func respond(msg *nats.Msg, v any, log *slog.Logger, level slog.Level) {
 	if msg.Reply == "" {
+		return
+	}
+	if message.OwnSubject(msg.Reply) {
+		log.Debug("not answered: the reply subject is one of meshpool's own", "subject", msg.Subject, "reply", ratelog.Truncate(msg.Reply))
 		return
 	}
 	body, err := encodeJSON(v)

@@ -44,13 +44,17 @@ type DispatchStatus struct {
 	Term             int64 `json:"term,omitempty"`
 	Accepted         int64 `json:"accepted"`
 	Duplicates       int64 `json:"duplicate_submissions"`
+	Conflicts        int64 `json:"conflicting_submissions"`
 	Refused          int64 `json:"refused_submissions"`
+	BadReplies       int64 `json:"bad_reply_subjects"`
 	InFlight         int64 `json:"in_flight"`
 	Dispatched       int64 `json:"dispatched"`
 	Redispatched     int64 `json:"redispatched"`
 	Completed        int64 `json:"completed"`
 	DuplicateResults int64 `json:"duplicate_results_suppressed"`
 	BadResults       int64 `json:"bad_results"`
+	RefusedResults   int64 `json:"refused_results"`
+	LateResults      int64 `json:"results_after_timeout"`
 	RecordFailures   int64 `json:"record_failures"`
 	Skipped          int64 `json:"skipped_no_worker"`
 }
@@ -86,6 +90,8 @@ func (n *Node) Status() Status {
 		InFlight: st.inFlight.Load(), Dispatched: st.dispatched.Load(), Redispatched: st.redispatched.Load(),
 		Completed: st.completed.Load(), DuplicateResults: st.dupResults.Load(), BadResults: st.badResults.Load(),
 		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
+		RefusedResults: st.refusedResults.Load(), LateResults: st.lateResults.Load(),
+		Conflicts: st.conflicts.Load(), BadReplies: st.badReplies.Load(),
 	}
 	return s
 }

@@ -37,8 +37,8 @@ type worker struct {
 	wg      sync.WaitGroup
 	ctx     context.Context // cancelled when in-flight work is abandoned
 	abandon context.CancelFunc
-	running map[string]bool // uuids being worked
-	recent  *recentResults  // results of tasks finished lately
+	running map[string]*sending // uuids being worked: the latest sending of each
+	recent  *recentResults      // results of tasks finished lately
 
 	inFlight    atomic.Int64
 	completed   atomic.Int64
@@ -50,7 +50,7 @@ func newWorker(id string, conn *nats.Conn, workTime WorkTime, masterTerm func(co
 	ctx, cancel := context.WithCancel(context.Background())
 	return &worker{
 		id: id, conn: conn, workTime: workTime, masterTerm: masterTerm, termCheckTimeout: termCheckTimeout, log: log, ctx: ctx, abandon: cancel,
-		running: make(map[string]bool), recent: newRecentResults(recentCapacity),
+		running: make(map[string]*sending), recent: newRecentResults(recentCapacity),
 	}
 }
 
@@ -103,7 +103,8 @@ func (w *worker) handle(msg *nats.Msg) {
 	// A task sent again (a new master resuming, a timeout) is not run twice:
 	// if it is under way the ack says so, if it is done its result is
 	// published again for the master that missed it.
-	if w.running[task.UUID] {
+	if s, ok := w.running[task.UUID]; ok {
+		s.raise(task)
 		w.mu.Unlock()
 		w.redelivered.Add(1)
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
@@ -113,11 +114,12 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.mu.Unlock()
 		w.redelivered.Add(1)
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
+		res.Term, res.Attempt = task.Term, task.Attempt // for the master that sent it now
 		w.publish(res)
 		w.log.Info("task already done, result published again", "uuid", task.UUID)
 		return
 	}
-	w.running[task.UUID] = true
+	w.running[task.UUID] = &sending{term: task.Term, attempt: task.Attempt}
 	w.wg.Add(1)
 	w.mu.Unlock()
 
@@ -160,11 +162,6 @@ func (w *worker) checkTerm(term int64) error {
 func (w *worker) work(task message.Task) {
 	defer w.wg.Done()
 	defer w.inFlight.Add(-1)
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, task.UUID)
-		w.mu.Unlock()
-	}()
 	start := time.Now()
 	d := w.workTime.Min
 	if span := w.workTime.Max - w.workTime.Min; span > 0 {
@@ -175,6 +172,9 @@ func (w *worker) work(task message.Task) {
 	select {
 	case <-t.C:
 	case <-w.ctx.Done():
+		w.mu.Lock()
+		delete(w.running, task.UUID)
+		w.mu.Unlock()
 		w.log.Warn("task abandoned at shutdown", "uuid", task.UUID, "number", task.Number)
 		return
 	}
@@ -182,17 +182,33 @@ func (w *worker) work(task message.Task) {
 		UUID:     task.UUID,
 		Executor: w.id,
 		Number:   task.Number,
-		Result:   task.Number * 3,
+		Result:   message.Work(task.Number),
 		Start:    message.NewTimestamp(start),
 		Finish:   message.NewTimestamp(time.Now()),
-		Term:     task.Term,
 	}
 	w.mu.Lock()
+	// The task may have been sent again meanwhile (a new master, a
+	// timeout): the result answers the latest sending, which its master
+	// waits for. It moves from running to recent at once, so a sending
+	// from now on publishes it again under its own term and attempt.
+	s := w.running[task.UUID]
+	res.Term, res.Attempt = s.term, s.attempt
 	w.recent.add(res)
+	delete(w.running, task.UUID)
 	w.mu.Unlock()
 	w.completed.Add(1)
 	w.publish(res)
 	w.log.Info("task done", "uuid", task.UUID, "number", task.Number, "result", res.Result, "took", res.Finish.Sub(res.Start.Time))
+}
+
+// sending is the term and attempt a task was last sent under.
+type sending struct{ term, attempt int64 }
+
+// raise keeps the later of s and task's sending. w.mu is held.
+func (s *sending) raise(task message.Task) {
+	if task.Term > s.term || task.Term == s.term && task.Attempt > s.attempt {
+		s.term, s.attempt = task.Term, task.Attempt
+	}
 }
 
 func (w *worker) publish(res message.Result) {

@@ -1,0 +1,233 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/node"
+	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+// fakeWorker registers a member with ID id that acks every task it is sent
+// and does no work: the test answers for it. It returns the tasks received.
+func fakeWorker(t *testing.T, c *cluster, master *node.Node, id string) (<-chan message.Task, *nats.Conn) {
+	t.Helper()
+	nc, err := nats.Connect(clientURL(t, master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	received := make(chan message.Task, 100)
+	if _, err := nc.Subscribe(message.TaskSubject(id), func(m *nats.Msg) {
+		task, err := message.DecodeTask(m.Data)
+		if err != nil {
+			t.Errorf("fake worker: %v", err)
+			return
+		}
+		received <- task
+		_ = m.Respond(message.Ack{Accepted: true, Term: task.Term}.AppendJSON(nil))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rec := registry.Record{ID: id, Name: "fake", IP: "127.0.0.9", ClientURL: "nats://127.0.0.9:1",
+		ClusterURL: "nats-route://127.0.0.9:1", HTTPURL: "http://127.0.0.9:1", Version: "test", Started: time.Now()}
+	val, _ := json.Marshal(rec)
+	lease, err := c.cli.Grant(t.Context(), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.Put(t.Context(), registry.Key(c.cfg.Prefix, id), string(val), clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the master sees the fake worker", func() bool {
+		_, ok := master.Status().Members, false
+		for _, m := range master.Status().Members {
+			ok = ok || m.ID == id
+		}
+		return ok
+	})
+	return received, nc
+}
+
+func sameResult(a, b message.Result) bool {
+	return string(a.AppendJSON(nil)) == string(b.AppendJSON(nil))
+}
+
+func receive(t *testing.T, tasks <-chan message.Task) message.Task {
+	t.Helper()
+	select {
+	case task := <-tasks:
+		return task
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fake worker got no task")
+	}
+	return message.Task{}
+}
+
+// recorded waits for the task's record in etcd to be done and returns its result.
+func recorded(t *testing.T, c *cluster, id string) message.Result {
+	t.Helper()
+	var res message.Result
+	eventually(t, 10*time.Second, "the task recorded done", func() bool {
+		resp, err := c.cli.Get(t.Context(), taskstore.Key(c.cfg.Prefix, id))
+		if err != nil || len(resp.Kvs) != 1 {
+			return false
+		}
+		rec, err := taskstore.Decode(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
+		if err != nil || rec.State != taskstore.Done {
+			return false
+		}
+		res = *rec.Result
+		return true
+	})
+	return res
+}
+
+// Open mode: anyone can publish on results. The master records a result only
+// from the worker it sent the task to, for the term and attempt it was sent
+// under, and only the work rule's answer for the task's number; the rest is
+// refused and counted, and the real result is then recorded.
+func TestResultsNotFromTheSendingAreRefused(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) { cfg.TaskTimeout = time.Minute })
+	c.start()
+	master := c.waitConverged(15 * time.Second)
+	const fake = "fake-00000000"
+	tasks, nc := fakeWorker(t, c, master, fake)
+	cl := dial(t, master)
+	reply, err := cl.Submit(t.Context(), message.Submit{Number: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := receive(t, tasks)
+	if task.UUID != reply.UUID || task.Attempt != 1 || task.Term != reply.Term {
+		t.Fatalf("task %+v for submission %+v", task, reply)
+	}
+	now := message.NewTimestamp(time.Now())
+	real := message.Result{UUID: task.UUID, Executor: fake, Number: 5, Result: 15, Start: now, Finish: now, Term: task.Term, Attempt: task.Attempt}
+	forged := map[string]func(*message.Result){
+		"from a non-member":                 func(r *message.Result) { r.Executor = "stranger-00000000" },
+		"from a member it was not sent to":  func(r *message.Result) { r.Executor = master.ID() },
+		"of another term":                   func(r *message.Result) { r.Term++ },
+		"of another attempt":                func(r *message.Result) { r.Attempt++ },
+		"not the work rule's answer":        func(r *message.Result) { r.Result = 16 },
+		"of another number (issue 10 no 7)": func(r *message.Result) { r.Number, r.Result = 6, 18 },
+	}
+	for _, forge := range forged {
+		r := real
+		forge(&r)
+		if err := nc.Publish(message.SubjectResults, r.AppendJSON(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "every forged result refused", func() bool {
+		return master.Status().Dispatch.RefusedResults == int64(len(forged))
+	})
+	if err := nc.Publish(message.SubjectResults, real.AppendJSON(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := recorded(t, c, task.UUID); !sameResult(got, real) {
+		t.Fatalf("recorded %+v, want %+v", got, real)
+	}
+	if s := master.Status().Dispatch; s.RefusedResults != int64(len(forged)) || s.Completed != 1 {
+		t.Fatalf("refused %d results and completed %d, want %d and 1", s.RefusedResults, s.Completed, len(forged))
+	}
+}
+
+// A result whose number differs from its task's, from the right sending, is
+// refused before it is kept: the real result that follows is recorded, the
+// task does not stay pending until the next master.
+func TestResultOfAnotherNumberDoesNotBlockTheTask(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) { cfg.TaskTimeout = time.Minute })
+	c.start()
+	master := c.waitConverged(15 * time.Second)
+	const fake = "fake-00000000"
+	tasks, nc := fakeWorker(t, c, master, fake)
+	cl := dial(t, master)
+	if _, err := cl.Submit(t.Context(), message.Submit{Number: 5}); err != nil {
+		t.Fatal(err)
+	}
+	task := receive(t, tasks)
+	now := message.NewTimestamp(time.Now())
+	real := message.Result{UUID: task.UUID, Executor: fake, Number: 5, Result: 15, Start: now, Finish: now, Term: task.Term, Attempt: task.Attempt}
+	wrong := real
+	wrong.Number, wrong.Result = 6, 18
+	for _, r := range []message.Result{wrong, real} {
+		if err := nc.Publish(message.SubjectResults, r.AppendJSON(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := recorded(t, c, task.UUID); !sameResult(got, real) {
+		t.Fatalf("recorded %+v, want %+v", got, real)
+	}
+}
+
+// A task sent again to a worker that is working it, or has done it, is not
+// run again; the result answers the latest sending (term and attempt), so
+// the master that sent it last records it.
+func TestWorkerAnswersTheLatestSending(t *testing.T) {
+	c := newCluster(t, func(cfg *node.Config) {
+		cfg.TaskInterval = 0
+		cfg.WorkTime = node.WorkTime{Min: time.Second, Max: time.Second}
+	})
+	master, workers := c.startN(2)
+	worker := workers[0]
+	term := master.Status().Dispatch.Term
+	res := watchResults(t, worker)
+	send := func(attempt int64) {
+		t.Helper()
+		task := message.Task{UUID: "3f0c5e0e-2c4b-4b8e-9d7a-6a5b4c3d2e1f", Executor: worker.ID(), Number: 40, Term: term, Attempt: attempt}
+		msg, err := res.conn.Request(message.TaskSubject(worker.ID()), task.AppendJSON(nil), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ack, err := message.DecodeAck(msg.Data); err != nil || !ack.Accepted {
+			t.Fatalf("attempt %d: ack %+v, %v", attempt, ack, err)
+		}
+	}
+	send(1)
+	send(2) // while it runs
+	eventually(t, 10*time.Second, "the result", func() bool { return len(res.snapshot()) == 1 })
+	if got := res.snapshot()[0]; got.Attempt != 2 || got.Term != term || got.Result != message.Work(40) {
+		t.Fatalf("result %+v, want attempt 2 of term %d", got, term)
+	}
+	send(3) // after it is done: published again
+	eventually(t, 10*time.Second, "the result published again", func() bool { return len(res.snapshot()) == 2 })
+	if got := res.snapshot()[1]; got.Attempt != 3 {
+		t.Fatalf("result published again %+v, want attempt 3", got)
+	}
+	if s := worker.Status().Worker; s.Completed != 1 || s.Redelivered != 2 {
+		t.Fatalf("worker completed %d and took %d again, want 1 and 2", s.Completed, s.Redelivered)
+	}
+}
+
+// A --task-timeout shorter than the work: the first worker's result, though
+// its sending timed out, is recorded (real work, and it comes first), and
+// the master warns and counts it.
+func TestResultAfterTaskTimeoutIsRecordedAndCounted(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) {
+		cfg.TaskTimeout = time.Second
+		cfg.WorkTime = node.WorkTime{Min: 3 * time.Second, Max: 3 * time.Second}
+	})
+	master, _ := c.startN(3)
+	cl := dial(t, master)
+	reply, err := cl.Submit(t.Context(), message.Submit{Number: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if res, err := cl.Wait(ctx, reply.UUID); err != nil || res.Result != 21 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	eventually(t, 5*time.Second, "the late result counted", func() bool { return master.Status().Dispatch.LateResults >= 1 })
+}
