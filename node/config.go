@@ -11,6 +11,7 @@ import (
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/taskstore"
 )
 
 // Config is everything a node needs. Start from DefaultConfig.
@@ -65,7 +66,8 @@ type Config struct {
 	TaskTimeout time.Duration
 	// ResultRetention is how long a done task's record is kept, so that a
 	// re-submission of its uuid is answered with its result; 0 deletes the
-	// record when its result is recorded.
+	// record when its result is recorded. At most taskstore.MaxRetention:
+	// etcd grants no longer lease.
 	ResultRetention time.Duration
 	// DoneIndexSize is how many done tasks the master remembers in memory
 	// to answer re-submissions within the retention. Beyond it the oldest
@@ -203,8 +205,9 @@ func (c Config) Validate() error {
 	if c.DoneIndexSize < 1 {
 		errs = append(errs, fmt.Errorf("done index size %d: want at least 1", c.DoneIndexSize))
 	}
-	if c.ResultRetention < 0 {
-		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) or more", c.ResultRetention))
+	if c.ResultRetention < 0 || c.ResultRetention > taskstore.MaxRetention {
+		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) up to %s: done records are kept under an etcd lease, and etcd grants none longer than %s",
+			c.ResultRetention, taskstore.MaxRetention, keyspace.MaxLeaseTTL))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)
