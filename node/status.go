@@ -22,6 +22,8 @@ type Status struct {
 	Routes     []string          `json:"routes"`
 	Worker     WorkerStatus      `json:"worker"`
 	Dispatch   DispatchStatus    `json:"dispatch"`
+	// EtcdAlarms are etcd's alarms raised now, e.g. ["NOSPACE"].
+	EtcdAlarms []string `json:"etcd_alarms,omitempty"`
 }
 
 // WorkerStatus counts this node's work as a worker.
@@ -68,6 +70,7 @@ func (n *Node) Status() Status {
 	s.IsMaster = term != 0
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
+	s.EtcdAlarms = p.alarms.Active()
 	s.Worker = WorkerStatus{
 		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
 		Refused: p.worker.refused.Load(), Redelivered: p.worker.redelivered.Load(), Term: p.worker.term.Load(),
