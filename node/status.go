@@ -20,10 +20,9 @@ type Status struct {
 	IsMaster   bool              `json:"is_master"`
 	Members    []registry.Record `json:"members"`
 	Routes     []string          `json:"routes"`
+	EtcdAlarms []string          `json:"etcd_alarms,omitempty"` // etcd's alarms raised now, e.g. ["NOSPACE"]
 	Worker     WorkerStatus      `json:"worker"`
 	Dispatch   DispatchStatus    `json:"dispatch"`
-	// EtcdAlarms are etcd's alarms raised now, e.g. ["NOSPACE"].
-	EtcdAlarms []string `json:"etcd_alarms,omitempty"`
 }
 
 // WorkerStatus counts this node's work as a worker.
@@ -68,9 +67,9 @@ func (n *Node) Status() Status {
 	s.Uptime = time.Since(n.started).Round(time.Second).String()
 	s.Master = leader
 	s.IsMaster = term != 0
+	s.EtcdAlarms = p.alarms.Active()
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
-	s.EtcdAlarms = p.alarms.Active()
 	s.Worker = WorkerStatus{
 		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
 		Refused: p.worker.refused.Load(), Redelivered: p.worker.redelivered.Load(), Term: p.worker.term.Load(),
