@@ -92,3 +92,32 @@ func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
 		})
 	}
 }
+
+// TestMasterCompactsEtcdHistory: the master compacts the history older
+// than CompactionRetention, so a revision written at the start is gone
+// about a retention later. It waits a minute, the least retention.
+func TestMasterCompactsEtcdHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the least compaction retention, a minute")
+	}
+	c := newCluster(t, func(cfg *node.Config) {
+		cfg.TaskInterval = 0
+		cfg.CompactionRetention = node.MinCompactionRetention
+	})
+	c.startN(1)
+	first, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/history", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, node.MinCompactionRetention+30*time.Second, "the first revision compacted", func() bool {
+		if _, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/history", "more"); err != nil { // history to compact
+			t.Fatal(err)
+		}
+		_, err := c.cli.Get(t.Context(), c.cfg.Prefix+"/history", clientv3.WithRev(first.Header.Revision))
+		return errors.Is(err, rpctypes.ErrCompacted)
+	})
+	// The cluster goes on: its watches resync if they ever were behind.
+	if _, ok := c.converged(); !ok {
+		t.Fatal("the cluster is not converged after the compaction")
+	}
+}
