@@ -11,6 +11,7 @@ import (
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/taskstore"
 )
 
 // Config is everything a node needs. Start from DefaultConfig.
@@ -65,8 +66,15 @@ type Config struct {
 	TaskTimeout time.Duration
 	// ResultRetention is how long a done task's record is kept, so that a
 	// re-submission of its uuid is answered with its result; 0 deletes the
-	// record when its result is recorded.
+	// record when its result is recorded. At most taskstore.MaxRetention:
+	// etcd grants no longer lease.
 	ResultRetention time.Duration
+	// CompactionRetention is how much of etcd's history the master keeps:
+	// it compacts the revisions older than this (see taskstore.Compactor),
+	// or 0 leaves compaction to etcd's own --auto-compaction-*. At least 1m,
+	// so that no watch of a node is ever behind it. Compaction is
+	// etcd-wide: other users of the etcd lose that history too.
+	CompactionRetention time.Duration
 	// DoneIndexSize is how many done tasks the master remembers in memory
 	// to answer re-submissions within the retention. Beyond it the oldest
 	// are forgotten and a re-submitted uuid is looked up in etcd instead.
@@ -76,6 +84,10 @@ type Config struct {
 	// Logger receives every log line; component and node attributes are added.
 	Logger *slog.Logger
 }
+
+// MinCompactionRetention is the least history the master may keep when it
+// compacts etcd.
+const MinCompactionRetention = time.Minute
 
 // etcdOptions are the etcd client settings of c.
 func (c Config) etcdOptions() etcdclient.Options {
@@ -121,22 +133,23 @@ func (w WorkTime) String() string { return w.Min.String() + "-" + w.Max.String()
 // improvements DESIGN.md asks for (a 10s TTL instead of 120s).
 func DefaultConfig() Config {
 	return Config{
-		Etcd:            []string{"127.0.0.1:2379"},
-		Prefix:          "/meshpool",
-		ClientPort:      4222,
-		ClusterPort:     6222,
-		HTTPPort:        8222,
-		ClusterName:     "meshpool",
-		TTL:             10 * time.Second,
-		TaskInterval:    10 * time.Second,
-		WorkTime:        WorkTime{Min: time.Second, Max: 15 * time.Second},
-		AckTimeout:      2 * time.Second,
-		InfoInterval:    60 * time.Second,
-		ShutdownGrace:   30 * time.Second,
-		TaskTimeout:     60 * time.Second,
-		ResultRetention: 10 * time.Minute,
-		DoneIndexSize:   200_000,
-		Version:         "dev",
+		Etcd:                []string{"127.0.0.1:2379"},
+		Prefix:              "/meshpool",
+		ClientPort:          4222,
+		ClusterPort:         6222,
+		HTTPPort:            8222,
+		ClusterName:         "meshpool",
+		TTL:                 10 * time.Second,
+		TaskInterval:        10 * time.Second,
+		WorkTime:            WorkTime{Min: time.Second, Max: 15 * time.Second},
+		AckTimeout:          2 * time.Second,
+		InfoInterval:        60 * time.Second,
+		ShutdownGrace:       30 * time.Second,
+		TaskTimeout:         60 * time.Second,
+		ResultRetention:     10 * time.Minute,
+		CompactionRetention: taskstore.DefaultCompactionRetention,
+		DoneIndexSize:       200_000,
+		Version:             "dev",
 	}
 }
 
@@ -199,8 +212,13 @@ func (c Config) Validate() error {
 	if c.DoneIndexSize < 1 {
 		errs = append(errs, fmt.Errorf("done index size %d: want at least 1", c.DoneIndexSize))
 	}
-	if c.ResultRetention < 0 {
-		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) or more", c.ResultRetention))
+	if c.ResultRetention < 0 || c.ResultRetention > taskstore.MaxRetention {
+		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) up to %s: done records are kept under an etcd lease, and etcd grants none longer than %s",
+			c.ResultRetention, taskstore.MaxRetention, keyspace.MaxLeaseTTL))
+	}
+	if c.CompactionRetention != 0 && c.CompactionRetention < MinCompactionRetention {
+		errs = append(errs, fmt.Errorf("compaction retention %s: want 0 (off: etcd compacts) or at least %s, so that no watch is behind it",
+			c.CompactionRetention, MinCompactionRetention))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)

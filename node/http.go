@@ -35,8 +35,8 @@ func newHTTPServer(h http.Handler) *http.Server {
 //	/          the live page: members, master, results as they come
 //	/stream    results and cluster events as server-sent events
 //	/healthz   200 while the process serves HTTP
-//	/readyz    200 when registered, routed to every member and a master is
-//	           known; else 503 with the reason on one line
+//	/readyz    200 when registered, routed to every member, a master is
+//	           known and etcd raises no alarm; else 503 with the reason on one line
 //	/status    the Status, as JSON
 //	/metrics   Prometheus text format
 //	/nats/varz, /nats/routez, /nats/connz, /nats/subsz
@@ -80,12 +80,15 @@ func (n *Node) healthHandler(mux *http.ServeMux) *http.ServeMux {
 }
 
 // notReady returns why the node cannot take part in the cluster yet, or ""
-// when it is registered, routed to every other member it knows, and knows
-// the master.
+// when it is registered, routed to every other member it knows, knows the
+// master, and etcd raises no alarm.
 func (n *Node) notReady() string {
 	p := n.parts.Load()
 	if p == nil {
 		return "not running"
+	}
+	if reason := p.alarms.Reason(); reason != "" {
+		return reason // first: it is also why the rest fails
 	}
 	if !p.registry.Registered() {
 		return "not registered"

@@ -15,6 +15,7 @@ import (
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/taskstore"
 )
 
 // Node is one meshpool node. Create it with New and drive it with Run.
@@ -40,6 +41,7 @@ type parts struct {
 	registry *registry.Registry
 	election *election.Election
 	worker   *worker
+	alarms   *taskstore.Alarms
 	httpURL  string
 	// metricsURL is the --metrics-addr listener's URL, or "".
 	metricsURL string
@@ -130,7 +132,8 @@ func (n *Node) Run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	n.parts.Store(&parts{etcd: cli, broker: br, registry: reg, election: el, worker: wk, httpURL: httpURL, metricsURL: ln.url()})
+	alarms := taskstore.NewAlarms(cli, n.logger("cluster"))
+	n.parts.Store(&parts{etcd: cli, broker: br, registry: reg, election: el, worker: wk, alarms: alarms, httpURL: httpURL, metricsURL: ln.url()})
 	defer n.parts.Store(nil)
 	app.Info("my ID", "id", n.id, "ip", n.cfg.Advertise, "client_url", rec.ClientURL, "cluster_url", rec.ClusterURL, "http_url", httpURL)
 
@@ -139,6 +142,7 @@ func (n *Node) Run(ctx context.Context) error {
 	bg.Go(func(ctx context.Context) { n.syncRoutes(ctx, reg, br) })
 	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
 	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
+	bg.Go(func(ctx context.Context) { _ = alarms.Run(ctx) })
 	stopHTTP := n.serveHTTP(bg, br, ln)
 	// Before it registers or campaigns: a node of another cluster name
 	// must not join (its NATS server cannot route to theirs).
@@ -188,6 +192,10 @@ func (n *Node) lead(ctx context.Context, l election.Leadership) {
 	var events sync.WaitGroup
 	events.Go(func() { announce(actx, p.broker.Conn(), n.id, l, p.registry.Membership, log) })
 	defer func() { stopEvents(); events.Wait() }()
+	if n.cfg.CompactionRetention > 0 { // the master alone compacts etcd
+		c := taskstore.NewCompactor(p.etcd, n.cfg.Prefix, n.cfg.CompactionRetention, log)
+		events.Go(func() { _ = c.Run(actx) })
+	}
 	if err := m.run(ctx); err != nil {
 		log.Error("master duties failed", "err", err)
 		// Do not hand leadership straight back in a tight loop.

@@ -50,7 +50,13 @@ type running struct {
 
 func newCluster(t *testing.T, tune func(*node.Config)) *cluster {
 	t.Helper()
-	etcd, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir()})
+	return newClusterOn(t, embedetcd.Config{Dir: t.TempDir()}, tune)
+}
+
+// newClusterOn is newCluster with an etcd started from ecfg.
+func newClusterOn(t *testing.T, ecfg embedetcd.Config, tune func(*node.Config)) *cluster {
+	t.Helper()
+	etcd, err := embedetcd.Start(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}

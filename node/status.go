@@ -20,6 +20,7 @@ type Status struct {
 	IsMaster   bool              `json:"is_master"`
 	Members    []registry.Record `json:"members"`
 	Routes     []string          `json:"routes"`
+	EtcdAlarms []string          `json:"etcd_alarms,omitempty"` // etcd's alarms raised now, e.g. ["NOSPACE"]
 	Worker     WorkerStatus      `json:"worker"`
 	Dispatch   DispatchStatus    `json:"dispatch"`
 
@@ -76,6 +77,7 @@ func (n *Node) Status() Status {
 	s.Uptime = time.Since(n.started).Round(time.Second).String()
 	s.Master = leader
 	s.IsMaster = term != 0
+	s.EtcdAlarms = p.alarms.Active()
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
 	s.SkippedRecords = p.registry.SkippedRecords()

@@ -61,11 +61,22 @@ func (w *Writer) commit(ctx context.Context, batch []*op) error {
 		}
 		return ErrFenced
 	}
+	if w.noSpace.CompareAndSwap(true, false) {
+		w.log.Info("etcd has space again: task writes accepted")
+	}
 	return nil
 }
 
 func (w *Writer) failed(n int, err error) error {
 	w.stats.errors.Add(1)
+	if errors.Is(err, rpctypes.ErrNoSpace) {
+		// Every write fails alike until an operator frees space: say so
+		// once, not once per txn.
+		if w.noSpace.CompareAndSwap(false, true) {
+			w.log.Error(ErrNoSpace.Error()+": task writes refused until an operator compacts, defragments and disarms etcd", "err", err)
+		}
+		return fmt.Errorf("%w: cannot commit a txn of %d writes: %w", ErrNoSpace, n, err)
+	}
 	w.log.Warn("cannot commit task writes", ratelog.Limit, "writes", n, "err", err)
 	return fmt.Errorf("cannot commit a txn of %d writes: %w", n, err)
 }

@@ -11,4 +11,8 @@
 //
 // A completed task is either deleted at once or kept as Done for a retention
 // time under a shared lease: one lease per time bucket, not one per task.
+//
+// The writes leave every revision in etcd's history: a Compactor, run by
+// the master, compacts what is older than its retention, and Alarms shows
+// etcd's NOSPACE alarm, under which every write fails with ErrNoSpace.
 package taskstore

@@ -26,10 +26,13 @@ type leases struct {
 	until time.Time        // id is handed out before this time
 }
 
+// maxBucket is the longest time bucket.
+const maxBucket = time.Minute
+
 // newLeases returns the lease source for retention; with retention 0 it is
 // never used.
 func newLeases(cli *clientv3.Client, retention time.Duration) *leases {
-	bucket := min(max(retention/10, time.Second), time.Minute)
+	bucket := min(max(retention/10, time.Second), maxBucket)
 	return &leases{
 		cli:    cli,
 		bucket: bucket,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // Options tunes a Writer. For MaxBatch, MaxInFlight and Timeout the zero
@@ -23,7 +25,7 @@ type Options struct {
 	// Retention is how long a Done record is kept before etcd deletes it;
 	// 0 deletes the record at completion. Records may stay up to a tenth
 	// longer (at least 1s, at most 1m more): completions share one lease per
-	// time bucket. Default 10m.
+	// time bucket. Default 10m, at most MaxRetention.
 	Retention time.Duration
 	// Timeout bounds each txn, lease grant included. Default 5s.
 	Timeout time.Duration
@@ -38,6 +40,11 @@ const (
 	defaultRetention   = 10 * time.Minute
 	defaultTimeout     = 5 * time.Second
 )
+
+// MaxRetention is the longest Retention: the lease a Done record is kept
+// under lives Retention plus up to a minute, and etcd grants no lease longer
+// than keyspace.MaxLeaseTTL.
+const MaxRetention = keyspace.MaxLeaseTTL - maxBucket - time.Second
 
 // ErrInvalidOptions is matched (errors.Is) by every error Options.Validate returns.
 var ErrInvalidOptions = errors.New("taskstore: invalid options")
@@ -62,6 +69,9 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: max in flight must not be negative, got %d", ErrInvalidOptions, o.MaxInFlight)
 	case o.Retention < 0:
 		return fmt.Errorf("%w: retention must not be negative, got %s", ErrInvalidOptions, o.Retention)
+	case o.Retention > MaxRetention:
+		return fmt.Errorf("%w: retention must be at most %s (etcd's longest lease, less a bucket), got %s",
+			ErrInvalidOptions, MaxRetention, o.Retention)
 	case o.Timeout < 0:
 		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidOptions, o.Timeout)
 	}

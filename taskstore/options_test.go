@@ -16,10 +16,13 @@ func TestOptions(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if err := (taskstore.Options{Retention: taskstore.MaxRetention}).Validate(); err != nil {
+		t.Fatalf("longest retention: %v", err)
+	}
 	if err := (taskstore.Options{}).Validate(); err != nil {
 		t.Fatalf("zero options: %v", err)
 	}
-	for _, o := range []taskstore.Options{{MaxBatch: -1}, {MaxInFlight: -1}, {Retention: -1}, {Timeout: -1}} {
+	for _, o := range []taskstore.Options{{MaxBatch: -1}, {MaxInFlight: -1}, {Retention: -1}, {Retention: taskstore.MaxRetention + time.Nanosecond}, {Retention: 1<<63 - 1}, {Timeout: -1}} {
 		if err := o.Validate(); !errors.Is(err, taskstore.ErrInvalidOptions) {
 			t.Errorf("Validate(%+v) = %v, want ErrInvalidOptions", o, err)
 		}

@@ -1,11 +1,14 @@
 package taskstore_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -97,4 +100,33 @@ func countLeases(t testing.TB, cli *clientv3.Client) int {
 		t.Fatal(err)
 	}
 	return len(resp.Leases)
+}
+
+// TestLongestRetention completes a task with Retention MaxRetention: etcd
+// grants its lease and the result is recorded. One second more than etcd's
+// longest lease is refused by etcd, which is why Validate refuses more.
+func TestLongestRetention(t *testing.T) {
+	_, cli := newEtcd(t)
+	w := startWriter(t, cli, newFence(t, cli), options(taskstore.MaxRetention))
+	r := pending(5)
+	if err := w.Put(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Complete(t.Context(), done(r)); err != nil {
+		t.Fatalf("Complete with retention %s: %v", taskstore.MaxRetention, err)
+	}
+	got, resp, ok := get(t, cli, r.UUID)
+	if !ok || got.State != taskstore.Done || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("record after Complete: %+v (present %t), want it done under a lease", got, ok)
+	}
+	ttl, err := cli.TimeToLive(t.Context(), clientv3.LeaseID(resp.Kvs[0].Lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if max := int64(keyspace.MaxLeaseTTL / time.Second); ttl.GrantedTTL > max || ttl.GrantedTTL < int64(taskstore.MaxRetention/time.Second) {
+		t.Fatalf("lease granted for %ds, want between the retention and etcd's longest, %ds", ttl.GrantedTTL, max)
+	}
+	if _, err := cli.Grant(t.Context(), int64(keyspace.MaxLeaseTTL/time.Second)+1); !errors.Is(err, rpctypes.ErrLeaseTTLTooLarge) {
+		t.Fatalf("etcd granted a lease longer than keyspace.MaxLeaseTTL: %v", err)
+	}
 }

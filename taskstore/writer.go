@@ -39,6 +39,7 @@ type Writer struct {
 
 	running atomic.Bool
 	fenced  atomic.Bool
+	noSpace atomic.Bool // the last txn failed with etcd's NOSPACE
 	stats   counters
 }
 
@@ -72,8 +73,9 @@ func NewWriter(cli *clientv3.Client, prefix string, fence Fence, opts Options) *
 // another executor. It sets r.State to Pending and r.Term to the fence's
 // term, checks r, and blocks until the txn carrying it commits. It returns
 // an error matching ErrFenced if the term is over, ErrInvalidRecord if r is
-// not valid, and a wrapped etcd or context error if the txn failed (the
-// write may or may not have happened: retry).
+// not valid, ErrNoSpace if etcd is out of space, and a wrapped etcd or
+// context error if the txn failed (the write may or may not have happened:
+// retry).
 func (w *Writer) Put(ctx context.Context, r Record) error {
 	r.State, r.Term = Pending, w.fence.Term
 	if err := w.write(ctx, r, false, false); err != nil {

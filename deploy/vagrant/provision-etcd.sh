@@ -19,13 +19,19 @@ install_etcd() {
 }
 
 # write_config IP: /etc/default/etcd, read by the package's unit. The member
-# name, data dir and peer URLs stay the package's (a single member).
+# name, data dir and peer URLs stay the package's (a single member). The
+# master compacts etcd's history (--compaction-retention, 5m); etcd's own
+# periodic compaction, keeping more, is the backstop when that is off. The
+# quota is etcd's default, written out: past it etcd raises NOSPACE.
 # Prints "changed" when the file changed.
 write_config() {
   local ip=$1 conf=/etc/default/etcd want
   want="# Written by deploy/vagrant/provision-etcd.sh.
 ETCD_LISTEN_CLIENT_URLS=http://${ip}:2379,http://127.0.0.1:2379
-ETCD_ADVERTISE_CLIENT_URLS=http://${ip}:2379"
+ETCD_ADVERTISE_CLIENT_URLS=http://${ip}:2379
+ETCD_AUTO_COMPACTION_MODE=periodic
+ETCD_AUTO_COMPACTION_RETENTION=1h
+ETCD_QUOTA_BACKEND_BYTES=2147483648"
   if [[ -f $conf && "$(cat "$conf")" == "$want" ]]; then
     return 0
   fi

@@ -31,6 +31,9 @@ type Config struct {
 	// with this certificate; with ClientCAFile, clients must present a
 	// certificate signed by that CA.
 	CertFile, KeyFile, ClientCAFile string
+	// QuotaBackendBytes is the database size at which etcd raises its
+	// NOSPACE alarm and refuses writes; 0 is etcd's default (2 GiB).
+	QuotaBackendBytes int64
 	// LogLevel is etcd's own zap level (debug, info, warn, error, fatal).
 	// Default fatal: etcd logs a normal shutdown as errors.
 	LogLevel string
@@ -90,6 +93,7 @@ func start(cfg Config) (*Server, error) {
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{purl}, []url.URL{purl}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.UnsafeNoFsync = true
+	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
 	if cfg.CertFile != "" {
 		ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile = cfg.CertFile, cfg.KeyFile
 		if cfg.ClientCAFile != "" {

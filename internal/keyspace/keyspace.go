@@ -14,6 +14,10 @@ const (
 	DefaultPrefix = "/meshpool"
 	DefaultTTL    = 10 * time.Second
 	MinTTL        = 2 * time.Second
+	// MaxLeaseTTL is the longest lease etcd grants, 9,000,000,000 s
+	// (go.etcd.io/etcd/server/v3/lease.MaxLeaseTTL); a longer grant fails
+	// with "etcdserver: too large lease TTL".
+	MaxLeaseTTL = 9_000_000_000 * time.Second
 )
 
 // CheckPrefix accepts a path like /meshpool: a leading '/', no trailing '/'.
@@ -27,12 +31,15 @@ func CheckPrefix(p string) error {
 	return nil
 }
 
-// CheckTTL accepts whole seconds, at least MinTTL: etcd leases count in
-// seconds, and a shorter TTL leaves no room for a keep-alive round trip.
+// CheckTTL accepts whole seconds, at least MinTTL and at most MaxLeaseTTL:
+// etcd leases count in seconds, a shorter TTL leaves no room for a
+// keep-alive round trip, and etcd refuses a longer one.
 func CheckTTL(ttl time.Duration) error {
 	switch {
 	case ttl < MinTTL:
 		return fmt.Errorf("ttl must be at least %s, got %s", MinTTL, ttl)
+	case ttl > MaxLeaseTTL:
+		return fmt.Errorf("ttl must be at most %s (etcd's longest lease), got %s", MaxLeaseTTL, ttl)
 	case ttl%time.Second != 0:
 		return fmt.Errorf("ttl must be whole seconds, got %s", ttl)
 	}

@@ -1,0 +1,43 @@
+package keyspace_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/lease"
+
+	"github.com/meshpool/meshpool/internal/keyspace"
+)
+
+func TestMaxLeaseTTLIsEtcds(t *testing.T) {
+	if want := lease.MaxLeaseTTL * time.Second; keyspace.MaxLeaseTTL != want {
+		t.Fatalf("MaxLeaseTTL %s, etcd's is %s", keyspace.MaxLeaseTTL, want)
+	}
+}
+
+func TestCheckTTL(t *testing.T) {
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want string // in the error; "" for none
+	}{
+		{keyspace.MinTTL, ""},
+		{10 * time.Second, ""},
+		{keyspace.MaxLeaseTTL, ""},
+		{time.Second, "at least"},
+		{-time.Second, "at least"},
+		{2500 * time.Millisecond, "whole seconds"},
+		{keyspace.MaxLeaseTTL + time.Second, "at most 2500000h0m0s (etcd's longest lease)"},
+		{1<<63 - 1, "at most"},
+	} {
+		t.Run(tc.ttl.String(), func(t *testing.T) {
+			err := keyspace.CheckTTL(tc.ttl)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}

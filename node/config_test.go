@@ -1,0 +1,84 @@
+package node_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/node"
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+// TestValidateDurations checks every duration of Config against what etcd
+// and the node accept: a value etcd would refuse later is refused at start.
+func TestValidateDurations(t *testing.T) {
+	const forever = time.Duration(1<<63 - 1)
+	for _, tc := range []struct {
+		name string
+		set  func(*node.Config)
+		want string // in the error; "" for valid
+	}{
+		{"defaults", func(*node.Config) {}, ""},
+		{"ttl min", func(c *node.Config) { c.TTL = keyspace.MinTTL }, ""},
+		{"ttl max", func(c *node.Config) { c.TTL = keyspace.MaxLeaseTTL }, ""},
+		{"ttl too short", func(c *node.Config) { c.TTL = time.Second }, "ttl must be at least 2s"},
+		{"ttl not whole", func(c *node.Config) { c.TTL = 2500 * time.Millisecond }, "whole seconds"},
+		{"ttl above etcd's", func(c *node.Config) { c.TTL = keyspace.MaxLeaseTTL + time.Second }, "etcd's longest lease"},
+		{"ttl forever", func(c *node.Config) { c.TTL = forever }, "etcd's longest lease"},
+		{"retention 0", func(c *node.Config) { c.ResultRetention = 0 }, ""},
+		{"retention max", func(c *node.Config) { c.ResultRetention = taskstore.MaxRetention }, ""},
+		{"retention negative", func(c *node.Config) { c.ResultRetention = -time.Second }, "result retention -1s"},
+		{"retention above etcd's", func(c *node.Config) { c.ResultRetention = keyspace.MaxLeaseTTL }, "etcd grants none longer than 2500000h0m0s"},
+		{"retention just above max", func(c *node.Config) { c.ResultRetention = taskstore.MaxRetention + time.Nanosecond }, "result retention"},
+		{"retention forever", func(c *node.Config) { c.ResultRetention = forever }, "result retention"},
+		{"compaction off", func(c *node.Config) { c.CompactionRetention = 0 }, ""},
+		{"compaction min", func(c *node.Config) { c.CompactionRetention = node.MinCompactionRetention }, ""},
+		{"compaction too short", func(c *node.Config) { c.CompactionRetention = time.Second }, "compaction retention 1s: want 0 (off: etcd compacts) or at least 1m0s"},
+		{"compaction negative", func(c *node.Config) { c.CompactionRetention = -time.Minute }, "compaction retention"},
+		{"task interval negative", func(c *node.Config) { c.TaskInterval = -time.Second }, "task interval"},
+		{"work time reversed", func(c *node.Config) { c.WorkTime = node.WorkTime{Min: 2 * time.Second, Max: time.Second} }, "work time"},
+		{"ack timeout 0", func(c *node.Config) { c.AckTimeout = 0 }, "ack timeout"},
+		{"info interval 0", func(c *node.Config) { c.InfoInterval = 0 }, "info interval"},
+		{"shutdown grace negative", func(c *node.Config) { c.ShutdownGrace = -time.Second }, "shutdown grace"},
+		{"task timeout short", func(c *node.Config) { c.TaskTimeout = 500 * time.Millisecond }, "task timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := node.DefaultConfig()
+			cfg.Advertise = "127.0.0.2"
+			tc.set(&cfg)
+			err := cfg.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLongestResultRetentionRecordsResults runs a task with the longest
+// retention Validate accepts: etcd grants the lease and the result is
+// recorded as done.
+func TestLongestResultRetentionRecordsResults(t *testing.T) {
+	c := durable(t, func(cfg *node.Config) { cfg.ResultRetention = taskstore.MaxRetention })
+	_, workers := c.startN(2)
+	cl := dial(t, workers[0])
+	reply, err := cl.Submit(t.Context(), message.Submit{Number: 7})
+	if err != nil || !reply.Accepted {
+		t.Fatalf("submit: %+v, %v", reply, err)
+	}
+	if res, err := waitResult(t, cl, reply.UUID); err != nil || res.Result != 21 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	eventually(t, 10*time.Second, "the result recorded in etcd", func() bool {
+		resp, err := c.cli.Get(t.Context(), taskstore.Key(c.cfg.Prefix, reply.UUID))
+		if err != nil || len(resp.Kvs) != 1 {
+			return false
+		}
+		rec, err := taskstore.Decode(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
+		return err == nil && rec.State == taskstore.Done && resp.Kvs[0].Lease != 0
+	})
+}

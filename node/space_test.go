@@ -1,0 +1,123 @@
+package node_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/node"
+)
+
+const noSpace = "etcd is out of space (NOSPACE alarm): "
+
+// TestEtcdOutOfSpaceIsReportedAndRecovers fills the cluster's etcd with
+// history until it raises NOSPACE: a submission is refused saying so,
+// /readyz and /status of every node show the alarm; once an operator has
+// compacted, defragmented and disarmed etcd, submissions are accepted again
+// and the nodes are ready.
+func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
+	c := newClusterOn(t, embedetcd.Config{Dir: t.TempDir(), QuotaBackendBytes: 8 << 20}, func(cfg *node.Config) {
+		cfg.TaskInterval = 0
+		cfg.ResultRetention = time.Minute
+	})
+	master, _ := c.startN(2)
+	nc, err := nats.Connect(clientURL(t, master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	value := strings.Repeat("x", 256<<10)
+	for i := 0; ; i++ {
+		_, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/fill", value)
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			break
+		}
+		if err != nil || i == 1000 {
+			t.Fatalf("filling etcd: %d puts, %v", i, err)
+		}
+	}
+
+	msg, err := nc.Request(message.SubjectSubmit, []byte(`{"number":5}`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply message.SubmitReply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil || reply.Accepted || !strings.Contains(reply.Error, noSpace) {
+		t.Fatalf("submission to a full etcd answered %s, want a refusal saying %q", msg.Data, noSpace)
+	}
+	for _, n := range c.running() {
+		eventually(t, 15*time.Second, n.ID()+" shows the NOSPACE alarm", func() bool {
+			code, body := httpGet(t, n, "/readyz")
+			var s node.Status
+			getJSON(t, n, "/status", &s)
+			return code == http.StatusServiceUnavailable && strings.HasPrefix(string(body), noSpace) &&
+				slices.Equal(s.EtcdAlarms, []string{"NOSPACE"})
+		})
+	}
+
+	// The operator's steps (README): compact, defragment, disarm.
+	resp, err := c.cli.Get(t.Context(), c.cfg.Prefix, clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.Compact(t.Context(), resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.Defragment(t.Context(), c.etcd.Endpoint()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.AlarmDisarm(t.Context(), &clientv3.AlarmMember{}); err != nil {
+		t.Fatal(err)
+	}
+
+	cl := dial(t, master)
+	if reply, err := cl.Submit(t.Context(), message.Submit{Number: 5}); err != nil || !reply.Accepted {
+		t.Fatalf("submission after space was freed: %+v, %v", reply, err)
+	}
+	for _, n := range c.running() {
+		eventually(t, 15*time.Second, n.ID()+" ready again", func() bool {
+			code, _ := httpGet(t, n, "/readyz")
+			return code == http.StatusOK && n.Status().EtcdAlarms == nil
+		})
+	}
+}
+
+// TestMasterCompactsEtcdHistory: the master compacts the history older
+// than CompactionRetention, so a revision written at the start is gone
+// about a retention later. It waits a minute, the least retention.
+func TestMasterCompactsEtcdHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the least compaction retention, a minute")
+	}
+	c := newCluster(t, func(cfg *node.Config) {
+		cfg.TaskInterval = 0
+		cfg.CompactionRetention = node.MinCompactionRetention
+	})
+	c.startN(1)
+	first, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/history", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, node.MinCompactionRetention+30*time.Second, "the first revision compacted", func() bool {
+		if _, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/history", "more"); err != nil { // history to compact
+			t.Fatal(err)
+		}
+		_, err := c.cli.Get(t.Context(), c.cfg.Prefix+"/history", clientv3.WithRev(first.Header.Revision))
+		return errors.Is(err, rpctypes.ErrCompacted)
+	})
+	// The cluster goes on: its watches resync if they ever were behind.
+	if _, ok := c.converged(); !ok {
+		t.Fatal("the cluster is not converged after the compaction")
+	}
+}
