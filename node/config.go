@@ -89,6 +89,10 @@ type Config struct {
 // compacts etcd.
 const MinCompactionRetention = time.Minute
 
+// minCompactionRetention is what Validate checks against: MinCompactionRetention,
+// shortened only by this package's tests (export_test.go).
+var minCompactionRetention = MinCompactionRetention
+
 // etcdOptions are the etcd client settings of c.
 func (c Config) etcdOptions() etcdclient.Options {
 	return etcdclient.Options{
@@ -216,9 +220,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) up to %s: done records are kept under an etcd lease, and etcd grants none longer than %s",
 			c.ResultRetention, taskstore.MaxRetention, keyspace.MaxLeaseTTL))
 	}
-	if c.CompactionRetention != 0 && c.CompactionRetention < MinCompactionRetention {
+	if c.CompactionRetention != 0 && c.CompactionRetention < minCompactionRetention {
 		errs = append(errs, fmt.Errorf("compaction retention %s: want 0 (off: etcd compacts) or at least %s, so that no watch is behind it",
-			c.CompactionRetention, MinCompactionRetention))
+			c.CompactionRetention, minCompactionRetention))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)

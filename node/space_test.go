@@ -97,19 +97,18 @@ func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
 // than CompactionRetention, so a revision written at the start is gone
 // about a retention later. It waits a minute, the least retention.
 func TestMasterCompactsEtcdHistory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for the least compaction retention, a minute")
-	}
+	const retain = 3 * time.Second
+	node.ShortenMinCompactionRetention(t, retain)
 	c := newCluster(t, func(cfg *node.Config) {
 		cfg.TaskInterval = 0
-		cfg.CompactionRetention = node.MinCompactionRetention
+		cfg.CompactionRetention = retain
 	})
 	c.startN(1)
 	first, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/history", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, node.MinCompactionRetention+30*time.Second, "the first revision compacted", func() bool {
+	eventually(t, retain+30*time.Second, "the first revision compacted", func() bool {
 		if _, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/history", "more"); err != nil { // history to compact
 			t.Fatal(err)
 		}
