@@ -31,6 +31,7 @@ type masterStats struct {
 	badReplies     atomic.Int64 // submissions dropped unanswered: their reply subject is one of ours
 	dispatched     atomic.Int64 // tasks acked by a worker (first placement or again)
 	redispatched   atomic.Int64 // placements after the first: worker left, timed out, resumed
+	resent         atomic.Int64 // tasks sent again to their worker when their submitter asked after them
 	completed      atomic.Int64 // results recorded
 	dupResults     atomic.Int64 // results for tasks already recorded, suppressed
 	badResults     atomic.Int64 // malformed results refused
@@ -95,6 +96,7 @@ type tracked struct {
 	sentTo    []placement     // this term's latest sendings, oldest first, at most maxPlacements
 	retryAt   time.Time       // no worker took it: not placed again before this
 	failures  int             // placements in a row that found no worker to take it
+	resentAt  time.Time       // when it was last sent again to its worker for a submitter asking after it
 }
 
 // placement is one sending of a task, under the master's term: a result is
@@ -400,6 +402,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 			return reply, nil, nil
 		}
 		m.stats.duplicates.Add(1)
+		m.resendIfLost(t, time.Now())
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: term}, nil, nil
 	}
 	if d, ok := m.done.get(sub.UUID); ok {
@@ -460,6 +463,47 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	m.stats.inFlight.Add(1)
 	m.log.Debug("task accepted", "uuid", sub.UUID, "number", sub.Number, "executor", executor)
 	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.lead.Term}, t, nil
+}
+
+// resendAfter is how long a task is out with its worker before a submitter
+// asking after it (client.Wait does every few seconds) has it sent again.
+const resendAfter = time.Second
+
+// resendIfLost sends a pending task again to its worker, under its latest
+// sending, when its submitter asks after it and it has been out for
+// resendAfter: NATS delivers at most once, and when nodes join,
+// nats-server closes the duplicate route connections with whatever they
+// carried, so a task (published without an ack when non-durable) or its
+// result can be lost without any fault, and would otherwise wait for
+// --task-timeout. The worker does not run a task twice: one under way is
+// only acked, one done has its result published again. At most once per
+// resendAfter per task; not an attempt, and not a reason to wait longer
+// before the task timeout.
+func (m *master) resendIfLost(t *tracked, now time.Time) {
+	m.mu.Lock()
+	if t.busy || t.result != nil || t.sent.IsZero() || now.Sub(t.sent) < resendAfter || now.Sub(t.resentAt) < resendAfter {
+		m.mu.Unlock()
+		return
+	}
+	t.busy, t.resentAt = true, now
+	rec := t.rec
+	m.mu.Unlock()
+	m.wg.Go(func() {
+		if m.lead.Valid() && m.ctx.Err() == nil {
+			if err := m.send(rec, t.ephemeral); err != nil {
+				m.log.Debug("task not sent again", "uuid", rec.UUID, "worker", rec.Executor, "err", err)
+			} else {
+				m.stats.resent.Add(1)
+			}
+		}
+		m.mu.Lock()
+		recordNow := t.result != nil
+		t.busy = recordNow
+		m.mu.Unlock()
+		if recordNow {
+			m.record(t) // its result came in meanwhile
+		}
+	})
 }
 
 // conflict answers a submission of a known uuid whose request differs from

@@ -73,6 +73,7 @@ func newMetrics(n *Node) *metrics {
 		f          func() float64
 	}{
 		{"tasks_dispatched_total", "Tasks the master handed to a worker that acked them, re-placements included.", count(&st.dispatched)},
+		{"tasks_resent_total", "Tasks sent again to their worker, unchanged, because their submitter asked after them: a task or result may be lost on a route.", count(&st.resent)},
 		{"tasks_redispatched_total", "Placements after a task's first: its worker left or timed out, or a new master resumed it.", count(&st.redispatched)},
 		{"tasks_completed_total", "Task results the master recorded.", count(&st.completed)},
 		{"tasks_refused_total", "Tasks this node refused as a worker (stale term, wrong executor, malformed, stopping).", running(func(p *parts) float64 {

@@ -42,15 +42,18 @@ type WorkerStatus struct {
 
 // DispatchStatus counts this node's work as master, over all its terms.
 type DispatchStatus struct {
-	Term             int64 `json:"term,omitempty"`
-	Accepted         int64 `json:"accepted"`
-	Duplicates       int64 `json:"duplicate_submissions"`
-	Conflicts        int64 `json:"conflicting_submissions"`
-	Refused          int64 `json:"refused_submissions"`
-	BadReplies       int64 `json:"bad_reply_subjects"`
-	InFlight         int64 `json:"in_flight"`
-	Dispatched       int64 `json:"dispatched"`
-	Redispatched     int64 `json:"redispatched"`
+	Term         int64 `json:"term,omitempty"`
+	Accepted     int64 `json:"accepted"`
+	Duplicates   int64 `json:"duplicate_submissions"`
+	Conflicts    int64 `json:"conflicting_submissions"`
+	Refused      int64 `json:"refused_submissions"`
+	BadReplies   int64 `json:"bad_reply_subjects"`
+	InFlight     int64 `json:"in_flight"`
+	Dispatched   int64 `json:"dispatched"`
+	Redispatched int64 `json:"redispatched"`
+	// Resent counts tasks sent again to their worker because their
+	// submitter asked after them (a task or result may be lost on a route).
+	Resent           int64 `json:"resent"`
 	Completed        int64 `json:"completed"`
 	DuplicateResults int64 `json:"duplicate_results_suppressed"`
 	BadResults       int64 `json:"bad_results"`
@@ -89,7 +92,7 @@ func (n *Node) Status() Status {
 	st := &n.stats
 	s.Dispatch = DispatchStatus{
 		Term: term, Accepted: st.accepted.Load(), Duplicates: st.duplicates.Load(), Refused: st.refused.Load(),
-		InFlight: st.inFlight.Load(), Dispatched: st.dispatched.Load(), Redispatched: st.redispatched.Load(),
+		InFlight: st.inFlight.Load(), Dispatched: st.dispatched.Load(), Redispatched: st.redispatched.Load(), Resent: st.resent.Load(),
 		Completed: st.completed.Load(), DuplicateResults: st.dupResults.Load(), BadResults: st.badResults.Load(),
 		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
 		RefusedResults: st.refusedResults.Load(), LateResults: st.lateResults.Load(),
