@@ -36,7 +36,7 @@ func newHTTPServer(h http.Handler) *http.Server {
 //	/stream    results and cluster events as server-sent events
 //	/healthz   200 while the process serves HTTP
 //	/readyz    200 when registered, routed to every member and a master is
-//	           known; else 503 with the reason on one line
+//	           known that is a live member; else 503 with the reason on one line
 //	/status    the Status, as JSON
 //	/metrics   Prometheus text format
 //	/nats/varz, /nats/routez, /nats/connz, /nats/subsz
@@ -81,7 +81,7 @@ func (n *Node) healthHandler(mux *http.ServeMux) *http.ServeMux {
 
 // notReady returns why the node cannot take part in the cluster yet, or ""
 // when it is registered, routed to every other member it knows, and knows
-// the master.
+// the master, a live member.
 func (n *Node) notReady() string {
 	p := n.parts.Load()
 	if p == nil {
@@ -100,7 +100,7 @@ func (n *Node) notReady() string {
 	if leader, _ := p.election.Master(); leader.ID == "" {
 		return "no master"
 	}
-	return ""
+	return n.master.get()
 }
 
 func writeText(w http.ResponseWriter, code int, line string) {

@@ -26,6 +26,7 @@ type Node struct {
 	stats   masterStats
 	metrics *metrics
 	leading atomic.Int64 // our term while master, else 0
+	master  masterHealth
 
 	parts atomic.Pointer[parts] // set while Run is running
 }
@@ -134,6 +135,7 @@ func (n *Node) Run(ctx context.Context) error {
 	bg.Go(func(ctx context.Context) { n.syncRoutes(ctx, reg, br) })
 	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
 	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
+	bg.Go(func(ctx context.Context) { n.master.watch(ctx, reg, el, n.cfg.TTL, n.logger("cluster")) })
 	stopHTTP := n.serveHTTP(bg, br, ln)
 	regs := newGroup(ctx)
 	regs.Go(func(ctx context.Context) { _ = reg.Run(ctx) })
@@ -247,9 +249,15 @@ func (n *Node) syncRoutes(ctx context.Context, reg *registry.Registry, br *broke
 
 // followMaster feeds every master change to the worker, so a task from a
 // deposed master is refused even before the new master sends anything.
+// After etcd was replaced terms start low again: the worker forgets the old ones.
 func (n *Node) followMaster(ctx context.Context, el *election.Election, wk *worker) {
+	replacements := el.Replacements()
 	for {
 		leader, changed := el.Master()
+		if r := el.Replacements(); r != replacements {
+			replacements = r
+			wk.term.Store(leader.Term)
+		}
 		wk.observeTerm(leader.Term)
 		select {
 		case <-ctx.Done():

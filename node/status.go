@@ -22,6 +22,11 @@ type Status struct {
 	Routes     []string          `json:"routes"`
 	Worker     WorkerStatus      `json:"worker"`
 	Dispatch   DispatchStatus    `json:"dispatch"`
+
+	// MasterProblem says why the master is not a live member (its election
+	// key has no lease or is not a candidate's, or it names no registered
+	// node); "" when it is, or when there is no master.
+	MasterProblem string `json:"master_problem,omitempty"`
 }
 
 // WorkerStatus counts this node's work as a worker.
@@ -66,6 +71,7 @@ func (n *Node) Status() Status {
 	s.Uptime = time.Since(n.started).Round(time.Second).String()
 	s.Master = leader
 	s.IsMaster = term != 0
+	s.MasterProblem = n.master.get()
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
 	s.Worker = WorkerStatus{
