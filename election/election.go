@@ -54,6 +54,7 @@ type Election struct {
 	running    atomic.Bool
 	sessions   atomic.Int64 // sessions created, the first one included
 	promotions atomic.Int64 // lead calls
+	removed    atomic.Int64 // lease-less leader keys this node deleted
 }
 
 // New returns an Election for node nodeID. It does not talk to etcd yet.
@@ -87,10 +88,11 @@ func New(cli *clientv3.Client, nodeID string, cfg Config) (*Election, error) {
 // Run campaigns until ctx ends. Each time this node wins it calls
 // lead(leaderCtx, leadership) synchronously; leaderCtx ends when the session is
 // lost, when the leader key disappears (deleted by hand), when ctx ends,
-// or when no keep-alive has been acknowledged for so long that the lease may
-// be about to expire on the server (see Leadership.Valid), and
-// context.Cause(leaderCtx) tells which: ErrSessionLost, ErrKeyDeleted,
-// ErrLeaseExpiring or ErrStopping. lead must return soon after leaderCtx ends.
+// when no keep-alive has been acknowledged for so long that the lease may
+// be about to expire on the server (see Leadership.Valid), or when etcd is
+// seen replaced under the same endpoints, and context.Cause(leaderCtx)
+// tells which: ErrSessionLost, ErrKeyDeleted, ErrLeaseExpiring, ErrStopping
+// or ErrEtcdReplaced. lead must return soon after leaderCtx ends.
 //
 // When lead returns, Run resigns (if still leader) and campaigns again, with a
 // new session if the old one is gone; if lead returned on its own, Run waits a
@@ -170,6 +172,10 @@ func (e *Election) Sessions() int64 { return e.sessions.Load() }
 // Promotions returns how many times this node has been promoted (its lead
 // callback called) since Run started.
 func (e *Election) Promotions() int64 { return e.promotions.Load() }
+
+// Removed returns how many election keys without a lease this node has
+// deleted (see Run).
+func (e *Election) Removed() int64 { return e.removed.Load() }
 
 // checkReplaced tells the mirror when h, the header of a response to a
 // request sent after mark, shows that etcd was replaced: the view forgets
@@ -466,6 +472,7 @@ func (e *Election) deleteLeaseless(ctx context.Context, kv *mvccpb.KeyValue) err
 		return fmt.Errorf("election: cannot delete %s: %w", key, err)
 	}
 	if resp.Succeeded {
+		e.removed.Add(1)
 		e.log.Warn("deleted an election key without a lease: it was older than every candidate and blocked the election",
 			"key", key, "value", truncate(string(kv.Value), 64), "create_revision", kv.CreateRevision)
 	}

@@ -90,10 +90,16 @@ func TestLeaselessElectionKeyIsDeleted(t *testing.T) {
 	if err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("the key without a lease is still there (err %v)", err)
 	}
+	removed := 0.0
 	for _, n := range c.running() {
 		if code, body := httpGet(t, n, "/readyz"); code != http.StatusOK {
 			t.Errorf("%s /readyz: %d %q", n.ID(), code, body)
 		}
+		m, _ := scrape(t, n)
+		removed += m["meshpool_election_keys_removed_total"]
+	}
+	if removed != 1 {
+		t.Errorf("meshpool_election_keys_removed_total sums to %v over the nodes, want 1", removed)
 	}
 }
 

@@ -108,6 +108,9 @@ func newMetrics(n *Node) *metrics {
 		{"promotions_total", "Times this node was promoted to master.", running(func(p *parts) float64 {
 			return float64(p.election.Promotions())
 		})},
+		{"election_keys_removed_total", "Election keys without a lease (put by hand) this node deleted: they blocked the election.", running(func(p *parts) float64 {
+			return float64(p.election.Removed())
+		})},
 	}
 	for _, g := range gauges {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshpool_" + g.name, Help: g.help}, g.f))

@@ -8,8 +8,8 @@
 // backup) is noticed too: a watch response, or a small read every
 // CheckInterval, whose revision is below the mirror's or whose cluster ID
 // differs makes the mirror read the prefix again, and that snapshot says
-// Replaced. A caller that sees the same in the header of
-// one of its own responses tells the mirror with Replaced.
+// Replaced. A caller that sees the same in the header of one of its own
+// responses asks Replaced, then Resync.
 package etcdwatch
 
 import (
