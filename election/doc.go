@@ -9,5 +9,9 @@
 //
 // Every node, leader or not, also follows who the master is (the oldest key
 // under the election prefix, the rule concurrency uses) through Master, and
-// `meshpool status` reads it once with CurrentLeader.
+// `meshpool status` reads it once with CurrentLeader. Phantom says when that
+// master's key cannot be a candidate's; a leader key without a lease (put by
+// hand) is deleted, since it would block every candidate for ever. An etcd
+// replaced under the same endpoints (revision backwards, cluster ID changed)
+// is noticed: the view is read again and the node campaigns once more.
 package election

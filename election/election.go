@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -25,6 +27,9 @@ var (
 	ErrKeyDeleted = errors.New("election: leader key deleted")
 	// ErrStopping: Run's context ended.
 	ErrStopping = errors.New("election: stopping")
+	// ErrEtcdReplaced: etcd was replaced under the election (its revision
+	// went backwards or its cluster ID changed); the term means nothing there.
+	ErrEtcdReplaced = errors.New("election: etcd was replaced")
 )
 
 var (
@@ -46,8 +51,10 @@ type Election struct {
 	mirror *etcdwatch.Mirror
 	view   *view
 
-	running  atomic.Bool
-	sessions atomic.Int64 // sessions created, the first one included
+	running    atomic.Bool
+	sessions   atomic.Int64 // sessions created, the first one included
+	promotions atomic.Int64 // lead calls
+	removed    atomic.Int64 // lease-less leader keys this node deleted
 }
 
 // New returns an Election for node nodeID. It does not talk to etcd yet.
@@ -74,16 +81,18 @@ func New(cli *clientv3.Client, nodeID string, cfg Config) (*Election, error) {
 	e.mirror = etcdwatch.New(cli, e.prefix+"/", cfg.Logger)
 	e.mirror.RequestTimeout = e.tm.request
 	e.mirror.MinBackoff, e.mirror.MaxBackoff = e.tm.minBackoff, e.tm.maxBackoff
+	e.mirror.CheckInterval = e.tm.request
 	return e, nil
 }
 
 // Run campaigns until ctx ends. Each time this node wins it calls
 // lead(leaderCtx, leadership) synchronously; leaderCtx ends when the session is
 // lost, when the leader key disappears (deleted by hand), when ctx ends,
-// or when no keep-alive has been acknowledged for so long that the lease may
-// be about to expire on the server (see Leadership.Valid), and
-// context.Cause(leaderCtx) tells which: ErrSessionLost, ErrKeyDeleted,
-// ErrLeaseExpiring or ErrStopping. lead must return soon after leaderCtx ends.
+// when no keep-alive has been acknowledged for so long that the lease may
+// be about to expire on the server (see Leadership.Valid), or when etcd is
+// seen replaced under the same endpoints, and context.Cause(leaderCtx)
+// tells which: ErrSessionLost, ErrKeyDeleted, ErrLeaseExpiring, ErrStopping
+// or ErrEtcdReplaced. lead must return soon after leaderCtx ends.
 //
 // When lead returns, Run resigns (if still leader) and campaigns again, with a
 // new session if the old one is gone; if lead returned on its own, Run waits a
@@ -100,10 +109,11 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context, l Lea
 	mctx, stopMirror := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = e.mirror.Run(mctx, e.observe) })
+	wg.Go(func() { e.removeLeaseless(mctx) })
 	defer func() {
 		stopMirror()
 		wg.Wait()
-		e.view.set(Leader{}, 0) // nobody follows the election any more
+		e.view.clear() // nobody follows the election any more
 	}()
 
 	c := &candidate{e: e}
@@ -159,6 +169,25 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context, l Lea
 // after a failed resign) and created again.
 func (e *Election) Sessions() int64 { return e.sessions.Load() }
 
+// Promotions returns how many times this node has been promoted (its lead
+// callback called) since Run started.
+func (e *Election) Promotions() int64 { return e.promotions.Load() }
+
+// Removed returns how many election keys without a lease this node has
+// deleted (see Run).
+func (e *Election) Removed() int64 { return e.removed.Load() }
+
+// checkReplaced tells the mirror when h, the header of a response to a
+// request sent after mark, shows that etcd was replaced: the view forgets
+// the old etcd's keys (Master is none until the mirror has read the new
+// one), and watchLeadership ends a leadership of the old etcd.
+func (e *Election) checkReplaced(mark etcdwatch.Mark, h *etcdserverpb.ResponseHeader) {
+	if e.mirror.Replaced(mark, h) {
+		e.view.invalidate()
+		e.mirror.Resync()
+	}
+}
+
 // candidate is the state of one Run: its current session, if any, and the
 // leases of sessions it gave up on.
 type candidate struct {
@@ -201,10 +230,14 @@ func (c *candidate) openSession(ctx context.Context) bool {
 func (e *Election) newSession(ctx context.Context) (*concurrency.Session, error) {
 	gctx, cancel := context.WithTimeout(ctx, e.tm.request)
 	defer cancel()
+	mark := e.mirror.Mark()
 	lease, err := e.cli.Grant(gctx, int64(e.ttl/time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("election: cannot create session: %w", err)
 	}
+	// A lost session is the first sign of an empty etcd: check before
+	// campaigning on what the mirror shows.
+	e.checkReplaced(mark, lease.ResponseHeader)
 	s, err := concurrency.NewSession(e.cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(int(e.ttl/time.Second)))
 	if err != nil {
 		_, _ = e.cli.Revoke(gctx, lease.ID)
@@ -301,10 +334,12 @@ func (c *candidate) campaign(ctx context.Context, el *concurrency.Election) (int
 	term := el.Rev()
 	gctx, gcancel := context.WithTimeout(ctx, e.tm.request)
 	defer gcancel()
+	mark := e.mirror.Mark()
 	resp, err := e.cli.Get(gctx, e.prefix+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
 		return 0, fmt.Errorf("election: cannot check leadership: %w", err)
 	}
+	e.checkReplaced(mark, resp.Header)
 	if len(resp.Kvs) == 0 || string(resp.Kvs[0].Key) != el.Key() || resp.Kvs[0].CreateRevision != term {
 		return 0, errNotOwner
 	}
@@ -327,6 +362,7 @@ func (c *candidate) lead(ctx context.Context, term int64, key string, lead func(
 	var wg sync.WaitGroup
 	wg.Go(func() { e.watchLeadership(ctx, lctx, cancel, c.sess, term) })
 	wg.Go(func() { e.trackLease(lctx, cancel, c.sess.Lease(), l) })
+	e.promotions.Add(1)
 	e.log.Info("promoted", "term", term)
 	lead(lctx, l)
 	cancel(errLeadReturned)
@@ -336,13 +372,19 @@ func (c *candidate) lead(ctx context.Context, term int64, key string, lead func(
 	return reason
 }
 
-// watchLeadership ends lctx when ctx ends, the session is lost, or the
-// mirror shows that our key (the oldest one, created at term) is gone.
+// watchLeadership ends lctx when ctx ends, the session is lost, the
+// mirror shows that our key (the oldest one, created at term) is gone, or
+// etcd is seen replaced.
 func (e *Election) watchLeadership(ctx, lctx context.Context, cancel context.CancelCauseFunc, s *concurrency.Session, term int64) {
+	epoch := e.view.epoch()
 	for {
 		// A snapshot older than our key does not show it yet: only trust
 		// one taken at or after term.
 		l, rev, next := e.view.get()
+		if e.view.epoch() != epoch {
+			cancel(ErrEtcdReplaced)
+			return
+		}
 		if rev >= term && l.Term != term {
 			cancel(ErrKeyDeleted)
 			return
@@ -384,4 +426,63 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// removeLeaseless deletes the leader key when it has no lease, until ctx
+// ends. Only a person or a broken tool writes such a key (a candidate's key
+// always has its session's lease), and being the oldest it would block
+// every candidate for ever. The delete is a Txn on the key's mod revision
+// and lease 0, so a candidate's key is never deleted; every node tries, one
+// succeeds.
+func (e *Election) removeLeaseless(ctx context.Context) {
+	backoff := e.tm.minBackoff
+	for {
+		kv, next := e.view.leaderKey()
+		if kv != nil && kv.Lease == 0 {
+			if err := e.deleteLeaseless(ctx, kv); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				e.log.Warn("cannot delete an election key without a lease, retrying", "key", string(kv.Key), "err", err, "retry_in", backoff)
+				if !sleep(ctx, backoff) {
+					return
+				}
+				backoff = min(2*backoff, e.tm.maxBackoff)
+				continue
+			}
+			backoff = e.tm.minBackoff
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-next:
+		}
+	}
+}
+
+func (e *Election) deleteLeaseless(ctx context.Context, kv *mvccpb.KeyValue) error {
+	key := string(kv.Key)
+	dctx, cancel := context.WithTimeout(ctx, e.tm.request)
+	defer cancel()
+	resp, err := e.cli.Txn(dctx).If(
+		clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision),
+		clientv3.Compare(clientv3.LeaseValue(key), "=", 0),
+	).Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return fmt.Errorf("election: cannot delete %s: %w", key, err)
+	}
+	if resp.Succeeded {
+		e.removed.Add(1)
+		e.log.Warn("deleted an election key without a lease: it was older than every candidate and blocked the election",
+			"key", key, "value", truncate(string(kv.Value), 64), "create_revision", kv.CreateRevision)
+	}
+	return nil
+}
+
+// truncate bounds a value quoted in a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -418,5 +420,142 @@ func TestEtcdRestart(t *testing.T) {
 	}
 	if m := lt.maxActive(); m != 1 {
 		t.Fatalf("%d lead callbacks ran at once, want 1", m)
+	}
+}
+
+// etcd is replaced by an empty one on the same endpoint (data wiped): every
+// node's Master forgets the old keys, one node is elected once, and it keeps
+// the leadership.
+func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
+	srv := startEtcd(t)
+	raw := newClient(t, srv.endpoint())
+	// A cluster that has run a while: revisions and terms are well above
+	// what the empty etcd reaches soon.
+	for i := range 100 {
+		if _, err := raw.Put(t.Context(), "/other/key", strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lt := &leadTracker{}
+	nodes := []*node{
+		startNode(t, newClient(t, srv.endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.endpoint()), "b", lt),
+		startNode(t, newClient(t, srv.endpoint()), "c", lt),
+	}
+	old := agreed(t, 5*time.Second, nodes...)
+	eventually(t, 5*time.Second, "three keys in the queue", func() bool {
+		return len(electionKeys(t, raw, "")) == 3
+	})
+	before := 0
+	for _, n := range nodes {
+		before += len(n.leadTerms())
+	}
+
+	oldTerm := old.term.Load()
+	srv.replace()
+	eventually(t, 5*testTTL, "the old leadership ends", func() bool { return old.term.Load() != oldTerm })
+	next := agreed(t, 10*testTTL, nodes...)
+	t.Logf("%s leads term %d after the replacement (%s led term %d before)", next.id, next.term.Load(), old.id, oldTerm)
+	keys := electionKeys(t, raw, "")
+	if len(keys) == 0 || keys[0].id != next.id || keys[0].createRev != next.term.Load() {
+		t.Fatalf("%d keys in the new etcd, want %s's at %d the oldest", len(keys), next.id, next.term.Load())
+	}
+	// Stay a few TTLs: the leadership holds, and nobody else is promoted.
+	deadline := time.Now().Add(3 * testTTL)
+	for time.Now().Before(deadline) {
+		if l := soleLeader(nodes...); l != next {
+			t.Fatal("the leadership moved after the replacement")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	promotions := -before
+	for _, n := range nodes {
+		promotions += len(n.leadTerms())
+	}
+	if promotions >= 5 {
+		t.Fatalf("%d promotions after the replacement, want a few", promotions)
+	}
+	// No check of lt.maxActive: the old master learns that its lease is
+	// gone only at its next keep-alive, and a node may win on the new etcd
+	// before that. Its fenced writes fail there (another key).
+	for _, n := range nodes {
+		n.stop()
+	}
+}
+
+// An election key without a lease, older than every candidate (put by
+// hand), would make a master that never answers, for ever: the candidates
+// delete it, with a warning, and elect one of them.
+func TestLeaselessKeyIsDeleted(t *testing.T) {
+	srv := startEtcd(t)
+	raw := newClient(t, srv.endpoint())
+	phantom := election.Prefix(testPrefix) + "/x"
+	if _, err := raw.Put(t.Context(), phantom, "y"); err != nil {
+		t.Fatal(err)
+	}
+	lt := &leadTracker{}
+	nodes := []*node{
+		startNode(t, newClient(t, srv.endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.endpoint()), "b", lt),
+	}
+	leader := agreed(t, 5*time.Second, nodes...)
+	if keys := electionKeys(t, raw, "y"); len(keys) != 0 {
+		t.Fatalf("the key without a lease is still there: %+v", *keys[0])
+	}
+	deleted := 0
+	for _, n := range nodes {
+		deleted += n.logs.count("deleted an election key without a lease: it was older than every candidate and blocked the election")
+		if p := n.el.Phantom(); p != "" {
+			t.Errorf("%s: Phantom() = %q with %s leading", n.id, p, leader.id)
+		}
+	}
+	if deleted != 1 {
+		t.Fatalf("%d warnings about the deleted key, want 1", deleted)
+	}
+}
+
+// A key with a live lease that is not a candidate's (another program's,
+// not named after its lease) is the master by etcd's rule: it is reported
+// by Phantom, not deleted, and once its lease ends a candidate leads.
+func TestForeignLeasedKeyIsReported(t *testing.T) {
+	srv := startEtcd(t)
+	raw := newClient(t, srv.endpoint())
+	lease, err := raw.Grant(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := election.Prefix(testPrefix) + "/intruder"
+	if _, err := raw.Put(t.Context(), foreign, "y", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	lt := &leadTracker{}
+	nodes := []*node{
+		startNode(t, newClient(t, srv.endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.endpoint()), "b", lt),
+	}
+	eventually(t, 5*time.Second, "every node reports the foreign master", func() bool {
+		for _, n := range nodes {
+			if n.master().ID != "y" || !strings.Contains(n.el.Phantom(), "is not a candidate's") {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, 5*time.Second, "both candidates queue", func() bool { return len(electionKeys(t, raw, "")) == 3 })
+	if l := soleLeader(nodes...); l != nil || lt.maxActive() != 0 {
+		t.Fatalf("a candidate leads behind an older live key")
+	}
+	if keys := electionKeys(t, raw, "y"); len(keys) != 1 {
+		t.Fatal("the foreign key with a live lease was deleted")
+	}
+
+	if _, err := raw.Revoke(t.Context(), lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	agreed(t, 5*time.Second, nodes...)
+	for _, n := range nodes {
+		if p := n.el.Phantom(); p != "" {
+			t.Errorf("%s: Phantom() = %q after the foreign key went", n.id, p)
+		}
 	}
 }

@@ -319,3 +319,12 @@ func (h *logCounter) count(msg string) int {
 	defer h.mu.Unlock()
 	return h.n[msg]
 }
+
+// replace stops etcd and starts an empty one on the same ports: its data
+// wiped, as an operator restoring nothing would.
+func (s *etcdServer) replace() {
+	s.t.Helper()
+	s.stop()
+	s.cfg.Dir = s.t.TempDir()
+	s.start()
+}

@@ -82,9 +82,21 @@ func (e *Election) trackLease(lctx context.Context, cancel context.CancelCauseFu
 	for {
 		select {
 		case <-lctx.Done():
-			for range acks {
+			// The client closes acks once it sees lctx end; seen hanging
+			// after etcd was replaced, so do not wait for ever.
+			drain := time.NewTimer(e.tm.request)
+			defer drain.Stop()
+			for {
+				select {
+				case _, ok := <-acks:
+					if !ok {
+						return
+					}
+				case <-drain.C:
+					e.log.Debug("keep-alive channel not closed in time, leaving it", "term", l.Term)
+					return
+				}
 			}
-			return
 		case <-timer.C:
 			if !l.Valid() {
 				e.log.Warn("no keep-alive acknowledged in time, stepping down before the lease can expire", "term", l.Term, "deadline", l.Deadline())

@@ -36,7 +36,8 @@ func newHTTPServer(h http.Handler) *http.Server {
 //	/stream    results and cluster events as server-sent events
 //	/healthz   200 while the process serves HTTP
 //	/readyz    200 when registered, routed to every member, a master is
-//	           known and etcd raises no alarm; else 503 with the reason on one line
+//	           known that is a live member, and etcd raises no alarm; else 503
+//	           with the reason on one line
 //	/status    the Status, as JSON
 //	/metrics   Prometheus text format
 //	/nats/varz, /nats/routez, /nats/connz, /nats/subsz
@@ -80,8 +81,8 @@ func (n *Node) healthHandler(mux *http.ServeMux) *http.ServeMux {
 }
 
 // notReady returns why the node cannot take part in the cluster yet, or ""
-// when it is registered, routed to every other member it knows, knows the
-// master, and etcd raises no alarm.
+// when it is registered, routed to every other member it knows, knows
+// the master, a live member, and etcd raises no alarm.
 func (n *Node) notReady() string {
 	p := n.parts.Load()
 	if p == nil {
@@ -103,7 +104,7 @@ func (n *Node) notReady() string {
 	if leader, _ := p.election.Master(); leader.ID == "" {
 		return "no master"
 	}
-	return ""
+	return n.master.get()
 }
 
 func writeText(w http.ResponseWriter, code int, line string) {

@@ -145,6 +145,8 @@ func TestMetrics(t *testing.T) {
 			"meshpool_results_duplicate_total", "meshpool_tasks_in_flight", "meshpool_worker_tasks_in_flight",
 			"meshpool_task_latency_seconds_count", "meshpool_nats_reconnects_total",
 			"meshpool_etcd_reregistrations_total", "meshpool_etcd_session_recreations_total",
+			"meshpool_master_not_member", "meshpool_etcd_replacements_total", "meshpool_promotions_total",
+			"meshpool_election_keys_removed_total",
 		} {
 			if _, ok := m[name]; !ok {
 				t.Errorf("%s: %s missing", n.ID(), name)

@@ -60,6 +60,12 @@ func newMetrics(n *Node) *metrics {
 			leader, _ := p.election.Master()
 			return float64(leader.Term)
 		})},
+		{"master_not_member", "1 while the master etcd names is not a live member (see master_problem in /status), else 0.", func() float64 {
+			if n.master.get() != "" {
+				return 1
+			}
+			return 0
+		}},
 		{"routes", "Peers this node's NATS server has a live route with.", running(func(p *parts) float64 {
 			return float64(len(p.broker.Routes()))
 		})},
@@ -104,6 +110,15 @@ func newMetrics(n *Node) *metrics {
 		})},
 		{"etcd_session_recreations_total", "Times this node created its etcd election session again after losing it.", running(func(p *parts) float64 {
 			return float64(max(p.election.Sessions()-1, 0))
+		})},
+		{"etcd_replacements_total", "Times this node saw etcd replaced under it (revision went backwards or cluster ID changed).", running(func(p *parts) float64 {
+			return float64(p.election.Replacements())
+		})},
+		{"promotions_total", "Times this node was promoted to master.", running(func(p *parts) float64 {
+			return float64(p.election.Promotions())
+		})},
+		{"election_keys_removed_total", "Election keys without a lease (put by hand) this node deleted: they blocked the election.", running(func(p *parts) float64 {
+			return float64(p.election.Removed())
 		})},
 	}
 	for _, g := range gauges {

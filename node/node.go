@@ -30,6 +30,7 @@ type Node struct {
 	leading atomic.Int64 // our term while master, else 0
 	// streamRefused counts messages /stream refused to relay (page.go).
 	streamRefused atomic.Int64
+	master        masterHealth
 
 	parts atomic.Pointer[parts] // set while Run is running
 }
@@ -143,6 +144,7 @@ func (n *Node) Run(ctx context.Context) error {
 	bg.Go(func(ctx context.Context) { n.followMaster(ctx, el, wk) })
 	bg.Go(func(ctx context.Context) { n.logInfo(ctx, reg, el) })
 	bg.Go(func(ctx context.Context) { _ = alarms.Run(ctx) })
+	bg.Go(func(ctx context.Context) { n.master.watch(ctx, reg, el, n.cfg.TTL, n.logger("cluster")) })
 	stopHTTP := n.serveHTTP(bg, br, ln)
 	// Before it registers or campaigns: a node of another cluster name
 	// must not join (its NATS server cannot route to theirs).
@@ -294,9 +296,15 @@ func errText(err error) string {
 
 // followMaster feeds every master change to the worker, so a task from a
 // deposed master is refused even before the new master sends anything.
+// After etcd was replaced terms start low again: the worker forgets the old ones.
 func (n *Node) followMaster(ctx context.Context, el *election.Election, wk *worker) {
+	replacements := el.Replacements()
 	for {
 		leader, changed := el.Master()
+		if r := el.Replacements(); r != replacements {
+			replacements = r
+			wk.term.Store(leader.Term)
+		}
 		wk.observeTerm(leader.Term)
 		select {
 		case <-ctx.Done():

@@ -29,6 +29,10 @@ type Status struct {
 	SkippedRecords int64 `json:"skipped_node_records"`
 	// StreamRefused counts messages on results or events that /stream refused to relay.
 	StreamRefused int64 `json:"stream_refused"`
+	// MasterProblem says why the master is not a live member (its election
+	// key has no lease or is not a candidate's, or it names no registered
+	// node); "" when it is, or when there is no master.
+	MasterProblem string `json:"master_problem,omitempty"`
 }
 
 // WorkerStatus counts this node's work as a worker.
@@ -81,6 +85,7 @@ func (n *Node) Status() Status {
 	s.Master = leader
 	s.IsMaster = term != 0
 	s.EtcdAlarms = p.alarms.Active()
+	s.MasterProblem = n.master.get()
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
 	s.SkippedRecords = p.registry.SkippedRecords()

@@ -428,6 +428,87 @@ func TestResync(t *testing.T) {
 	}
 }
 
+// etcd replaced by an empty one under a quiet watch: the client resumes the
+// watch on its own, from a revision the new etcd has not reached, so no
+// event would ever come. The mirror notices without a Resync, through its
+// periodic check or a caller's response header, reads the new etcd and
+// says so in the snapshot.
+func TestReplacedEtcdIsNoticed(t *testing.T) {
+	tests := []struct {
+		name  string
+		check time.Duration
+		// notice runs once the new etcd serves; mark was taken before.
+		notice func(t *testing.T, env *env, m *etcdwatch.Mirror, mark etcdwatch.Mark)
+	}{
+		{
+			name:   "periodic check",
+			check:  100 * time.Millisecond,
+			notice: func(*testing.T, *env, *etcdwatch.Mirror, etcdwatch.Mark) {},
+		},
+		{
+			name: "a caller's response",
+			notice: func(t *testing.T, env *env, m *etcdwatch.Mirror, mark etcdwatch.Mark) {
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				resp, err := env.mirrorCli.Put(ctx, outsideKeys[2], "x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !m.Replaced(mark, resp.Header) {
+					t.Fatalf("Replaced = false for revision %d", resp.Header.Revision)
+				}
+				if m.Replaced(mark, resp.Header) {
+					t.Error("Replaced = true twice for the same replacement")
+				}
+				m.Resync()
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEnv(t)
+			for i := range 50 {
+				put(t, env.direct, prefix+"old", strconv.Itoa(i))
+			}
+			m, logs := newMirror(t, env.mirrorCli, prefix)
+			m.CheckInterval = tt.check
+			r := run(t, m)
+			r.waitFor(t, "the old key", func(s etcdwatch.Snapshot) error {
+				return sameKVs(s.KVs, get(t, env.direct, prefix).Kvs)
+			})
+			mark := m.Mark()
+			// A Put on the same etcd is no replacement.
+			resp, err := env.mirrorCli.Put(t.Context(), outsideKeys[2], "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Replaced(mark, resp.Header) {
+				t.Fatal("Replaced = true on the same etcd")
+			}
+
+			env.proxy.cut()
+			env.etcd.replace(t)
+			env.proxy.restore(t)
+			put(t, env.direct, prefix+"new", "on the new etcd")
+			tt.notice(t, env, m, mark)
+
+			want := get(t, env.direct, prefix)
+			got := r.waitFor(t, "the new etcd's keys", func(s etcdwatch.Snapshot) error {
+				return sameKVs(s.KVs, want.Kvs)
+			})
+			if !got.Full || !got.Replaced {
+				t.Errorf("snapshot of the new etcd: Full %v, Replaced %v, want both", got.Full, got.Replaced)
+			}
+			if got.Revision != want.Header.Revision {
+				t.Errorf("snapshot at revision %d, want %d", got.Revision, want.Header.Revision)
+			}
+			if n := logs.count("etcd was replaced (revision went backwards or cluster ID changed), its keys replace the old ones"); n != 1 {
+				t.Errorf("%d warnings that etcd was replaced, want 1", n)
+			}
+		})
+	}
+}
+
 func TestRunStopsPromptly(t *testing.T) {
 	tests := []struct {
 		name      string
