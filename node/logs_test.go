@@ -1,12 +1,10 @@
 package node_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,33 +13,16 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/ratelog"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
-// logSink keeps every JSON line the nodes log.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *logSink) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.buf.String()), "\n")
-}
-
 // Thousands of garbage task records, tasks, results and submissions make a
 // bounded number of short log lines, not one line each nor one huge line.
 func TestGarbageMakesFewShortLogLines(t *testing.T) {
-	sink := &logSink{}
+	sink := &testutil.Buffer{}
 	c := durable(t, func(cfg *node.Config) {
 		cfg.Logger = slog.New(slog.NewJSONHandler(sink, nil))
 	})
@@ -126,7 +107,7 @@ func TestGarbageMakesFewShortLogLines(t *testing.T) {
 	// for an interval that began before the test's clock did.
 	limit := 3 * (2 + int(elapsed/ratelog.DefaultInterval))
 	count := map[string]int{}
-	for _, l := range sink.lines() {
+	for _, l := range sink.Lines() {
 		if len(l) > 8*ratelog.MaxValue {
 			t.Errorf("a log line of %d bytes: %.300s…", len(l), l)
 		}

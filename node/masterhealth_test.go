@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,46 +16,20 @@ import (
 
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 )
 
-// logBuffer collects every node's log lines (text format), and copies them
-// to stderr with MESHPOOL_TEST_LOG set.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if os.Getenv("MESHPOOL_TEST_LOG") != "" {
-		_, _ = os.Stderr.Write(p)
-	}
-	return b.buf.Write(p)
-}
-
-// count returns how many lines contain every one of substrs.
-func (b *logBuffer) count(substrs ...string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		all := line != ""
-		for _, s := range substrs {
-			all = all && strings.Contains(line, s)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func withLogs(logs *logBuffer) func(*node.Config) {
+// withLogs has the nodes log into logs (text format), and to stderr too
+// with MESHPOOL_TEST_LOG set.
+func withLogs(logs *testutil.Buffer) func(*node.Config) {
 	return func(cfg *node.Config) {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Writer(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+		var w io.Writer = logs
+		if os.Getenv("MESHPOOL_TEST_LOG") != "" {
+			w = io.MultiWriter(logs, os.Stderr)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 }
 
@@ -74,7 +46,7 @@ func resultsUnder(t *testing.T, n *node.Node, term int64) {
 // before any node starts: the nodes delete it (one warning naming the
 // key), elect a real master, and it dispatches.
 func TestLeaselessElectionKeyIsDeleted(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	c := newCluster(t, withLogs(logs))
 	key := election.Prefix(c.cfg.Prefix) + "/x"
 	if _, err := c.cli.Put(t.Context(), key, "y"); err != nil {
@@ -83,7 +55,7 @@ func TestLeaselessElectionKeyIsDeleted(t *testing.T) {
 	master, _ := c.startN(3)
 	term := master.Status().Dispatch.Term
 	resultsUnder(t, master, term)
-	if n := logs.count("deleted an election key without a lease", "key="+key); n != 1 {
+	if n := len(logs.Lines("deleted an election key without a lease", "key="+key)); n != 1 {
 		t.Fatalf("%d warnings naming the deleted key %s, want 1", n, key)
 	}
 	resp, err := c.cli.Get(t.Context(), key)
@@ -108,7 +80,7 @@ func TestLeaselessElectionKeyIsDeleted(t *testing.T) {
 // /readyz says so (503), as do /status and /metrics, and the logs warn
 // once. It is not deleted; when its lease ends a node leads.
 func TestForeignElectionKeyIsReported(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	c := newCluster(t, withLogs(logs))
 	lease, err := c.cli.Grant(t.Context(), 60)
 	if err != nil {
@@ -137,7 +109,7 @@ func TestForeignElectionKeyIsReported(t *testing.T) {
 		if m, _ := scrape(t, n); m["meshpool_master_not_member"] != 1 {
 			t.Errorf("%s meshpool_master_not_member = %v, want 1", n.ID(), m["meshpool_master_not_member"])
 		}
-		if k := logs.count("master is not a live member", "node="+n.ID()); k != 1 {
+		if k := len(logs.Lines("master is not a live member", "node="+n.ID())); k != 1 {
 			t.Errorf("%s warned %d times, want 1", n.ID(), k)
 		}
 	}

@@ -1,52 +1,26 @@
 package registry_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/registry"
 )
 
-// textLog is slog's text output, kept for the test to read.
-type textLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *textLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// lines returns the lines that contain every one of substrs.
-func (l *textLog) lines(substrs ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var found []string
-	for line := range strings.Lines(l.buf.String()) {
-		if !slices.ContainsFunc(substrs, func(s string) bool { return !strings.Contains(line, s) }) {
-			found = append(found, line)
-		}
-	}
-	return found
-}
-
 // runRegistry runs a Registry for rec that logs as text into the returned
-// textLog, until the test ends.
-func runRegistry(t *testing.T, cli *clientv3.Client, rec registry.Record) (*registry.Registry, *textLog) {
+// testutil.Buffer, until the test ends.
+func runRegistry(t *testing.T, cli *clientv3.Client, rec registry.Record) (*registry.Registry, *testutil.Buffer) {
 	t.Helper()
-	out := &textLog{}
+	out := &testutil.Buffer{}
 	reg, err := registry.New(cli, rec, registry.Config{Prefix: prefix, TTL: testTTL, Logger: slog.New(slog.NewTextHandler(out, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +32,7 @@ func runRegistry(t *testing.T, cli *clientv3.Client, rec registry.Record) (*regi
 		cancel()
 		<-done
 		if t.Failed() {
-			t.Logf("log:\n%s", out.lines(""))
+			t.Logf("log:\n%s", out.String())
 		}
 	})
 	eventually(t, 5*time.Second, rec.ID+" registered", func() bool {
@@ -95,9 +69,9 @@ func TestBadRecordIsLoggedShortAndOnce(t *testing.T) {
 	huge := registry.Key(prefix, "huge")
 	put(t, cli, huge, `{"id":"`+strings.Repeat("a", 100_000)+`"}`)
 	eventually(t, 5*time.Second, "the bad record logged", func() bool {
-		return len(out.lines("skipping bad node record", "key="+huge)) == 1
+		return len(out.Lines("skipping bad node record", "key="+huge)) == 1
 	})
-	line := out.lines("skipping bad node record")[0]
+	line := out.Lines("skipping bad node record")[0]
 	if len(line) > 1000 {
 		t.Errorf("the warning is %d bytes long, want at most 1000: %.300s…", len(line), line)
 	}
@@ -112,17 +86,17 @@ func TestBadRecordIsLoggedShortAndOnce(t *testing.T) {
 		_, ok := m.Lookup("other-00000010")
 		return ok
 	})
-	if n := len(out.lines("skipping bad node record")); n != 1 {
+	if n := len(out.Lines("skipping bad node record")); n != 1 {
 		t.Errorf("the bad record logged %d times after another change, want once", n)
 	}
 	put(t, cli, huge, `{"id":"`+strings.Repeat("b", 100_000)+`"}`)
 	eventually(t, 5*time.Second, "the new version logged", func() bool {
-		return len(out.lines("skipping bad node record", "key="+huge)) == 2
+		return len(out.Lines("skipping bad node record", "key="+huge)) == 2
 	})
 	if got := reg.SkippedRecords(); got != 2 {
 		t.Errorf("SkippedRecords() = %d, want 2 (two versions)", got)
 	}
-	for _, l := range out.lines("") {
+	for _, l := range out.Lines() {
 		if len(l) > 1000 {
 			t.Errorf("a log line is %d bytes long: %.300s…", len(l), l)
 		}
@@ -143,7 +117,7 @@ func TestRecordWithBadClusterURLIsSkipped(t *testing.T) {
 		m, _ := reg.Membership()
 		return slices.Equal(m.IDs(), []string{"good-00000011", "self-00000011"})
 	})
-	if len(out.lines("skipping bad node record", "cluster_url")) != 1 {
+	if len(out.Lines("skipping bad node record", "cluster_url")) != 1 {
 		t.Error("the bad cluster_url is not logged")
 	}
 	if got := reg.SkippedRecords(); got != 1 {
@@ -160,9 +134,9 @@ func TestManyBadRecordsAreSummedUp(t *testing.T) {
 	}
 	reg, out := runRegistry(t, cli, testRecord("self-00000012", "10.0.0.1"))
 	eventually(t, 5*time.Second, "the summary logged", func() bool {
-		return len(out.lines("skipping more bad node records", "count=15")) == 1
+		return len(out.Lines("skipping more bad node records", "count=15")) == 1
 	})
-	if n := len(out.lines("skipping bad node record")); n != 10 {
+	if n := len(out.Lines("skipping bad node record")); n != 10 {
 		t.Errorf("%d bad records logged one by one, want 10", n)
 	}
 	if got := reg.SkippedRecords(); got != 25 {
@@ -191,7 +165,7 @@ func TestRecordOfAnotherClusterIsSkipped(t *testing.T) {
 		m, _ := reg.Membership()
 		return slices.Equal(m.IDs(), []string{"older-00000013", "same-00000013", "self-00000013"})
 	})
-	if len(out.lines("skipping node record of another cluster", "other-00000013", `\"other\"`)) != 1 {
+	if len(out.Lines("skipping node record of another cluster", "other-00000013", `\"other\"`)) != 1 {
 		t.Error("the record of another cluster is not reported once")
 	}
 	if got := reg.SkippedRecords(); got != 1 {

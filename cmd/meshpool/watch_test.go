@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,31 +11,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/meshpool/meshpool/broker"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 )
 
-// syncBuffer is a bytes.Buffer safe for the command's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// TestWatchJSONKeepsStdoutJSON runs `watch --json` against a real NATS
-// server and publishes good and malformed messages: stdout holds one JSON
-// object per line and nothing else; the malformed ones are reported on
-// stderr.
 func TestWatchJSONKeepsStdoutJSON(t *testing.T) {
 	cfg := broker.DefaultConfig()
 	cfg.Name, cfg.Host, cfg.ClientPort, cfg.ClusterPort = "watch", "127.0.0.7", broker.RandomPort, broker.RandomPort
@@ -47,7 +24,7 @@ func TestWatchJSONKeepsStdoutJSON(t *testing.T) {
 	}
 	t.Cleanup(b.Close)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.Buffer
 	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
