@@ -80,7 +80,16 @@ func (c *Client) Follow() error {
 
 func (c *Client) onResult(msg *nats.Msg) {
 	res, err := message.DecodeResult(msg.Data)
-	if err != nil {
+	if err != nil || res.Result != message.Work(res.Number) {
+		return
+	}
+	c.mu.Lock()
+	sub, sent := c.sent[res.UUID]
+	c.mu.Unlock()
+	if sent && sub.Number != res.Number {
+		// Not an answer to what was submitted: anyone may publish on
+		// results in an open cluster, and the master records no such
+		// result. The master's own answer (Wait asks it) is the real one.
 		return
 	}
 	c.keep(res, true)
@@ -135,6 +144,9 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 				return reply, fmt.Errorf("client: bad answer: %w", err)
 			}
 			if reply.Accepted {
+				if reply.UUID != sub.UUID {
+					return reply, fmt.Errorf("client: bad answer: accepted uuid %q, submitted %q", reply.UUID, sub.UUID)
+				}
 				return reply, nil
 			}
 			if !reply.Temporary {

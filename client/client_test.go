@@ -183,3 +183,42 @@ func TestTemporaryRefusalsUntilTheDeadlineAreErrNotAccepted(t *testing.T) {
 		t.Fatalf("err %q does not give the tries and the last answer", err)
 	}
 }
+
+// A result on results that does not answer the submission (another
+// number, or not the work rule's answer: anyone may publish there in an
+// open cluster) is not taken: Wait returns the master's answer.
+func TestWaitIgnoresResultsThatDoNotAnswerTheSubmission(t *testing.T) {
+	b := startNATS(t)
+	silentMaster(t, b)
+	c, err := client.Dial(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Follow(); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.Submit(t.Context(), message.Submit{Number: 14})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := message.NewTimestamp(time.Now())
+	for _, forged := range []message.Result{
+		{Number: 6, Result: 18},  // another number
+		{Number: 14, Result: 99}, // not the work rule's answer
+	} {
+		forged.UUID, forged.Executor, forged.Start, forged.Finish, forged.Term = reply.UUID, "x-00000000", now, now, 1
+		if err := b.Conn().Publish(message.SubjectResults, forged.AppendJSON(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := c.Wait(ctx, reply.UUID)
+	if err != nil || res.Number != 14 || res.Result != 42 {
+		t.Fatalf("Wait = %+v, %v; want the master's answer 14*3 = 42", res, err)
+	}
+}

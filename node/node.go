@@ -148,8 +148,10 @@ func (n *Node) Run(ctx context.Context) error {
 	stopHTTP := n.serveHTTP(bg, br, ln)
 	// Before it registers or campaigns: a node of another cluster name
 	// must not join (its NATS server cannot route to theirs).
-	if err := n.checkClusterName(ctx, cli, app); err != nil {
-		app.Error("cannot join", "err", err)
+	if err := n.checkClusterName(ctx, cli, app); err != nil || ctx.Err() != nil {
+		if err != nil {
+			app.Error("cannot join", "err", err)
+		}
 		wk.stop()
 		wk.finish(n.cfg.ShutdownGrace)
 		stopHTTP()
@@ -300,12 +302,16 @@ func errText(err error) string {
 func (n *Node) followMaster(ctx context.Context, el *election.Election, wk *worker) {
 	replacements := el.Replacements()
 	for {
+		// The count first: a replacement seen with the master of before
+		// it would set the worker back to the old etcd's term.
+		r := el.Replacements()
 		leader, changed := el.Master()
-		if r := el.Replacements(); r != replacements {
+		if r != replacements {
 			replacements = r
 			wk.term.Store(leader.Term)
 		}
 		wk.observeTerm(leader.Term)
+		wk.views.Add(1)
 		select {
 		case <-ctx.Done():
 			return

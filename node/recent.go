@@ -17,8 +17,11 @@ func newRecentResults(capacity int) *recentResults {
 	return &recentResults{byUUID: make(map[string]message.Result, capacity), order: make([]string, 0, capacity)}
 }
 
+// add remembers res; a result for a uuid already remembered replaces it (a
+// task of the same uuid and another number, which someone sent first).
 func (r *recentResults) add(res message.Result) {
 	if _, ok := r.byUUID[res.UUID]; ok {
+		r.byUUID[res.UUID] = res
 		return
 	}
 	if len(r.order) < cap(r.order) {

@@ -22,14 +22,20 @@ type worker struct {
 	log      *slog.Logger
 	workTime WorkTime
 
-	// term is the newest term known: from the election, or read from etcd
-	// to check a task's newer term (never taken from a task unchecked).
-	// Tasks of an older term come from a deposed master and are refused.
+	// term is the current master's term as the worker knows it: from the
+	// election, or read from etcd to check a task's other term (never
+	// taken from a task unchecked).
 	term atomic.Int64
 	// masterTerm reads the current master's term from etcd, within
 	// termCheckTimeout; see checkTerm.
 	masterTerm       func(ctx context.Context) (int64, error)
 	termCheckTimeout time.Duration
+	// views counts the election's changes of master (followMaster).
+	views atomic.Int64
+	// The last check of a term in etcd; only handle's goroutine (NATS calls
+	// a subscription's handler for one message at a time) touches these.
+	checkedAt    time.Time
+	checkedViews int64
 
 	mu      sync.Mutex
 	closed  bool
@@ -37,8 +43,8 @@ type worker struct {
 	wg      sync.WaitGroup
 	ctx     context.Context // cancelled when in-flight work is abandoned
 	abandon context.CancelFunc
-	running map[string]*sending // uuids being worked: the latest sending of each
-	recent  *recentResults      // results of tasks finished lately
+	running map[taskKey]*sending // tasks being worked: the latest sending of each
+	recent  *recentResults       // results of tasks finished lately
 
 	inFlight    atomic.Int64
 	completed   atomic.Int64
@@ -50,7 +56,7 @@ func newWorker(id string, conn *nats.Conn, workTime WorkTime, masterTerm func(co
 	ctx, cancel := context.WithCancel(context.Background())
 	return &worker{
 		id: id, conn: conn, workTime: workTime, masterTerm: masterTerm, termCheckTimeout: termCheckTimeout, log: log, ctx: ctx, abandon: cancel,
-		running: make(map[string]*sending), recent: newRecentResults(recentCapacity),
+		running: make(map[taskKey]*sending), recent: newRecentResults(recentCapacity),
 	}
 }
 
@@ -103,14 +109,15 @@ func (w *worker) handle(msg *nats.Msg) {
 	// A task sent again (a new master resuming, a timeout) is not run twice:
 	// if it is under way the ack says so, if it is done its result is
 	// published again for the master that missed it.
-	if s, ok := w.running[task.UUID]; ok {
+	key := taskKey{task.UUID, task.Number}
+	if s, ok := w.running[key]; ok {
 		s.raise(task)
 		w.mu.Unlock()
 		w.redelivered.Add(1)
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
 		return
 	}
-	if res, ok := w.recent.get(task.UUID); ok {
+	if res, ok := w.recent.get(task.UUID); ok && res.Number == task.Number {
 		w.mu.Unlock()
 		w.redelivered.Add(1)
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
@@ -119,7 +126,7 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.log.Info("task already done, result published again", "uuid", task.UUID)
 		return
 	}
-	w.running[task.UUID] = &sending{term: task.Term, attempt: task.Attempt}
+	w.running[key] = &sending{term: task.Term, attempt: task.Attempt}
 	w.wg.Add(1)
 	w.mu.Unlock()
 
@@ -129,34 +136,48 @@ func (w *worker) handle(msg *nats.Msg) {
 	go w.work(task)
 }
 
-// checkTerm accepts a task's term if it is the newest known. A newer term
-// is not taken from the task, which anyone may have forged: it is checked
-// against the master's term in etcd, whose answer the worker then knows. A
-// new master's first tasks come before the election watch shows it: that
-// costs one Get, and the next tasks of the term none. handle calls this for
-// one task at a time, so at most one Get is in flight.
+// termCheckInterval is how often at most a worker reads the master's term
+// from etcd while the election shows no change of master: a stream of tasks
+// with forged terms costs etcd four reads a second, and the worker's real
+// tasks wait behind none of them for longer.
+const termCheckInterval = 250 * time.Millisecond
+
+// checkTerm accepts a task's term if it is the current master's. The term
+// the worker knows answers most tasks at once. A task of another term is not
+// believed, whoever sent it: the master's term is read from etcd, and etcd's
+// answer becomes the worker's term, higher (a new master's first tasks come
+// before the election watch shows it) or lower (an etcd replaced by an empty
+// one starts its terms from 1 again). One read at a time (handle runs for
+// one task at a time), and at most one per termCheckInterval unless the
+// election has shown a change of master since the last: in between, a task
+// of another term is refused on the last answer.
 func (w *worker) checkTerm(term int64) error {
 	cur := w.term.Load()
-	if term < cur {
-		return fmt.Errorf("stale term %d, newest seen is %d", term, cur)
-	}
 	if term == cur {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, w.termCheckTimeout)
-	defer cancel()
-	master, err := w.masterTerm(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot check term %d in etcd: %w", term, err)
+	views := w.views.Load()
+	if views != w.checkedViews || time.Since(w.checkedAt) >= termCheckInterval {
+		ctx, cancel := context.WithTimeout(w.ctx, w.termCheckTimeout)
+		master, err := w.masterTerm(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cannot check term %d in etcd: %w", term, err)
+		}
+		w.checkedAt, w.checkedViews = time.Now(), views
+		if master > 0 {
+			w.term.Store(master)
+		}
+		cur = w.term.Load()
 	}
-	w.observeTerm(master)
 	switch {
-	case term < master:
-		return fmt.Errorf("stale term %d, the current master's is %d", term, master)
-	case term > master:
-		return fmt.Errorf("term %d is not the current master's (%d)", term, master)
+	case term == cur:
+		return nil
+	case term < cur:
+		return fmt.Errorf("stale term %d, the current master's is %d", term, cur)
+	default:
+		return fmt.Errorf("term %d is not the current master's (%d)", term, cur)
 	}
-	return nil
 }
 
 func (w *worker) work(task message.Task) {
@@ -173,7 +194,7 @@ func (w *worker) work(task message.Task) {
 	case <-t.C:
 	case <-w.ctx.Done():
 		w.mu.Lock()
-		delete(w.running, task.UUID)
+		delete(w.running, taskKey{task.UUID, task.Number})
 		w.mu.Unlock()
 		w.log.Warn("task abandoned at shutdown", "uuid", task.UUID, "number", task.Number)
 		return
@@ -191,14 +212,23 @@ func (w *worker) work(task message.Task) {
 	// timeout): the result answers the latest sending, which its master
 	// waits for. It moves from running to recent at once, so a sending
 	// from now on publishes it again under its own term and attempt.
-	s := w.running[task.UUID]
+	key := taskKey{task.UUID, task.Number}
+	s := w.running[key]
 	res.Term, res.Attempt = s.term, s.attempt
 	w.recent.add(res)
-	delete(w.running, task.UUID)
+	delete(w.running, key)
 	w.mu.Unlock()
 	w.completed.Add(1)
 	w.publish(res)
 	w.log.Info("task done", "uuid", task.UUID, "number", task.Number, "result", res.Result, "took", res.Finish.Sub(res.Start.Time))
+}
+
+// taskKey names a task the worker runs: its uuid and its number. Anyone may
+// send a task with a known uuid and another number (in open mode): it is
+// another task, run on its own, and never taken for a sending of the first.
+type taskKey struct {
+	uuid   string
+	number int64
 }
 
 // sending is the term and attempt a task was last sent under.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ type termRig struct {
 	cli     *clientv3.Client
 	conn    *nats.Conn
 	w       *worker
+	reads   atomic.Int64 // the worker's reads of the master's term in etcd
 	mu      sync.Mutex
 	results map[string]message.Result
 }
@@ -70,7 +72,10 @@ func newTermRig(t *testing.T) *termRig {
 		t.Fatal(err)
 	}
 	r.w = newWorker("w-00000001", conn, WorkTime{Min: time.Millisecond, Max: 5 * time.Millisecond},
-		etcdMasterTerm(cli, termRigPrefix), 2*time.Second, slog.New(slog.DiscardHandler))
+		func(ctx context.Context) (int64, error) {
+			r.reads.Add(1)
+			return etcdMasterTerm(cli, termRigPrefix)(ctx)
+		}, 2*time.Second, slog.New(slog.DiscardHandler))
 	if err := r.w.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,14 +173,51 @@ func TestWorkerChecksANewerTermInEtcd(t *testing.T) {
 	}
 	r.waitResult(task.UUID)
 
-	// A new master: its first task is the worker's first news of it.
+	// A stream of forged terms costs etcd a read per termCheckInterval,
+	// not one each.
+	reads, start := r.reads.Load(), time.Now()
+	for i := range int64(200) {
+		if _, ack = r.send(1<<40+i, 4); ack.Accepted {
+			t.Fatalf("forged term %d accepted", 1<<40+i)
+		}
+	}
+	if got, most := r.reads.Load()-reads, int64(time.Since(start)/termCheckInterval)+1; got > most {
+		t.Fatalf("200 forged terms cost %d etcd reads, want at most %d", got, most)
+	}
+
+	// A new master: its first task is the worker's first news of it. Right
+	// after forged terms, the worker reads etcd again within
+	// termCheckInterval.
 	resign()
-	next, _ := r.campaign()
-	task, ack = r.send(next, 6)
-	if !ack.Accepted || ack.Term != next {
-		t.Fatalf("the new master's first task: ack %+v, want accepted at term %d", ack, next)
+	next, resign := r.campaign()
+	deadline := time.Now().Add(5 * time.Second)
+	for task, ack = r.send(next, 6); !ack.Accepted; task, ack = r.send(next, 6) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new master's first task: ack %+v, want accepted at term %d", ack, next)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	r.waitResult(task.UUID)
+	// Or at once, forged terms or not, when the election shows the master.
+	if _, ack = r.send(1<<50, 4); ack.Accepted {
+		t.Fatal("forged term accepted")
+	}
+	resign()
+	third, _ := r.campaign()
+	r.w.views.Add(1) // what followMaster does when the election shows a new master
+	if task, ack = r.send(third, 8); !ack.Accepted || ack.Term != third {
+		t.Fatalf("the third master's first task, the election showing it: ack %+v, want accepted at term %d", ack, third)
+	}
+	r.waitResult(task.UUID)
+	// A worker left on a term above etcd's master (an etcd replaced by an
+	// empty one, seen late) takes etcd's answer, lower as it is.
+	r.w.term.Store(1 << 40)
+	r.w.views.Add(1)
+	if task, ack = r.send(third, 9); !ack.Accepted || ack.Term != third {
+		t.Fatalf("the master's task to a worker on a higher term: ack %+v, want accepted at term %d", ack, third)
+	}
+	r.waitResult(task.UUID)
+	term = next // the deposed master below
 	if _, ack = r.send(term, 7); ack.Accepted || !strings.Contains(ack.Reason, "stale term") {
 		t.Fatalf("the deposed master's task: ack %+v, want refused as stale", ack)
 	}
@@ -206,5 +248,60 @@ func TestWorkerRefusesANumberOutOfRange(t *testing.T) {
 	defer r.mu.Unlock()
 	if len(r.results) != 1 {
 		t.Fatalf("%d results published, want only the valid task's", len(r.results))
+	}
+}
+
+// A task sent with a known uuid and another number (anyone may, in open
+// mode) is another task: it does not stand for the real one, which the
+// worker still runs and answers.
+func TestTaskOfAKnownUUIDAndAnotherNumberRunsOnItsOwn(t *testing.T) {
+	r := newTermRig(t)
+	term, _ := r.campaign()
+	got := make(chan message.Result, 16)
+	sub, err := r.conn.Subscribe(message.SubjectResults, func(msg *nats.Msg) {
+		if res, err := message.DecodeResult(msg.Data); err == nil {
+			got <- res
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	id := uuid.NewString()
+	for _, number := range []int64{4, 5} { // the forged one first
+		task := message.Task{UUID: id, Executor: r.w.id, Number: number, Term: term, Attempt: 1}
+		msg, err := r.conn.Request(message.TaskSubject(r.w.id), task.AppendJSON(nil), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ack, err := message.DecodeAck(msg.Data); err != nil || !ack.Accepted {
+			t.Fatalf("number %d: ack %+v, %v", number, ack, err)
+		}
+	}
+	numbers := map[int64]bool{}
+	timeout := time.After(10 * time.Second)
+	for len(numbers) < 2 {
+		select {
+		case res := <-got:
+			numbers[res.Number] = res.Result == message.Work(res.Number)
+		case <-timeout:
+			t.Fatalf("results for numbers %v, want 4 and 5", numbers)
+		}
+	}
+	if !numbers[5] {
+		t.Fatal("the real task's result is wrong")
+	}
+	// Sent again, the real task is answered from the worker's memory.
+	task := message.Task{UUID: id, Executor: r.w.id, Number: 5, Term: term, Attempt: 2}
+	if _, err := r.conn.Request(message.TaskSubject(r.w.id), task.AppendJSON(nil), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-got:
+		if res.Number != 5 || res.Attempt != 2 {
+			t.Fatalf("answer to the real task sent again: %+v", res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to the real task sent again")
 	}
 }
