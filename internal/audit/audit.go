@@ -48,7 +48,9 @@ func Start(ctx context.Context, cli *clientv3.Client, prefix string) (*Audit, er
 func (a *Audit) follow(ctx context.Context, cli *clientv3.Client, prefix string, rev int64) {
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(ctx)
-		for wr := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+		// Progress notifications move rev on while the prefix is quiet, so a
+		// broken watch resumes from a revision etcd has not compacted.
+		for wr := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithProgressNotify()) {
 			if wr.CompactRevision != 0 {
 				cancel()
 				a.mu.Lock()
@@ -62,6 +64,9 @@ func (a *Audit) follow(ctx context.Context, cli *clientv3.Client, prefix string,
 			for _, ev := range wr.Events {
 				a.apply(ev)
 				rev = ev.Kv.ModRevision + 1
+			}
+			if wr.IsProgressNotify() {
+				rev = max(rev, wr.Header.Revision+1)
 			}
 		}
 		cancel()
