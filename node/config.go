@@ -133,8 +133,9 @@ func (w WorkTime) Validate() error {
 // String formats the range as ParseWorkTime reads it.
 func (w WorkTime) String() string { return w.Min.String() + "-" + w.Max.String() }
 
-// DefaultConfig returns the defaults the article's demo uses, with the
-// improvements DESIGN.md asks for (a 10s TTL instead of 120s).
+// DefaultConfig returns the defaults the article's demo uses, with a 10 s
+// TTL instead of its 120 s, so a lost node is noticed in seconds (README,
+// "Configuration").
 func DefaultConfig() Config {
 	return Config{
 		Etcd:                []string{"127.0.0.1:2379"},
