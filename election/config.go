@@ -15,7 +15,7 @@ type Config struct {
 	// '/' and has no trailing '/'. The election keys live under
 	// Prefix(Prefix)+"/". Default "/meshpool".
 	Prefix string
-	// TTL is the session TTL: how long a crashed master keeps its role. It
+	// TTL is the session TTL: how long a crashed leader keeps its role. It
 	// must be whole seconds and at least 2s. Default 10s.
 	TTL time.Duration
 	// Logger receives the election's logs; the caller adds component and

@@ -39,7 +39,7 @@ var (
 	errNotOwner = errors.New("election: campaign ended but our key is not the oldest")
 )
 
-// Election campaigns for this node and follows who the master is. Create it
+// Election campaigns for this node and follows who the leader is. Create it
 // with New and drive it with Run.
 type Election struct {
 	cli    *clientv3.Client
@@ -96,10 +96,10 @@ func New(cli *clientv3.Client, nodeID string, cfg Config) (*Election, error) {
 //
 // When lead returns, Run resigns (if still leader) and campaigns again, with a
 // new session if the old one is gone; if lead returned on its own, Run waits a
-// growing back-off first, so a failing master duty cannot spin. On ctx end it
+// growing back-off first, so a failing leader duty cannot spin. On ctx end it
 // resigns, revokes the session lease and returns nil, within about the TTL
 // even when etcd is unreachable. etcd failures are logged and retried with
-// back-off. Run also maintains Master. Only one Run may run at a time.
+// back-off. Run also maintains Leader. Only one Run may run at a time.
 func (e *Election) Run(ctx context.Context, lead func(ctx context.Context, l Leadership)) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return errRunning
@@ -179,7 +179,7 @@ func (e *Election) Removed() int64 { return e.removed.Load() }
 
 // checkReplaced tells the mirror when h, the header of a response to a
 // request sent after mark, shows that etcd was replaced: the view forgets
-// the old etcd's keys (Master is none until the mirror has read the new
+// the old etcd's keys (Leader is none until the mirror has read the new
 // one), and watchLeadership ends a leadership of the old etcd.
 func (e *Election) checkReplaced(mark etcdwatch.Mark, h *etcdserverpb.ResponseHeader) {
 	if e.mirror.Replaced(mark, h) {

@@ -281,7 +281,7 @@ func TestMaster(t *testing.T) {
 	go func() {
 		defer close(watched)
 		for {
-			l, changed := a.el.Master()
+			l, changed := a.el.Leader()
 			seen <- l
 			select {
 			case <-ctx.Done():

@@ -207,7 +207,7 @@ func (n *node) lastCause() error {
 }
 
 func (n *node) master() election.Leader {
-	l, _ := n.el.Master()
+	l, _ := n.el.Leader()
 	return l
 }
 

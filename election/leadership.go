@@ -13,10 +13,10 @@ import (
 // session's lease may expire on the server within the safety margin.
 var ErrLeaseExpiring = errors.New("election: lease may be expiring, no keep-alive acknowledged")
 
-// Leadership is what a master holds while it leads: the fencing token and a
+// Leadership is what a leader holds while it leads: the fencing token and a
 // check that the leadership still surely holds.
 type Leadership struct {
-	// Term is the create revision of Key: it grows with every new master.
+	// Term is the create revision of Key: it grows with every new leader.
 	Term int64
 	// Key is the leader's election key. A write guarded by
 	// CreateRevision(Key) == Term fails once this leadership is over.
@@ -31,7 +31,7 @@ type Leadership struct {
 // the wall clock each time, so a process that was paused (SIGSTOP, a long GC
 // or VM pause) past its lease sees false at once when it runs again, before
 // any timer has fired. Check it right before every action that must not be
-// taken by a deposed master.
+// taken by a deposed leader.
 func (l Leadership) Valid() bool {
 	return l.deadline != nil && time.Now().UnixNano() < l.deadline.Load()
 }
@@ -46,7 +46,7 @@ func (l Leadership) Deadline() time.Time {
 }
 
 // margin is how long before the earliest possible server-side expiry the
-// master stops: network delay of the keep-alive reply and clock-rate drift
+// leader stops: network delay of the keep-alive reply and clock-rate drift
 // between this host and the etcd leader.
 func margin(ttl time.Duration) time.Duration { return max(ttl/4, 500*time.Millisecond) }
 

@@ -101,7 +101,7 @@ func (n *Node) notReady() string {
 			return "no route to " + r.ID
 		}
 	}
-	if leader, _ := p.election.Master(); leader.ID == "" {
+	if leader, _ := p.election.Leader(); leader.ID == "" {
 		return "no master"
 	}
 	return n.master.get()

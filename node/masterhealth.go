@@ -72,7 +72,7 @@ func (h *masterHealth) watch(ctx context.Context, reg *registry.Registry, el *el
 	timer.Stop()
 	defer timer.Stop()
 	for {
-		leader, leaderChanged := el.Master()
+		leader, leaderChanged := el.Leader()
 		mem, memChanged := reg.Membership()
 		problem, atOnce := masterProblem(leader, el.Phantom(), mem)
 		now := time.Now()

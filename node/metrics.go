@@ -57,7 +57,7 @@ func newMetrics(n *Node) *metrics {
 			return 0
 		}},
 		{"term", "The newest election term this node knows: the current master's term.", running(func(p *parts) float64 {
-			leader, _ := p.election.Master()
+			leader, _ := p.election.Leader()
 			return float64(leader.Term)
 		})},
 		{"master_not_member", "1 while the master etcd names is not a live member (see master_problem in /status), else 0.", func() float64 {

@@ -305,7 +305,7 @@ func (n *Node) followMaster(ctx context.Context, el *election.Election, wk *work
 		// The count first: a replacement seen with the master of before
 		// it would set the worker back to the old etcd's term.
 		r := el.Replacements()
-		leader, changed := el.Master()
+		leader, changed := el.Leader()
 		if r != replacements {
 			replacements = r
 			wk.term.Store(leader.Term)
@@ -331,7 +331,7 @@ func (n *Node) logInfo(ctx context.Context, reg *registry.Registry, el *election
 			return
 		case <-t.C:
 			mem, _ := reg.Membership()
-			leader, _ := el.Master()
+			leader, _ := el.Leader()
 			log.Info("nodes info", "me", n.id, "master", leader.ID, "term", leader.Term, "members", mem.IDs())
 		}
 	}

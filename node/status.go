@@ -76,7 +76,7 @@ func (n *Node) Status() Status {
 		return s
 	}
 	mem, _ := p.registry.Membership()
-	leader, _ := p.election.Master()
+	leader, _ := p.election.Leader()
 	term := n.leading.Load()
 	s.Running = true
 	s.HTTPURL = p.httpURL

@@ -11,29 +11,30 @@ import (
 	"github.com/meshpool/meshpool/internal/etcdwatch"
 )
 
-// Leader is the master as seen from etcd.
+// Leader is the elected node as seen from etcd (package node calls it the
+// master).
 type Leader struct {
-	// ID is the node ID of the master; "" means no master right now.
+	// ID is the node ID of the leader; "" means no leader right now.
 	ID string `json:"id"`
-	// Term is the create revision of the master's election key; 0 when none.
+	// Term is the create revision of the leader's election key; 0 when none.
 	Term int64 `json:"term"`
 }
 
-// Master returns the current master as seen from etcd, and a channel that is
+// Leader returns the current leader as seen from etcd, and a channel that is
 // closed at its next change (of ID or Term). It works on every node, leader
 // or not, while Run runs; before and after Run it is Leader{}.
-func (e *Election) Master() (Leader, <-chan struct{}) {
+func (e *Election) Leader() (Leader, <-chan struct{}) {
 	e.view.mu.Lock()
 	defer e.view.mu.Unlock()
 	return e.view.leader, e.view.leaderChanged
 }
 
-// CurrentLeader reads the master under the meshpool prefix once, by the same
-// rule as Master; Leader{} when there is none.
+// CurrentLeader reads the leader under the meshpool prefix once, by the same
+// rule as Leader; Leader{} when there is none.
 func CurrentLeader(ctx context.Context, cli *clientv3.Client, prefix string) (Leader, error) {
 	resp, err := cli.Get(ctx, Prefix(prefix)+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
-		return Leader{}, fmt.Errorf("election: cannot read the master: %w", err)
+		return Leader{}, fmt.Errorf("election: cannot read the leader: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
 		return Leader{}, nil
@@ -42,11 +43,11 @@ func CurrentLeader(ctx context.Context, cli *clientv3.Client, prefix string) (Le
 	return Leader{ID: string(kv.Value), Term: kv.CreateRevision}, nil
 }
 
-// Phantom returns why the master etcd names cannot be a live candidate, or
+// Phantom returns why the leader etcd names cannot be a live candidate, or
 // "" when nothing says so: its key has no lease (put by hand or by a broken
 // tool; candidates delete it, see Run), or its key is not named after its
 // lease as every candidate's is (another program holds it). Such a key is
-// the oldest, so every candidate waits behind it. The channel of Master is
+// the oldest, so every candidate waits behind it. The channel of Leader is
 // closed when this changes too.
 func (e *Election) Phantom() string {
 	e.view.mu.Lock()
@@ -66,7 +67,7 @@ func (e *Election) Replacements() int64 {
 // view is what the mirror of the election prefix last showed.
 type view struct {
 	mu sync.Mutex
-	// leader, its key and phantom serve Master and Phantom:
+	// leader, its key and phantom serve Leader and Phantom:
 	// leaderChanged is closed and replaced when one of them changes.
 	leader        Leader
 	key           *mvccpb.KeyValue // the leader's key, nil when none
@@ -191,7 +192,7 @@ func (v *view) epoch() int64 {
 // observe is the mirror's callback.
 func (e *Election) observe(s etcdwatch.Snapshot) {
 	if e.view.set(e.prefix, s) {
-		l, _ := e.Master()
+		l, _ := e.Leader()
 		e.log.Info("master is", "id", l.ID, "term", l.Term)
 	}
 }
