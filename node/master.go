@@ -170,7 +170,7 @@ func (m *master) run(ctx context.Context) error {
 		m.mu.Unlock()
 	}()
 
-	opts := taskstore.DefaultOptions()
+	opts := taskstore.DefaultConfig()
 	opts.Retention, opts.Logger = m.retention, m.log
 	m.store = taskstore.NewWriter(m.cli, m.prefix, taskstore.Fence{Key: m.lead.Key, Term: m.lead.Term}, opts)
 	// The writer stops with run, not only with the leadership: run may

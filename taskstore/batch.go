@@ -35,18 +35,18 @@ func (w *Writer) Run(ctx context.Context) error {
 		w:        w,
 		busy:     make(map[string]struct{}),
 		blocked:  make(map[string]struct{}),
-		finished: make(chan finished, w.opts.MaxInFlight),
+		finished: make(chan finished, w.cfg.MaxInFlight),
 	}
 	for {
-		if ctx.Err() == nil && b.inFlight < w.opts.MaxInFlight &&
-			(b.inFlight == 0 || len(b.waiting)+len(w.queue) >= w.opts.MaxBatch) {
+		if ctx.Err() == nil && b.inFlight < w.cfg.MaxInFlight &&
+			(b.inFlight == 0 || len(b.waiting)+len(w.queue) >= w.cfg.MaxBatch) {
 			if batch := b.take(); len(batch) > 0 {
 				b.dispatch(ctx, batch)
 				continue
 			}
 		}
 		var queue chan *op // nil while a full batch waits: let writes pile up
-		if len(b.waiting) < w.opts.MaxBatch {
+		if len(b.waiting) < w.cfg.MaxBatch {
 			queue = w.queue
 		}
 		select {
@@ -86,7 +86,7 @@ func (b *batcher) take() []*op {
 		b.failAll(ErrFenced)
 		return nil
 	}
-	max := b.w.opts.MaxBatch
+	max := b.w.cfg.MaxBatch
 	clear(b.blocked)
 	var batch []*op
 	// add puts o in the batch, or reports false if it must wait.

@@ -14,7 +14,7 @@ import (
 // commit sends batch as one txn guarded by the fence. It returns nil,
 // ErrFenced, or what went wrong.
 func (w *Writer) commit(ctx context.Context, batch []*op) error {
-	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	w.stats.txns.Add(1)
 	w.stats.ops.Add(int64(len(batch)))

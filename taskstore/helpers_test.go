@@ -99,7 +99,7 @@ type writer struct {
 
 // startWriter runs a Writer until stop or the end of the test, which
 // checks that Run returned nil.
-func startWriter(t testing.TB, cli *clientv3.Client, fence taskstore.Fence, opts taskstore.Options) *writer {
+func startWriter(t testing.TB, cli *clientv3.Client, fence taskstore.Fence, opts taskstore.Config) *writer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &writer{Writer: taskstore.NewWriter(cli, prefix, fence, opts), cancel: cancel, done: make(chan error, 1)}
@@ -128,8 +128,8 @@ func (w *writer) stop() error {
 	return w.err
 }
 
-func options(retention time.Duration) taskstore.Options {
-	o := taskstore.DefaultOptions()
+func options(retention time.Duration) taskstore.Config {
+	o := taskstore.DefaultConfig()
 	o.Retention = retention
 	o.Logger = slog.New(slog.DiscardHandler)
 	return o

@@ -20,7 +20,7 @@ import (
 func TestPutThenLoad(t *testing.T) {
 	_, cli := newEtcd(t)
 	fence := newFence(t, cli)
-	w := startWriter(t, cli, fence, options(taskstore.DefaultOptions().Retention))
+	w := startWriter(t, cli, fence, options(taskstore.DefaultConfig().Retention))
 
 	p := pending(31)
 	p.Executor, p.Attempts = "", 0

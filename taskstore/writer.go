@@ -29,7 +29,7 @@ type Writer struct {
 	cli    *clientv3.Client
 	prefix string
 	fence  Fence
-	opts   Options
+	cfg    Config
 	log    *slog.Logger
 	leases *leases
 
@@ -55,13 +55,13 @@ type op struct {
 
 // NewWriter returns a Writer for the term fence, writing under
 // Prefix(prefix). It does not talk to etcd yet; Run checks the arguments.
-func NewWriter(cli *clientv3.Client, prefix string, fence Fence, opts Options) *Writer {
-	o := opts.withDefaults()
+func NewWriter(cli *clientv3.Client, prefix string, fence Fence, cfg Config) *Writer {
+	o := cfg.withDefaults()
 	return &Writer{
 		cli:     cli,
 		prefix:  prefix,
 		fence:   fence,
-		opts:    o,
+		cfg:     o,
 		log:     o.Logger,
 		leases:  newLeases(cli, o.Retention),
 		queue:   make(chan *op, max(o.MaxBatch, 1)), // Run refuses MaxBatch < 0
@@ -92,7 +92,7 @@ func (w *Writer) Put(ctx context.Context, r Record) error {
 // are those of Put.
 func (w *Writer) Complete(ctx context.Context, r Record) error {
 	r.State, r.Term = Done, w.fence.Term
-	del := w.opts.Retention == 0
+	del := w.cfg.Retention == 0
 	if err := w.write(ctx, r, del, !del); err != nil {
 		return fmt.Errorf("taskstore: cannot complete task %s: %w", r.UUID, err)
 	}
@@ -184,5 +184,5 @@ func (w *Writer) check() error {
 	if err := checkPrefix(w.prefix); err != nil {
 		return err
 	}
-	return w.opts.Validate()
+	return w.cfg.Validate()
 }

@@ -347,7 +347,7 @@ func TestRunChecksArguments(t *testing.T) {
 		cli    *clientv3.Client
 		prefix string
 		fence  taskstore.Fence
-		opts   taskstore.Options
+		opts   taskstore.Config
 	}{
 		{"no client", nil, prefix, good, options(0)},
 		{"prefix without slash", cli, "meshpool", good, options(0)},
@@ -355,7 +355,7 @@ func TestRunChecksArguments(t *testing.T) {
 		{"no fence key", cli, prefix, taskstore.Fence{Term: 5}, options(0)},
 		{"no term", cli, prefix, taskstore.Fence{Key: good.Key}, options(0)},
 		{"negative retention", cli, prefix, good, options(-time.Second)},
-		{"negative max batch", cli, prefix, good, func() taskstore.Options { o := options(0); o.MaxBatch = -1; return o }()},
+		{"negative max batch", cli, prefix, good, func() taskstore.Config { o := options(0); o.MaxBatch = -1; return o }()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,10 +9,10 @@ import (
 	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
-// Options tunes a Writer. For MaxBatch, MaxInFlight and Timeout the zero
+// Config tunes a Writer. For MaxBatch, MaxInFlight and Timeout the zero
 // value means the default; for Retention zero is meaningful (delete at
-// completion), so start from DefaultOptions.
-type Options struct {
+// completion), so start from DefaultConfig.
+type Config struct {
 	// MaxBatch is the most writes one txn carries. etcd refuses a txn with
 	// more than its --max-txn-ops (default 128) operations in its success
 	// branch (the fence compare and the failure branch are counted apart:
@@ -46,13 +46,13 @@ const (
 // than keyspace.MaxLeaseTTL.
 const MaxRetention = keyspace.MaxLeaseTTL - maxBucket - time.Second
 
-// ErrInvalidOptions is matched (errors.Is) by every error Options.Validate returns.
-var ErrInvalidOptions = errors.New("taskstore: invalid options")
+// ErrInvalidConfig is matched (errors.Is) by every error Config.Validate returns.
+var ErrInvalidConfig = errors.New("taskstore: invalid config")
 
-// DefaultOptions returns the defaults: batches of up to 128 writes, 4 txns
+// DefaultConfig returns the defaults: batches of up to 128 writes, 4 txns
 // in flight, Done records kept 10m, 5s per txn, no logging.
-func DefaultOptions() Options {
-	return Options{
+func DefaultConfig() Config {
+	return Config{
 		MaxBatch:    defaultMaxBatch,
 		MaxInFlight: defaultMaxInFlight,
 		Retention:   defaultRetention,
@@ -61,24 +61,24 @@ func DefaultOptions() Options {
 }
 
 // Validate reports the first thing wrong with o; zero fields are valid.
-func (o Options) Validate() error {
+func (o Config) Validate() error {
 	switch {
 	case o.MaxBatch < 0:
-		return fmt.Errorf("%w: max batch must not be negative, got %d", ErrInvalidOptions, o.MaxBatch)
+		return fmt.Errorf("%w: max batch must not be negative, got %d", ErrInvalidConfig, o.MaxBatch)
 	case o.MaxInFlight < 0:
-		return fmt.Errorf("%w: max in flight must not be negative, got %d", ErrInvalidOptions, o.MaxInFlight)
+		return fmt.Errorf("%w: max in flight must not be negative, got %d", ErrInvalidConfig, o.MaxInFlight)
 	case o.Retention < 0:
-		return fmt.Errorf("%w: retention must not be negative, got %s", ErrInvalidOptions, o.Retention)
+		return fmt.Errorf("%w: retention must not be negative, got %s", ErrInvalidConfig, o.Retention)
 	case o.Retention > MaxRetention:
 		return fmt.Errorf("%w: retention must be at most %s (etcd's longest lease, less a bucket), got %s",
-			ErrInvalidOptions, MaxRetention, o.Retention)
+			ErrInvalidConfig, MaxRetention, o.Retention)
 	case o.Timeout < 0:
-		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidOptions, o.Timeout)
+		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidConfig, o.Timeout)
 	}
 	return nil
 }
 
-func (o Options) withDefaults() Options {
+func (o Config) withDefaults() Config {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = defaultMaxBatch
 	}

@@ -1,0 +1,30 @@
+package taskstore_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+func TestConfig(t *testing.T) {
+	d := taskstore.DefaultConfig()
+	if d.MaxBatch != 128 || d.MaxInFlight != 4 || d.Retention != 10*time.Minute || d.Timeout != 5*time.Second {
+		t.Fatalf("DefaultConfig = %+v", d)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (taskstore.Config{Retention: taskstore.MaxRetention}).Validate(); err != nil {
+		t.Fatalf("longest retention: %v", err)
+	}
+	if err := (taskstore.Config{}).Validate(); err != nil {
+		t.Fatalf("zero options: %v", err)
+	}
+	for _, o := range []taskstore.Config{{MaxBatch: -1}, {MaxInFlight: -1}, {Retention: -1}, {Retention: taskstore.MaxRetention + time.Nanosecond}, {Retention: 1<<63 - 1}, {Timeout: -1}} {
+		if err := o.Validate(); !errors.Is(err, taskstore.ErrInvalidConfig) {
+			t.Errorf("Validate(%+v) = %v, want ErrInvalidConfig", o, err)
+		}
+	}
+}
