@@ -158,8 +158,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first thing wrong with the config, in words a user
-// can act on.
+// ErrInvalidConfig is matched (errors.Is) by every error Config.Validate
+// returns, as in the registry, election, taskstore and broker packages.
+var ErrInvalidConfig = errors.New("node: invalid config")
+
+// Validate reports everything wrong with the config, in words a user can
+// act on; the error wraps ErrInvalidConfig.
 func (c Config) Validate() error {
 	var errs []error
 	if len(c.Etcd) == 0 {
@@ -226,7 +230,7 @@ func (c Config) Validate() error {
 			c.CompactionRetention, minCompactionRetention))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("node: invalid config: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,8 @@ func TestValidateDurations(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			case tc.want != "" && !errors.Is(err, node.ErrInvalidConfig):
+				t.Fatalf("got %v, want it to wrap node.ErrInvalidConfig", err)
 			}
 		})
 	}
