@@ -54,9 +54,7 @@ type Broker struct {
 
 	mu     sync.Mutex // serialises SetPeers with itself and with Close
 	peers  []string   // "host:port" of the peers in the Routes option, sorted
-	closed bool
-
-	closeOnce sync.Once
+	closed bool       // set by the first Close: later calls wait for it to finish
 }
 
 // Start validates cfg, starts the embedded server, waits until it accepts
@@ -234,15 +232,17 @@ func (b *Broker) Server() *server.Server { return b.srv }
 // It is idempotent and safe to call concurrently; every call returns once
 // the server has stopped.
 func (b *Broker) Close() {
-	b.closeOnce.Do(func() {
-		b.mu.Lock() // waits for a SetPeers in progress
-		b.closed = true
-		b.mu.Unlock()
-
-		b.closeClient()
-		b.shutdownServer()
-		b.log.Info("broker stopped")
-	})
+	b.mu.Lock() // waits for a SetPeers in progress
+	first := !b.closed
+	b.closed = true
+	b.mu.Unlock()
+	if !first {
+		b.srv.WaitForShutdown()
+		return
+	}
+	b.closeClient()
+	b.shutdownServer()
+	b.log.Info("broker stopped")
 }
 
 func (b *Broker) closeClient() {

@@ -585,3 +585,26 @@ func TestHasInterestAcrossRoutes(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCloseIsIdempotent closes a broker from several goroutines at once:
+// every call returns with the server stopped, and it is stopped once.
+func TestCloseIsIdempotent(t *testing.T) {
+	rec := &logRecorder{}
+	b := startBroker(t, "a", "127.0.0.2", slog.New(rec))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.Close()
+			if b.Server().Running() {
+				t.Error("Close returned with the server still running")
+			}
+		}()
+	}
+	wg.Wait()
+	b.Close()
+	if n := len(rec.matching("broker stopped")); n != 1 {
+		t.Fatalf("broker stopped logged %d times, want 1", n)
+	}
+}
