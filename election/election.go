@@ -262,6 +262,12 @@ func (c *candidate) sessionLost(err error) bool {
 	}
 	c.e.log.Warn("session lost", "lease", leaseHex(c.sess.Lease()))
 	c.dropSession()
+	// A lost lease may be an etcd replaced by an empty one whose revision
+	// has already passed the mirror's, with the same cluster ID: then no
+	// header shows the replacement, and the mirror would keep the old
+	// etcd's keys (and its leader) beside the new ones. One read of the
+	// prefix settles it either way.
+	c.e.mirror.Resync()
 	return true
 }
 
