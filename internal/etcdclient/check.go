@@ -134,10 +134,12 @@ func probe(ctx context.Context, o Options) error {
 	for i, ep := range o.Endpoints {
 		wg.Go(func() {
 			errs[i] = probeOne(ctx, ep, creds)
-			if errs[i] != nil && (tc == nil && strings.Contains(errs[i].Error(), "server preface") ||
+			if errs[i] != nil && (tc == nil && (strings.Contains(errs[i].Error(), "server preface") || isReset(errs[i])) ||
 				tc != nil && strings.Contains(errs[i].Error(), "does not look like a TLS handshake")) {
-				// Something answered, but not with HTTP/2 (or TLS): say
-				// what it is.
+				// Something answered, but not with HTTP/2 (or TLS), or
+				// closed the connection while the preface was being
+				// written (a broken pipe instead of an EOF): say what it
+				// is. identify leaves the error alone when it finds HTTP/2.
 				if what := identify(ctx, hostPort(ep)); what != nil {
 					errs[i] = what
 					return
