@@ -65,6 +65,24 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, i
 	}
 }
 
+// Get reads the record of task uuid. found is false when there is none. A
+// record that does not decode is an error matching ErrBadRecord, with found
+// true: a task by that uuid exists, in a form this node cannot read.
+func Get(ctx context.Context, cli *clientv3.Client, prefix, uuid string) (r Record, found bool, err error) {
+	if err := checkPrefix(prefix); err != nil {
+		return Record{}, false, err
+	}
+	resp, err := cli.Get(ctx, Key(prefix, uuid))
+	if err != nil {
+		return Record{}, false, fmt.Errorf("taskstore: cannot read task %s: %w", truncate(uuid), err)
+	}
+	if len(resp.Kvs) == 0 {
+		return Record{}, false, nil
+	}
+	r, err = Decode(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
+	return r, true, err
+}
+
 // BadRecordsError lists the records Load left out because they do not
 // decode. It matches ErrBadRecord with errors.Is.
 type BadRecordsError struct {

@@ -206,3 +206,31 @@ func TestBadRecordsErrorIsBounded(t *testing.T) {
 		t.Error("not ErrBadRecord")
 	}
 }
+
+func TestGet(t *testing.T) {
+	_, cli := newEtcd(t)
+	fence := newFence(t, cli)
+	w := startWriter(t, cli, fence, options(taskstore.DefaultConfig().Retention))
+	d := done(pending(12))
+	if err := w.Complete(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	d.Term = fence.Term
+	got, found, err := taskstore.Get(t.Context(), cli, prefix, d.UUID)
+	if err != nil || !found || !same(t, got, d) {
+		t.Fatalf("Get = %+v, %v, %v; want %+v, found", got, found, err, d)
+	}
+	missing := pending(13)
+	if got, found, err := taskstore.Get(t.Context(), cli, prefix, missing.UUID); err != nil || found {
+		t.Fatalf("Get of a uuid never written = %+v, %v, %v; want not found", got, found, err)
+	}
+	if _, err := cli.Put(t.Context(), taskstore.Key(prefix, missing.UUID), "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := taskstore.Get(t.Context(), cli, prefix, missing.UUID); !found || !errors.Is(err, taskstore.ErrBadRecord) {
+		t.Fatalf("Get of a record that does not decode: found %v, err %v; want found and ErrBadRecord", found, err)
+	}
+	if _, _, err := taskstore.Get(t.Context(), cli, "meshpool/", d.UUID); err == nil {
+		t.Fatal("Get with a bad prefix: no error")
+	}
+}
