@@ -5,13 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
 func TestCheckResult(t *testing.T) {
-	m := &master{masterConfig: masterConfig{lead: election.Leadership{Term: 7}}}
 	task := &tracked{rec: taskstore.Record{UUID: "00000000-0000-4000-8000-000000000001", Number: 5, Term: 7}}
 	task.addPlacementLocked("a", 1)
 	task.timedOutLocked("a")
@@ -38,7 +36,7 @@ func TestCheckResult(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := ok
 			tt.change(&res)
-			p, why := m.checkResultLocked(task, res)
+			p, why := checkResult(task, res, 7)
 			if (why != "") != tt.refused || p.timedOut != tt.timedOut {
 				t.Fatalf("refused %q, timed out %v; want refused %v, timed out %v", why, p.timedOut, tt.refused, tt.timedOut)
 			}

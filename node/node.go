@@ -175,42 +175,6 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
-// lead runs the master duties for one term; the election calls it.
-func (n *Node) lead(ctx context.Context, l election.Leadership) {
-	log := n.logger("master").With("term", l.Term)
-	log.Info("promoted to master")
-	n.leading.Store(l.Term)
-	defer n.leading.Store(0)
-	p := n.parts.Load()
-	if p == nil {
-		return
-	}
-	p.worker.observeTerm(l.Term)
-	m := &master{masterConfig: masterConfig{
-		id: n.id, lead: l, conn: p.broker.Conn(), hasInterest: p.broker.HasInterest, cli: p.etcd, prefix: n.cfg.Prefix,
-		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
-		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, doneMax: n.cfg.DoneIndexSize, log: log, stats: &n.stats,
-		latency: n.metrics.observeLatency,
-	}}
-	actx, stopEvents := context.WithCancel(ctx)
-	var events sync.WaitGroup
-	events.Go(func() { announce(actx, p.broker.Conn(), n.id, l, p.registry.Membership, log) })
-	defer func() { stopEvents(); events.Wait() }()
-	if n.cfg.CompactionRetention > 0 { // the master alone compacts etcd
-		c := taskstore.NewCompactor(p.etcd, n.cfg.Prefix, n.cfg.CompactionRetention, log)
-		events.Go(func() { _ = c.Run(actx) })
-	}
-	if err := m.run(ctx); err != nil {
-		log.Error("master duties failed", "err", err)
-		// Do not hand leadership straight back in a tight loop.
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-	log.Info("demoted, back to work as a worker", "reason", context.Cause(ctx))
-}
-
 // joinGrace is how long a node waits before it dials a member whose cluster
 // URL sorts before its own; that member dials it at once. If both sides of a
 // pair dial at the same moment, nats-server may register each route on the

@@ -1,9 +1,7 @@
 package node
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -12,20 +10,18 @@ import (
 )
 
 // idleMaster is a master with n pending tasks, none placed, and no worker:
-// what a master holds when every worker is gone.
-func idleMaster(n int) *master {
-	m := &master{masterConfig: masterConfig{
-		id: "m-00000000", log: slog.New(slog.DiscardHandler), stats: &masterStats{},
-		taskTimeout: 30 * time.Second, retention: time.Minute,
-	}}
-	m.ctx = context.Background()
-	m.tasks = make(map[string]*tracked, n)
-	m.done = newDoneIndex(10)
-	m.load = map[string]int{}
-	for i := range n {
+// what a master holds when every worker is gone. Its leadership is lost, so
+// every placement fails.
+func idleMaster(t testing.TB, n int) *master {
+	lead := &fakeLead{}
+	lead.lost.Store(true)
+	m := testMaster(t, func(c *masterConfig) { c.lead = lead })
+	recs := make([]taskstore.Record, n)
+	for i := range recs {
 		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-		m.tasks[id] = &tracked{accepted: true, rec: taskstore.Record{UUID: id, Number: 1, Term: 1, State: taskstore.Pending}}
+		recs[i] = taskstore.Record{UUID: id, Number: 1, Term: 1, State: taskstore.Pending}
 	}
+	m.table.resume(recs, time.Now().Add(m.retention))
 	return m
 }
 
@@ -34,7 +30,7 @@ func idleMaster(n int) *master {
 //
 //	go test -run '^$' -bench RescueNoWorker -benchtime 100x ./node/
 func BenchmarkRescueNoWorker(b *testing.B) {
-	m := idleMaster(30000)
+	m := idleMaster(b, 30000)
 	now := time.Now()
 	for b.Loop() {
 		m.rescue(now)
@@ -46,7 +42,7 @@ func BenchmarkRescueNoWorker(b *testing.B) {
 // With no worker, a rescue pass places nothing: no goroutine, no
 // allocation, however many tasks are pending.
 func TestRescueWithoutWorkerPlacesNothing(t *testing.T) {
-	m := idleMaster(1000)
+	m := idleMaster(t, 1000)
 	now := time.Now()
 	allocs := testing.AllocsPerRun(5, func() {
 		m.rescue(now)
@@ -61,14 +57,14 @@ func TestRescueWithoutWorkerPlacesNothing(t *testing.T) {
 // A task no worker took is placed again only after its back-off, and at
 // once when the membership changes.
 func TestUnplaceableTaskBacksOffUntilMembershipChanges(t *testing.T) {
-	m := idleMaster(1)
+	m := idleMaster(t, 1)
 	var task *tracked
-	for _, task = range m.tasks {
+	for _, task = range m.table.tasks {
 	}
-	// A member that cannot take the task: this master does not lead (its
-	// leadership is not valid), so every placement fails.
+	// A member that cannot take the task: this master does not lead, so
+	// every placement fails.
 	const w = "w-00000000"
-	m.workerIDs = []string{w}
+	m.table.setWorkers([]string{w})
 	pass := func(now time.Time) {
 		m.rescue(now)
 		m.wg.Wait()

@@ -1,0 +1,234 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/internal/ratelog"
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+// generate makes one demo task, as the article's master does. Demo tasks
+// may be lost: they are not recorded in etcd (durability none).
+func (m *master) generate() {
+	if !m.table.hasWorkers() {
+		m.stats.skipped.Add(1)
+		m.log.Info("no workers, skip task generation", ratelog.Limit)
+		return
+	}
+	m.wg.Go(func() {
+		_, t, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31), Durability: message.DurabilityNone})
+		if err != nil {
+			m.log.Warn("demo task not accepted", ratelog.Limit, "err", err)
+			return
+		}
+		m.placeNow(t)
+	})
+}
+
+func (m *master) onSubmit(msg *nats.Msg) {
+	if msg.Reply != "" && message.OwnSubject(msg.Reply) {
+		// An answer there would come back as a submission, a task, a
+		// result or an event: the submission is not taken at all.
+		m.stats.badReplies.Add(1)
+		m.log.Warn("submission dropped unanswered: its reply subject is one of meshpool's own", ratelog.Limit,
+			"reply", ratelog.Truncate(msg.Reply))
+		return
+	}
+	answer := func(r message.SubmitReply) { respond(msg, r, m.log, slog.LevelDebug) }
+	select {
+	case m.slots <- struct{}{}:
+	default:
+		answer(message.SubmitReply{Error: "busy: too many submissions in progress", Temporary: true})
+		return
+	}
+	// Decoded here, on the subscription's goroutine: its stack has grown
+	// already, and a fresh goroutine's first act would be to grow its own.
+	sub, err := message.DecodeSubmit(msg.Data)
+	if err != nil {
+		<-m.slots
+		m.stats.refused.Add(1)
+		m.log.Warn("submission refused", ratelog.Limit, "err", err)
+		answer(message.SubmitReply{Error: "invalid task: " + err.Error()})
+		return
+	}
+	m.wg.Go(func() {
+		defer func() { <-m.slots }()
+		m.submit(sub, answer)
+	})
+}
+
+// submit accepts sub, answers its submitter, and places the task. A deposed
+// master does not answer: the real master does.
+func (m *master) submit(sub message.Submit, answer func(message.SubmitReply)) {
+	reply, t, err := m.accept(sub)
+	if errors.Is(err, errNotLeading) {
+		return
+	}
+	if err != nil {
+		answer(message.SubmitReply{UUID: sub.UUID, Error: err.Error(), Temporary: true})
+		return
+	}
+	answer(reply)
+	if t != nil {
+		m.placeNow(t)
+	}
+}
+
+var errNotLeading = errors.New("not the master any more")
+
+// errRecording answers a uuid whose first submission is still being recorded.
+var errRecording = errors.New("not accepted yet: the same uuid is still being recorded")
+
+// accept records a new task; the caller hands the task it returns to a
+// worker with placeNow. A known uuid is not run again: the answer says it is
+// a duplicate and where it stands, and no task is returned.
+func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, error) {
+	if sub.UUID == "" {
+		sub.UUID = uuid.NewString()
+	}
+	if !m.lead.Valid() {
+		return message.SubmitReply{}, nil, errNotLeading
+	}
+	a := m.table.admit(sub, m.term, time.Now(), false)
+	if a.lookUp {
+		// The done index forgot tasks early: this uuid may be one of
+		// them, still recorded in etcd. Look before running it again.
+		if reply, found, err := m.lookUp(sub); err != nil || found {
+			return reply, nil, err
+		}
+		a = m.table.admit(sub, m.term, time.Now(), true)
+	}
+	switch {
+	case a.recording:
+		// The first submission's write is under way and may fail: it
+		// is not accepted yet.
+		return message.SubmitReply{}, nil, errRecording
+	case a.pending || a.done:
+		if reply, ok := m.conflict(sub, a.number, a.ephemeral); ok {
+			return reply, nil, nil
+		}
+		m.stats.duplicates.Add(1)
+		if a.done {
+			return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: a.result, Term: m.term}, nil, nil
+		}
+		m.resendIfLost(a.t, time.Now())
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: a.term}, nil, nil
+	}
+	t := a.fresh
+	if !t.ephemeral {
+		if err := m.records.Put(m.ctx, t.rec); err != nil {
+			m.table.drop(t)
+			if errors.Is(err, taskstore.ErrFenced) || m.ctx.Err() != nil {
+				return message.SubmitReply{}, nil, errNotLeading
+			}
+			m.stats.recordFailures.Add(1)
+			return message.SubmitReply{}, nil, fmt.Errorf("not accepted: cannot record the task: %w", err)
+		}
+		m.table.accepted(t)
+		m.log.Debug("task accepted", "uuid", sub.UUID, "number", sub.Number, "executor", t.rec.Executor)
+	}
+	m.stats.accepted.Add(1)
+	m.stats.inFlight.Add(1)
+	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.term}, t, nil
+}
+
+// resendAfter is how long a task is out with its worker before a submitter
+// asking after it (client.Wait does every few seconds) has it sent again.
+const resendAfter = time.Second
+
+// resendIfLost sends a pending task again to its worker, under its latest
+// sending, when its submitter asks after it and it has been out for
+// resendAfter: NATS delivers at most once, and when nodes join,
+// nats-server closes the duplicate route connections with whatever they
+// carried, so a task (published without an ack when non-durable) or its
+// result can be lost without any fault, and would otherwise wait for
+// --task-timeout. The worker does not run a task twice: one under way is
+// only acked, one done has its result published again. At most once per
+// resendAfter per task; not an attempt, and not a reason to wait longer
+// before the task timeout.
+func (m *master) resendIfLost(t *tracked, now time.Time) {
+	var rec taskstore.Record
+	if !m.table.claimIf(t, func(t *tracked) bool {
+		if t.result != nil || t.sent.IsZero() || now.Sub(t.sent) < resendAfter || now.Sub(t.resentAt) < resendAfter {
+			return false
+		}
+		t.resentAt, rec = now, t.rec
+		return true
+	}) {
+		return
+	}
+	m.wg.Go(func() {
+		if m.lead.Valid() && m.ctx.Err() == nil {
+			if err := m.sendRecord(rec, t.ephemeral); err != nil {
+				m.log.Debug("task not sent again", "uuid", rec.UUID, "worker", rec.Executor, "err", err)
+			} else {
+				m.stats.resent.Add(1)
+			}
+		}
+		if m.table.release(t) {
+			m.record(t) // its result came in meanwhile
+		}
+	})
+}
+
+// conflict answers a submission of a known uuid whose request differs from
+// the one the uuid was first submitted with: another number, or another
+// durability (a durable submission must not be told a task is durable when
+// it is not, nor the reverse). ok is false when it is the same request.
+func (m *master) conflict(sub message.Submit, number int64, ephemeral bool) (reply message.SubmitReply, ok bool) {
+	var why string
+	switch {
+	case sub.Number != number:
+		why = fmt.Sprintf("number %d", number)
+	case sub.Ephemeral() != ephemeral:
+		why = "durability " + durability(ephemeral)
+	default:
+		return reply, false
+	}
+	m.stats.conflicts.Add(1)
+	m.log.Warn("submission refused: uuid reused with another request", ratelog.Limit, "uuid", sub.UUID, "number", sub.Number, "first", why)
+	return message.SubmitReply{UUID: sub.UUID,
+		Error: fmt.Sprintf("conflict: uuid %s was submitted with another request (%s)", sub.UUID, why)}, true
+}
+
+func durability(ephemeral bool) string {
+	if ephemeral {
+		return message.DurabilityNone
+	}
+	return message.DurabilityDurable
+}
+
+// lookUp reads a submitted uuid's record from etcd, for when the done
+// index may have forgotten it. found is false when there is no record.
+func (m *master) lookUp(sub message.Submit) (reply message.SubmitReply, found bool, err error) {
+	ctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
+	defer cancel()
+	rec, found, err := m.records.Get(ctx, sub.UUID)
+	switch {
+	case errors.Is(err, taskstore.ErrBadRecord):
+		return reply, true, fmt.Errorf("not accepted: the uuid's record does not decode: %w", err)
+	case err != nil:
+		m.stats.recordFailures.Add(1)
+		return reply, false, fmt.Errorf("not accepted: cannot look the uuid up in etcd: %w", err)
+	case !found:
+		return reply, false, nil
+	}
+	if reply, ok := m.conflict(sub, rec.Number, false); ok {
+		return reply, true, nil
+	}
+	m.stats.duplicates.Add(1)
+	state := message.StatePending
+	if rec.State == taskstore.Done {
+		state = message.StateDone
+	}
+	return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: state, Result: rec.Result, Term: m.term}, true, nil
+}

@@ -1,0 +1,84 @@
+package node
+
+import (
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/internal/ratelog"
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+func (m *master) onResult(msg *nats.Msg) {
+	res, err := message.DecodeResult(msg.Data)
+	if err != nil {
+		m.stats.badResults.Add(1)
+		m.log.Warn("bad result refused", ratelog.Limit, "err", err)
+		return
+	}
+	m.takeResult(res)
+}
+
+// takeResult records res when it is the first valid result of a pending
+// task (see checkResult), or keeps it for whoever holds the task's claim.
+func (m *master) takeResult(res message.Result) {
+	t, p, why, dup, done, recordNow := m.table.resultIn(res, m.term)
+	switch {
+	case why != "":
+		m.stats.refusedResults.Add(1)
+		m.log.Warn("result refused", ratelog.Limit, "uuid", res.UUID, "executor", res.Executor,
+			"term", res.Term, "attempt", res.Attempt, "reason", why)
+	case dup || done:
+		m.stats.dupResults.Add(1)
+		m.log.Debug("duplicate result suppressed", "uuid", res.UUID, "executor", res.Executor)
+	case t == nil:
+		m.log.Info("result for a task this master does not track", ratelog.Limit, "uuid", res.UUID, "executor", res.Executor, "term", res.Term)
+	default:
+		if p.timedOut {
+			m.stats.lateResults.Add(1)
+			m.log.Warn("result came after its task timed out and was sent again: the work takes longer than --task-timeout", ratelog.Limit,
+				"uuid", res.UUID, "executor", res.Executor, "task_timeout", m.taskTimeout, "took", res.Finish.Sub(res.Start.Time))
+		}
+		if recordNow {
+			m.wg.Go(func() { m.record(t) })
+		}
+	}
+}
+
+// record writes the task's result, once; t is claimed. After it the task
+// is in the done set, or, when the write failed, pending with its result
+// kept for the next rescue.
+func (m *master) record(t *tracked) {
+	rec := m.table.toRecord(t, m.term)
+	err := errNotLeading
+	switch {
+	case !m.lead.Valid():
+	case t.ephemeral:
+		err = nil
+	default:
+		err = m.records.Complete(m.ctx, rec)
+	}
+	sent := m.table.finish(t, err == nil, time.Now().Add(m.retention))
+	if err != nil {
+		if !errors.Is(err, errNotLeading) && !errors.Is(err, taskstore.ErrFenced) && m.ctx.Err() == nil {
+			m.stats.recordFailures.Add(1)
+			m.log.Warn("cannot record result, will retry", ratelog.Limit, "uuid", rec.UUID, "err", err)
+		}
+		return
+	}
+	m.stats.completed.Add(1)
+	m.stats.inFlight.Add(-1)
+	res := rec.Result
+	var latency time.Duration
+	if !sent.IsZero() {
+		d := time.Since(sent)
+		if m.latency != nil {
+			m.latency(d)
+		}
+		latency = d.Round(time.Millisecond)
+	}
+	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "number", res.Number, "result", res.Result,
+		"start", res.Start, "finish", res.Finish, "latency", latency)
+}

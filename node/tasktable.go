@@ -1,0 +1,300 @@
+package node
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+// taskTable is what a master knows of its tasks: the accepted ones it
+// follows until their result is recorded (tasks), the recorded ones it
+// remembers to answer re-submissions (done), and the load each worker
+// carries (book). One lock guards all of it and every tracked task's fields.
+//
+// One operation at a time works on a task: a placement, a resending, or the
+// recording of its result. It claims the task first (claimEach, claimIf, or
+// admit for a new task) and releases it after (release, placed, finish).
+// A result that comes in while the task is claimed is kept (resultIn), and
+// whoever releases the claim records it. So a result is recorded once, and
+// a placement can never write a task back as pending after its result was
+// recorded.
+type taskTable struct {
+	mu    sync.Mutex
+	tasks map[string]*tracked // accepted, not yet recorded done, by uuid
+	done  *doneIndex          // recorded done, kept for duplicate answers
+	book  loadBook
+}
+
+func newTaskTable(doneMax int) *taskTable {
+	return &taskTable{tasks: make(map[string]*tracked), done: newDoneIndex(doneMax), book: newLoadBook()}
+}
+
+// setWorkers replaces the workers tasks may be placed on.
+func (tt *taskTable) setWorkers(ids []string) {
+	tt.mu.Lock()
+	tt.book.workers = ids
+	tt.mu.Unlock()
+}
+
+func (tt *taskTable) hasWorkers() bool {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return len(tt.book.workers) > 0
+}
+
+// len is the number of tasks followed.
+func (tt *taskTable) len() int {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return len(tt.tasks)
+}
+
+// resume takes in the records an earlier master wrote: pending tasks are
+// followed (on their executor's load), done ones remembered until until.
+// It returns how many are pending.
+func (tt *taskTable) resume(recs []taskstore.Record, until time.Time) (pending int) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	for _, r := range recs {
+		switch r.State {
+		case taskstore.Pending:
+			tt.tasks[r.UUID] = &tracked{rec: r, accepted: true}
+			tt.book.move("", r.Executor)
+			pending++
+		case taskstore.Done:
+			tt.done.add(r.UUID, r.Result, false, until)
+		}
+	}
+	return pending
+}
+
+// admission is what the table knows of a submitted uuid.
+type admission struct {
+	fresh     *tracked // a new task, claimed, on the least loaded worker (or none): the caller records and places it
+	lookUp    bool     // the done index may have forgotten it: look in etcd, then admit again with lookedUp
+	recording bool     // known, but its first submission's write is still under way
+	pending   bool     // known and pending; number, ephemeral, term are its
+	done      bool     // known and done; number, ephemeral, result are its
+	number    int64
+	ephemeral bool
+	term      int64
+	result    *message.Result
+	t         *tracked // the pending task
+}
+
+// admit looks sub's uuid up, and when it is new, adds it as a task under
+// term, claimed and placed on the least loaded worker's load. Unless
+// lookedUp, a durable uuid the done index may have forgotten is not added:
+// the caller looks in etcd first.
+func (tt *taskTable) admit(sub message.Submit, term int64, now time.Time, lookedUp bool) admission {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if t, ok := tt.tasks[sub.UUID]; ok {
+		if !t.accepted {
+			return admission{recording: true}
+		}
+		return admission{pending: true, number: t.rec.Number, ephemeral: t.ephemeral, term: t.rec.Term, t: t}
+	}
+	if d, ok := tt.done.get(sub.UUID); ok {
+		return admission{done: true, number: d.result.Number, ephemeral: d.ephemeral, result: d.result}
+	}
+	if !lookedUp && !sub.Ephemeral() && tt.done.mayHaveForgotten(sub.UUID, now) {
+		return admission{lookUp: true}
+	}
+	executor := tt.book.pick("", nil)
+	tt.book.move("", executor)
+	t := &tracked{busy: true, ephemeral: sub.Ephemeral(), accepted: sub.Ephemeral(), rec: taskstore.Record{
+		UUID: sub.UUID, Number: sub.Number, Executor: executor, Term: term,
+		State: taskstore.Pending, Submitted: now.UTC(),
+	}}
+	tt.tasks[sub.UUID] = t
+	return admission{fresh: t}
+}
+
+// accepted marks a new task's record written.
+func (tt *taskTable) accepted(t *tracked) {
+	tt.mu.Lock()
+	t.accepted = true
+	tt.mu.Unlock()
+}
+
+// drop forgets a new task whose record could not be written.
+func (tt *taskTable) drop(t *tracked) {
+	tt.mu.Lock()
+	delete(tt.tasks, t.rec.UUID)
+	tt.book.release(t.rec.Executor)
+	tt.mu.Unlock()
+}
+
+// claimEach calls want, under the lock, for every task not claimed; it
+// claims those for which want returns true. want may change the task's
+// fields, but not busy.
+func (tt *taskTable) claimEach(want func(t *tracked) bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	for _, t := range tt.tasks {
+		if !t.busy && want(t) {
+			t.busy = true
+		}
+	}
+}
+
+// claimIf claims t when it is not claimed and want, called under the lock,
+// returns true.
+func (tt *taskTable) claimIf(t *tracked, want func(t *tracked) bool) bool {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if t.busy || !want(t) {
+		return false
+	}
+	t.busy = true
+	return true
+}
+
+// release ends the caller's claim on t. When t's result came in meanwhile,
+// t stays claimed and release returns true: the caller records it now.
+func (tt *taskTable) release(t *tracked) (recordNow bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.releaseLocked(t)
+}
+
+func (tt *taskTable) releaseLocked(t *tracked) bool {
+	t.busy = t.result != nil
+	return t.busy
+}
+
+// placed ends a placement's claim on t, backing t off when no worker took
+// it (ok false), and returns release's answer.
+func (tt *taskTable) placed(t *tracked, ok bool, now time.Time) (recordNow bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if ok {
+		t.retryAt, t.failures = time.Time{}, 0
+	} else {
+		t.unplaceableLocked(now)
+	}
+	return tt.releaseLocked(t)
+}
+
+// pick is the load book's pick, under the lock.
+func (tt *taskTable) pick(exclude string, tried []string) string {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.book.pick(exclude, tried)
+}
+
+// current returns t's record as the claim's holder may send it, whether it
+// was placed before, and whether its result has come in.
+func (tt *taskTable) current(t *tracked) (rec taskstore.Record, placedBefore, hasResult bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return t.rec, !t.sent.IsZero() || t.rec.Attempts > 0, t.result != nil
+}
+
+// moved records that t's placement moved to worker w under term.
+func (tt *taskTable) moved(t *tracked, w string, term int64) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.book.move(t.rec.Executor, w)
+	t.rec.Executor, t.rec.Term = w, term
+}
+
+// sending remembers that t is being sent to w as attempt.
+func (tt *taskTable) sending(t *tracked, w string, attempt int) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	t.rec.Attempts = attempt
+	t.addPlacementLocked(w, int64(attempt))
+}
+
+// sentAt records when t's worker took it.
+func (tt *taskTable) sentAt(t *tracked, now time.Time) {
+	tt.mu.Lock()
+	t.sent = now
+	tt.mu.Unlock()
+}
+
+// resultIn takes res in: the first result of a pending task that answers
+// one of its sendings under term (see checkResult) is kept, and when the
+// task is not claimed it is claimed for the caller to record (recordNow).
+// t is nil when no pending task has res's uuid; then done says whether the
+// task is recorded already. why says why a result of a pending task was
+// refused; dup is true for a pending task whose result came already.
+func (tt *taskTable) resultIn(res message.Result, term int64) (t *tracked, p placement, why string, dup, done, recordNow bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	t, ok := tt.tasks[res.UUID]
+	switch {
+	case !ok:
+		_, done = tt.done.get(res.UUID)
+		return nil, p, "", false, done, false
+	case t.result != nil:
+		return t, p, "", true, false, false
+	}
+	if p, why = checkResult(t, res, term); why != "" {
+		return t, p, why, false, false, false
+	}
+	t.result = &res
+	recordNow = !t.busy
+	t.busy = true
+	return t, p, "", false, false, recordNow
+}
+
+// checkResult says why res cannot be t's result, or returns the sending it
+// answers: a result is recorded only from a worker the task was sent to,
+// for the term and attempt it was sent under (the first such result wins,
+// even from a sending that timed out: it is real work), and only when it is
+// the work rule's answer for the task's number. The table's lock is held.
+func checkResult(t *tracked, res message.Result, term int64) (placement, string) {
+	switch {
+	case res.Number != t.rec.Number:
+		return placement{}, fmt.Sprintf("number %d is not the task's %d", res.Number, t.rec.Number)
+	case res.Result != message.Work(res.Number):
+		return placement{}, fmt.Sprintf("result %d is not the work rule's %d", res.Result, message.Work(res.Number))
+	case res.Term != term:
+		return placement{}, fmt.Sprintf("term %d is not this master's %d", res.Term, term)
+	}
+	p, ok := t.sentLocked(res.Executor, res.Attempt)
+	if !ok {
+		return placement{}, fmt.Sprintf("the task was not sent to %s as attempt %d in this term", res.Executor, res.Attempt)
+	}
+	return p, ""
+}
+
+// toRecord returns t's record as done with its result under term, for the
+// claim's holder to write.
+func (tt *taskTable) toRecord(t *tracked, term int64) taskstore.Record {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	rec := t.rec
+	rec.State, rec.Result, rec.Term = taskstore.Done, t.result, term
+	return rec
+}
+
+// finish ends a recording's claim on t. When the write succeeded (ok), t
+// leaves the table for the done index, remembered until until, and its
+// worker's load is released; sent is when its worker took it. Otherwise t
+// stays pending with its result, for the next rescue to record.
+func (tt *taskTable) finish(t *tracked, ok bool, until time.Time) (sent time.Time) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	t.busy = false
+	if !ok {
+		return time.Time{}
+	}
+	delete(tt.tasks, t.rec.UUID)
+	tt.book.release(t.rec.Executor)
+	tt.done.add(t.rec.UUID, t.result, t.ephemeral, until)
+	return t.sent
+}
+
+// expire forgets the done tasks whose time has run out by now.
+func (tt *taskTable) expire(now time.Time) {
+	tt.mu.Lock()
+	tt.done.expire(now)
+	tt.mu.Unlock()
+}
