@@ -134,8 +134,8 @@ func (w WorkTime) Validate() error {
 func (w WorkTime) String() string { return w.Min.String() + "-" + w.Max.String() }
 
 // DefaultConfig returns the defaults the article's demo uses, with a 10 s
-// TTL instead of its 120 s, so a lost node is noticed in seconds (README,
-// "Configuration").
+// TTL instead of its 120 s, so a lost node is noticed in seconds
+// (docs/configuration.md).
 func DefaultConfig() Config {
 	return Config{
 		Etcd:                []string{"127.0.0.1:2379"},

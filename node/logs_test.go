@@ -47,7 +47,7 @@ func TestGarbageMakesFewShortLogLines(t *testing.T) {
 	}
 	// Each node is sent its garbage through its own server: a message
 	// that crosses a route just after the cluster formed can be lost (see
-	// README, Guarantees), and this test counts refusals.
+	// docs/guarantees.md), and this test counts refusals.
 	connect := func(n *node.Node) *nats.Conn {
 		nc, err := nats.Connect(clientURL(t, n))
 		if err != nil {

@@ -66,7 +66,7 @@ func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
 		})
 	}
 
-	// The operator's steps (README): compact, defragment, disarm.
+	// The operator's steps (docs/failures.md): compact, defragment, disarm.
 	resp, err := c.cli.Get(t.Context(), c.cfg.Prefix, clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 // ErrNoSpace is matched (errors.Is) by the error of every write etcd
 // refused because its database reached its space quota and it raised the
 // NOSPACE alarm. Nothing is written until an operator frees space: compact,
-// defragment, then disarm the alarm (README, "etcd out of space").
+// defragment, then disarm the alarm (docs/failures.md, "etcd history and space").
 var ErrNoSpace = errors.New("etcd is out of space (NOSPACE alarm)")
 
 // DefaultAlarmInterval is how often Alarms lists etcd's alarms by default.

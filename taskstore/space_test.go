@@ -34,7 +34,7 @@ func fillToNoSpace(t *testing.T, cli *clientv3.Client) {
 	}
 }
 
-// freeSpace does what the README tells an operator: compact the history,
+// freeSpace does what docs/failures.md tells an operator: compact the history,
 // defragment, disarm the alarm.
 func freeSpace(t *testing.T, cli *clientv3.Client, endpoint string) {
 	t.Helper()

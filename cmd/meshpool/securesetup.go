@@ -120,7 +120,7 @@ func (m *Main) runSecureSetup(_ context.Context, args []string) error {
 	var nodeIPs, etcdIPs listFlag
 	fs := newFlagSet("secure-setup", "Writes what a secure cluster needs into a new directory: a cluster CA, a node certificate\n"+
 		"for the node IPs, an etcd server certificate, a route secret, and the NATS users node, submitter and\n"+
-		"observer with random passwords. Secrets go into files (mode 0600), never to the terminal. See README, Security.", m.Stdout)
+		"observer with random passwords. Secrets go into files (mode 0600), never to the terminal. See docs/security.md.", m.Stdout)
 	fs.StringVar(&dir, "dir", "", "directory to create and fill (required)")
 	fs.Var(&nodeIPs, "node-ips", "the nodes' advertise IPs, comma-separated (the certificate is valid for all of them)")
 	fs.Var(&etcdIPs, "etcd-ips", "etcd's IPs, comma-separated, for its server certificate")

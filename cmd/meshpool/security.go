@@ -80,7 +80,7 @@ func (f *natsServerFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.cert, "nats-cert", "", "PEM file of this node's certificate, issued by the cluster CA for its advertise IP")
 	fs.StringVar(&f.key, "nats-key", "", "PEM file of this node's certificate's key")
 	fs.StringVar(&f.routeSecretFile, "route-secret-file", "", "file holding the cluster's route secret: only nodes with it may route in")
-	fs.StringVar(&f.usersFile, "nats-users", "", "file listing NATS client users and roles (node, submitter, observer); see README, Security")
+	fs.StringVar(&f.usersFile, "nats-users", "", "file listing NATS client users and roles (node, submitter, observer); see docs/security.md")
 }
 
 // security reads the files into a broker.Security. The TLS files are read
