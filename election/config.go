@@ -49,9 +49,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Prefix returns the election prefix under a meshpool prefix: prefix +
-// "/election". The candidates' keys are <Prefix(prefix)>/<lease ID in hex>.
-func Prefix(prefix string) string { return prefix + "/election" }
+// Prefix returns the election prefix under a meshpool prefix
+// (keyspace.Election). The candidates' keys are <Prefix(prefix)>/<lease ID
+// in hex>.
+func Prefix(prefix string) string { return keyspace.Election(prefix) }
 
 func (c Config) withDefaults() Config {
 	if c.Prefix == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -22,8 +23,8 @@ const loadPage = 1000
 // nothing was loaded. If etcd compacts that revision between two pages, Load
 // fails with the compaction error; call it again.
 func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, int64, error) {
-	if err := checkPrefix(prefix); err != nil {
-		return nil, 0, err
+	if err := keyspace.CheckPrefix(prefix); err != nil {
+		return nil, 0, fmt.Errorf("taskstore: %w", err)
 	}
 	p := Prefix(prefix)
 	end := clientv3.GetPrefixRangeEnd(p)
@@ -69,8 +70,8 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, i
 // record that does not decode is an error matching ErrBadRecord, with found
 // true: a task by that uuid exists, in a form this node cannot read.
 func Get(ctx context.Context, cli *clientv3.Client, prefix, uuid string) (r Record, found bool, err error) {
-	if err := checkPrefix(prefix); err != nil {
-		return Record{}, false, err
+	if err := keyspace.CheckPrefix(prefix); err != nil {
+		return Record{}, false, fmt.Errorf("taskstore: %w", err)
 	}
 	resp, err := cli.Get(ctx, Key(prefix, uuid))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/meshpool/meshpool/internal/jsonw"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/message"
 )
 
@@ -90,12 +91,12 @@ func (r Record) problem() string {
 	return ""
 }
 
-// Prefix is the etcd prefix under which every task lives. prefix is the
-// meshpool prefix, like "/meshpool", without a trailing slash.
-func Prefix(prefix string) string { return prefix + "/tasks/" }
+// Prefix is the etcd prefix under which every task lives (keyspace.Tasks).
+// prefix is the meshpool prefix, like "/meshpool".
+func Prefix(prefix string) string { return keyspace.Tasks(prefix) }
 
-// Key is the etcd key of task uuid.
-func Key(prefix, uuid string) string { return Prefix(prefix) + uuid }
+// Key is the etcd key of task uuid (keyspace.Task).
+func Key(prefix, uuid string) string { return keyspace.Task(prefix, uuid) }
 
 // Decode parses the value stored at key and checks it: the record must be
 // valid and its UUID must be the last segment of key. Every error names key
@@ -153,13 +154,4 @@ func truncateN(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
-}
-
-// checkPrefix accepts a meshpool prefix: it starts with '/' and does not end
-// with one.
-func checkPrefix(prefix string) error {
-	if !strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") {
-		return fmt.Errorf("taskstore: prefix must start with '/' and not end with one, got %q", prefix)
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -181,8 +182,8 @@ func (w *Writer) check() error {
 	case w.fence.Term <= 0:
 		return fmt.Errorf("taskstore: fence term must be positive, got %d", w.fence.Term)
 	}
-	if err := checkPrefix(w.prefix); err != nil {
-		return err
+	if err := keyspace.CheckPrefix(w.prefix); err != nil {
+		return fmt.Errorf("taskstore: %w", err)
 	}
 	return w.cfg.Validate()
 }

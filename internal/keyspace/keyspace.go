@@ -1,6 +1,13 @@
-// Package keyspace holds the rules every component applies to the cluster's
-// etcd prefix and lease TTL, so that the registry, the election and the node
-// accept and refuse exactly the same values.
+// Package keyspace is the cluster's etcd key layout, in one place, and the
+// rules every component applies to the prefix and the lease TTL, so that the
+// registry, the election, the task store and the node accept and refuse
+// exactly the same values. Under a prefix like /meshpool:
+//
+//	<prefix>/nodes/<node ID>       a node's record, under its lease (registry)
+//	<prefix>/election/<lease hex>  a candidate's key, under its session (election)
+//	<prefix>/tasks/<uuid>          a task's record (taskstore)
+//
+// Nothing else is written under the prefix.
 package keyspace
 
 import (
@@ -19,6 +26,21 @@ const (
 	// with "etcdserver: too large lease TTL".
 	MaxLeaseTTL = 9_000_000_000 * time.Second
 )
+
+// Nodes is the prefix of every node's record.
+func Nodes(prefix string) string { return prefix + "/nodes/" }
+
+// Node is the key of node id's record.
+func Node(prefix, id string) string { return Nodes(prefix) + id }
+
+// Election is the election's prefix; candidates' keys are below it, after a '/'.
+func Election(prefix string) string { return prefix + "/election" }
+
+// Tasks is the prefix of every task's record.
+func Tasks(prefix string) string { return prefix + "/tasks/" }
+
+// Task is the key of task uuid's record.
+func Task(prefix, uuid string) string { return Tasks(prefix) + uuid }
 
 // CheckPrefix accepts a path like /meshpool: a leading '/', no trailing '/'.
 func CheckPrefix(p string) error {

@@ -41,3 +41,20 @@ func TestCheckTTL(t *testing.T) {
 		})
 	}
 }
+
+// The layout is a contract (docs/contracts.md): nodes, peers of another
+// version and operators' tools read these keys.
+func TestLayout(t *testing.T) {
+	const p = "/meshpool"
+	for _, tc := range []struct{ got, want string }{
+		{keyspace.Nodes(p), "/meshpool/nodes/"},
+		{keyspace.Node(p, "a-1"), "/meshpool/nodes/a-1"},
+		{keyspace.Election(p), "/meshpool/election"},
+		{keyspace.Tasks(p), "/meshpool/tasks/"},
+		{keyspace.Task(p, "u"), "/meshpool/tasks/u"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
