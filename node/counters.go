@@ -21,3 +21,141 @@ type masterStats struct {
 	inFlight       atomic.Int64 // tasks accepted and not yet recorded done
 	recordFailures atomic.Int64 // etcd writes that failed (not fenced)
 }
+
+// counter is one number a node reports: on /metrics as meshpool_<metric>,
+// and on /status in the field that field points to (nil when /status does
+// not show it). counters is the one list of them; docs/operations.md's table
+// is made from it (TestCounterTableIsDocumented).
+type counter struct {
+	metric string
+	help   string
+	gauge  bool                  // else a counter: it only grows
+	value  func(n *Node) float64 // read at scrape time
+	field  func(*Status) *int64
+}
+
+// counters lists every number a node reports but the latency histogram.
+func counters() []counter {
+	st := func(f func(s *masterStats) *atomic.Int64) func(n *Node) float64 {
+		return func(n *Node) float64 { return float64(f(&n.stats).Load()) }
+	}
+	// running reads from the running components, or 0 when Run is not running.
+	running := func(f func(p *parts) int64) func(n *Node) float64 {
+		return func(n *Node) float64 {
+			if p := n.parts.Load(); p != nil {
+				return float64(f(p))
+			}
+			return 0
+		}
+	}
+	wk := func(f func(w *worker) *atomic.Int64) func(n *Node) float64 {
+		return running(func(p *parts) int64 { return f(p.worker).Load() })
+	}
+	dispatch := func(f func(d *DispatchStatus) *int64) func(*Status) *int64 {
+		return func(s *Status) *int64 { return f(&s.Dispatch) }
+	}
+	return []counter{
+		{metric: "members", gauge: true, help: "Registered nodes this node knows, itself included.",
+			value: running(func(p *parts) int64 {
+				mem, _ := p.registry.Membership()
+				return int64(len(mem.Members))
+			})},
+		{metric: "is_master", gauge: true, help: "1 while this node is the master, else 0.",
+			value: func(n *Node) float64 { return boolFloat(n.leading.Load() != 0) }},
+		{metric: "term", gauge: true, help: "The newest election term this node knows: the current master's term.",
+			value: running(func(p *parts) int64 {
+				leader, _ := p.election.Leader()
+				return leader.Term
+			})},
+		{metric: "master_not_member", gauge: true, help: "1 while the master etcd names is not a live member (see master_problem in /status), else 0.",
+			value: func(n *Node) float64 { return boolFloat(n.master.get() != "") }},
+		{metric: "routes", gauge: true, help: "Peers this node's NATS server has a live route with.",
+			value: running(func(p *parts) int64 { return int64(len(p.broker.Routes())) })},
+		{metric: "tasks_in_flight", gauge: true, help: "Tasks the master accepted whose result is not recorded yet.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.inFlight }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.InFlight })},
+		{metric: "worker_tasks_in_flight", gauge: true, help: "Tasks this node is working as a worker.",
+			value: wk(func(w *worker) *atomic.Int64 { return &w.inFlight }),
+			field: func(s *Status) *int64 { return &s.Worker.InFlight }},
+
+		{metric: "tasks_dispatched_total", help: "Tasks the master handed to a worker that acked them, re-placements included.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.dispatched }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Dispatched })},
+		{metric: "tasks_resent_total", help: "Tasks sent again to their worker, unchanged, because their submitter asked after them: a task or result may be lost on a route.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.resent }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Resent })},
+		{metric: "tasks_redispatched_total", help: "Placements after a task's first: its worker left or timed out, or a new master resumed it.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.redispatched }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Redispatched })},
+		{metric: "tasks_completed_total", help: "Task results the master recorded.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.completed }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Completed })},
+		{metric: "tasks_refused_total", help: "Tasks this node refused as a worker (stale term, wrong executor, malformed, stopping).",
+			value: wk(func(w *worker) *atomic.Int64 { return &w.refused }),
+			field: func(s *Status) *int64 { return &s.Worker.Refused }},
+		{metric: "worker_tasks_completed_total", help: "Tasks this node finished as a worker.",
+			value: wk(func(w *worker) *atomic.Int64 { return &w.completed }),
+			field: func(s *Status) *int64 { return &s.Worker.Completed }},
+		{metric: "worker_tasks_redelivered_total", help: "Tasks this node received again as a worker: acked, not run again.",
+			value: wk(func(w *worker) *atomic.Int64 { return &w.redelivered }),
+			field: func(s *Status) *int64 { return &s.Worker.Redelivered }},
+		{metric: "submissions_accepted_total", help: "Submissions the master recorded and acknowledged.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.accepted }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Accepted })},
+		{metric: "submissions_duplicate_total", help: "Submissions of a uuid the master already knew, not run again.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.duplicates }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Duplicates })},
+		{metric: "submissions_refused_total", help: "Submissions the master refused as invalid.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.refused }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Refused })},
+		{metric: "submissions_conflict_total", help: "Submissions of a known uuid with another number or durability, refused.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.conflicts }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Conflicts })},
+		{metric: "submissions_bad_reply_total", help: "Submissions dropped unanswered because their reply subject is one of meshpool's own.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.badReplies }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.BadReplies })},
+		{metric: "demo_ticks_skipped_total", help: "Demo tasks the master did not make (--task-interval) because there was no worker.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.skipped }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Skipped })},
+		{metric: "results_duplicate_total", help: "Results for tasks already recorded, suppressed by the master.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.dupResults }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.DuplicateResults })},
+		{metric: "results_bad_total", help: "Malformed results the master refused.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.badResults }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.BadResults })},
+		{metric: "results_refused_total", help: "Well-formed results the master refused: not from a sending of a pending task (executor, term, attempt), another number, or not the work rule's answer.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.refusedResults }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.RefusedResults })},
+		{metric: "results_after_timeout_total", help: "Results recorded from a worker whose sending of the task had timed out: --task-timeout is shorter than the work.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.lateResults }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.LateResults })},
+		{metric: "record_failures_total", help: "Task writes to etcd that failed (not fenced).",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.recordFailures }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.RecordFailures })},
+		{metric: "stream_refused_total", help: "Messages on results or events that /stream refused to relay: malformed or invalid.",
+			value: func(n *Node) float64 { return float64(n.streamRefused.Load()) },
+			field: func(s *Status) *int64 { return &s.StreamRefused }},
+		{metric: "nats_reconnects_total", help: "Reconnects of this node's own client connection to its NATS server.",
+			value: running(func(p *parts) int64 { return int64(p.broker.Conn().Stats().Reconnects) })},
+		{metric: "node_records_skipped_total", help: "Node records (each version once) left out of the membership: bad, or of another cluster name.",
+			value: running(func(p *parts) int64 { return p.registry.SkippedRecords() }),
+			field: func(s *Status) *int64 { return &s.SkippedRecords }},
+		{metric: "etcd_reregistrations_total", help: "Times this node registered in etcd again after losing its lease or key.",
+			value: running(func(p *parts) int64 { return max(p.registry.Registrations()-1, 0) })},
+		{metric: "etcd_session_recreations_total", help: "Times this node created its etcd election session again after losing it.",
+			value: running(func(p *parts) int64 { return max(p.election.Sessions()-1, 0) })},
+		{metric: "etcd_replacements_total", help: "Times this node saw etcd replaced under it (revision went backwards or cluster ID changed).",
+			value: running(func(p *parts) int64 { return p.election.Replacements() })},
+		{metric: "promotions_total", help: "Times this node was promoted to master.",
+			value: running(func(p *parts) int64 { return p.election.Promotions() })},
+		{metric: "election_keys_removed_total", help: "Election keys without a lease (put by hand) this node deleted: they blocked the election.",
+			value: running(func(p *parts) int64 { return p.election.Removed() })},
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

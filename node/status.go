@@ -88,20 +88,12 @@ func (n *Node) Status() Status {
 	s.MasterProblem = n.master.get()
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
-	s.SkippedRecords = p.registry.SkippedRecords()
-	s.StreamRefused = n.streamRefused.Load()
-	s.Worker = WorkerStatus{
-		InFlight: p.worker.inFlight.Load(), Completed: p.worker.completed.Load(),
-		Refused: p.worker.refused.Load(), Redelivered: p.worker.redelivered.Load(), Term: p.worker.term.Load(),
-	}
-	st := &n.stats
-	s.Dispatch = DispatchStatus{
-		Term: term, Accepted: st.accepted.Load(), Duplicates: st.duplicates.Load(), Refused: st.refused.Load(),
-		InFlight: st.inFlight.Load(), Dispatched: st.dispatched.Load(), Redispatched: st.redispatched.Load(), Resent: st.resent.Load(),
-		Completed: st.completed.Load(), DuplicateResults: st.dupResults.Load(), BadResults: st.badResults.Load(),
-		RecordFailures: st.recordFailures.Load(), Skipped: st.skipped.Load(),
-		RefusedResults: st.refusedResults.Load(), LateResults: st.lateResults.Load(),
-		Conflicts: st.conflicts.Load(), BadReplies: st.badReplies.Load(),
+	s.Worker.Term = p.worker.term.Load()
+	s.Dispatch.Term = term
+	for _, c := range counters() {
+		if c.field != nil {
+			*c.field(&s) = int64(c.value(n))
+		}
 	}
 	return s
 }
