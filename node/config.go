@@ -14,7 +14,11 @@ import (
 	"github.com/meshpool/meshpool/taskstore"
 )
 
-// Config is everything a node needs. Start from DefaultConfig.
+// Config is everything a node needs. As every Config in meshpool, a zero
+// field means its default (DefaultConfig's value), except the fields whose
+// comment says what zero means: TaskInterval, ShutdownGrace,
+// ResultRetention and CompactionRetention (0 turns them off), Name,
+// HTTPAddr and MetricsAddr. Advertise has no default.
 type Config struct {
 	// Etcd lists the etcd endpoints, host:port.
 	Etcd []string
@@ -162,9 +166,45 @@ func DefaultConfig() Config {
 // returns, as in the registry, election, taskstore and broker packages.
 var ErrInvalidConfig = errors.New("node: invalid config")
 
-// Validate reports everything wrong with the config, in words a user can
-// act on; the error wraps ErrInvalidConfig.
+// withDefaults returns c with every zero field that has a default set to it.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if len(c.Etcd) == 0 {
+		c.Etcd = d.Etcd
+	}
+	if c.Prefix == "" {
+		c.Prefix = d.Prefix
+	}
+	for _, p := range []struct{ port, def *int }{{&c.ClientPort, &d.ClientPort}, {&c.ClusterPort, &d.ClusterPort}, {&c.HTTPPort, &d.HTTPPort}} {
+		if *p.port == 0 {
+			*p.port = *p.def
+		}
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = d.ClusterName
+	}
+	for _, f := range []struct{ v, def *time.Duration }{{&c.TTL, &d.TTL}, {&c.AckTimeout, &d.AckTimeout}, {&c.InfoInterval, &d.InfoInterval}, {&c.TaskTimeout, &d.TaskTimeout}} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	if c.WorkTime == (WorkTime{}) {
+		c.WorkTime = d.WorkTime
+	}
+	if c.DoneIndexSize == 0 {
+		c.DoneIndexSize = d.DoneIndexSize
+	}
+	if c.Version == "" {
+		c.Version = d.Version
+	}
+	return c
+}
+
+// Validate reports everything wrong with the config (zero fields taken as
+// their defaults), in words a user can act on; the error wraps
+// ErrInvalidConfig.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if len(c.Etcd) == 0 {
 		errs = append(errs, errors.New("at least one etcd endpoint is required"))
@@ -212,13 +252,13 @@ func (c Config) Validate() error {
 	if err := c.WorkTime.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.AckTimeout <= 0 || c.InfoInterval <= 0 || c.ShutdownGrace < 0 {
-		errs = append(errs, errors.New("ack timeout and info interval must be positive, shutdown grace not negative"))
+	if c.AckTimeout < 0 || c.InfoInterval < 0 || c.ShutdownGrace < 0 {
+		errs = append(errs, errors.New("ack timeout, info interval and shutdown grace must not be negative"))
 	}
 	if c.TaskTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("task timeout %s: want at least 1s", c.TaskTimeout))
 	}
-	if c.DoneIndexSize < 1 {
+	if c.DoneIndexSize < 0 {
 		errs = append(errs, fmt.Errorf("done index size %d: want at least 1", c.DoneIndexSize))
 	}
 	if c.ResultRetention < 0 || c.ResultRetention > taskstore.MaxRetention {

@@ -40,8 +40,9 @@ func TestValidateDurations(t *testing.T) {
 		{"compaction negative", func(c *node.Config) { c.CompactionRetention = -time.Minute }, "compaction retention"},
 		{"task interval negative", func(c *node.Config) { c.TaskInterval = -time.Second }, "task interval"},
 		{"work time reversed", func(c *node.Config) { c.WorkTime = node.WorkTime{Min: 2 * time.Second, Max: time.Second} }, "work time"},
-		{"ack timeout 0", func(c *node.Config) { c.AckTimeout = 0 }, "ack timeout"},
-		{"info interval 0", func(c *node.Config) { c.InfoInterval = 0 }, "info interval"},
+		{"ack timeout 0 is the default", func(c *node.Config) { c.AckTimeout = 0 }, ""},
+		{"ack timeout negative", func(c *node.Config) { c.AckTimeout = -time.Second }, "ack timeout"},
+		{"info interval negative", func(c *node.Config) { c.InfoInterval = -time.Second }, "info interval"},
 		{"shutdown grace negative", func(c *node.Config) { c.ShutdownGrace = -time.Second }, "shutdown grace"},
 		{"task timeout short", func(c *node.Config) { c.TaskTimeout = 500 * time.Millisecond }, "task timeout"},
 	} {

@@ -53,6 +53,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	name := cfg.Name
 	if name == "" {
 		h, err := os.Hostname()

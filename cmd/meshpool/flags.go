@@ -147,7 +147,7 @@ func bindCommon(fs *flag.FlagSet, cfg *node.Config, c *commonFlags) {
 	fs.DurationVar(&cfg.TTL, "ttl", cfg.TTL, "lease TTL: a crashed node is noticed within it (whole seconds, >= 2s)")
 	fs.DurationVar(&cfg.TaskInterval, "task-interval", cfg.TaskInterval, "how often the master makes a demo task (0 = never)")
 	fs.Var(workTimeFlag{&cfg.WorkTime}, "work-time", "range of time a worker spends on a demo task, MIN-MAX")
-	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "how long a stopping worker may finish tasks in flight")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "how long a stopping worker may finish tasks in flight (0 = do not wait)")
 	fs.DurationVar(&cfg.TaskTimeout, "task-timeout", cfg.TaskTimeout, "give a task to another worker when its result is this late")
 	fs.DurationVar(&cfg.ResultRetention, "result-retention", cfg.ResultRetention, "keep done tasks' records this long, to answer re-submissions (0 = delete at once)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
