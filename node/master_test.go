@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,107 +14,7 @@ import (
 	"github.com/meshpool/meshpool/taskstore"
 )
 
-// The master's state machine, without etcd or NATS: its task records and
-// its sendings are fakes with function fields, as litestream tests its DB
-// against mock.ReplicaClient.
-
-// fakeLead is a leadership that holds until lost is set.
-type fakeLead struct{ lost atomic.Bool }
-
-func (l *fakeLead) Valid() bool { return !l.lost.Load() }
-
-// fakeRecords is a taskRecords whose methods call its fields; a nil field
-// succeeds (a write) or finds nothing (a read).
-type fakeRecords struct {
-	load     func() ([]taskstore.Record, int64, error)
-	get      func(uuid string) (taskstore.Record, bool, error)
-	put      func(taskstore.Record) error
-	complete func(taskstore.Record) error
-}
-
-func (f *fakeRecords) Load(context.Context) ([]taskstore.Record, int64, error) {
-	if f.load == nil {
-		return nil, 1, nil
-	}
-	return f.load()
-}
-
-func (f *fakeRecords) Get(_ context.Context, uuid string) (taskstore.Record, bool, error) {
-	if f.get == nil {
-		return taskstore.Record{}, false, nil
-	}
-	return f.get(uuid)
-}
-
-func (f *fakeRecords) Put(_ context.Context, r taskstore.Record) error {
-	if f.put == nil {
-		return nil
-	}
-	return f.put(r)
-}
-
-func (f *fakeRecords) Complete(_ context.Context, r taskstore.Record) error {
-	if f.complete == nil {
-		return nil
-	}
-	return f.complete(r)
-}
-
-// sendings records the tasks a master sends, each taken at once.
-type sendings struct {
-	mu    sync.Mutex
-	tasks []message.Task
-}
-
-func (s *sendings) send(_ context.Context, task message.Task, _ bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tasks = append(s.tasks, task)
-	return nil
-}
-
-func (s *sendings) all() []message.Task {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]message.Task(nil), s.tasks...)
-}
-
-// testMaster is a master of term 7 that leads until told otherwise, on fake
-// records that take every write and a send that drops every task; change
-// sets other fields. Its work is waited for when the test ends.
-func testMaster(t testing.TB, change func(*masterConfig)) *master {
-	cfg := masterConfig{
-		id: "m-00000000", lead: &fakeLead{}, term: 7, records: &fakeRecords{},
-		send:       func(context.Context, message.Task, bool) error { return nil },
-		ackTimeout: time.Second, taskTimeout: 30 * time.Second, retention: time.Minute, doneMax: 100,
-		log: slog.New(slog.DiscardHandler), stats: &masterStats{},
-	}
-	if change != nil {
-		change(&cfg)
-	}
-	m := newMaster(t.Context(), cfg)
-	t.Cleanup(m.wg.Wait)
-	return m
-}
-
-// resultOf is the right result of task from its worker.
-func resultOf(task message.Task) message.Result {
-	now := message.NewTimestamp(time.Now())
-	return message.Result{UUID: task.UUID, Executor: task.Executor, Number: task.Number, Result: message.Work(task.Number),
-		Start: now, Finish: now, Term: task.Term, Attempt: task.Attempt}
-}
-
-const testUUID = "00000000-0000-4000-8000-000000000001"
-
-// submitted submits a durable task of number n and fails unless it is accepted.
-func submitted(t *testing.T, m *master, n int64) {
-	t.Helper()
-	var reply message.SubmitReply
-	m.submit(message.Submit{UUID: testUUID, Number: n}, func(r message.SubmitReply) { reply = r })
-	if !reply.Accepted {
-		t.Fatalf("submission not accepted: %+v", reply)
-	}
-}
+// The master's state machine, without etcd or NATS (fakes_test.go).
 
 // A result that comes while its task is being placed (the worker answers
 // before its ack reaches the master) is recorded once, by the placement
