@@ -17,8 +17,8 @@ import (
 // Config is everything a node needs. As every Config in meshpool, a zero
 // field means its default (DefaultConfig's value), except the fields whose
 // comment says what zero means: TaskInterval, ShutdownGrace,
-// ResultRetention and CompactionRetention (0 turns them off), Name,
-// HTTPAddr and MetricsAddr. Advertise has no default.
+// ResultRetention and CompactionRetention (0 turns them off), WorkTime (no
+// time at all), Name, HTTPAddr and MetricsAddr. Advertise has no default.
 type Config struct {
 	// Etcd lists the etcd endpoints, host:port.
 	Etcd []string
@@ -56,7 +56,7 @@ type Config struct {
 	// TaskInterval is how often the master generates a demo task; 0 disables
 	// the generator.
 	TaskInterval time.Duration
-	// WorkTime is the range a worker spends on a demo task.
+	// WorkTime is the range a worker spends on a demo task; zero for none.
 	WorkTime WorkTime
 	// AckTimeout bounds the wait for a worker's ack before the master tries
 	// the next worker.
@@ -187,9 +187,6 @@ func (c Config) withDefaults() Config {
 		if *f.v == 0 {
 			*f.v = *f.def
 		}
-	}
-	if c.WorkTime == (WorkTime{}) {
-		c.WorkTime = d.WorkTime
 	}
 	if c.DoneIndexSize == 0 {
 		c.DoneIndexSize = d.DoneIndexSize
