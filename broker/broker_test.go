@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/broker"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/nats-io/nats.go"
 )
 
@@ -146,7 +147,7 @@ func TestMesh(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Interest crosses the route asynchronously: publish until it arrives.
-		eventually(t, 5*time.Second, func() error { return publishUntilReceived(a.Conn(), "greetings", "hello from a", msgs) })
+		testutil.EventuallyNil(t, 5*time.Second, func() error { return publishUntilReceived(a.Conn(), "greetings", "hello from a", msgs) })
 	})
 
 	t.Run("request reply across a route", func(t *testing.T) {
@@ -159,7 +160,7 @@ func TestMesh(t *testing.T) {
 			t.Fatal(err)
 		}
 		var reply *nats.Msg
-		eventually(t, 5*time.Second, func() error {
+		testutil.EventuallyNil(t, 5*time.Second, func() error {
 			reply, err = a.Conn().Request("echo", []byte("ping"), 500*time.Millisecond)
 			return err
 		})
@@ -186,7 +187,7 @@ func TestMesh(t *testing.T) {
 		}
 		defer nc.Close()
 		want := []string{b.ClientURL(), c.ClientURL()}
-		eventually(t, 5*time.Second, func() error {
+		testutil.EventuallyNil(t, 5*time.Second, func() error {
 			if got := nc.DiscoveredServers(); !slices.Contains(got, want[0]) || !slices.Contains(got, want[1]) {
 				return fmt.Errorf("DiscoveredServers() = %v, want %v (advertised with the actual ports)", got, want)
 			}
@@ -260,7 +261,7 @@ func TestRemovedPeer(t *testing.T) {
 			}
 
 			if tt.keep {
-				eventually(t, grace+window, func() error {
+				testutil.EventuallyNil(t, grace+window, func() error {
 					if got := dials(); len(got) < 2 {
 						return fmt.Errorf("%d dials to a configured dead peer, want repeated dials: the observable is blind", len(got))
 					}
@@ -268,7 +269,7 @@ func TestRemovedPeer(t *testing.T) {
 				})
 				return
 			}
-			holdsFor(t, grace+window, func() error {
+			testutil.ConsistentlyNil(t, grace+window, func() error {
 				if got := dials(); len(got) > 0 {
 					return fmt.Errorf("still dialling the removed peer: %q", got)
 				}
@@ -285,7 +286,7 @@ func TestRemovedPeer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sub.Unsubscribe()
-			eventually(t, 5*time.Second, func() error {
+			testutil.EventuallyNil(t, 5*time.Second, func() error {
 				_, err := ab[0].b.Conn().Request("still.there", nil, 200*time.Millisecond)
 				return err
 			})
@@ -307,7 +308,7 @@ func TestRemovingLivePeerClosesAllItsRoutes(t *testing.T) {
 	for round := range 3 {
 		// Wait until the route pools are complete, so that no connection
 		// with c is still being set up while a removes it.
-		eventually(t, 10*time.Second, func() error {
+		testutil.EventuallyNil(t, 10*time.Second, func() error {
 			for _, n := range nodes {
 				for _, p := range names(nodes, n.name) {
 					if got := routeConns(n, p); got != fullPool {
@@ -437,7 +438,7 @@ func TestLateJoiner(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		eventually(t, 5*time.Second, func() error { return publishUntilReceived(n.b.Conn(), "late", n.name, msgs) })
+		testutil.EventuallyNil(t, 5*time.Second, func() error { return publishUntilReceived(n.b.Conn(), "late", n.name, msgs) })
 	}
 }
 
@@ -569,7 +570,7 @@ func TestHasInterestAcrossRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() error {
+	testutil.EventuallyNil(t, 5*time.Second, func() error {
 		if !a.HasInterest("tasks.x") || a.HasInterest("tasks.y") {
 			return errors.New("a does not see exactly b's subscription")
 		}
@@ -578,7 +579,7 @@ func TestHasInterestAcrossRoutes(t *testing.T) {
 	if err := sub.Unsubscribe(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() error {
+	testutil.EventuallyNil(t, 5*time.Second, func() error {
 		if a.HasInterest("tasks.x") {
 			return errors.New("a still sees the removed subscription")
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/broker"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/nats-io/nats.go"
 )
 
@@ -21,40 +22,6 @@ const (
 	ipC = "127.0.0.4"
 	ipD = "127.0.0.5"
 )
-
-// eventually polls cond until it returns nil, failing with its last error
-// once timeout has passed.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
-
-// holdsFor polls check for the whole window and fails as soon as it
-// returns an error. It proves an absence, so it has to watch the window out.
-func holdsFor(t *testing.T, window time.Duration, check func() error) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(window)
-	for time.Now().Before(deadline) {
-		if err := check(); err != nil {
-			t.Fatalf("within %s: %v", window, err)
-		}
-		<-tick.C
-	}
-}
 
 // startBroker starts a broker on ip with random ports, closed at cleanup.
 func startBroker(t *testing.T, name, ip string, logger *slog.Logger) *broker.Broker {
@@ -117,7 +84,7 @@ func connectAll(t *testing.T, nodes []node) {
 func waitRoutes(t *testing.T, n node, want ...string) {
 	t.Helper()
 	slices.Sort(want)
-	eventually(t, 10*time.Second, func() error {
+	testutil.EventuallyNil(t, 10*time.Second, func() error {
 		if got := n.b.Routes(); !slices.Equal(got, want) {
 			return fmt.Errorf("%s.Routes() = %v, want %v", n.name, got, want)
 		}

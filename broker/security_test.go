@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/pki"
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // The secure tests' addresses: each node's certificate is for its own.
@@ -178,7 +179,7 @@ func TestSecureRoutes(t *testing.T) {
 			for _, n := range all {
 				check(t, n.b.SetPeers(clusterURLs(all, n.name)))
 			}
-			eventually(t, 10*time.Second, func() error {
+			testutil.EventuallyNil(t, 10*time.Second, func() error {
 				if !strings.Contains(x.text.String(), tt.reason) {
 					return fmt.Errorf("the refused node has not logged %q; its log:\n%s", tt.reason, x.text.String())
 				}
@@ -197,7 +198,7 @@ func TestSecureRoutes(t *testing.T) {
 			sub, err := x.b.Conn().ChanSubscribe("to.x", toX)
 			check(t, err)
 			defer sub.Unsubscribe()
-			holdsFor(t, 1500*time.Millisecond, func() error {
+			testutil.ConsistentlyNil(t, 1500*time.Millisecond, func() error {
 				check(t, x.b.Conn().Publish("from.x", []byte("leak")))
 				check(t, a.b.Conn().Publish("to.x", []byte("leak")))
 				check(t, b.b.Conn().Publish("to.x", []byte("leak")))
@@ -210,7 +211,7 @@ func TestSecureRoutes(t *testing.T) {
 					return nil
 				}
 			})
-			eventually(t, 3*time.Second, func() error {
+			testutil.EventuallyNil(t, 3*time.Second, func() error {
 				for _, n := range all {
 					if got := n.b.Routes(); slices.Contains(got, "x") || (n.name == "x" && len(got) > 0) {
 						return fmt.Errorf("%s routes to %v", n.name, got)
@@ -223,7 +224,7 @@ func TestSecureRoutes(t *testing.T) {
 			still, err := b.b.Conn().ChanSubscribe("still.there", msgs)
 			check(t, err)
 			defer still.Unsubscribe()
-			eventually(t, 5*time.Second, func() error { return publishUntilReceived(a.b.Conn(), "still.there", "hi", msgs) })
+			testutil.EventuallyNil(t, 5*time.Second, func() error { return publishUntilReceived(a.b.Conn(), "still.there", "hi", msgs) })
 			for _, n := range []secureNode{a, b, x} {
 				if strings.Contains(n.text.String(), routeSecret) {
 					t.Errorf("%s logged the route secret", n.name)
@@ -241,7 +242,7 @@ func TestSecureRoutes(t *testing.T) {
 	// nats-server logs a removed route with its URL, user info included
 	// (reload.go: "Removed route %v"): the broker must redact it.
 	check(t, a.b.SetPeers(nil))
-	eventually(t, 5*time.Second, func() error {
+	testutil.EventuallyNil(t, 5*time.Second, func() error {
 		if !strings.Contains(a.text.String(), "Removed route nats-route://route:[REDACTED]@") {
 			return errors.New("no redacted \"Removed route\" line in a's log")
 		}
@@ -283,7 +284,7 @@ func TestClientPermissions(t *testing.T) {
 	// Wait until a knows b's interest, so that a forbidden message would
 	// reach b if the server let it through.
 	for _, subj := range []string{"tasks.b-1234", "results", "tasks.submit", "events"} {
-		eventually(t, 5*time.Second, func() error { return publishUntilReceived(a.b.Conn(), subj, "ping", got) })
+		testutil.EventuallyNil(t, 5*time.Second, func() error { return publishUntilReceived(a.b.Conn(), subj, "ping", got) })
 	}
 	for len(got) > 0 {
 		<-got
@@ -363,7 +364,7 @@ func TestClientPermissions(t *testing.T) {
 		sub, err := nc.SubscribeSync("results")
 		check(t, err)
 		// (Interest crosses the route asynchronously: publish until seen.)
-		eventually(t, 5*time.Second, func() error {
+		testutil.EventuallyNil(t, 5*time.Second, func() error {
 			check(t, nc.Publish("tasks.submit", []byte(`{"number":1}`)))
 			select {
 			case m := <-got:
@@ -375,7 +376,7 @@ func TestClientPermissions(t *testing.T) {
 				return errors.New("the submission did not reach the node")
 			}
 		})
-		eventually(t, 5*time.Second, func() error {
+		testutil.EventuallyNil(t, 5*time.Second, func() error {
 			check(t, b.b.Conn().Publish("results", []byte("r")))
 			if _, err := sub.NextMsg(100 * time.Millisecond); err != nil {
 				return fmt.Errorf("result not received: %w", err)
@@ -389,7 +390,7 @@ func TestClientPermissions(t *testing.T) {
 		rs, err := b.b.Conn().Subscribe("tasks.submit", func(m *nats.Msg) { _ = m.Respond([]byte("ok")) })
 		check(t, err)
 		defer rs.Unsubscribe()
-		eventually(t, 5*time.Second, func() error {
+		testutil.EventuallyNil(t, 5*time.Second, func() error {
 			_, err := nc.Request("tasks.submit", []byte(`{"number":2}`), 200*time.Millisecond)
 			return err
 		})
@@ -411,7 +412,7 @@ func TestClientPermissions(t *testing.T) {
 		}
 		sub, err := nc.SubscribeSync("results")
 		check(t, err)
-		eventually(t, 5*time.Second, func() error {
+		testutil.EventuallyNil(t, 5*time.Second, func() error {
 			check(t, b.b.Conn().Publish("results", []byte("r")))
 			if _, err := sub.NextMsg(100 * time.Millisecond); err != nil {
 				return fmt.Errorf("result not received: %w", err)

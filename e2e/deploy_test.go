@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/e2e/netns"
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // The deployment: deploy/vagrant (Vagrantfile, provisioning, systemd unit,
@@ -242,7 +243,7 @@ func TestNetnsCluster(t *testing.T) {
 	}
 	etcdNS := prefix + "-etcd"
 	var st clusterStatus
-	eventually(t, 20*time.Second, "status shows a, b, c on their eth1 IPs and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "status shows a, b, c on their eth1 IPs and a master", func() bool {
 		var ok bool
 		st, ok = nsStatus(t, etcdNS)
 		return ok && len(st.Members) == 3 && st.Master != nil && sameMap(namesToIPs(st.Members), vagrantIPs)
@@ -274,7 +275,7 @@ func TestNetnsCluster(t *testing.T) {
 		t.Fatalf("netns-cluster.sh kill %s: %v\n%s", oldName, err, out)
 	}
 	killed := time.Now()
-	eventually(t, 5*time.Second, "a new master within TTL+2s of kill -9 of the master", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a new master within TTL+2s of kill -9 of the master", func() bool {
 		var ok bool
 		st, ok = nsStatus(t, etcdNS)
 		return ok && st.Master != nil && st.Master.ID != old.ID && strings.HasPrefix(st.Master.IP, "172.28.128.")
@@ -388,7 +389,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("local-cluster.sh up 3: %v\n%s", err, out)
 	}
 	var st clusterStatus
-	eventually(t, 20*time.Second, "status shows 3 members on 127.0.0.52-54 and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "status shows 3 members on 127.0.0.52-54 and a master", func() bool {
 		var ok bool
 		st, ok = status(t, etcd, "/meshpool")
 		ips := map[string]bool{}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // startNode runs `meshpool node` on ip with the default ports.
@@ -42,13 +44,13 @@ func TestClusterOfProcesses(t *testing.T) {
 
 	// meshpool status --json shows three members and one master.
 	var st clusterStatus
-	eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
 		var ok bool
 		st, ok = status(t, etcd, prefix)
 		return ok && len(st.Members) == 3 && st.Master != nil && st.Term > 0
 	})
 	// Every node is routed with the two others.
-	eventually(t, 20*time.Second, "every node routed with both peers", func() bool {
+	testutil.Eventually(t, 20*time.Second, "every node routed with both peers", func() bool {
 		for _, m := range st.Members {
 			s, err := httpStatus(m.HTTPURL)
 			if err != nil || len(s.Routes) != 2 {
@@ -94,7 +96,7 @@ func TestClusterOfProcesses(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 15*time.Second, "5 results", func() bool { return got(func(result) bool { return true }) >= 5 })
+	testutil.Eventually(t, 15*time.Second, "5 results", func() bool { return got(func(result) bool { return true }) >= 5 })
 	if bad := got(func(r result) bool {
 		_, e1 := time.Parse(time.RFC3339, r.Start)
 		_, e2 := time.Parse(time.RFC3339, r.Finish)
@@ -110,7 +112,7 @@ func TestClusterOfProcesses(t *testing.T) {
 	procs[oldMaster.IP].signal(syscall.SIGKILL)
 	var newMaster string
 	var newTerm int64
-	eventually(t, 5*time.Second, "a new master after kill -9", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a new master after kill -9", func() bool {
 		s, ok := status(t, etcd, prefix)
 		if ok && s.Master != nil && s.Master.ID != oldMaster.ID {
 			newMaster, newTerm = s.Master.ID, s.Term
@@ -122,7 +124,7 @@ func TestClusterOfProcesses(t *testing.T) {
 	if newTerm <= oldTerm {
 		t.Fatalf("new term %d not above old %d", newTerm, oldTerm)
 	}
-	eventually(t, 5*time.Second, "the dead master gone from every view", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the dead master gone from every view", func() bool {
 		s, ok := status(t, etcd, prefix)
 		if !ok || len(s.Members) != 2 {
 			return false
@@ -135,7 +137,7 @@ func TestClusterOfProcesses(t *testing.T) {
 		}
 		return true
 	})
-	eventually(t, 10*time.Second, "a result under the new term", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a result under the new term", func() bool {
 		return got(func(r result) bool { return r.Term == newTerm }) > 0
 	})
 
@@ -148,7 +150,7 @@ func TestClusterOfProcesses(t *testing.T) {
 	}
 	stopped := time.Now()
 	procs[newMasterIP].signal(syscall.SIGTERM)
-	eventually(t, 5*time.Second, "the last node becomes master", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the last node becomes master", func() bool {
 		s, ok := status(t, etcd, prefix)
 		return ok && s.Master != nil && s.Master.ID != newMaster && len(s.Members) == 1
 	})
@@ -166,7 +168,7 @@ func TestJoinTime(t *testing.T) {
 	const prefix = "/join"
 	startNode(t, etcd, prefix, "127.0.0.22", "a")
 	startNode(t, etcd, prefix, "127.0.0.23", "b")
-	eventually(t, 20*time.Second, "two nodes routed", func() bool {
+	testutil.Eventually(t, 20*time.Second, "two nodes routed", func() bool {
 		s, ok := status(t, etcd, prefix)
 		if !ok || len(s.Members) != 2 {
 			return false
@@ -180,7 +182,7 @@ func TestJoinTime(t *testing.T) {
 	})
 	began := time.Now()
 	startNode(t, etcd, prefix, "127.0.0.24", "c")
-	eventually(t, 10*time.Second, "the third node routed with both peers and seen by all", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the third node routed with both peers and seen by all", func() bool {
 		for _, ip := range []string{"127.0.0.22", "127.0.0.23", "127.0.0.24"} {
 			ns, err := httpStatus(fmt.Sprintf("http://%s:8222", ip))
 			if err != nil || len(ns.Routes) != 2 || len(ns.Members) != 3 {
@@ -280,7 +282,7 @@ func TestDevCluster(t *testing.T) {
 	dev := start(t, "meshpool dev", binary, "dev", "--nodes", "3", "--etcd-port", fmt.Sprint(port),
 		"--task-interval", "200ms", "--work-time", "10ms-50ms")
 	var nc *nats.Conn
-	eventually(t, 20*time.Second, "dev node a accepts NATS clients", func() bool {
+	testutil.Eventually(t, 20*time.Second, "dev node a accepts NATS clients", func() bool {
 		var err error
 		nc, err = nats.Connect("nats://127.0.0.2:4222")
 		return err == nil

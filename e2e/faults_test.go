@@ -23,6 +23,7 @@ import (
 	"github.com/meshpool/meshpool/internal/audit"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/tcpproxy"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
 )
@@ -118,7 +119,7 @@ func newEtcdClient(t *testing.T, endpoint string) *clientv3.Client {
 
 func (c *pcluster) waitFormed() {
 	c.t.Helper()
-	eventually(c.t, 20*time.Second, "3 members routed with a master", func() bool {
+	testutil.Eventually(c.t, 20*time.Second, "3 members routed with a master", func() bool {
 		return len(c.routedMembers()) == 3 && c.master() != nil
 	})
 }
@@ -210,7 +211,7 @@ func (c *pcluster) byID(id string) *pnode {
 // busyWorker is a worker that has tasks in flight right now.
 func (c *pcluster) busyWorker(master *pnode) *pnode {
 	var found *pnode
-	eventually(c.t, 5*time.Second, "a worker with tasks in flight", func() bool {
+	testutil.Eventually(c.t, 5*time.Second, "a worker with tasks in flight", func() bool {
 		for _, n := range c.nodes {
 			if n == master {
 				continue
@@ -317,7 +318,7 @@ func runFault(t *testing.T, c *pcluster, f fault) faultRow {
 	defer a.Close()
 	master := c.master()
 	s := startStream(t, ctx, f.via(c, master).clientURL(), faultTasks, faultRate)
-	eventually(t, 20*time.Second, "a third of the stream accepted", func() bool { return len(s.acceptedSoFar()) >= faultTasks/3 })
+	testutil.Eventually(t, 20*time.Second, "a third of the stream accepted", func() bool { return len(s.acceptedSoFar()) >= faultTasks/3 })
 
 	before := s.acceptedSoFar()
 	injected := time.Now()
@@ -397,7 +398,7 @@ func partitionFaults() []fault {
 			t.Fatal(err)
 		}
 		// The others notice within the TTL; the cut host's lease expires.
-		eventually(t, faultTTL+5*time.Second, "the partitioned node gone from etcd", func() bool {
+		testutil.Eventually(t, faultTTL+5*time.Second, "the partitioned node gone from etcd", func() bool {
 			mem, err := registry.List(t.Context(), c.cli, c.prefix)
 			if err != nil {
 				return false
@@ -417,7 +418,7 @@ func partitionFaults() []fault {
 		{name: "network partition of the master from etcd and the others, then heal", via: viaWorker,
 			inject: func(t *testing.T, c *pcluster, master *pnode) {
 				partition(t, c, master)
-				eventually(t, 10*time.Second, "another master", func() bool {
+				testutil.Eventually(t, 10*time.Second, "another master", func() bool {
 					nm := c.master()
 					return nm != nil && nm != master
 				})
@@ -497,7 +498,7 @@ func loopbackFaults() []fault {
 					t.Fatal(err)
 				}
 				master.signal(syscall.SIGSTOP)
-				eventually(t, 20*time.Second, "a new master while the old one is paused", func() bool {
+				testutil.Eventually(t, 20*time.Second, "a new master while the old one is paused", func() bool {
 					nm := c.master()
 					return nm != nil && nm != master
 				})
@@ -506,7 +507,7 @@ func loopbackFaults() []fault {
 				master.signal(syscall.SIGCONT)
 				// Once awake, the old master sends nothing under its old term:
 				// it sees at once that its lease cannot be trusted.
-				eventually(t, 10*time.Second, "the old master steps down", func() bool {
+				testutil.Eventually(t, 10*time.Second, "the old master steps down", func() bool {
 					return strings.Contains(master.output(), `"msg":"demoted, back to work as a worker"`)
 				})
 				if late := lateDispatches(master.output(), l.Term, resumed); len(late) > 0 {

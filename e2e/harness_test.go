@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 var binary string // the meshpool binary built once for all tests
@@ -204,7 +206,7 @@ func (e *etcdProc) launch() bool {
 
 func (e *etcdProc) waitHealthy() {
 	e.t.Helper()
-	eventually(e.t, 20*time.Second, "etcd serves /health", func() bool {
+	testutil.Eventually(e.t, 20*time.Second, "etcd serves /health", func() bool {
 		resp, err := http.Get(e.curl + "/health")
 		if err != nil {
 			return false
@@ -246,7 +248,7 @@ func startEtcdCluster(t *testing.T) []*etcdProc {
 			"--log-level", "error", "--logger", "zap")
 	}
 	for _, e := range members {
-		eventually(t, 30*time.Second, "etcd member serves /health", func() bool {
+		testutil.Eventually(t, 30*time.Second, "etcd member serves /health", func() bool {
 			resp, err := http.Get(e.curl + "/health")
 			if err != nil {
 				return false
@@ -262,17 +264,6 @@ func startEtcdCluster(t *testing.T) []*etcdProc {
 func (e *etcdProc) stop() {
 	e.proc.signal(syscall.SIGTERM)
 	e.proc.wait(e.t, 20*time.Second)
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // run runs the binary to completion and returns stdout, stderr and the exit code.

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // metric reads one unlabelled sample from a node's /metrics.
@@ -35,7 +37,7 @@ func TestKilledNodeLeavesMetricsWithinTTL(t *testing.T) {
 	for i, ip := range ips {
 		procs[ip] = startNode(t, etcd, prefix, ip, string(rune('a'+i)))
 	}
-	eventually(t, 20*time.Second, "meshpool_members 3 on every node", func() bool {
+	testutil.Eventually(t, 20*time.Second, "meshpool_members 3 on every node", func() bool {
 		for _, ip := range ips {
 			if v, ok := metric("http://"+ip+":8222", "meshpool_members"); !ok || v != "3" {
 				return false
@@ -45,7 +47,7 @@ func TestKilledNodeLeavesMetricsWithinTTL(t *testing.T) {
 	})
 	killed := time.Now()
 	procs[ips[0]].signal(syscall.SIGKILL)
-	eventually(t, 3*time.Second+2*time.Second, "meshpool_members 2 on the others", func() bool {
+	testutil.Eventually(t, 3*time.Second+2*time.Second, "meshpool_members 2 on the others", func() bool {
 		for _, ip := range ips[1:] {
 			if v, ok := metric("http://"+ip+":8222", "meshpool_members"); !ok || v != "2" {
 				return false

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // natsCLI finds the real nats CLI: on PATH, or where `go install` put it
@@ -37,7 +39,7 @@ func TestNatsCLIAndWatchShowTheSameResults(t *testing.T) {
 	for i, ip := range []string{"127.0.0.62", "127.0.0.63", "127.0.0.64"} {
 		startNode(t, etcd, prefix, ip, string(rune('a'+i)))
 	}
-	eventually(t, 20*time.Second, "3 members and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "3 members and a master", func() bool {
 		s, ok := status(t, etcd, prefix)
 		return ok && len(s.Members) == 3 && s.Master != nil
 	})
@@ -67,7 +69,7 @@ func TestNatsCLIAndWatchShowTheSameResults(t *testing.T) {
 		}
 		return ids
 	}
-	eventually(t, 20*time.Second, "10 results in nats sub", func() bool { return len(fromNats()) >= 10 })
+	testutil.Eventually(t, 20*time.Second, "10 results in nats sub", func() bool { return len(fromNats()) >= 10 })
 	sub.signal(syscall.SIGINT)
 	watch.signal(syscall.SIGINT)
 	sub.wait(t, 5*time.Second)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // The live page is checked in Debian's headless Chromium, driven over the
@@ -33,7 +35,7 @@ func TestPageShowsMembersMasterAndResults(t *testing.T) {
 		procs = append(procs, startNode(t, etcd, prefix, ip, string(rune('a'+i))))
 	}
 	var st clusterStatus
-	eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
 		var ok bool
 		st, ok = status(t, etcd, prefix)
 		return ok && len(st.Members) == 3 && st.Master != nil && st.Term > 0

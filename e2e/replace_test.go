@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // etcd replaced by an empty one (stopped, its data wiped, started again on
@@ -40,7 +41,7 @@ func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
 	c.etcd.start()
 
 	var master nodeStatus
-	eventually(t, 10*faultTTL, "one master on the new etcd that every node's /status names", func() bool {
+	testutil.Eventually(t, 10*faultTTL, "one master on the new etcd that every node's /status names", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
 		l, err := election.CurrentLeader(ctx, c.cli, c.prefix)

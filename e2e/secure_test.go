@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/pki"
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // The secure cluster's addresses: etcd on .90 (a fixed port below the
@@ -114,7 +115,7 @@ func startSecureEtcd(t *testing.T, s secureSetup) {
 	o := etcdclient.Options{Endpoints: []string{s.etcdURL}, DialTimeout: 2 * time.Second,
 		CACert: s.file("ca.pem"), Cert: s.file("node.pem"), Key: s.file("node-key.pem")}
 	var cli *clientv3.Client
-	eventually(t, 20*time.Second, "etcd serves TLS", func() bool {
+	testutil.Eventually(t, 20*time.Second, "etcd serves TLS", func() bool {
 		var err error
 		cli, err = etcdclient.Connect(t.Context(), o, "/", nil)
 		if err != nil && cli != nil {
@@ -187,7 +188,7 @@ func TestSecureCluster(t *testing.T) {
 		nodes = append(nodes, start(t, "node "+string(rune('b'+i)), append(args, s.natsArgs...)...))
 	}
 	var st clusterStatus
-	eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
 		var ok bool
 		st, ok = secureStatus(t, s)
 		return ok && len(st.Members) == 3 && st.Master != nil
@@ -199,7 +200,7 @@ func TestSecureCluster(t *testing.T) {
 			urls[m.ID] = metricsURL
 		}
 	}
-	eventually(t, 20*time.Second, "every node routed with both peers", func() bool {
+	testutil.Eventually(t, 20*time.Second, "every node routed with both peers", func() bool {
 		for _, u := range urls {
 			ns, err := httpStatus(u)
 			if err != nil || len(ns.Routes) != 2 {
@@ -223,7 +224,7 @@ func TestSecureCluster(t *testing.T) {
 	if _, err := obs.nc.Subscribe("results", results.add); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "5 results seen by the observer", func() bool { return results.count() >= 5 })
+	testutil.Eventually(t, 15*time.Second, "5 results seen by the observer", func() bool { return results.count() >= 5 })
 
 	t.Run("submitter submits and gets results", func(t *testing.T) {
 		out, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-user", "submitter",
@@ -244,7 +245,7 @@ func TestSecureCluster(t *testing.T) {
 	t.Run("an observer's meshpool watch shows results", func(t *testing.T) {
 		w := start(t, "meshpool watch (observer)", binary, "watch", "--server", server, "--nats-ca", ca,
 			"--nats-user", "observer", "--nats-password-file", s.file("observer.password"))
-		eventually(t, 10*time.Second, "a result line and the refusal of events", func() bool {
+		testutil.Eventually(t, 10*time.Second, "a result line and the refusal of events", func() bool {
 			out := w.out.String()
 			return strings.Contains(out, " result ") && strings.Contains(out, `Subscription to "events"`)
 		})
@@ -369,7 +370,7 @@ func TestSecureCluster(t *testing.T) {
 			}
 		}
 		before := results.count()
-		eventually(t, 10*time.Second, "results go on after bad input", func() bool { return results.count() > before+3 })
+		testutil.Eventually(t, 10*time.Second, "results go on after bad input", func() bool { return results.count() > before+3 })
 	})
 
 	t.Run("malformed tasks from a node-role user are refused by the worker", func(t *testing.T) {
@@ -460,11 +461,11 @@ func TestSecureCluster(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				before := results.count()
 				p := startSecureNode(t, s, strangerIP, "stranger", c.extra...)
-				eventually(t, 15*time.Second, "the stranger logs why it is refused", func() bool {
+				testutil.Eventually(t, 15*time.Second, "the stranger logs why it is refused", func() bool {
 					return strings.Contains(p.out.String(), c.reason)
 				})
 				// Registered with its etcd credentials, it is a member...
-				eventually(t, 10*time.Second, "the stranger registered", func() bool {
+				testutil.Eventually(t, 10*time.Second, "the stranger registered", func() bool {
 					st, ok := secureStatus(t, s)
 					return ok && len(st.Members) == 4
 				})
@@ -480,7 +481,7 @@ func TestSecureCluster(t *testing.T) {
 						t.Fatalf("%s routes: %v, want the two others only", id, ns.Routes)
 					}
 				}
-				eventually(t, 10*time.Second, "results go on", func() bool { return results.count() > before+5 })
+				testutil.Eventually(t, 10*time.Second, "results go on", func() bool { return results.count() > before+5 })
 				for _, r := range results.all() {
 					if strings.HasPrefix(r.Executor, "stranger") {
 						t.Fatalf("the stranger produced a result: %+v", r)
@@ -675,7 +676,7 @@ func TestDevSecure(t *testing.T) {
 		"--etcd-port", "23994", "--client-port", "14222", "--cluster-port", "16222", "--http-port", "18222",
 		"--task-interval", "200ms", "--work-time", "10ms-50ms", "--log-format", "json")
 	cmds := map[string]string{}
-	eventually(t, 20*time.Second, "dev logs the commands to try", func() bool {
+	testutil.Eventually(t, 20*time.Second, "dev logs the commands to try", func() bool {
 		for _, line := range strings.Split(dev.out.String(), "\n") {
 			var l struct{ Msg, Cmd string }
 			if json.Unmarshal([]byte(line), &l) == nil && strings.HasPrefix(l.Msg, "try: ") {
@@ -689,7 +690,7 @@ func TestDevSecure(t *testing.T) {
 		out, err := exec.CommandContext(t.Context(), "sh", "-c", cmd).CombinedOutput()
 		return string(out), err
 	}
-	eventually(t, 20*time.Second, "the logged submit command gets its result", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the logged submit command gets its result", func() bool {
 		out, err := runCmd(cmds["submit as the submitter"] + " --timeout 3s")
 		return err == nil && strings.Contains(out, "42*3 = 126")
 	})

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // A master that answers only with temporary refusals (etcd stopped under
@@ -14,7 +16,7 @@ func TestSubmitReportsTheLastAnswer(t *testing.T) {
 	const prefix, ip = "/submit", "127.0.0.166"
 	// A long TTL: the master keeps leading, and answering, while etcd is down.
 	startNode(t, e.endpoint, prefix, ip, "a", "--ttl", "30s", "--task-interval", "0")
-	eventually(t, 20*time.Second, "a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a master", func() bool {
 		st, ok := status(t, e.endpoint, prefix)
 		return ok && st.Master != nil
 	})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // meshpool watch shows the same results as a plain subscription, and the
@@ -22,7 +24,7 @@ func TestWatchShowsResultsAndEvents(t *testing.T) {
 		procs[ip] = startNode(t, etcd, prefix, ip, string(rune('a'+i)))
 	}
 	var st clusterStatus
-	eventually(t, 20*time.Second, "3 members and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "3 members and a master", func() bool {
 		var ok bool
 		st, ok = status(t, etcd, prefix)
 		return ok && len(st.Members) == 3 && st.Master != nil
@@ -70,7 +72,7 @@ func TestWatchShowsResultsAndEvents(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, 10*time.Second, "watch shows 5 results", func() bool {
+	testutil.Eventually(t, 10*time.Second, "watch shows 5 results", func() bool {
 		n := 0
 		for _, l := range lines() {
 			if l.Type == "result" {
@@ -88,7 +90,7 @@ func TestWatchShowsResultsAndEvents(t *testing.T) {
 		}
 	}
 	procs[leaverIP].signal(syscall.SIGTERM)
-	eventually(t, 10*time.Second, "a 'left' event", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a 'left' event", func() bool {
 		for _, l := range lines() {
 			if l.Type == "event" && l.Event.Kind == "left" {
 				return true
@@ -102,7 +104,7 @@ func TestWatchShowsResultsAndEvents(t *testing.T) {
 			procs[m.IP].signal(syscall.SIGTERM)
 		}
 	}
-	eventually(t, 10*time.Second, "a 'promoted' event from the new master", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a 'promoted' event from the new master", func() bool {
 		for _, l := range lines() {
 			if l.Type == "event" && l.Event.Kind == "promoted" && l.Event.Node == worker.ID && l.Event.Term > st.Term {
 				return true
@@ -128,12 +130,12 @@ func TestWatchShowsResultsAndEvents(t *testing.T) {
 func TestStatusWatchRefreshes(t *testing.T) {
 	etcd := startEtcd(t)
 	startNode(t, etcd, "/sw", "127.0.0.45", "a")
-	eventually(t, 20*time.Second, "a member", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a member", func() bool {
 		s, ok := status(t, etcd, "/sw")
 		return ok && len(s.Members) == 1
 	})
 	p := start(t, "status --watch", binary, "status", "--etcd", etcd, "--prefix", "/sw", "--watch", "--interval", "100ms")
-	eventually(t, 10*time.Second, "three refreshes", func() bool {
+	testutil.Eventually(t, 10*time.Second, "three refreshes", func() bool {
 		return strings.Count(p.out.String(), "\033[H\033[2J") >= 3 && strings.Count(p.out.String(), "1 members") >= 3
 	})
 	p.signal(syscall.SIGINT)

@@ -12,6 +12,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -49,17 +52,17 @@ func TestConfigValidate(t *testing.T) {
 // Three candidates: one lead callback at a time, everyone agrees on the
 // master, and the term is the create revision of the leader's key.
 func TestOneLeaderAmongThree(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
 	lt := &leadTracker{}
 	var nodes []*node
 	for _, id := range []string{"a", "b", "c"} {
-		nodes = append(nodes, startNode(t, newClient(t, srv.endpoint()), id, lt))
+		nodes = append(nodes, startNode(t, newClient(t, srv.Endpoint()), id, lt))
 	}
 	leader := agreed(t, 5*time.Second, nodes...)
 	term := leader.term.Load()
 
-	eventually(t, 5*time.Second, "three keys in the queue", func() bool {
+	testutil.Eventually(t, 5*time.Second, "three keys in the queue", func() bool {
 		return len(electionKeys(t, raw, "")) == 3
 	})
 	keys := electionKeys(t, raw, "")
@@ -92,17 +95,17 @@ func TestOneLeaderAmongThree(t *testing.T) {
 // A leader that stops resigns at once: another node leads well within the
 // TTL, with a higher term, and the remaining nodes' Master follows.
 func TestStopHandsOver(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
 	lt := &leadTracker{}
 	nodes := []*node{
-		startNode(t, newClient(t, srv.endpoint()), "a", lt),
-		startNode(t, newClient(t, srv.endpoint()), "b", lt),
-		startNode(t, newClient(t, srv.endpoint()), "c", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "b", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "c", lt),
 	}
 	old := agreed(t, 5*time.Second, nodes...)
 	oldTerm := old.term.Load()
-	eventually(t, 5*time.Second, "three keys in the queue", func() bool {
+	testutil.Eventually(t, 5*time.Second, "three keys in the queue", func() bool {
 		return len(electionKeys(t, raw, "")) == 3
 	})
 
@@ -153,12 +156,12 @@ func TestLeadershipLost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startEtcd(t)
-			raw := newClient(t, srv.endpoint())
+			srv := etcdtest.Start(t, embedetcd.Config{})
+			raw := newClient(t, srv.Endpoint())
 			lt := &leadTracker{}
 			nodes := []*node{
-				startNode(t, newClient(t, srv.endpoint()), "a", lt),
-				startNode(t, newClient(t, srv.endpoint()), "b", lt),
+				startNode(t, newClient(t, srv.Endpoint()), "a", lt),
+				startNode(t, newClient(t, srv.Endpoint()), "b", lt),
 			}
 			old := agreed(t, 5*time.Second, nodes...)
 			oldTerm := old.term.Load()
@@ -168,7 +171,7 @@ func TestLeadershipLost(t *testing.T) {
 			}
 
 			tt.take(t, raw, keys[0])
-			eventually(t, time.Second, "the old leader's leadership context ends", func() bool {
+			testutil.Eventually(t, time.Second, "the old leader's leadership context ends", func() bool {
 				return old.term.Load() == 0
 			})
 			// Revoking the lease deletes the key too; whichever is seen first ends it.
@@ -179,7 +182,7 @@ func TestLeadershipLost(t *testing.T) {
 			if next == old || next.term.Load() <= oldTerm {
 				t.Fatalf("%s leads with term %d after %s lost term %d", next.id, next.term.Load(), old.id, oldTerm)
 			}
-			eventually(t, 5*time.Second, "the old leader campaigns again", func() bool {
+			testutil.Eventually(t, 5*time.Second, "the old leader campaigns again", func() bool {
 				ks := electionKeys(t, raw, old.id)
 				return len(ks) == 1 && ks[0].createRev > next.term.Load()
 			})
@@ -199,12 +202,12 @@ func TestLeadershipLost(t *testing.T) {
 // (Campaign alone would not) and queues again with a new session; the
 // leader is not disturbed.
 func TestFollowerSessionLost(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
 	lt := &leadTracker{}
 	nodes := []*node{
-		startNode(t, newClient(t, srv.endpoint()), "a", lt),
-		startNode(t, newClient(t, srv.endpoint()), "b", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "b", lt),
 	}
 	leader := agreed(t, 5*time.Second, nodes...)
 	term := leader.term.Load()
@@ -213,14 +216,14 @@ func TestFollowerSessionLost(t *testing.T) {
 		follower = nodes[1]
 	}
 	var keys []*kv
-	eventually(t, 5*time.Second, "the follower is in the queue", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the follower is in the queue", func() bool {
 		keys = electionKeys(t, raw, follower.id)
 		return len(keys) == 1
 	})
 	if _, err := raw.Revoke(t.Context(), keys[0].lease); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, testTTL, "the follower queues again with a new lease", func() bool {
+	testutil.Eventually(t, testTTL, "the follower queues again with a new lease", func() bool {
 		ks := electionKeys(t, raw, follower.id)
 		return len(ks) == 1 && ks[0].lease != keys[0].lease
 	})
@@ -232,14 +235,14 @@ func TestFollowerSessionLost(t *testing.T) {
 // A lead callback that returns on its own makes Run resign and campaign
 // again; alone, the node wins again, with a new key and a new term.
 func TestLeadReturnsEarly(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
-	n := startNode(t, newClient(t, srv.endpoint()), "a", &leadTracker{})
-	eventually(t, 5*time.Second, "a leads", func() bool { return n.term.Load() != 0 })
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
+	n := startNode(t, newClient(t, srv.Endpoint()), "a", &leadTracker{})
+	testutil.Eventually(t, 5*time.Second, "a leads", func() bool { return n.term.Load() != 0 })
 	first := n.term.Load()
 
 	n.stepDown <- struct{}{}
-	eventually(t, 5*time.Second, "a leads again", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a leads again", func() bool {
 		return len(n.leadTerms()) == 2 && n.term.Load() != 0
 	})
 	second := n.term.Load()
@@ -250,7 +253,7 @@ func TestLeadReturnsEarly(t *testing.T) {
 	if len(keys) != 1 || keys[0].createRev != second {
 		t.Fatalf("keys = %+v, want only the new key, created at %d", keys, second)
 	}
-	eventually(t, time.Second, "Master follows the new term", func() bool {
+	testutil.Eventually(t, time.Second, "Master follows the new term", func() bool {
 		return n.master() == election.Leader{ID: "a", Term: second}
 	})
 }
@@ -258,8 +261,8 @@ func TestLeadReturnsEarly(t *testing.T) {
 // Master is Leader{} with no candidate, notifies exactly on changes of the
 // master, and agrees with CurrentLeader.
 func TestMaster(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
 	cur := func() election.Leader {
 		t.Helper()
 		l, err := election.CurrentLeader(t.Context(), raw, testPrefix)
@@ -273,7 +276,7 @@ func TestMaster(t *testing.T) {
 	}
 
 	lt := &leadTracker{}
-	a := startNode(t, newClient(t, srv.endpoint()), "a", lt)
+	a := startNode(t, newClient(t, srv.Endpoint()), "a", lt)
 	// Record every value Master announces on a.
 	seen := make(chan election.Leader, 100)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -297,21 +300,21 @@ func TestMaster(t *testing.T) {
 
 	// Changes under the prefix that leave the master alone: another
 	// candidate and a few foreign keys.
-	b := startNode(t, newClient(t, srv.endpoint()), "b", lt)
-	eventually(t, 5*time.Second, "b campaigns", func() bool { return len(electionKeys(t, raw, "b")) == 1 })
+	b := startNode(t, newClient(t, srv.Endpoint()), "b", lt)
+	testutil.Eventually(t, 5*time.Second, "b campaigns", func() bool { return len(electionKeys(t, raw, "b")) == 1 })
 	for _, k := range []string{"x1", "x2", "x3"} {
 		if _, err := raw.Put(t.Context(), election.Prefix(testPrefix)+"/"+k, "foreign"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "b knows the master", func() bool { return b.master() == la.master() })
-	eventually(t, 5*time.Second, "five keys", func() bool { return len(electionKeys(t, raw, "")) == 5 })
+	testutil.Eventually(t, 5*time.Second, "b knows the master", func() bool { return b.master() == la.master() })
+	testutil.Eventually(t, 5*time.Second, "five keys", func() bool { return len(electionKeys(t, raw, "")) == 5 })
 
 	// Then a change of master, seen after the others (a's mirror is ordered).
 	if _, err := raw.Delete(t.Context(), electionKeys(t, raw, "a")[0].key); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "b leads", func() bool { return b.term.Load() != 0 })
+	testutil.Eventually(t, 2*time.Second, "b leads", func() bool { return b.term.Load() != 0 })
 	if lb := agreed(t, 2*time.Second, a, b); lb != b {
 		t.Fatalf("%s leads, want b", lb.id)
 	}
@@ -348,12 +351,12 @@ func TestMaster(t *testing.T) {
 // retries at a bounded rate, stops in bounded time if asked to, and a leader
 // is elected again.
 func TestEtcdRestart(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	lt := &leadTracker{}
 	nodes := []*node{
-		startNode(t, newClient(t, srv.endpoint()), "a", lt),
-		startNode(t, newClient(t, srv.endpoint()), "b", lt),
-		startNode(t, newClient(t, srv.endpoint()), "c", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "b", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "c", lt),
 	}
 	old := agreed(t, 5*time.Second, nodes...)
 	oldTerm := old.term.Load()
@@ -361,9 +364,9 @@ func TestEtcdRestart(t *testing.T) {
 	// With clients connected, Close drains for etcd's request timeout
 	// (about 7s) and keeps serving the open streams meanwhile.
 	start := time.Now()
-	srv.stop()
+	srv.Stop()
 	t.Logf("etcd stopped in %s", time.Since(start))
-	eventually(t, testTTL+3*time.Second, "the leadership ends with the session", func() bool {
+	testutil.Eventually(t, testTTL+3*time.Second, "the leadership ends with the session", func() bool {
 		return old.term.Load() == 0
 	})
 	// The leader steps down before its lease can expire on the server
@@ -386,7 +389,7 @@ func TestEtcdRestart(t *testing.T) {
 	t.Logf("%s stopped in %s with etcd down", quit.id, time.Since(start))
 	nodes = slices.DeleteFunc(nodes, func(n *node) bool { return n == quit })
 
-	eventually(t, 5*time.Second, "the old leader reports etcd unreachable", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the old leader reports etcd unreachable", func() bool {
 		return old.logs.count("etcd unreachable, retrying") > 0
 	})
 	attempts := func() int {
@@ -405,7 +408,7 @@ func TestEtcdRestart(t *testing.T) {
 		}
 	}
 
-	srv.start()
+	srv.Restart()
 	start = time.Now()
 	next := agreed(t, 10*time.Second, nodes...)
 	t.Logf("%s leads %s after the restart", next.id, time.Since(start))
@@ -427,8 +430,8 @@ func TestEtcdRestart(t *testing.T) {
 // node's Master forgets the old keys, one node is elected once, and it keeps
 // the leadership.
 func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
 	// A cluster that has run a while: revisions and terms are well above
 	// what the empty etcd reaches soon.
 	for i := range 100 {
@@ -438,12 +441,12 @@ func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
 	}
 	lt := &leadTracker{}
 	nodes := []*node{
-		startNode(t, newClient(t, srv.endpoint()), "a", lt),
-		startNode(t, newClient(t, srv.endpoint()), "b", lt),
-		startNode(t, newClient(t, srv.endpoint()), "c", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "b", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "c", lt),
 	}
 	old := agreed(t, 5*time.Second, nodes...)
-	eventually(t, 5*time.Second, "three keys in the queue", func() bool {
+	testutil.Eventually(t, 5*time.Second, "three keys in the queue", func() bool {
 		return len(electionKeys(t, raw, "")) == 3
 	})
 	before := 0
@@ -452,8 +455,8 @@ func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
 	}
 
 	oldTerm := old.term.Load()
-	srv.replace()
-	eventually(t, 5*testTTL, "the old leadership ends", func() bool { return old.term.Load() != oldTerm })
+	srv.Replace()
+	testutil.Eventually(t, 5*testTTL, "the old leadership ends", func() bool { return old.term.Load() != oldTerm })
 	next := agreed(t, 10*testTTL, nodes...)
 	t.Logf("%s leads term %d after the replacement (%s led term %d before)", next.id, next.term.Load(), old.id, oldTerm)
 	keys := electionKeys(t, raw, "")
@@ -487,16 +490,16 @@ func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
 // hand), would make a master that never answers, for ever: the candidates
 // delete it, with a warning, and elect one of them.
 func TestLeaselessKeyIsDeleted(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
 	phantom := election.Prefix(testPrefix) + "/x"
 	if _, err := raw.Put(t.Context(), phantom, "y"); err != nil {
 		t.Fatal(err)
 	}
 	lt := &leadTracker{}
 	nodes := []*node{
-		startNode(t, newClient(t, srv.endpoint()), "a", lt),
-		startNode(t, newClient(t, srv.endpoint()), "b", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "b", lt),
 	}
 	leader := agreed(t, 5*time.Second, nodes...)
 	if keys := electionKeys(t, raw, "y"); len(keys) != 0 {
@@ -518,8 +521,8 @@ func TestLeaselessKeyIsDeleted(t *testing.T) {
 // not named after its lease) is the master by etcd's rule: it is reported
 // by Phantom, not deleted, and once its lease ends a candidate leads.
 func TestForeignLeasedKeyIsReported(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
 	lease, err := raw.Grant(t.Context(), 60)
 	if err != nil {
 		t.Fatal(err)
@@ -530,10 +533,10 @@ func TestForeignLeasedKeyIsReported(t *testing.T) {
 	}
 	lt := &leadTracker{}
 	nodes := []*node{
-		startNode(t, newClient(t, srv.endpoint()), "a", lt),
-		startNode(t, newClient(t, srv.endpoint()), "b", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "a", lt),
+		startNode(t, newClient(t, srv.Endpoint()), "b", lt),
 	}
-	eventually(t, 5*time.Second, "every node reports the foreign master", func() bool {
+	testutil.Eventually(t, 5*time.Second, "every node reports the foreign master", func() bool {
 		for _, n := range nodes {
 			if n.master().ID != "y" || !strings.Contains(n.el.Phantom(), "is not a candidate's") {
 				return false
@@ -541,7 +544,7 @@ func TestForeignLeasedKeyIsReported(t *testing.T) {
 		}
 		return true
 	})
-	eventually(t, 5*time.Second, "both candidates queue", func() bool { return len(electionKeys(t, raw, "")) == 3 })
+	testutil.Eventually(t, 5*time.Second, "both candidates queue", func() bool { return len(electionKeys(t, raw, "")) == 3 })
 	if l := soleLeader(nodes...); l != nil || lt.maxActive() != 0 {
 		t.Fatalf("a candidate leads behind an older live key")
 	}

@@ -3,9 +3,7 @@ package election_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +12,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
-	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
 
 const (
@@ -22,71 +21,9 @@ const (
 	testTTL    = 2 * time.Second
 )
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// etcdServer is an embedded etcd on fixed ports, so it can be restarted.
-type etcdServer struct {
-	t   *testing.T
-	cfg embedetcd.Config
-	srv *embedetcd.Server
-}
-
-func startEtcd(t *testing.T) *etcdServer {
-	t.Helper()
-	s := &etcdServer{t: t, cfg: embedetcd.Config{Dir: t.TempDir(), ClientPort: freePort(t), PeerPort: freePort(t)}}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *etcdServer) start() {
-	s.t.Helper()
-	srv, err := embedetcd.Start(s.cfg)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.srv = srv
-}
-
-func (s *etcdServer) stop() {
-	if s.srv != nil {
-		s.srv.Close()
-		s.srv = nil
-	}
-}
-
-func (s *etcdServer) endpoint() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.ClientPort))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return etcdtest.Client(t, endpoint, func(c *clientv3.Config) { c.DialTimeout = 2 * time.Second })
 }
 
 // leadTracker counts the lead callbacks running at once, over all nodes.
@@ -231,7 +168,7 @@ func soleLeader(nodes ...*node) *node {
 func agreed(t *testing.T, timeout time.Duration, nodes ...*node) *node {
 	t.Helper()
 	var leader *node
-	eventually(t, timeout, "one leader that every node's Master names", func() bool {
+	testutil.Eventually(t, timeout, "one leader that every node's Master names", func() bool {
 		leader = soleLeader(nodes...)
 		if leader == nil {
 			return false
@@ -318,13 +255,4 @@ func (h *logCounter) count(msg string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.n[msg]
-}
-
-// replace stops etcd and starts an empty one on the same ports: its data
-// wiped, as an operator restoring nothing would.
-func (s *etcdServer) replace() {
-	s.t.Helper()
-	s.stop()
-	s.cfg.Dir = s.t.TempDir()
-	s.start()
 }

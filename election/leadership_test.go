@@ -10,16 +10,18 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/embedetcd"
 	"github.com/meshpool/meshpool/internal/tcpproxy"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
 
 // A leader cut off from etcd steps down (ErrLeaseExpiring, Valid false)
 // while its lease is still alive on the server: it cannot act after another
 // node may have been elected.
 func TestCutOffLeaderStepsDownBeforeItsLeaseExpires(t *testing.T) {
-	srv := startEtcd(t)
-	raw := newClient(t, srv.endpoint())
-	proxy, err := tcpproxy.Start(srv.endpoint())
+	srv := etcdtest.Start(t, embedetcd.Config{})
+	raw := newClient(t, srv.Endpoint())
+	proxy, err := tcpproxy.Start(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}

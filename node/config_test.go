@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/taskstore"
@@ -77,7 +78,7 @@ func TestLongestResultRetentionRecordsResults(t *testing.T) {
 	if res, err := waitResult(t, cl, reply.UUID); err != nil || res.Result != 21 {
 		t.Fatalf("result %+v, %v", res, err)
 	}
-	eventually(t, 10*time.Second, "the result recorded in etcd", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the result recorded in etcd", func() bool {
 		resp, err := c.cli.Get(t.Context(), taskstore.Key(c.cfg.Prefix, reply.UUID))
 		if err != nil || len(resp.Kvs) != 1 {
 			return false

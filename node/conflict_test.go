@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/client"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 )
@@ -61,7 +62,7 @@ func TestUUIDReusedWithAnotherRequestIsAConflict(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "the durable task done", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the durable task done", func() bool {
 		r, err := cl.Submit(ctx, durableTask)
 		return err == nil && r.State == message.StateDone
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshpool/meshpool/client"
 	"github.com/meshpool/meshpool/internal/audit"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/registry"
@@ -74,7 +75,7 @@ func startAudit(t *testing.T, c *cluster) *audit.Audit {
 
 func checkInvariant(t *testing.T, a *audit.Audit, accepted []string) {
 	t.Helper()
-	eventually(t, 20*time.Second, "every accepted task recorded", func() bool { return a.Recorded(accepted) == len(accepted) })
+	testutil.Eventually(t, 20*time.Second, "every accepted task recorded", func() bool { return a.Recorded(accepted) == len(accepted) })
 	rep, err := a.Check(accepted)
 	if err != nil || !rep.OK() {
 		t.Fatalf("invariant broken: %s; %v; stale: %v", rep, err, rep.Stale)
@@ -106,7 +107,7 @@ func TestSubmitIsRecordedAnsweredAndNotRunTwice(t *testing.T) {
 	checkInvariant(t, a, []string{reply.UUID})
 
 	// The same uuid again: not run again, answered with the result.
-	eventually(t, 5*time.Second, "the duplicate answered with its result", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the duplicate answered with its result", func() bool {
 		again, err := cl.Submit(ctx, message.Submit{UUID: reply.UUID, Number: 42})
 		return err == nil && again.Duplicate && again.State == message.StateDone && again.Result != nil && again.Result.Result == 126
 	})
@@ -147,7 +148,7 @@ func TestBadSubmissionsAreRefusedAndCounted(t *testing.T) {
 	if err := nc.Publish(message.SubjectResults, []byte(`{"uuid":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "bad result counted", func() bool { return master.Status().Dispatch.BadResults == 1 })
+	testutil.Eventually(t, 5*time.Second, "bad result counted", func() bool { return master.Status().Dispatch.BadResults == 1 })
 	if got := master.Status().Dispatch.Refused; got != 5 {
 		t.Fatalf("refused submissions %d, want 5", got)
 	}
@@ -180,7 +181,7 @@ func TestNewMasterResumesTasksInFlight(t *testing.T) {
 func workerWithTasks(t *testing.T, c *cluster, master *node.Node) *node.Node {
 	t.Helper()
 	var w *node.Node
-	eventually(t, 5*time.Second, "a worker with tasks", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a worker with tasks", func() bool {
 		for _, n := range c.running() {
 			if n != master && n.Status().Worker.InFlight > 0 {
 				w = n
@@ -247,7 +248,7 @@ func TestSilentWorkerTimesOut(t *testing.T) {
 	if _, err := c.cli.Put(t.Context(), registry.Key(c.cfg.Prefix, silent), string(val), clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the master sees the silent worker", func() bool { return len(master.Status().Members) == 2 })
+	testutil.Eventually(t, 5*time.Second, "the master sees the silent worker", func() bool { return len(master.Status().Members) == 2 })
 
 	a := startAudit(t, c)
 	cl := dial(t, master)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/meshpool/meshpool/client"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/node"
 )
 
@@ -81,7 +82,7 @@ func TestReadyzWithoutEtcdSaysNotRegistered(t *testing.T) {
 	ln.Close()
 	c := newCluster(t, func(cfg *node.Config) { cfg.Etcd = []string{dead} })
 	n := c.start()
-	eventually(t, 10*time.Second, "the node serves HTTP", func() bool { return n.Status().HTTPURL != "" })
+	testutil.Eventually(t, 10*time.Second, "the node serves HTTP", func() bool { return n.Status().HTTPURL != "" })
 
 	if code, _ := httpGet(t, n, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d, want 200: the process is alive", code)
@@ -190,7 +191,7 @@ func TestMetrics(t *testing.T) {
 	// The result a client sees is published before the master records it:
 	// wait for the master's books to settle.
 	var m map[string]float64
-	eventually(t, 10*time.Second, "the master has recorded every task", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the master has recorded every task", func() bool {
 		m, _ = scrape(t, master)
 		return m["meshpool_tasks_completed_total"]-before["meshpool_tasks_completed_total"] == tasks &&
 			m["meshpool_tasks_in_flight"] == 0

@@ -92,7 +92,7 @@ func TestGarbageMakesFewShortLogLines(t *testing.T) {
 			}
 		}
 	})
-	eventually(t, 30*time.Second, "every garbage message refused", func() bool {
+	testutil.Eventually(t, 30*time.Second, "every garbage message refused", func() bool {
 		d := master.Status().Dispatch
 		for _, w := range workers {
 			if w.Status().Worker.Refused < each {

@@ -4,18 +4,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
-	"github.com/meshpool/meshpool/internal/embedetcd"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
@@ -37,7 +34,7 @@ func withLogs(logs *testutil.Buffer) func(*node.Config) {
 func resultsUnder(t *testing.T, n *node.Node, term int64) {
 	t.Helper()
 	res := watchResults(t, n)
-	eventually(t, 10*time.Second, fmt.Sprintf("a result under term %d", term), func() bool {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("a result under term %d", term), func() bool {
 		return res.count(func(r message.Result) bool { return r.Term == term }) > 0
 	})
 }
@@ -96,8 +93,8 @@ func TestForeignElectionKeyIsReported(t *testing.T) {
 	nodes := []*node.Node{c.start(), c.start()}
 	reason := fmt.Sprintf("master intruder (term %d) is not a live member: no registered node has that ID", put.Header.Revision)
 	for _, n := range nodes {
-		eventually(t, 10*time.Second, n.ID()+" serves HTTP", func() bool { return n.Status().HTTPURL != "" })
-		eventually(t, 10*time.Second, n.ID()+" /readyz reports the foreign master", func() bool {
+		testutil.Eventually(t, 10*time.Second, n.ID()+" serves HTTP", func() bool { return n.Status().HTTPURL != "" })
+		testutil.Eventually(t, 10*time.Second, n.ID()+" /readyz reports the foreign master", func() bool {
 			code, body := httpGet(t, n, "/readyz")
 			return code == http.StatusServiceUnavailable && string(body) == reason+"\n"
 		})
@@ -133,24 +130,10 @@ func TestForeignElectionKeyIsReported(t *testing.T) {
 }
 
 // replaceEtcd stops the cluster's etcd and starts an empty one on the same
-// client port: its data wiped, as an operator restoring nothing would.
+// ports: its data wiped, as an operator restoring nothing would.
 func (c *cluster) replaceEtcd() {
 	c.t.Helper()
-	_, port, err := net.SplitHostPort(strings.TrimPrefix(c.etcd.Endpoint(), "http://"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.etcd.Close()
-	etcd, err := embedetcd.Start(embedetcd.Config{Dir: c.t.TempDir(), ClientPort: p})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(etcd.Close)
-	c.etcd = etcd
+	c.etcd.Replace()
 }
 
 // etcd replaced by an empty one under a running cluster: within a few TTLs
@@ -179,7 +162,7 @@ func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
 	before := promotions()
 
 	c.replaceEtcd()
-	eventually(t, 10*c.cfg.TTL, "the old master steps down", func() bool {
+	testutil.Eventually(t, 10*c.cfg.TTL, "the old master steps down", func() bool {
 		return old.Status().Dispatch.Term != oldTerm
 	})
 	master := c.waitConverged(10 * c.cfg.TTL)

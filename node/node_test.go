@@ -14,27 +14,21 @@ import (
 
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
 
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The embedded etcd server's and grpc's own background goroutines
-		// wind down asynchronously after Close.
-		goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/embed.(*Etcd).servePeers.func2"),
-		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-	)
-}
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 // cluster is an embedded etcd and the nodes started against it.
 type cluster struct {
 	t     *testing.T
-	etcd  *embedetcd.Server
+	etcd  *etcdtest.Server
 	cli   *clientv3.Client
 	cfg   node.Config
 	mu    sync.Mutex
@@ -50,22 +44,14 @@ type running struct {
 
 func newCluster(t *testing.T, tune func(*node.Config)) *cluster {
 	t.Helper()
-	return newClusterOn(t, embedetcd.Config{Dir: t.TempDir()}, tune)
+	return newClusterOn(t, embedetcd.Config{}, tune)
 }
 
 // newClusterOn is newCluster with an etcd started from ecfg.
 func newClusterOn(t *testing.T, ecfg embedetcd.Config, tune func(*node.Config)) *cluster {
 	t.Helper()
-	etcd, err := embedetcd.Start(ecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint()}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	etcd := etcdtest.Start(t, ecfg)
+	cli := etcdtest.Client(t, etcd.Endpoint())
 	cfg := node.DefaultConfig()
 	cfg.Etcd = []string{etcd.Endpoint()}
 	cfg.Prefix = "/test"
@@ -207,23 +193,12 @@ func (c *cluster) converged() (master *node.Node, ok bool) {
 func (c *cluster) waitConverged(timeout time.Duration) *node.Node {
 	c.t.Helper()
 	var m *node.Node
-	eventually(c.t, timeout, "cluster converged", func() bool {
+	testutil.Eventually(c.t, timeout, "cluster converged", func() bool {
 		var ok bool
 		m, ok = c.converged()
 		return ok
 	})
 	return m
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // results follows the results subject through one node's client port.
@@ -306,7 +281,7 @@ func TestThreeNodesFormAClusterAndWork(t *testing.T) {
 	// Both workers get work. (A request sent while routes are still forming
 	// can be lost; its worker then counts as busy until the 2s ack timeout,
 	// so the first second may all go to the other worker.)
-	eventually(t, 15*time.Second, "20 results from both workers", func() bool {
+	testutil.Eventually(t, 15*time.Second, "20 results from both workers", func() bool {
 		workers := map[string]bool{}
 		for _, r := range res.snapshot() {
 			workers[r.Executor] = true
@@ -337,7 +312,7 @@ func TestThreeNodesFormAClusterAndWork(t *testing.T) {
 		t.Errorf("results came from %d workers, want both: %v", len(byWorker), byWorker)
 	}
 	// Each worker's own count of finished tasks matches the results that name it.
-	eventually(t, 5*time.Second, "worker counters match results", func() bool {
+	testutil.Eventually(t, 5*time.Second, "worker counters match results", func() bool {
 		for _, n := range c.running() {
 			if n == master {
 				continue
@@ -376,7 +351,7 @@ func TestCleanLeaveIsSeenAtOnce(t *testing.T) {
 	}
 	// The master keeps dispatching, now only to the one worker left.
 	res := watchResults(t, master)
-	eventually(t, 5*time.Second, "results after the leave", func() bool { return len(res.snapshot()) >= 5 })
+	testutil.Eventually(t, 5*time.Second, "results after the leave", func() bool { return len(res.snapshot()) >= 5 })
 	for _, r := range res.snapshot() {
 		if r.Executor == leaver.ID() {
 			t.Fatalf("a task went to %s after it left", leaver.ID())
@@ -397,7 +372,7 @@ func TestCleanMasterExitIsReplacedAndTheNewMasterDispatches(t *testing.T) {
 		t.Fatalf("new term %d is not above the old term %d", newTerm, oldTerm)
 	}
 	res := watchResults(t, newMaster)
-	eventually(t, 5*time.Second, "a result under the new term", func() bool {
+	testutil.Eventually(t, 5*time.Second, "a result under the new term", func() bool {
 		return res.count(func(r message.Result) bool { return r.Term == newTerm }) > 0
 	})
 }
@@ -421,7 +396,7 @@ func TestDemotedMasterWorksAsWorker(t *testing.T) {
 	// The deletion takes a moment to reach every node: wait for a cluster
 	// that has converged on another master. The old master campaigns again
 	// with a newer key than the two others, so it cannot win back at once.
-	eventually(t, 10*time.Second, "converged on a new master", func() bool {
+	testutil.Eventually(t, 10*time.Second, "converged on a new master", func() bool {
 		m, ok := c.converged()
 		return ok && m != old
 	})
@@ -429,7 +404,7 @@ func TestDemotedMasterWorksAsWorker(t *testing.T) {
 		t.Fatalf("old master status after demotion: %+v", s)
 	}
 	before := old.Status().Worker.Completed
-	eventually(t, 10*time.Second, "the demoted master completes tasks as a worker", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the demoted master completes tasks as a worker", func() bool {
 		return old.Status().Worker.Completed > before
 	})
 }
@@ -444,7 +419,7 @@ func TestLateJoinerIsRoutedAndGetsTasks(t *testing.T) {
 	start := time.Now()
 	c.waitConverged(10 * time.Second)
 	t.Logf("late joiner routed with every peer in %s", time.Since(start).Round(time.Millisecond))
-	eventually(t, 10*time.Second, "a result from the late joiner", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a result from the late joiner", func() bool {
 		return res.count(func(r message.Result) bool { return r.Executor == late.ID() }) > 0
 	})
 }
@@ -503,5 +478,5 @@ func TestStaleTermIsRefused(t *testing.T) {
 	if got := worker.Status().Worker.Refused; got != 3 {
 		t.Fatalf("worker counted %d refusals, want 3", got)
 	}
-	eventually(t, 5*time.Second, "the accepted task's result", func() bool { return len(res.snapshot()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the accepted task's result", func() bool { return len(res.snapshot()) == 1 })
 }

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/registry"
 )
@@ -47,7 +48,7 @@ func TestBadNodeRecordBlocksNoOne(t *testing.T) {
 		Started: time.Now().UTC(),
 	})
 	for _, n := range c.running() {
-		eventually(t, 5*time.Second, n.ID()+" counts the bad record", func() bool {
+		testutil.Eventually(t, 5*time.Second, n.ID()+" counts the bad record", func() bool {
 			return n.Status().SkippedRecords == 1
 		})
 	}
@@ -125,7 +126,7 @@ func TestNodeOfAnotherClusterNameRefusesToStart(t *testing.T) {
 		ClusterURL: "nats-route://127.0.0.51:6222", HTTPURL: "http://127.0.0.51:8222", Version: "test",
 		Started: time.Now().UTC(), Cluster: "other",
 	})
-	eventually(t, 5*time.Second, "A counts the record of the other cluster", func() bool {
+	testutil.Eventually(t, 5*time.Second, "A counts the record of the other cluster", func() bool {
 		return a.Status().SkippedRecords == 1
 	})
 	s := a.Status()

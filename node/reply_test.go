@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/taskstore"
 )
@@ -25,7 +26,7 @@ func TestSubmissionWithOurSubjectAsReplyIsDropped(t *testing.T) {
 	defer nc.Close()
 	// The master takes submissions once it answers one (an invalid one:
 	// nothing is recorded).
-	eventually(t, 10*time.Second, "the master answers", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the master answers", func() bool {
 		_, err := nc.Request(message.SubjectSubmit, []byte(`{"number":"x"}`), time.Second)
 		return err == nil
 	})
@@ -48,7 +49,7 @@ func TestSubmissionWithOurSubjectAsReplyIsDropped(t *testing.T) {
 		}
 	}
 	want := int64(len(replies) * len(bodies))
-	eventually(t, 5*time.Second, "every submission dropped", func() bool { return master.Status().Dispatch.BadReplies >= want })
+	testutil.Eventually(t, 5*time.Second, "every submission dropped", func() bool { return master.Status().Dispatch.BadReplies >= want })
 	if got := master.Status().Dispatch.BadReplies; got != want {
 		t.Fatalf("%d submissions dropped, want %d", got, want)
 	}

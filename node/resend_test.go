@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/registry"
@@ -61,7 +62,7 @@ func TestLostTaskIsSentAgainWhenItsSubmitterAsks(t *testing.T) {
 			if err := nc.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 5*time.Second, "the lossy worker is a member", func() bool {
+			testutil.Eventually(t, 5*time.Second, "the lossy worker is a member", func() bool {
 				return len(master.Status().Members) == 2
 			})
 

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/registry"
@@ -49,7 +50,7 @@ func fakeWorker(t *testing.T, c *cluster, master *node.Node, id string) (<-chan 
 	if _, err := c.cli.Put(t.Context(), registry.Key(c.cfg.Prefix, id), string(val), clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the master sees the fake worker", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the master sees the fake worker", func() bool {
 		_, ok := master.Status().Members, false
 		for _, m := range master.Status().Members {
 			ok = ok || m.ID == id
@@ -78,7 +79,7 @@ func receive(t *testing.T, tasks <-chan message.Task) message.Task {
 func recorded(t *testing.T, c *cluster, id string) message.Result {
 	t.Helper()
 	var res message.Result
-	eventually(t, 10*time.Second, "the task recorded done", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the task recorded done", func() bool {
 		resp, err := c.cli.Get(t.Context(), taskstore.Key(c.cfg.Prefix, id))
 		if err != nil || len(resp.Kvs) != 1 {
 			return false
@@ -129,7 +130,7 @@ func TestResultsNotFromTheSendingAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "every forged result refused", func() bool {
+	testutil.Eventually(t, 5*time.Second, "every forged result refused", func() bool {
 		return master.Status().Dispatch.RefusedResults == int64(len(forged))
 	})
 	if err := nc.Publish(message.SubjectResults, real.AppendJSON(nil)); err != nil {
@@ -196,12 +197,12 @@ func TestWorkerAnswersTheLatestSending(t *testing.T) {
 	}
 	send(1)
 	send(2) // while it runs
-	eventually(t, 10*time.Second, "the result", func() bool { return len(res.snapshot()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "the result", func() bool { return len(res.snapshot()) == 1 })
 	if got := res.snapshot()[0]; got.Attempt != 2 || got.Term != term || got.Result != message.Work(40) {
 		t.Fatalf("result %+v, want attempt 2 of term %d", got, term)
 	}
 	send(3) // after it is done: published again
-	eventually(t, 10*time.Second, "the result published again", func() bool { return len(res.snapshot()) == 2 })
+	testutil.Eventually(t, 10*time.Second, "the result published again", func() bool { return len(res.snapshot()) == 2 })
 	if got := res.snapshot()[1]; got.Attempt != 3 {
 		t.Fatalf("result published again %+v, want attempt 3", got)
 	}
@@ -229,5 +230,5 @@ func TestResultAfterTaskTimeoutIsRecordedAndCounted(t *testing.T) {
 	if res, err := cl.Wait(ctx, reply.UUID); err != nil || res.Result != 21 {
 		t.Fatalf("result %+v, %v", res, err)
 	}
-	eventually(t, 5*time.Second, "the late result counted", func() bool { return master.Status().Dispatch.LateResults >= 1 })
+	testutil.Eventually(t, 5*time.Second, "the late result counted", func() bool { return master.Status().Dispatch.LateResults >= 1 })
 }

@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 )
@@ -26,7 +27,7 @@ const noSpace = "etcd is out of space (NOSPACE alarm): "
 // compacted, defragmented and disarmed etcd, submissions are accepted again
 // and the nodes are ready.
 func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
-	c := newClusterOn(t, embedetcd.Config{Dir: t.TempDir(), QuotaBackendBytes: 8 << 20}, func(cfg *node.Config) {
+	c := newClusterOn(t, embedetcd.Config{QuotaBackendBytes: 8 << 20}, func(cfg *node.Config) {
 		cfg.TaskInterval = 0
 		cfg.ResultRetention = time.Minute
 	})
@@ -57,7 +58,7 @@ func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
 		t.Fatalf("submission to a full etcd answered %s, want a refusal saying %q", msg.Data, noSpace)
 	}
 	for _, n := range c.running() {
-		eventually(t, 15*time.Second, n.ID()+" shows the NOSPACE alarm", func() bool {
+		testutil.Eventually(t, 15*time.Second, n.ID()+" shows the NOSPACE alarm", func() bool {
 			code, body := httpGet(t, n, "/readyz")
 			var s node.Status
 			getJSON(t, n, "/status", &s)
@@ -86,7 +87,7 @@ func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
 		t.Fatalf("submission after space was freed: %+v, %v", reply, err)
 	}
 	for _, n := range c.running() {
-		eventually(t, 15*time.Second, n.ID()+" ready again", func() bool {
+		testutil.Eventually(t, 15*time.Second, n.ID()+" ready again", func() bool {
 			code, _ := httpGet(t, n, "/readyz")
 			return code == http.StatusOK && n.Status().EtcdAlarms == nil
 		})
@@ -108,7 +109,7 @@ func TestMasterCompactsEtcdHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, retain+30*time.Second, "the first revision compacted", func() bool {
+	testutil.Eventually(t, retain+30*time.Second, "the first revision compacted", func() bool {
 		if _, err := c.cli.Put(t.Context(), c.cfg.Prefix+"/history", "more"); err != nil { // history to compact
 			t.Fatal(err)
 		}

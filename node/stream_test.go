@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 )
@@ -144,7 +145,7 @@ func TestStreamRelaysOnlyValidEventsAndResults(t *testing.T) {
 			t.Errorf("/stream relayed an invalid %s: %v", e.event, err)
 		}
 	}
-	eventually(t, 5*time.Second, "the refusals counted in /status and /metrics", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the refusals counted in /status and /metrics", func() bool {
 		m, _ := scrape(t, n)
 		return n.Status().StreamRefused >= int64(2*len(garbage)) && m["meshpool_stream_refused_total"] >= float64(2*len(garbage))
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 )
 
@@ -34,7 +35,7 @@ func TestUUIDInAnotherCaseIsTheSameTask(t *testing.T) {
 	}
 	defer nc.Close()
 	upper := strings.ToUpper(id)
-	eventually(t, 10*time.Second, "the upper-case uuid answered with the task's result", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the upper-case uuid answered with the task's result", func() bool {
 		msg, err := nc.Request(message.SubjectSubmit, []byte(`{"uuid":"`+upper+`","number":5}`), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)

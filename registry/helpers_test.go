@@ -12,65 +12,14 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/registry"
 )
 
-// eventually polls cond every 20ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// consistently polls cond every 20ms for d and fails as soon as it does not hold.
-func consistently(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if !cond() {
-			t.Fatalf("not always true during %s: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// etcdServer is an embedded etcd whose Close may be called twice:
-// embedetcd.Server.Close panics the second time (embed.Etcd.Close closes a
-// channel without a guard), although its doc says otherwise.
-type etcdServer struct {
-	*embedetcd.Server
-	once sync.Once
-}
-
-func (s *etcdServer) Close() { s.once.Do(s.Server.Close) }
-
-// startEtcd starts an embedded etcd in dir, stopped when the test ends;
-// clientPort 0 picks a free port.
-func startEtcd(t *testing.T, dir string, clientPort int) *etcdServer {
-	t.Helper()
-	srv, err := embedetcd.Start(embedetcd.Config{Dir: dir, Host: "127.0.0.1", ClientPort: clientPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &etcdServer{Server: srv}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
+	return etcdtest.Client(t, endpoint)
 }
 
 func testRecord(id, ip string) registry.Record {
@@ -89,11 +38,8 @@ func testRecord(id, ip string) registry.Record {
 // node is a Registry running in the background.
 type node struct {
 	*registry.Registry
-	logs   *logStore
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
+	logs *logStore
+	run  *testutil.Running
 }
 
 // startNode runs a Registry for rec until the test ends (or stop).
@@ -104,32 +50,11 @@ func startNode(t *testing.T, cli *clientv3.Client, rec registry.Record, prefix s
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{Registry: reg, logs: logs, cancel: cancel, done: make(chan error, 1)}
-	go func() { n.done <- reg.Run(ctx) }()
-	t.Cleanup(func() {
-		if err := n.stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return n
+	return &node{Registry: reg, logs: logs, run: testutil.Go(t, reg.Run)}
 }
 
 // stop cancels Run and waits for it; safe to call twice.
-func (n *node) stop() error {
-	n.once.Do(func() {
-		n.cancel()
-		select {
-		case err := <-n.done:
-			if err != nil {
-				n.err = fmt.Errorf("Run returned %w", err)
-			}
-		case <-time.After(10 * time.Second):
-			n.err = fmt.Errorf("Run did not return 10s after its context ended")
-		}
-	})
-	return n.err
-}
+func (n *node) stop() error { return n.run.Stop() }
 
 func (n *node) ids() []string {
 	m, _ := n.Membership()

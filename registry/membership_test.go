@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -58,7 +60,7 @@ func TestMembershipAccessors(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	ctx := t.Context()
 
@@ -99,9 +101,9 @@ func TestList(t *testing.T) {
 }
 
 func TestListFailsWhenEtcdIsDown(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
-	srv.Close()
+	srv.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	_, err := registry.List(ctx, cli, "/mp")

@@ -14,6 +14,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -29,7 +32,7 @@ func hexLease(id clientv3.LeaseID) string { return fmt.Sprintf("%x", int64(id)) 
 func registered(t *testing.T, cli *clientv3.Client, n *node, id string) clientv3.LeaseID {
 	t.Helper()
 	var lease clientv3.LeaseID
-	eventually(t, 5*time.Second, id+" registered", func() bool {
+	testutil.Eventually(t, 5*time.Second, id+" registered", func() bool {
 		lease = leaseOf(t, cli, registry.Key(prefix, id))
 		return lease != 0 && n.Registered() && slices.Contains(n.ids(), id)
 	})
@@ -38,7 +41,7 @@ func registered(t *testing.T, cli *clientv3.Client, n *node, id string) clientv3
 
 func TestRegistersUnderKeptAliveLease(t *testing.T) {
 	t.Parallel() // mostly waiting for time to pass
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	rec := testRecord("self-00000001", "10.1.2.3")
 	n := startNode(t, cli, rec, prefix, testTTL)
@@ -68,13 +71,13 @@ func TestRegistersUnderKeptAliveLease(t *testing.T) {
 
 	// Without keep-alive the lease would expire after 2s and the key would
 	// go (and come back under another lease).
-	consistently(t, testTTL+time.Second, "key stays under the first lease", func() bool {
+	testutil.Consistently(t, testTTL+time.Second, "key stays under the first lease", func() bool {
 		return leaseOf(t, cli, registry.Key(prefix, rec.ID)) == lease && n.Registered()
 	})
 }
 
 func TestRegistersAgainAfterLeaseRevoked(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	rec := testRecord("self-00000002", "10.1.2.3")
 	n := startNode(t, cli, rec, prefix, testTTL)
@@ -84,23 +87,23 @@ func TestRegistersAgainAfterLeaseRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lease clientv3.LeaseID
-	eventually(t, 2*time.Second, "key back under a new lease", func() bool {
+	testutil.Eventually(t, 2*time.Second, "key back under a new lease", func() bool {
 		lease = leaseOf(t, cli, registry.Key(prefix, rec.ID))
 		return lease != 0 && lease != old && n.Registered()
 	})
 	if !n.logs.has("lease lost, registering again") {
 		t.Error(`no "lease lost, registering again" log`)
 	}
-	eventually(t, time.Second, "registered log with the new lease", func() bool {
+	testutil.Eventually(t, time.Second, "registered log with the new lease", func() bool {
 		return n.logs.has("registered", "id", rec.ID, "lease", hexLease(lease))
 	})
-	eventually(t, time.Second, "membership lists self again", func() bool {
+	testutil.Eventually(t, time.Second, "membership lists self again", func() bool {
 		return slices.Equal(n.ids(), []string{rec.ID})
 	})
 }
 
 func TestRegistersAgainAfterKeyDeleted(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	rec := testRecord("self-00000003", "10.1.2.3")
 	n := startNode(t, cli, rec, prefix, testTTL)
@@ -111,7 +114,7 @@ func TestRegistersAgainAfterKeyDeleted(t *testing.T) {
 		t.Fatalf("delete: %v, %+v", err, del)
 	}
 	// The lease is still alive, so the key comes back on it.
-	eventually(t, 2*time.Second, "key back on the same lease", func() bool {
+	testutil.Eventually(t, 2*time.Second, "key back on the same lease", func() bool {
 		resp := getKV(t, cli, registry.Key(prefix, rec.ID))
 		return resp != nil && len(resp.Kvs) == 1 && resp.Kvs[0].ModRevision > del.Header.Revision &&
 			clientv3.LeaseID(resp.Kvs[0].Lease) == lease && n.Registered()
@@ -119,17 +122,14 @@ func TestRegistersAgainAfterKeyDeleted(t *testing.T) {
 	if !n.logs.has("lease lost, registering again", "reason", "key deleted or overwritten") {
 		t.Error(`no "lease lost, registering again" log for the deleted key`)
 	}
-	eventually(t, time.Second, "membership lists self again", func() bool {
+	testutil.Eventually(t, time.Second, "membership lists self again", func() bool {
 		return slices.Equal(n.ids(), []string{rec.ID})
 	})
 }
 
 func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 	t.Parallel() // mostly waiting for time to pass
-	srvA := startEtcd(t, t.TempDir(), 0)
-	_, portText, _ := net.SplitHostPort(srvA.Endpoint())
-	port, _ := strconv.Atoi(portText)
-	cli := newClient(t, srvA.Endpoint())
+	srv, cli := etcdtest.New(t)
 
 	// A record nobody keeps alive, and enough writes that etcd A's revision
 	// is well ahead of what a fresh etcd will reach in this test.
@@ -146,7 +146,7 @@ func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 	rec := testRecord("self-00000004", "10.1.2.3")
 	n := startNode(t, cli, rec, prefix, testTTL)
 	registered(t, cli, n, rec.ID)
-	eventually(t, 2*time.Second, "membership has ghost and self", func() bool {
+	testutil.Eventually(t, 2*time.Second, "membership has ghost and self", func() bool {
 		return slices.Equal(n.ids(), []string{"ghost", rec.ID})
 	})
 	before, _ := n.Membership()
@@ -154,10 +154,9 @@ func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 	// etcd goes away and a new, empty one takes its address: the lease is
 	// gone and revisions start again at 1. (Closing an embedded etcd with
 	// open watch streams takes its request timeout, about 7s.)
-	srvA.Close()
-	startEtcd(t, t.TempDir(), port)
+	srv.Replace()
 	var lease clientv3.LeaseID
-	eventually(t, 10*time.Second, "registered in the new etcd", func() bool {
+	testutil.Eventually(t, 10*time.Second, "registered in the new etcd", func() bool {
 		lease = leaseOf(t, cli, registry.Key(prefix, rec.ID))
 		return lease != 0 && n.Registered()
 	})
@@ -166,7 +165,7 @@ func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 	}
 	// Only a fresh read (Resync) shows that the ghost is gone: the old watch
 	// waits for revisions the new etcd has not reached.
-	eventually(t, 2*time.Second, "membership is read again from the new etcd", func() bool {
+	testutil.Eventually(t, 2*time.Second, "membership is read again from the new etcd", func() bool {
 		return slices.Equal(n.ids(), []string{rec.ID})
 	})
 	if after, _ := n.Membership(); after.Revision >= before.Revision {
@@ -190,14 +189,14 @@ func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 }
 
 func TestCleanStopRevokesLease(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	ttl := 10 * time.Second
 	a := startNode(t, cli, testRecord("a-00000005", "10.0.0.1"), prefix, ttl)
 	b := startNode(t, cli, testRecord("b-00000005", "10.0.0.2"), prefix, ttl)
 	registered(t, cli, a, "a-00000005")
 	registered(t, cli, b, "b-00000005")
-	eventually(t, 2*time.Second, "b sees a", func() bool {
+	testutil.Eventually(t, 2*time.Second, "b sees a", func() bool {
 		return slices.Equal(b.ids(), []string{"a-00000005", "b-00000005"})
 	})
 	_, changed := b.Membership()
@@ -207,7 +206,7 @@ func TestCleanStopRevokesLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Well under the 10s TTL: only a revoked lease does this.
-	eventually(t, time.Second-time.Since(stopped), "b sees a leave", func() bool {
+	testutil.Eventually(t, time.Second-time.Since(stopped), "b sees a leave", func() bool {
 		return slices.Equal(b.ids(), []string{"b-00000005"})
 	})
 	select {
@@ -224,13 +223,13 @@ func TestCleanStopRevokesLease(t *testing.T) {
 	if !a.logs.has("unregistered", "id", "a-00000005") {
 		t.Error(`no "unregistered" log`)
 	}
-	eventually(t, time.Second, "b logs a's departure", func() bool {
+	testutil.Eventually(t, time.Second, "b logs a's departure", func() bool {
 		return b.logs.has("node removed", "id", "a-00000005", "ip", "10.0.0.1")
 	})
 }
 
 func TestMembershipIsSortedAndLogsOthers(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	self := startNode(t, cli, testRecord("b-00000006", "10.0.0.2"), prefix, testTTL)
 	registered(t, cli, self, "b-00000006")
@@ -240,7 +239,7 @@ func TestMembershipIsSortedAndLogsOthers(t *testing.T) {
 	registered(t, cli, a, "a-00000006")
 
 	want := []string{"a-00000006", "b-00000006", "c-00000006"}
-	eventually(t, 2*time.Second, "self sees all three, sorted", func() bool {
+	testutil.Eventually(t, 2*time.Second, "self sees all three, sorted", func() bool {
 		return slices.Equal(self.ids(), want)
 	})
 	m, _ := self.Membership()
@@ -269,7 +268,7 @@ func TestMembershipIsSortedAndLogsOthers(t *testing.T) {
 	if err := c.stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "c removed", func() bool {
+	testutil.Eventually(t, 2*time.Second, "c removed", func() bool {
 		return self.logs.has("node removed", "id", "c-00000006", "ip", "10.0.0.3")
 	})
 	if ids := self.ids(); !slices.Equal(ids, []string{"a-00000006", "b-00000006"}) {
@@ -278,7 +277,7 @@ func TestMembershipIsSortedAndLogsOthers(t *testing.T) {
 }
 
 func TestMembershipSkipsDuplicatesAndBadRecords(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	rec := testRecord("self-00000007", "10.1.2.3")
 	n := startNode(t, cli, rec, prefix, testTTL)
@@ -286,7 +285,7 @@ func TestMembershipSkipsDuplicatesAndBadRecords(t *testing.T) {
 	m0, changed := n.Membership()
 
 	// Keep-alives (every TTL/3, so at least one in a second) change nothing.
-	consistently(t, time.Second, "no change while only keep-alives happen", func() bool {
+	testutil.Consistently(t, time.Second, "no change while only keep-alives happen", func() bool {
 		select {
 		case <-changed:
 			return false
@@ -305,7 +304,7 @@ func TestMembershipSkipsDuplicatesAndBadRecords(t *testing.T) {
 	if _, err := cli.Put(t.Context(), registry.Key(prefix, "broken"), "{not json"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "bad record logged", func() bool {
+	testutil.Eventually(t, 2*time.Second, "bad record logged", func() bool {
 		return n.logs.has("skipping bad node record", "key", registry.Key(prefix, "broken"))
 	})
 	select {
@@ -350,7 +349,7 @@ func TestRetriesWhileEtcdIsDown(t *testing.T) {
 	cli := newClient(t, addr)
 	n := startNode(t, cli, testRecord("lonely-00000008", "10.0.0.1"), prefix, testTTL)
 
-	eventually(t, 3*testTTL, "two failed attempts logged", func() bool {
+	testutil.Eventually(t, 3*testTTL, "two failed attempts logged", func() bool {
 		return n.logs.count("etcd unreachable, retrying") >= 2
 	})
 	tries := n.logs.find("etcd unreachable, retrying")
@@ -372,7 +371,7 @@ func TestRetriesWhileEtcdIsDown(t *testing.T) {
 }
 
 func TestRunTwice(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	n := startNode(t, cli, testRecord("twice-00000009", "10.0.0.1"), prefix, testTTL)
 	registered(t, cli, n, "twice-00000009")
@@ -384,7 +383,7 @@ func TestRunTwice(t *testing.T) {
 }
 
 func TestNoGoroutineOutlivesRun(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	n := startNode(t, cli, testRecord("short-00000010", "10.0.0.1"), prefix, testTTL)
 	registered(t, cli, n, "short-00000010")

@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/embedetcd"
 	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -25,17 +26,13 @@ func runRegistry(t *testing.T, cli *clientv3.Client, rec registry.Record) (*regi
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = reg.Run(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		<-done
 		if t.Failed() {
 			t.Logf("log:\n%s", out.String())
 		}
 	})
-	eventually(t, 5*time.Second, rec.ID+" registered", func() bool {
+	testutil.Go(t, reg.Run)
+	testutil.Eventually(t, 5*time.Second, rec.ID+" registered", func() bool {
 		m, _ := reg.Membership()
 		_, ok := m.Lookup(rec.ID)
 		return ok && reg.Registered()
@@ -62,13 +59,13 @@ func putRecord(t *testing.T, cli *clientv3.Client, rec registry.Record) {
 // A 100 KB bad record is logged in one short line, once per version of it,
 // and counted.
 func TestBadRecordIsLoggedShortAndOnce(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	reg, out := runRegistry(t, cli, testRecord("self-00000010", "10.0.0.1"))
 
 	huge := registry.Key(prefix, "huge")
 	put(t, cli, huge, `{"id":"`+strings.Repeat("a", 100_000)+`"}`)
-	eventually(t, 5*time.Second, "the bad record logged", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the bad record logged", func() bool {
 		return len(out.Lines("skipping bad node record", "key="+huge)) == 1
 	})
 	line := out.Lines("skipping bad node record")[0]
@@ -81,7 +78,7 @@ func TestBadRecordIsLoggedShortAndOnce(t *testing.T) {
 
 	// Another snapshot does not log it again; a new version of it does.
 	putRecord(t, cli, testRecord("other-00000010", "10.0.0.2"))
-	eventually(t, 5*time.Second, "the other record seen", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the other record seen", func() bool {
 		m, _ := reg.Membership()
 		_, ok := m.Lookup("other-00000010")
 		return ok
@@ -90,7 +87,7 @@ func TestBadRecordIsLoggedShortAndOnce(t *testing.T) {
 		t.Errorf("the bad record logged %d times after another change, want once", n)
 	}
 	put(t, cli, huge, `{"id":"`+strings.Repeat("b", 100_000)+`"}`)
-	eventually(t, 5*time.Second, "the new version logged", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the new version logged", func() bool {
 		return len(out.Lines("skipping bad node record", "key="+huge)) == 2
 	})
 	if got := reg.SkippedRecords(); got != 2 {
@@ -106,14 +103,14 @@ func TestBadRecordIsLoggedShortAndOnce(t *testing.T) {
 // A record whose cluster_url does not parse is left out; the other members
 // are still published.
 func TestRecordWithBadClusterURLIsSkipped(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	bad := testRecord("bad-00000011", "10.0.0.9")
 	bad.ClusterURL = "nats-route://10.0.0.9:port"
 	putRecord(t, cli, bad)
 	reg, out := runRegistry(t, cli, testRecord("self-00000011", "10.0.0.1"))
 	putRecord(t, cli, testRecord("good-00000011", "10.0.0.2"))
-	eventually(t, 5*time.Second, "the good record seen", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the good record seen", func() bool {
 		m, _ := reg.Membership()
 		return slices.Equal(m.IDs(), []string{"good-00000011", "self-00000011"})
 	})
@@ -127,13 +124,13 @@ func TestRecordWithBadClusterURLIsSkipped(t *testing.T) {
 
 // Many bad records at once give a bounded number of lines.
 func TestManyBadRecordsAreSummedUp(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	for i := range 25 {
 		put(t, cli, registry.Key(prefix, fmt.Sprintf("bad-%02d", i)), "{not json")
 	}
 	reg, out := runRegistry(t, cli, testRecord("self-00000012", "10.0.0.1"))
-	eventually(t, 5*time.Second, "the summary logged", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the summary logged", func() bool {
 		return len(out.Lines("skipping more bad node records", "count=15")) == 1
 	})
 	if n := len(out.Lines("skipping bad node record")); n != 10 {
@@ -147,7 +144,7 @@ func TestManyBadRecordsAreSummedUp(t *testing.T) {
 // A record of another cluster name is left out and reported; one without a
 // cluster name (an older version) is kept.
 func TestRecordOfAnotherClusterIsSkipped(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
+	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	self := testRecord("self-00000013", "10.0.0.1")
 	self.Cluster = "meshpool"
@@ -161,7 +158,7 @@ func TestRecordOfAnotherClusterIsSkipped(t *testing.T) {
 	for _, r := range []registry.Record{other, same, older} {
 		putRecord(t, cli, r)
 	}
-	eventually(t, 5*time.Second, "same and older seen", func() bool {
+	testutil.Eventually(t, 5*time.Second, "same and older seen", func() bool {
 		m, _ := reg.Membership()
 		return slices.Equal(m.IDs(), []string{"older-00000013", "same-00000013", "self-00000013"})
 	})

@@ -1,18 +1,16 @@
 package taskstore_test
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -57,14 +55,7 @@ func TestCompactionBoundsHistory(t *testing.T) {
 	on, onCli := newEtcd(t)
 
 	c := taskstore.NewCompactor(onCli, prefix, 100*time.Millisecond, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := c.Run(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	testutil.Go(t, c.Run)
 
 	churn(t, offCli, total, func() bool { return true })
 	churn(t, onCli, total, func() bool { return c.Stats().Compactions >= 5 })
@@ -74,7 +65,7 @@ func TestCompactionBoundsHistory(t *testing.T) {
 		t.Fatalf("without compaction the database uses %d bytes after %d were written: the history is not kept?", offInUse, total)
 	}
 	var onSize, onInUse int64
-	eventually(t, 20*time.Second, "the compacted database below a quarter of the other", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the compacted database below a quarter of the other", func() bool {
 		onSize, onInUse = dbSize(t, onCli, on.Endpoint())
 		return onInUse < offInUse/4
 	})
@@ -97,12 +88,11 @@ func TestCompactorKeepsItsWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := taskstore.NewCompactor(cli, prefix, time.Hour, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = c.Run(ctx) })
+	run := testutil.Go(t, c.Run)
 	churn(t, cli, 1<<20, func() bool { return true })
-	cancel()
-	wg.Wait()
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	if s := c.Stats(); s.Compactions != 0 {
 		t.Fatalf("compacted within the retained window: %+v", s)
 	}
@@ -125,14 +115,9 @@ func TestCompactorRefusesBadArguments(t *testing.T) {
 }
 
 // startQuotaEtcd starts an etcd whose database may hold at most quota bytes.
-func startQuotaEtcd(t *testing.T, quota int64) (*etcdServer, *clientv3.Client) {
+func startQuotaEtcd(t *testing.T, quota int64) (*etcdtest.Server, *clientv3.Client) {
 	t.Helper()
-	srv, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), QuotaBackendBytes: quota})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &etcdServer{Server: srv}
-	t.Cleanup(s.Close)
+	s := etcdtest.Start(t, embedetcd.Config{QuotaBackendBytes: quota})
 	return s, newClient(t, s.Endpoint())
 }
 
@@ -140,27 +125,14 @@ func startQuotaEtcd(t *testing.T, quota int64) (*etcdServer, *clientv3.Client) {
 // running Compactor: the new etcd's revisions start low again, and the
 // Compactor compacts them too instead of waiting for the old revision.
 func TestCompactorFollowsAReplacedEtcd(t *testing.T) {
-	srv := startEtcd(t, t.TempDir(), 0)
-	_, portText, err := net.SplitHostPort(srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli := newClient(t, srv.Endpoint())
+	srv, cli := newEtcd(t)
 	c := taskstore.NewCompactor(cli, prefix, 50*time.Millisecond, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = c.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	testutil.Go(t, c.Run)
 	churn(t, cli, 1<<20, func() bool { return c.Stats().Revision > 200 })
 	old := c.Stats().Revision
 
-	srv.Close()
-	startEtcd(t, t.TempDir(), port) // empty: revisions start at 1 again
-	eventually(t, 20*time.Second, "the new etcd compacted", func() bool {
+	srv.Replace() // empty: revisions start at 1 again
+	testutil.Eventually(t, 20*time.Second, "the new etcd compacted", func() bool {
 		if _, err := cli.Put(t.Context(), prefix+"/again", "x"); err != nil {
 			return false
 		}

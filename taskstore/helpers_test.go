@@ -1,80 +1,33 @@
 package taskstore_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
 const prefix = "/meshpool"
 
-// eventually polls cond every 20ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// etcdServer is an embedded etcd whose Close may be called twice.
-type etcdServer struct {
-	*embedetcd.Server
-	once sync.Once
-}
-
-func (s *etcdServer) Close() { s.once.Do(s.Server.Close) }
-
-// startEtcd starts an embedded etcd in dir, stopped when the test ends;
-// clientPort 0 picks a free port.
-func startEtcd(t testing.TB, dir string, clientPort int) *etcdServer {
-	t.Helper()
-	srv, err := embedetcd.Start(embedetcd.Config{Dir: dir, ClientPort: clientPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &etcdServer{Server: srv}
-	t.Cleanup(s.Close)
-	return s
-}
-
-// newClient connects to endpoint until the test ends.
+// newClient connects to endpoint until the test ends, with opts.
 func newClient(t testing.TB, endpoint string, opts ...grpc.DialOption) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
-		DialTimeout: 5 * time.Second,
-		DialOptions: opts,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
+	return etcdtest.Client(t, endpoint, func(c *clientv3.Config) { c.DialOptions = opts })
 }
 
 // newEtcd starts an etcd and returns a client of it.
-func newEtcd(t testing.TB) (*etcdServer, *clientv3.Client) {
+func newEtcd(t testing.TB) (*etcdtest.Server, *clientv3.Client) {
 	t.Helper()
-	srv := startEtcd(t, t.TempDir(), 0)
-	return srv, newClient(t, srv.Endpoint())
+	return etcdtest.New(t)
 }
 
 // newFence creates an election-like key and returns the fence of its term.
@@ -91,42 +44,20 @@ func newFence(t testing.TB, cli *clientv3.Client) taskstore.Fence {
 // writer is a Writer running in the background.
 type writer struct {
 	*taskstore.Writer
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
+	run *testutil.Running
 }
 
 // startWriter runs a Writer until stop or the end of the test, which
 // checks that Run returned nil.
 func startWriter(t testing.TB, cli *clientv3.Client, fence taskstore.Fence, opts taskstore.Config) *writer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &writer{Writer: taskstore.NewWriter(cli, prefix, fence, opts), cancel: cancel, done: make(chan error, 1)}
-	go func() { w.done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		if err := w.stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	w := &writer{Writer: taskstore.NewWriter(cli, prefix, fence, opts)}
+	w.run = testutil.Go(t, w.Run)
 	return w
 }
 
 // stop cancels Run and waits for it.
-func (w *writer) stop() error {
-	w.once.Do(func() {
-		w.cancel()
-		select {
-		case err := <-w.done:
-			if err != nil {
-				w.err = fmt.Errorf("Run returned %w", err)
-			}
-		case <-time.After(10 * time.Second):
-			w.err = fmt.Errorf("Run did not return 10s after its context ended")
-		}
-	})
-	return w.err
-}
+func (w *writer) stop() error { return w.run.Stop() }
 
 func options(retention time.Duration) taskstore.Config {
 	o := taskstore.DefaultConfig()

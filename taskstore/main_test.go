@@ -3,9 +3,8 @@ package taskstore_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+// TestMain fails the tests when goroutines outlive them.
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }

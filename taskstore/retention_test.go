@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -67,7 +68,7 @@ func TestRetention(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	eventually(t, 4*time.Second, "completed records still there", func() bool { return count(t, cli) == 0 })
+	testutil.Eventually(t, 4*time.Second, "completed records still there", func() bool { return count(t, cli) == 0 })
 	t.Logf("records gone %s after the last completion", time.Since(completed[n-1]).Round(100*time.Millisecond))
 }
 

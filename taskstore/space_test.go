@@ -1,17 +1,16 @@
 package taskstore_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -62,10 +61,7 @@ func TestNoSpaceIsReportedAndRecovers(t *testing.T) {
 	w := startWriter(t, cli, newFence(t, cli), options(time.Minute))
 	alarms := taskstore.NewAlarms(cli, nil)
 	alarms.Interval = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = alarms.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	testutil.Go(t, alarms.Run)
 
 	r := pending(1)
 	if err := w.Put(t.Context(), r); err != nil {
@@ -80,7 +76,7 @@ func TestNoSpaceIsReportedAndRecovers(t *testing.T) {
 	if err := w.Complete(t.Context(), done(r)); !errors.Is(err, taskstore.ErrNoSpace) {
 		t.Fatalf("Complete on a full etcd: %v, want ErrNoSpace", err)
 	}
-	eventually(t, 10*time.Second, "the NOSPACE alarm shown", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the NOSPACE alarm shown", func() bool {
 		return slices.Equal(alarms.Active(), []string{"NOSPACE"})
 	})
 	if got := alarms.Reason(); !strings.HasPrefix(got, "etcd is out of space (NOSPACE alarm): ") {
@@ -94,5 +90,5 @@ func TestNoSpaceIsReportedAndRecovers(t *testing.T) {
 	if err := w.Complete(t.Context(), done(r)); err != nil {
 		t.Fatalf("Complete after space was freed: %v", err)
 	}
-	eventually(t, 10*time.Second, "the alarm cleared", func() bool { return alarms.Active() == nil && alarms.Reason() == "" })
+	testutil.Eventually(t, 10*time.Second, "the alarm cleared", func() bool { return alarms.Active() == nil && alarms.Reason() == "" })
 }

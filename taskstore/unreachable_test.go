@@ -3,11 +3,10 @@ package taskstore_test
 import (
 	"context"
 	"errors"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -16,17 +15,7 @@ import (
 // running, and once etcd is back the same Writer commits again.
 func TestEtcdUnreachable(t *testing.T) {
 	const timeout = time.Second
-	dir := t.TempDir()
-	srv := startEtcd(t, dir, 0)
-	_, portText, err := net.SplitHostPort(srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli := newClient(t, srv.Endpoint())
+	srv, cli := newEtcd(t)
 	opts := options(0)
 	opts.Timeout = timeout
 	w := startWriter(t, cli, newFence(t, cli), opts)
@@ -34,11 +23,11 @@ func TestEtcdUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv.Close()
+	srv.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*timeout)
 	defer cancel()
 	start := time.Now()
-	err = w.Put(ctx, pending(2))
+	err := w.Put(ctx, pending(2))
 	took := time.Since(start)
 	t.Logf("Put with etcd down: after %s: %v", took.Round(time.Millisecond), err)
 	if err == nil || errors.Is(err, taskstore.ErrFenced) {
@@ -51,9 +40,9 @@ func TestEtcdUnreachable(t *testing.T) {
 		t.Errorf("stats %+v, want an error counted", s)
 	}
 
-	startEtcd(t, dir, port)
+	srv.Restart()
 	r := pending(3)
-	eventually(t, 15*time.Second, "Put never succeeded after etcd came back", func() bool {
+	testutil.Eventually(t, 15*time.Second, "Put never succeeded after etcd came back", func() bool {
 		return w.Put(t.Context(), r) == nil
 	})
 	if _, _, ok := get(t, cli, r.UUID); !ok {
@@ -69,11 +58,11 @@ func TestStopWhileEtcdDown(t *testing.T) {
 	opts := options(0)
 	opts.Timeout = 30 * time.Second
 	w := startWriter(t, cli, newFence(t, cli), opts)
-	srv.Close()
+	srv.Stop()
 
 	putErr := make(chan error, 1)
 	go func() { putErr <- w.Put(context.Background(), pending(1)) }()
-	eventually(t, 5*time.Second, "txn not sent", func() bool { return w.Stats().Txns == 1 })
+	testutil.Eventually(t, 5*time.Second, "txn not sent", func() bool { return w.Stats().Txns == 1 })
 
 	start := time.Now()
 	if err := w.stop(); err != nil {

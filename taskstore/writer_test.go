@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -259,7 +260,7 @@ func TestSameKeyOrder(t *testing.T) {
 	wg.Go(func() { errs <- w.Put(t.Context(), first) })
 	<-arrived
 	wg.Go(func() { errs <- w.Put(t.Context(), second) })
-	eventually(t, 5*time.Second, "second write not queued", func() bool { return w.Stats().Queued == 1 })
+	testutil.Eventually(t, 5*time.Second, "second write not queued", func() bool { return w.Stats().Queued == 1 })
 
 	// Writes of other keys wait behind the txn in flight until they make a
 	// full batch; then they go through the free slot.
@@ -274,7 +275,7 @@ func TestSameKeyOrder(t *testing.T) {
 	for i := range maxBatch - 2 {
 		putOther(i)
 	}
-	eventually(t, 5*time.Second, "other writes not queued", func() bool { return w.Stats().Queued == maxBatch-1 })
+	testutil.Eventually(t, 5*time.Second, "other writes not queued", func() bool { return w.Stats().Queued == maxBatch-1 })
 	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if s := w.Stats(); s.Txns != 1 {
 			t.Fatalf("stats %+v: a second txn started without a full batch waiting", s)
@@ -308,7 +309,7 @@ func TestRunStops(t *testing.T) {
 	// A Put made before Run starts waits for it.
 	putErr := make(chan error, 1)
 	go func() { putErr <- w.Put(context.Background(), pending(1)) }()
-	eventually(t, 5*time.Second, "Put not queued", func() bool { return w.Stats().Queued == 1 })
+	testutil.Eventually(t, 5*time.Second, "Put not queued", func() bool { return w.Stats().Queued == 1 })
 	if len(putErr) != 0 {
 		t.Fatalf("Put returned before Run: %v", <-putErr)
 	}

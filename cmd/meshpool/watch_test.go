@@ -26,16 +26,15 @@ func TestWatchJSONKeepsStdoutJSON(t *testing.T) {
 
 	var stdout, stderr testutil.Buffer
 	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"watch", "--server", b.ClientURL(), "--json"}) }()
+	watch := testutil.Go(t, func(ctx context.Context) error {
+		return m.Run(ctx, []string{"watch", "--server", b.ClientURL(), "--json"})
+	})
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := watch.Stop(); err != nil {
 			t.Errorf("watch: %v", err)
 		}
 	}()
-	waitFor(t, "watch subscribed", func() bool { return strings.Contains(stderr.String(), "watching") })
+	testutil.Eventually(t, 10*time.Second, "watch subscribed", func() bool { return strings.Contains(stderr.String(), "watching") })
 
 	nc, err := nats.Connect(b.ClientURL())
 	if err != nil {
@@ -66,8 +65,8 @@ func TestWatchJSONKeepsStdoutJSON(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "two results on stdout", func() bool { return strings.Count(stdout.String(), "\n") >= 2 })
-	waitFor(t, "the malformed messages on stderr", func() bool {
+	testutil.Eventually(t, 10*time.Second, "two results on stdout", func() bool { return strings.Count(stdout.String(), "\n") >= 2 })
+	testutil.Eventually(t, 10*time.Second, "the malformed messages on stderr", func() bool {
 		return strings.Contains(stderr.String(), "malformed result") && strings.Contains(stderr.String(), "malformed event")
 	})
 	for _, l := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
@@ -75,16 +74,5 @@ func TestWatchJSONKeepsStdoutJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &v); err != nil || v.Type != "result" {
 			t.Errorf("stdout line %q is not a JSON result (%v)", l, err)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -19,14 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/meshpool/meshpool/e2e/netns"
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 func TestCommandRunsInsideTheHost(t *testing.T) {
 	n := netns.New(t, "cmd")
@@ -70,7 +67,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	// resolution on a busy machine): poll, as every other check here does.
 	for _, p := range all {
 		var err error
-		eventually(t, 5*time.Second, p[0].Name+" → "+p[1].Name+" before the partition", func() bool {
+		testutil.Eventually(t, 5*time.Second, p[0].Name+" → "+p[1].Name+" before the partition", func() bool {
 			err = hello(p[0], p[1])
 			return err == nil
 		})
@@ -94,7 +91,7 @@ func TestPartitionAndHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	healed := time.Now()
-	eventually(t, 5*time.Second, "every host reaches every other after Heal", func() bool {
+	testutil.Eventually(t, 5*time.Second, "every host reaches every other after Heal", func() bool {
 		for _, p := range all {
 			if hello(p[0], p[1]) != nil {
 				return false
@@ -238,7 +235,7 @@ func TestClusterAcrossHosts(t *testing.T) {
 	}
 
 	var st clusterStatus
-	eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
+	testutil.Eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
 		var err error
 		st, err = status()
 		return err == nil && len(st.Members) == 3 && st.Master != nil && st.Term > 0
@@ -264,7 +261,7 @@ func TestClusterAcrossHosts(t *testing.T) {
 		return true
 	}
 	ids := []string{st.Members[0].ID, st.Members[1].ID, st.Members[2].ID}
-	eventually(t, 20*time.Second, "every node routed with both peers", func() bool { return routed(nodes, 2, ids...) })
+	testutil.Eventually(t, 20*time.Second, "every node routed with both peers", func() bool { return routed(nodes, 2, ids...) })
 	t.Logf("3 nodes started to fully routed with master %s: %s", st.Master.ID, time.Since(started).Round(time.Millisecond))
 
 	// Cut off a worker.
@@ -287,12 +284,12 @@ func TestClusterAcrossHosts(t *testing.T) {
 	}
 	cut := time.Now()
 	deadline := ttl + 2*time.Second
-	eventually(t, deadline, "the partitioned worker gone from etcd", func() bool {
+	testutil.Eventually(t, deadline, "the partitioned worker gone from etcd", func() bool {
 		s, err := status()
 		return err == nil && len(s.Members) == 2 && !s.member(worker.ID)
 	})
 	t.Logf("partition of %s to gone from etcd: %s (ttl %s)", worker.ID, time.Since(cut).Round(time.Millisecond), ttl)
-	eventually(t, deadline-time.Since(cut), "the others drop the worker from members and routes", func() bool {
+	testutil.Eventually(t, deadline-time.Since(cut), "the others drop the worker from members and routes", func() bool {
 		return routed(others, 1, otherIDs...)
 	})
 	t.Logf("partition of %s to dropped by both others (members and routes): %s", worker.ID, time.Since(cut).Round(time.Millisecond))
@@ -302,19 +299,19 @@ func TestClusterAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	healed := time.Now()
-	eventually(t, 20*time.Second, "the worker registered again", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the worker registered again", func() bool {
 		s, err := status()
 		return err == nil && len(s.Members) == 3 && s.member(worker.ID)
 	})
 	t.Logf("heal to registered again: %s", time.Since(healed).Round(time.Millisecond))
-	eventually(t, 20*time.Second, "every node routed with both peers again", func() bool { return routed(nodes, 2, ids...) })
+	testutil.Eventually(t, 20*time.Second, "every node routed with both peers again", func() bool { return routed(nodes, 2, ids...) })
 	t.Logf("heal to fully routed again: %s", time.Since(healed).Round(time.Millisecond))
 
 	before, err := nodeView(w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the worker completes tasks again", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the worker completes tasks again", func() bool {
 		s, err := nodeView(w)
 		return err == nil && s.Worker.Completed > before.Worker.Completed
 	})
@@ -363,7 +360,7 @@ func startEtcd(t *testing.T, h *netns.Host) string {
 		"--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
 		"--initial-cluster", "netns="+purl, "--log-level", "error", "--logger", "zap")
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true}}
-	eventually(t, 20*time.Second, "etcd serves /health", func() bool {
+	testutil.Eventually(t, 20*time.Second, "etcd serves /health", func() bool {
 		resp, err := hc.Get(curl + "/health")
 		if err != nil {
 			return false
@@ -372,15 +369,4 @@ func startEtcd(t *testing.T, h *netns.Host) string {
 		return resp.StatusCode == http.StatusOK
 	})
 	return client
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout.Round(time.Millisecond), what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/meshpool/meshpool/internal/embedetcd"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/pki"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
 
 // etcd's address in these tests: its certificate is for it.
@@ -71,11 +72,9 @@ func must(t *testing.T, err error) {
 // with an error that says what failed.
 func TestConnectSecure(t *testing.T) {
 	f := writePKI(t)
-	srv, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Host: etcdIP, CertFile: f.server, KeyFile: f.serverKey, ClientCAFile: f.ca})
-	must(t, err)
-	t.Cleanup(srv.Close)
+	srv := etcdtest.Start(t, embedetcd.Config{Host: etcdIP, CertFile: f.server, KeyFile: f.serverKey, ClientCAFile: f.ca})
 	const password = "s3cret-etcd-password"
-	must(t, srv.EnableAuth(t.Context(), "root-password",
+	must(t, srv.Embedded().EnableAuth(t.Context(), "root-password",
 		embedetcd.User{Name: "meshpool", Password: password, Prefix: "/meshpool"},
 		embedetcd.User{Name: "other", Password: "other-password", Prefix: "/other"}))
 	ep := srv.Endpoint()
@@ -143,9 +142,7 @@ func TestConnectSecure(t *testing.T) {
 // expired is a TLS error at once, not a timeout.
 func TestConnectExpiredServerCertificate(t *testing.T) {
 	f := writePKI(t)
-	srv, err := embedetcd.Start(embedetcd.Config{Dir: t.TempDir(), Host: etcdIP, CertFile: f.expiredServer, KeyFile: f.expServerKey})
-	must(t, err)
-	t.Cleanup(srv.Close)
+	srv := etcdtest.Start(t, embedetcd.Config{Host: etcdIP, CertFile: f.expiredServer, KeyFile: f.expServerKey})
 	start := time.Now()
 	cli, err := etcdclient.Connect(t.Context(), etcdclient.Options{Endpoints: []string{"https://" + srv.Endpoint()}, DialTimeout: 2 * time.Second, CACert: f.ca}, "/meshpool/nodes/", nil)
 	if err == nil {

@@ -19,12 +19,13 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
 	"github.com/meshpool/meshpool/internal/etcdwatch"
+	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
 
 const (
@@ -89,7 +90,7 @@ func TestFollowsPutsAndDeletes(t *testing.T) {
 	// etcd sends a watch that starts at a past revision the events since
 	// then within 100ms (its sync loop): a watch from the Get's revision,
 	// instead of the next one, would replay the Get's last event here.
-	consistently(t, 300*time.Millisecond, func() error {
+	testutil.ConsistentlyNil(t, 300*time.Millisecond, func() error {
 		if n := r.count(); n != 1 {
 			return fmt.Errorf("%d snapshots without any change, at revisions %v", n, revisionsOf(r.all()))
 		}
@@ -389,7 +390,7 @@ func TestResync(t *testing.T) {
 			name: "etcd replaced by an empty one",
 			change: func(t *testing.T, env *env) {
 				env.proxy.cut()
-				env.etcd.replace(t)
+				env.etcd.Replace()
 				env.proxy.restore(t)
 				put(t, env.direct, prefix+"new", "on the new etcd")
 			},
@@ -487,7 +488,7 @@ func TestReplacedEtcdIsNoticed(t *testing.T) {
 			}
 
 			env.proxy.cut()
-			env.etcd.replace(t)
+			env.etcd.Replace()
 			env.proxy.restore(t)
 			put(t, env.direct, prefix+"new", "on the new etcd")
 			tt.notice(t, env, m, mark)
@@ -533,10 +534,10 @@ func TestRunStopsPromptly(t *testing.T) {
 			reach: func(t *testing.T, env *env, r *runner, _ *logRecorder) {
 				r.waitFor(t, "a first snapshot", anySnapshot)
 				env.proxy.cut()
-				env.etcd.close()
+				env.etcd.Stop()
 				accepted := env.proxy.accepts()
 				env.proxy.restore(t)
-				eventually(t, 5*time.Second, func() error {
+				testutil.EventuallyNil(t, 5*time.Second, func() error {
 					if env.proxy.accepts() == accepted {
 						return errors.New("the client has not tried to reconnect")
 					}
@@ -547,11 +548,11 @@ func TestRunStopsPromptly(t *testing.T) {
 		{
 			name:      "first Get to a closed etcd",
 			configure: func(m *etcdwatch.Mirror) { m.RequestTimeout = time.Minute },
-			before:    func(_ *testing.T, env *env) { env.etcd.close() },
+			before:    func(_ *testing.T, env *env) { env.etcd.Stop() },
 			reach: func(t *testing.T, env *env, _ *runner, _ *logRecorder) {
 				// The client connects lazily: a connection means the Get
 				// has started.
-				eventually(t, 5*time.Second, func() error {
+				testutil.EventuallyNil(t, 5*time.Second, func() error {
 					if env.proxy.accepts() == 0 {
 						return errors.New("the client has not tried to connect")
 					}
@@ -565,9 +566,9 @@ func TestRunStopsPromptly(t *testing.T) {
 				m.RequestTimeout = 100 * time.Millisecond
 				m.MinBackoff, m.MaxBackoff = time.Minute, time.Minute
 			},
-			before: func(_ *testing.T, env *env) { env.etcd.close() },
+			before: func(_ *testing.T, env *env) { env.etcd.Stop() },
 			reach: func(t *testing.T, _ *env, _ *runner, logs *logRecorder) {
-				eventually(t, 5*time.Second, func() error {
+				testutil.EventuallyNil(t, 5*time.Second, func() error {
 					if logs.count(msgInterrupted) == 0 {
 						return errors.New("no failed Get yet")
 					}
@@ -607,7 +608,7 @@ func TestRunStopsPromptly(t *testing.T) {
 			if tt.etcdUp {
 				// The client stays open: a watch the mirror did not end
 				// would keep its goroutines until the client closes.
-				eventually(t, 5*time.Second, func() error {
+				testutil.EventuallyNil(t, 5*time.Second, func() error {
 					if n := clientWatchGoroutines(); n > 0 {
 						return fmt.Errorf("%d goroutines of the client's watch left after Run returned", n)
 					}
@@ -620,38 +621,10 @@ func TestRunStopsPromptly(t *testing.T) {
 
 // --- helpers ---
 
-// eventually polls cond every 10ms until it returns nil, and fails the test
-// with its last error if that takes longer than timeout.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// consistently polls cond every 10ms for d and fails the test as soon as it
-// returns an error.
-func consistently(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if err := cond(); err != nil {
-			t.Fatalf("within %s: %v", d, err)
-		}
-	}
-}
-
 // env is an embedded etcd, a client straight to it, and a client that goes
 // through a proxy, for the mirror.
 type env struct {
-	etcd      *etcdServer
+	etcd      *etcdtest.Server
 	direct    *clientv3.Client
 	proxy     *proxy
 	mirrorCli *clientv3.Client
@@ -659,87 +632,21 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := startEtcd(t)
-	p := startProxy(t, e.endpoint())
-	return &env{etcd: e, direct: newClient(t, e.endpoint()), proxy: p, mirrorCli: newClient(t, p.addr)}
-}
-
-// etcdServer is an embedded etcd on fixed ports, so that it can be replaced.
-type etcdServer struct {
-	cfg embedetcd.Config
-	srv *embedetcd.Server
-}
-
-func startEtcd(t *testing.T) *etcdServer {
-	t.Helper()
-	ports := freePorts(t, 2)
-	e := &etcdServer{cfg: embedetcd.Config{Dir: t.TempDir(), ClientPort: ports[0], PeerPort: ports[1]}}
-	e.start(t)
-	t.Cleanup(e.close)
-	return e
-}
-
-func (e *etcdServer) start(t *testing.T) {
-	t.Helper()
-	srv, err := embedetcd.Start(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv = srv
-}
-
-// close stops etcd; safe to call twice.
-func (e *etcdServer) close() {
-	if e.srv != nil {
-		e.srv.Close()
-		e.srv = nil
-	}
-}
-
-// replace stops etcd and starts an empty one on the same ports.
-func (e *etcdServer) replace(t *testing.T) {
-	t.Helper()
-	e.close()
-	e.cfg.Dir = t.TempDir()
-	e.start(t)
-}
-
-func (e *etcdServer) endpoint() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(e.cfg.ClientPort))
-}
-
-// freePorts returns n distinct free ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
+	e := etcdtest.Start(t, embedetcd.Config{})
+	p := startProxy(t, e.Endpoint())
+	return &env{etcd: e, direct: newClient(t, e.Endpoint()), proxy: p, mirrorCli: newClient(t, p.addr)}
 }
 
 // newClient returns a client that reconnects quickly after an outage.
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
-		DialTimeout: 2 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+	return etcdtest.Client(t, endpoint, func(c *clientv3.Config) {
+		c.DialTimeout = 2 * time.Second
+		c.DialOptions = []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond},
 			MinConnectTimeout: 2 * time.Second,
-		})},
-		Logger: zap.NewNop(),
+		})}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
 }
 
 func put(t *testing.T, cli *clientv3.Client, key, val string) int64 {
@@ -826,28 +733,17 @@ func newMirror(t *testing.T, cli *clientv3.Client, p string) (*etcdwatch.Mirror,
 
 // runner is a Mirror's Run in the background, with the snapshots it delivered.
 type runner struct {
-	cancel context.CancelFunc
-	done   chan error
+	run *testutil.Running
 
 	mu    sync.Mutex
 	snaps []etcdwatch.Snapshot
-
-	stopOnce sync.Once
-	took     time.Duration
-	err      error
 }
 
 // run starts m.Run until the test ends (or stop).
 func run(t *testing.T, m *etcdwatch.Mirror) *runner {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &runner{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- m.Run(ctx, r.onChange) }()
-	t.Cleanup(func() {
-		if _, err := r.stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	r := &runner{}
+	r.run = testutil.Go(t, func(ctx context.Context) error { return m.Run(ctx, r.onChange) })
 	return r
 }
 
@@ -860,20 +756,8 @@ func (r *runner) onChange(s etcdwatch.Snapshot) {
 // stop cancels Run's context and says how long Run took to return, and an
 // error if it returned one or did not return; safe to call twice.
 func (r *runner) stop() (time.Duration, error) {
-	r.stopOnce.Do(func() {
-		start := time.Now()
-		r.cancel()
-		select {
-		case err := <-r.done:
-			r.took = time.Since(start)
-			if err != nil {
-				r.err = fmt.Errorf("Run returned %w, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			r.took, r.err = time.Since(start), errors.New("Run did not return 10s after its context ended")
-		}
-	})
-	return r.took, r.err
+	err := r.run.Stop()
+	return r.run.Took(), err
 }
 
 func (r *runner) all() []etcdwatch.Snapshot {
@@ -893,7 +777,7 @@ func (r *runner) count() int {
 func (r *runner) waitFor(t *testing.T, what string, cond func(etcdwatch.Snapshot) error) etcdwatch.Snapshot {
 	t.Helper()
 	var last etcdwatch.Snapshot
-	eventually(t, 10*time.Second, func() error {
+	testutil.EventuallyNil(t, 10*time.Second, func() error {
 		snaps := r.all()
 		if len(snaps) == 0 {
 			return fmt.Errorf("waiting for %s: no snapshot", what)
@@ -910,7 +794,7 @@ func (r *runner) waitFor(t *testing.T, what string, cond func(etcdwatch.Snapshot
 // next waits for snapshot number seen (counting from 0) and returns it.
 func (r *runner) next(t *testing.T, what string, seen int) etcdwatch.Snapshot {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	testutil.EventuallyNil(t, 10*time.Second, func() error {
 		if r.count() <= seen {
 			return fmt.Errorf("waiting for %s: none yet", what)
 		}

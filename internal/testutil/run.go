@@ -1,0 +1,71 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stopWait is how long Stop waits for a run to return once its context ended.
+const stopWait = 10 * time.Second
+
+// Running is a function Go runs in the background.
+type Running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // what run returned, once done is closed
+
+	once    sync.Once
+	took    time.Duration
+	stopErr error
+}
+
+// Go runs run in a goroutine, with a context that ends at Stop or at the
+// end of the test; the test then fails if run returned an error or did not
+// return within 10 s. It is the shape of every component's Run(ctx) error.
+func Go(t testing.TB, run func(ctx context.Context) error) *Running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Running{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = run(ctx)
+	}()
+	t.Cleanup(func() {
+		if err := r.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
+// Stop ends run's context and waits for it to return. It returns run's
+// error, or one saying run did not return within 10 s. Later calls return
+// the first one's answer.
+func (r *Running) Stop() error {
+	r.once.Do(func() {
+		start := time.Now()
+		r.cancel()
+		select {
+		case <-r.done:
+			r.took = time.Since(start)
+			if r.err != nil {
+				r.stopErr = fmt.Errorf("Run returned %w", r.err)
+			}
+		case <-time.After(stopWait):
+			r.took, r.stopErr = time.Since(start), fmt.Errorf("Run did not return %s after its context ended", stopWait)
+		}
+	})
+	return r.stopErr
+}
+
+// Took is how long the first Stop waited for run to return.
+func (r *Running) Took() time.Duration {
+	r.Stop()
+	return r.took
+}
+
+// Done is closed when run has returned.
+func (r *Running) Done() <-chan struct{} { return r.done }

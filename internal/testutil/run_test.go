@@ -1,0 +1,30 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGo(t *testing.T) {
+	r := &recorder{TB: t}
+	ran := Go(r, func(ctx context.Context) error { <-ctx.Done(); return nil })
+	if err := ran.Stop(); err != nil || ran.Took() > time.Second {
+		t.Fatalf("a run that ends with its context: Stop = %v after %s", err, ran.Took())
+	}
+	if err := ran.Stop(); err != nil {
+		t.Fatalf("Stop again: %v", err)
+	}
+	select {
+	case <-ran.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
+	}
+
+	failing := Go(r, func(ctx context.Context) error { <-ctx.Done(); return errors.New("broken") })
+	if err := failing.Stop(); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("a run that returns an error: Stop = %v", err)
+	}
+}
