@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -11,77 +10,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/client"
-	"github.com/meshpool/meshpool/internal/audit"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
 )
-
-// durable returns a cluster tuned for submitted work: no demo generator.
-func durable(t *testing.T, tune func(*node.Config)) *cluster {
-	return newCluster(t, func(cfg *node.Config) {
-		cfg.TaskInterval = 0
-		cfg.TaskTimeout = 3 * time.Second
-		cfg.ResultRetention = time.Minute
-		if tune != nil {
-			tune(cfg)
-		}
-	})
-}
-
-func clientURL(t *testing.T, n *node.Node) string {
-	t.Helper()
-	for _, m := range n.Status().Members {
-		if m.ID == n.ID() {
-			return m.ClientURL
-		}
-	}
-	t.Fatalf("%s does not list itself", n.ID())
-	return ""
-}
-
-func dial(t *testing.T, n *node.Node) *client.Client {
-	t.Helper()
-	c, err := client.Dial(clientURL(t, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := c.Follow(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// waitResult waits, boundedly, for the result of an accepted task.
-func waitResult(t *testing.T, cl *client.Client, id string) (message.Result, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	return cl.Wait(ctx, id)
-}
-
-func startAudit(t *testing.T, c *cluster) *audit.Audit {
-	t.Helper()
-	a, err := audit.Start(t.Context(), c.cli, c.cfg.Prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	return a
-}
-
-func checkInvariant(t *testing.T, a *audit.Audit, accepted []string) {
-	t.Helper()
-	testutil.Eventually(t, 20*time.Second, "every accepted task recorded", func() bool { return a.Recorded(accepted) == len(accepted) })
-	rep, err := a.Check(accepted)
-	if err != nil || !rep.OK() {
-		t.Fatalf("invariant broken: %s; %v; stale: %v", rep, err, rep.Stale)
-	}
-	t.Logf("invariant holds: %s", rep)
-}
 
 func TestSubmitIsRecordedAnsweredAndNotRunTwice(t *testing.T) {
 	c := durable(t, nil)

@@ -3,6 +3,8 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,4 +233,57 @@ func TestResultAfterTaskTimeoutIsRecordedAndCounted(t *testing.T) {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 	testutil.Eventually(t, 5*time.Second, "the late result counted", func() bool { return master.Status().Dispatch.LateResults >= 1 })
+}
+
+// results follows the results subject through one node's client port.
+type results struct {
+	mu   sync.Mutex
+	all  []message.Result
+	bad  []string
+	conn *nats.Conn
+}
+
+func watchResults(t *testing.T, n *node.Node) *results {
+	t.Helper()
+	url := clientURL(t, n)
+	conn, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("cannot connect to %s: %v", url, err)
+	}
+	t.Cleanup(conn.Close)
+	r := &results{conn: conn}
+	_, err = conn.Subscribe(message.SubjectResults, func(msg *nats.Msg) {
+		res, err := message.DecodeResult(msg.Data)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err != nil {
+			r.bad = append(r.bad, err.Error())
+			return
+		}
+		r.all = append(r.all, res)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *results) snapshot() []message.Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.all)
+}
+
+// since returns the results whose predicate holds.
+func (r *results) count(pred func(message.Result) bool) int {
+	n := 0
+	for _, res := range r.snapshot() {
+		if pred(res) {
+			n++
+		}
+	}
+	return n
 }
