@@ -59,10 +59,8 @@ type node struct {
 	logs *logCounter
 	lt   *leadTracker
 
-	stepDown chan struct{} // makes the running lead callback return early
-	cancel   context.CancelFunc
-	done     chan struct{}
-	runErr   error
+	stepDown chan struct{}     // makes the running lead callback return early
+	run      *testutil.Running // el.Run in the background
 
 	term  atomic.Int64 // term of the running lead callback, 0 if none
 	mu    sync.Mutex
@@ -72,7 +70,7 @@ type node struct {
 
 func startNode(t *testing.T, cli *clientv3.Client, id string, lt *leadTracker) *node {
 	t.Helper()
-	n := &node{t: t, id: id, lt: lt, logs: newLogCounter(id), stepDown: make(chan struct{}, 1), done: make(chan struct{})}
+	n := &node{t: t, id: id, lt: lt, logs: newLogCounter(id), stepDown: make(chan struct{}, 1)}
 	cfg := election.DefaultConfig()
 	cfg.Prefix, cfg.TTL, cfg.Logger = testPrefix, testTTL, slog.New(n.logs)
 	el, err := election.New(cli, id, cfg)
@@ -80,13 +78,8 @@ func startNode(t *testing.T, cli *clientv3.Client, id string, lt *leadTracker) *
 		t.Fatal(err)
 	}
 	n.el = el
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	go func() {
-		defer close(n.done)
-		n.runErr = el.Run(ctx, n.lead)
-	}()
-	t.Cleanup(n.stop)
+	n.run = testutil.Go(t, func(ctx context.Context) error { return el.Run(ctx, n.lead) })
+	t.Cleanup(n.stop) // runs before Go's own check, to name the node
 	return n
 }
 
@@ -111,20 +104,20 @@ func (n *node) lead(ctx context.Context, l election.Leadership) {
 // stop ends Run and checks that it returns nil, in bounded time.
 func (n *node) stop() {
 	n.t.Helper()
-	n.cancel()
+	err := n.run.Stop()
 	select {
-	case <-n.done:
-	case <-time.After(10 * time.Second):
+	case <-n.run.Done():
+	default:
 		n.t.Fatalf("%s: Run did not return after its context ended", n.id)
 	}
-	if n.runErr != nil {
-		n.t.Errorf("%s: Run returned %v", n.id, n.runErr)
+	if err != nil {
+		n.t.Errorf("%s: %v", n.id, err)
 	}
 }
 
 func (n *node) running() bool {
 	select {
-	case <-n.done:
+	case <-n.run.Done():
 		return false
 	default:
 		return true

@@ -12,6 +12,7 @@ import (
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/embedetcd"
 	"github.com/meshpool/meshpool/internal/tcpproxy"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
 
@@ -47,10 +48,8 @@ func TestCutOffLeaderStepsDownBeforeItsLeaseExpires(t *testing.T) {
 	}
 	leading := make(chan election.Leadership, 1)
 	ended := make(chan lost, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	// Run's error is not checked: the cut may end it either way.
+	run := testutil.Go(t, func(ctx context.Context) error {
 		_ = el.Run(ctx, func(lctx context.Context, l election.Leadership) {
 			select {
 			case leading <- l:
@@ -60,8 +59,9 @@ func TestCutOffLeaderStepsDownBeforeItsLeaseExpires(t *testing.T) {
 			<-lctx.Done()
 			ended <- lost{at: time.Now(), cause: context.Cause(lctx), valid: l.Valid()}
 		})
-	}()
-	defer func() { cancel(); <-done }()
+		return nil
+	})
+	defer run.Stop() // before cli.Close and proxy.Close; Go's cleanup reports a Run that outlived 10 s
 
 	var l election.Leadership
 	select {

@@ -40,9 +40,8 @@ type cluster struct {
 }
 
 type running struct {
-	n    *node.Node
-	stop context.CancelFunc
-	done chan struct{}
+	n   *node.Node
+	run *testutil.Running // n.Run in the background
 }
 
 func newCluster(t *testing.T, tune func(*node.Config)) *cluster {
@@ -90,14 +89,7 @@ func (c *cluster) start() *node.Node {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{n: n, stop: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		if err := n.Run(ctx); err != nil {
-			c.t.Errorf("node %s: %v", n.ID(), err)
-		}
-	}()
+	r := &running{n: n, run: testutil.Go(c.t, n.Run)}
 	c.mu.Lock()
 	c.nodes[n.ID()] = r
 	c.mu.Unlock()
@@ -130,10 +122,13 @@ func (c *cluster) stop(id string) {
 	if r == nil {
 		return
 	}
-	r.stop()
+	err := r.run.StopWithin(30 * time.Second)
 	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
+	case <-r.run.Done():
+		if err != nil {
+			c.t.Errorf("node %s: %v", id, err)
+		}
+	default:
 		c.t.Errorf("node %s did not stop within 30s", id)
 	}
 }

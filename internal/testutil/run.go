@@ -44,7 +44,12 @@ func Go(t testing.TB, run func(ctx context.Context) error) *Running {
 // Stop ends run's context and waits for it to return. It returns run's
 // error, or one saying run did not return within 10 s. Later calls return
 // the first one's answer.
-func (r *Running) Stop() error {
+func (r *Running) Stop() error { return r.StopWithin(stopWait) }
+
+// StopWithin is Stop waiting up to wait instead of 10 s, for a run that
+// takes longer to wind down (a whole node). Only the first Stop or
+// StopWithin waits; later calls return its answer.
+func (r *Running) StopWithin(wait time.Duration) error {
 	r.once.Do(func() {
 		start := time.Now()
 		r.cancel()
@@ -54,8 +59,8 @@ func (r *Running) Stop() error {
 			if r.err != nil {
 				r.stopErr = fmt.Errorf("Run returned %w", r.err)
 			}
-		case <-time.After(stopWait):
-			r.took, r.stopErr = time.Since(start), fmt.Errorf("Run did not return %s after its context ended", stopWait)
+		case <-time.After(wait):
+			r.took, r.stopErr = time.Since(start), fmt.Errorf("Run did not return %s after its context ended", wait)
 		}
 	})
 	return r.stopErr

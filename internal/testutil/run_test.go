@@ -28,3 +28,14 @@ func TestGo(t *testing.T) {
 		t.Fatalf("a run that returns an error: Stop = %v", err)
 	}
 }
+
+func TestStopWithinTimesOut(t *testing.T) {
+	r := &recorder{TB: t}
+	release := make(chan struct{})
+	slow := Go(r, func(ctx context.Context) error { <-release; return nil })
+	if err := slow.StopWithin(50 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not return 50ms") {
+		t.Fatalf("a run that outlives its context: StopWithin = %v", err)
+	}
+	close(release)
+	<-slow.Done()
+}
