@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -132,16 +131,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-func freePort(t *testing.T, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // etcdProc is a real single-member etcd server process on 127.0.0.1 that
 // can be stopped and started again on the same data and ports.
 type etcdProc struct {
@@ -169,7 +158,7 @@ func newEtcd(t *testing.T) *etcdProc {
 	// The ports are free when picked but another test package running in
 	// parallel may take one before etcd binds it: then pick again.
 	for attempt := 1; ; attempt++ {
-		cport, pport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+		cport, pport := testutil.FreePort(t, "127.0.0.1"), testutil.FreePort(t, "127.0.0.1")
 		e.curl = fmt.Sprintf("http://127.0.0.1:%d", cport)
 		e.purl = fmt.Sprintf("http://127.0.0.1:%d", pport)
 		e.endpoint = fmt.Sprintf("127.0.0.1:%d", cport)

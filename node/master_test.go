@@ -16,6 +16,21 @@ import (
 
 // The master's state machine, without etcd or NATS (fakes_test.go).
 
+// placedOnA is a master with workers w-a and w-b, w-b the busier, and one
+// durable task of number 5 placed on w-a; it keeps what the master sends
+// and the executor of every record it writes.
+func placedOnA(t *testing.T) (*master, *sendings, *[]string) {
+	sent, puts := &sendings{}, &[]string{}
+	m := testMaster(t, func(c *masterConfig) {
+		c.send = sent.send
+		c.records = &fakeRecords{put: func(r taskstore.Record) error { *puts = append(*puts, r.Executor); return nil }}
+	})
+	m.table.setWorkers([]string{"w-a", "w-b"})
+	m.table.book.load["w-b"] = 5 // busier: the task goes to w-a first
+	submitted(t, m, 5)
+	return m, sent, puts
+}
+
 // A result that comes while its task is being placed (the worker answers
 // before its ack reaches the master) is recorded once, by the placement
 // when it ends.
@@ -57,23 +72,15 @@ func TestResultDuringPlacementIsRecordedOnce(t *testing.T) {
 // another worker, even one with more tasks, as the next attempt; the
 // first worker's late answer is still its result.
 func TestTimedOutTaskGoesToAnotherWorker(t *testing.T) {
-	var sent sendings
-	var puts []string
-	m := testMaster(t, func(c *masterConfig) {
-		c.send = sent.send
-		c.records = &fakeRecords{put: func(r taskstore.Record) error { puts = append(puts, r.Executor); return nil }}
-	})
-	m.table.setWorkers([]string{"w-a", "w-b"})
-	m.table.book.load["w-b"] = 5 // busier: the task goes to w-a first
-	submitted(t, m, 5)
+	m, sent, puts := placedOnA(t)
 	m.rescue(time.Now().Add(m.taskTimeout))
 	m.wg.Wait()
 	tasks := sent.all()
 	if len(tasks) != 2 || tasks[0].Executor != "w-a" || tasks[1].Executor != "w-b" || tasks[1].Attempt != 2 {
 		t.Fatalf("sendings %+v; want w-a as attempt 1, then w-b as attempt 2", tasks)
 	}
-	if fmt.Sprint(puts) != "[w-a w-b]" {
-		t.Fatalf("records written with executors %v, want [w-a w-b]: the move to w-b must be recorded before it is sent", puts)
+	if fmt.Sprint(*puts) != "[w-a w-b]" {
+		t.Fatalf("records written with executors %v, want [w-a w-b]: the move to w-b must be recorded before it is sent", *puts)
 	}
 	m.takeResult(resultOf(tasks[0]))
 	m.wg.Wait()
@@ -142,15 +149,7 @@ func TestFencedResultWriteIsSilent(t *testing.T) {
 
 // When a worker leaves, its tasks go to the others, recorded first.
 func TestLeaversTasksArePlacedOnOthers(t *testing.T) {
-	var sent sendings
-	var puts []string
-	m := testMaster(t, func(c *masterConfig) {
-		c.send = sent.send
-		c.records = &fakeRecords{put: func(r taskstore.Record) error { puts = append(puts, r.Executor); return nil }}
-	})
-	m.table.setWorkers([]string{"w-a", "w-b"})
-	m.table.book.load["w-b"] = 5
-	submitted(t, m, 5)
+	m, sent, puts := placedOnA(t)
 	mem := registry.Membership{Members: []registry.Record{{ID: "m-00000000"}, {ID: "w-b"}}}
 	m.setWorkers(mem)
 	m.reassign(mem)
@@ -159,8 +158,8 @@ func TestLeaversTasksArePlacedOnOthers(t *testing.T) {
 	if len(tasks) != 2 || tasks[1].Executor != "w-b" {
 		t.Fatalf("sendings %+v; want the task sent again, to w-b", tasks)
 	}
-	if fmt.Sprint(puts) != "[w-a w-b]" {
-		t.Fatalf("records written with executors %v, want [w-a w-b]", puts)
+	if fmt.Sprint(*puts) != "[w-a w-b]" {
+		t.Fatalf("records written with executors %v, want [w-a w-b]", *puts)
 	}
 	if n := m.stats.redispatched.Load(); n != 1 {
 		t.Fatalf("redispatched %d, want 1", n)

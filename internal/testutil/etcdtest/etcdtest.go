@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/testutil"
 )
 
 // Server is an embedded etcd that a test may stop, restart and replace. It
@@ -45,7 +46,7 @@ func Start(t testing.TB, cfg embedetcd.Config) *Server {
 	t.Cleanup(s.Stop)
 	for attempt := 1; ; attempt++ {
 		if !fixed {
-			s.cfg.ClientPort, s.cfg.PeerPort = freePort(t, cfg.Host), freePort(t, cfg.Host)
+			s.cfg.ClientPort, s.cfg.PeerPort = testutil.FreePort(t, cfg.Host), testutil.FreePort(t, cfg.Host)
 		}
 		err := s.start()
 		if err == nil {
@@ -136,14 +137,4 @@ func New(t testing.TB) (*Server, *clientv3.Client) {
 	t.Helper()
 	s := Start(t, embedetcd.Config{})
 	return s, Client(t, s.Endpoint())
-}
-
-func freePort(t testing.TB, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
