@@ -13,7 +13,7 @@ import (
 type Config struct {
 	// Prefix is the meshpool etcd prefix, like "/meshpool": it starts with a
 	// '/' and has no trailing '/'. The election keys live under
-	// Prefix(Prefix)+"/". Default "/meshpool".
+	// keyspace.Election(Prefix)+"/". Default "/meshpool".
 	Prefix string
 	// TTL is the session TTL: how long a crashed leader keeps its role. It
 	// must be whole seconds and at least 2s. Default 10s.
@@ -48,11 +48,6 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-// Prefix returns the election prefix under a meshpool prefix
-// (keyspace.Election). The candidates' keys are <Prefix(prefix)>/<lease ID
-// in hex>.
-func Prefix(prefix string) string { return keyspace.Election(prefix) }
 
 func (c Config) withDefaults() Config {
 	if c.Prefix == "" {

@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/meshpool/meshpool/internal/etcdwatch"
+	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // Why a leadership context ended, as context.Cause reports it.
@@ -44,7 +45,7 @@ var (
 type Election struct {
 	cli    *clientv3.Client
 	id     string
-	prefix string // Prefix(cfg.Prefix); the keys are prefix + "/" + lease
+	prefix string // keyspace.Election(cfg.Prefix); the keys are prefix + "/" + lease
 	ttl    time.Duration
 	tm     timing
 	log    *slog.Logger
@@ -72,7 +73,7 @@ func New(cli *clientv3.Client, nodeID string, cfg Config) (*Election, error) {
 	e := &Election{
 		cli:    cli,
 		id:     nodeID,
-		prefix: Prefix(cfg.Prefix),
+		prefix: keyspace.Election(cfg.Prefix),
 		ttl:    cfg.TTL,
 		tm:     newTiming(cfg.TTL),
 		log:    cfg.Logger,
@@ -358,8 +359,14 @@ func (c *candidate) lead(ctx context.Context, term int64, key string, lead func(
 	e := c.e
 	// Not a child of ctx, so that its cause says "stopping" rather than
 	// "context canceled"; watch ends it when ctx ends.
-	lctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	lctx, cancelCtx := context.WithCancelCause(context.WithoutCancel(ctx))
 	l := newLeadership(term, key)
+	// Whatever ends the leadership makes it invalid first, so that lead's
+	// code never sees its context ended while Valid still says true.
+	cancel := func(cause error) {
+		l.deadline.Store(0)
+		cancelCtx(cause)
+	}
 	if err := e.confirmLease(ctx, c.sess.Lease(), l); err != nil {
 		cancel(ErrLeaseExpiring)
 		e.log.Warn("won, but cannot confirm the session lease; not leading", "term", term, "err", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
@@ -43,9 +44,6 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ErrInvalidConfig", err)
 			}
 		})
-	}
-	if got := election.Prefix("/meshpool"); got != "/meshpool/election" {
-		t.Errorf("Prefix = %q", got)
 	}
 }
 
@@ -178,6 +176,9 @@ func TestLeadershipLost(t *testing.T) {
 			if c := old.lastCause(); !errors.Is(c, tt.cause) && !errors.Is(c, election.ErrKeyDeleted) {
 				t.Errorf("leadership ended with %v, want %v", c, tt.cause)
 			}
+			if old.validAtEnd() {
+				t.Error("Valid() still true once the leadership's context ended")
+			}
 			next := agreed(t, 2*time.Second, nodes...)
 			if next == old || next.term.Load() <= oldTerm {
 				t.Fatalf("%s leads with term %d after %s lost term %d", next.id, next.term.Load(), old.id, oldTerm)
@@ -303,7 +304,7 @@ func TestMaster(t *testing.T) {
 	b := startNode(t, newClient(t, srv.Endpoint()), "b", lt)
 	testutil.Eventually(t, 5*time.Second, "b campaigns", func() bool { return len(electionKeys(t, raw, "b")) == 1 })
 	for _, k := range []string{"x1", "x2", "x3"} {
-		if _, err := raw.Put(t.Context(), election.Prefix(testPrefix)+"/"+k, "foreign"); err != nil {
+		if _, err := raw.Put(t.Context(), keyspace.Election(testPrefix)+"/"+k, "foreign"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -336,7 +337,7 @@ func TestMaster(t *testing.T) {
 
 	a.stop()
 	b.stop()
-	if _, err := raw.Delete(t.Context(), election.Prefix(testPrefix)+"/x", clientv3.WithPrefix()); err != nil {
+	if _, err := raw.Delete(t.Context(), keyspace.Election(testPrefix)+"/x", clientv3.WithPrefix()); err != nil {
 		t.Fatal(err)
 	}
 	if l := cur(); l != (election.Leader{}) {
@@ -492,7 +493,7 @@ func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
 func TestLeaselessKeyIsDeleted(t *testing.T) {
 	srv := etcdtest.Start(t, embedetcd.Config{})
 	raw := newClient(t, srv.Endpoint())
-	phantom := election.Prefix(testPrefix) + "/x"
+	phantom := keyspace.Election(testPrefix) + "/x"
 	if _, err := raw.Put(t.Context(), phantom, "y"); err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +528,7 @@ func TestForeignLeasedKeyIsReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign := election.Prefix(testPrefix) + "/intruder"
+	foreign := keyspace.Election(testPrefix) + "/intruder"
 	if _, err := raw.Put(t.Context(), foreign, "y", clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}

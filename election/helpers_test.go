@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 )
@@ -66,6 +67,7 @@ type node struct {
 	mu    sync.Mutex
 	terms []int64 // terms of every lead call, in order
 	cause error   // cause of the last leadership context's end
+	valid bool    // the last leadership's Valid() once its context ended
 }
 
 func startNode(t *testing.T, cli *clientv3.Client, id string, lt *leadTracker) *node {
@@ -95,7 +97,7 @@ func (n *node) lead(ctx context.Context, l election.Leadership) {
 	select {
 	case <-ctx.Done():
 		n.mu.Lock()
-		n.cause = context.Cause(ctx)
+		n.cause, n.valid = context.Cause(ctx), l.Valid()
 		n.mu.Unlock()
 	case <-n.stepDown:
 	}
@@ -128,6 +130,13 @@ func (n *node) leadTerms() []int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]int64(nil), n.terms...)
+}
+
+// validAtEnd is the last leadership's Valid() once its context had ended.
+func (n *node) validAtEnd() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.valid
 }
 
 func (n *node) lastCause() error {
@@ -182,7 +191,7 @@ func electionKeys(t *testing.T, cli *clientv3.Client, id string) []*kv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, election.Prefix(testPrefix)+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	resp, err := cli.Get(ctx, keyspace.Election(testPrefix)+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/etcdwatch"
+	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // Leader is the elected node as seen from etcd (package node calls it the
@@ -32,7 +33,7 @@ func (e *Election) Leader() (Leader, <-chan struct{}) {
 // CurrentLeader reads the leader under the meshpool prefix once, by the same
 // rule as Leader; Leader{} when there is none.
 func CurrentLeader(ctx context.Context, cli *clientv3.Client, prefix string) (Leader, error) {
-	resp, err := cli.Get(ctx, Prefix(prefix)+"/", clientv3.WithFirstCreate()...)
+	resp, err := cli.Get(ctx, keyspace.Election(prefix)+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
 		return Leader{}, fmt.Errorf("election: cannot read the leader: %w", err)
 	}

@@ -110,7 +110,9 @@ func (e *Election) trackLease(lctx context.Context, cancel context.CancelCauseFu
 				continue
 			}
 			d := time.Now().Add(time.Duration(ack.TTL)*time.Second - m)
-			l.deadline.Store(d.UnixNano())
+			if !l.extend(d) {
+				continue // the leadership has ended: it stays invalid
+			}
 			if !timer.Stop() {
 				select {
 				case <-timer.C:
@@ -118,6 +120,20 @@ func (e *Election) trackLease(lctx context.Context, cancel context.CancelCauseFu
 				}
 			}
 			timer.Reset(time.Until(d))
+		}
+	}
+}
+
+// extend moves l's deadline to d, unless the leadership has ended (its
+// deadline set to 0 by whatever ended it); it reports whether it did.
+func (l Leadership) extend(d time.Time) bool {
+	for {
+		old := l.deadline.Load()
+		if old == 0 {
+			return false
+		}
+		if l.deadline.CompareAndSwap(old, d.UnixNano()) {
+			return true
 		}
 	}
 }

@@ -91,8 +91,11 @@ func TestCutOffLeaderStepsDownBeforeItsLeaseExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stepped down %s after the cut (ttl %s); the lease had %ds left on the server", e.at.Sub(cutAt).Round(time.Millisecond), ttl, ttlResp.TTL)
-	if !errors.Is(e.cause, election.ErrLeaseExpiring) {
-		t.Errorf("cause %v, want ErrLeaseExpiring", e.cause)
+	// Either the leadership's own deadline passed first, or the client
+	// gave up its keep-alive stream (a broken pipe through the cut proxy,
+	// seen under load) and the session ended: both end it in time.
+	if !errors.Is(e.cause, election.ErrLeaseExpiring) && !errors.Is(e.cause, election.ErrSessionLost) {
+		t.Errorf("cause %v, want ErrLeaseExpiring or ErrSessionLost", e.cause)
 	}
 	if e.valid {
 		t.Error("Valid() still true when the leadership ended")

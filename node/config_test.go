@@ -79,7 +79,7 @@ func TestLongestResultRetentionRecordsResults(t *testing.T) {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 	testutil.Eventually(t, 10*time.Second, "the result recorded in etcd", func() bool {
-		resp, err := c.cli.Get(t.Context(), taskstore.Key(c.cfg.Prefix, reply.UUID))
+		resp, err := c.cli.Get(t.Context(), keyspace.Task(c.cfg.Prefix, reply.UUID))
 		if err != nil || len(resp.Kvs) != 1 {
 			return false
 		}

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/client"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
@@ -30,7 +31,7 @@ func TestSubmitIsRecordedAnsweredAndNotRunTwice(t *testing.T) {
 		t.Fatalf("submit: %+v, %v", reply, err)
 	}
 	// Accepted means recorded: the record exists in etcd now.
-	resp, err := c.cli.Get(ctx, taskstore.Key(c.cfg.Prefix, reply.UUID))
+	resp, err := c.cli.Get(ctx, keyspace.Task(c.cfg.Prefix, reply.UUID))
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("no record for an accepted task: %v %v", err, resp)
 	}
@@ -179,7 +180,7 @@ func TestSilentWorkerTimesOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.cli.Put(t.Context(), registry.Key(c.cfg.Prefix, silent), string(val), clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := c.cli.Put(t.Context(), keyspace.Node(c.cfg.Prefix, silent), string(val), clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, "the master sees the silent worker", func() bool { return len(master.Status().Members) == 2 })
@@ -212,7 +213,7 @@ func TestCorruptTaskRecordIsLeftOutNotFatal(t *testing.T) {
 	c := durable(t, nil)
 	ctx := t.Context()
 	const corrupt = "11111111-2222-4333-8444-555555555555"
-	if _, err := c.cli.Put(ctx, taskstore.Key(c.cfg.Prefix, corrupt), "not json"); err != nil {
+	if _, err := c.cli.Put(ctx, keyspace.Task(c.cfg.Prefix, corrupt), "not json"); err != nil {
 		t.Fatal(err)
 	}
 	// A pending task an earlier master recorded, placed on a worker that is gone.
@@ -223,7 +224,7 @@ func TestCorruptTaskRecordIsLeftOutNotFatal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.cli.Put(ctx, taskstore.Key(c.cfg.Prefix, pendingID), string(val)); err != nil {
+	if _, err := c.cli.Put(ctx, keyspace.Task(c.cfg.Prefix, pendingID), string(val)); err != nil {
 		t.Fatal(err)
 	}
 	a := startAudit(t, c)
@@ -266,7 +267,7 @@ func TestEphemeralTasksAreNotRecordedButStillRetried(t *testing.T) {
 	if got := master.Status().Dispatch.Redispatched; got == 0 {
 		t.Fatal("no task was given to another worker")
 	}
-	resp, err := c.cli.Get(ctx, taskstore.Prefix(c.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := c.cli.Get(ctx, keyspace.Tasks(c.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 0 {
 		t.Fatalf("ephemeral tasks left %d records in etcd (%v)", resp.Count, err)
 	}

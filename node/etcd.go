@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/etcdclient"
-	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // connectEtcd opens the etcd client and makes a first request, so that a
@@ -18,7 +18,7 @@ import (
 // components retry (with a user, clientv3 must authenticate first, so
 // Connect waits for etcd). It returns nil, nil if ctx ends first.
 func (n *Node) connectEtcd(ctx context.Context, log *slog.Logger) (*clientv3.Client, error) {
-	cli, err := etcdclient.Connect(ctx, n.cfg.etcdOptions(), registry.NodesPrefix(n.cfg.Prefix), log.With("component", "cluster"))
+	cli, err := etcdclient.Connect(ctx, n.cfg.etcdOptions(), keyspace.Nodes(n.cfg.Prefix), log.With("component", "cluster"))
 	switch {
 	case err == nil:
 		return cli, nil

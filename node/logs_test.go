@@ -12,11 +12,11 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
-	"github.com/meshpool/meshpool/taskstore"
 )
 
 // Thousands of garbage task records, tasks, results and submissions make a
@@ -31,7 +31,7 @@ func TestGarbageMakesFewShortLogLines(t *testing.T) {
 	for i := 0; i < records; i += 100 {
 		var ops []clientv3.Op
 		for j := i; j < min(i+100, records); j++ {
-			key := taskstore.Key(c.cfg.Prefix, fmt.Sprintf("garbage-%04d-%s", j, strings.Repeat("k", 100)))
+			key := keyspace.Task(c.cfg.Prefix, fmt.Sprintf("garbage-%04d-%s", j, strings.Repeat("k", 100)))
 			ops = append(ops, clientv3.OpPut(key, "garbage record"))
 		}
 		if _, err := c.cli.Txn(ctx).Then(ops...).Commit(); err != nil {

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
@@ -45,7 +46,7 @@ func resultsUnder(t *testing.T, n *node.Node, term int64) {
 func TestLeaselessElectionKeyIsDeleted(t *testing.T) {
 	logs := &testutil.Buffer{}
 	c := newCluster(t, withLogs(logs))
-	key := election.Prefix(c.cfg.Prefix) + "/x"
+	key := keyspace.Election(c.cfg.Prefix) + "/x"
 	if _, err := c.cli.Put(t.Context(), key, "y"); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestForeignElectionKeyIsReported(t *testing.T) {
 	}
 	// Named after its lease, as concurrency names a candidate's key: only
 	// the membership shows that no node holds it.
-	key := election.Prefix(c.cfg.Prefix) + "/" + strconv.FormatInt(int64(lease.ID), 16)
+	key := keyspace.Election(c.cfg.Prefix) + "/" + strconv.FormatInt(int64(lease.ID), 16)
 	put, err := c.cli.Put(t.Context(), key, "intruder", clientv3.WithLease(lease.ID))
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
@@ -147,7 +147,7 @@ func TestDemotedMasterWorksAsWorker(t *testing.T) {
 	// operator (or a lost session) would. The node campaigns again at the
 	// back of the queue.
 	ctx := t.Context()
-	resp, err := c.cli.Get(ctx, election.Prefix("/test")+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
+	resp, err := c.cli.Get(ctx, keyspace.Election("/test")+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
 	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != old.ID() {
 		t.Fatalf("cannot find the master's election key: %v %v", err, resp)
 	}

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/node"
 	"github.com/meshpool/meshpool/registry"
@@ -22,7 +23,7 @@ func (c *cluster) putRecord(rec registry.Record) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if _, err := c.cli.Put(c.t.Context(), registry.Key(c.cfg.Prefix, rec.ID), string(b)); err != nil {
+	if _, err := c.cli.Put(c.t.Context(), keyspace.Node(c.cfg.Prefix, rec.ID), string(b)); err != nil {
 		c.t.Fatal(err)
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
-	"github.com/meshpool/meshpool/taskstore"
 )
 
 // The master answers only where an answer belongs. A submission whose reply
@@ -60,7 +60,7 @@ func TestSubmissionWithOurSubjectAsReplyIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	recorded(t, c, quiet)
-	resp, err := c.cli.Get(t.Context(), taskstore.Prefix(c.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := c.cli.Get(t.Context(), keyspace.Tasks(c.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 1 {
 		t.Fatalf("%d task records in etcd, want 1 (%v)", resp.Count, err)
 	}

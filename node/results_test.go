@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
@@ -49,7 +50,7 @@ func fakeWorker(t *testing.T, c *cluster, master *node.Node, id string) (<-chan 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.cli.Put(t.Context(), registry.Key(c.cfg.Prefix, id), string(val), clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := c.cli.Put(t.Context(), keyspace.Node(c.cfg.Prefix, id), string(val), clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, "the master sees the fake worker", func() bool {
@@ -82,7 +83,7 @@ func recorded(t *testing.T, c *cluster, id string) message.Result {
 	t.Helper()
 	var res message.Result
 	testutil.Eventually(t, 10*time.Second, "the task recorded done", func() bool {
-		resp, err := c.cli.Get(t.Context(), taskstore.Key(c.cfg.Prefix, id))
+		resp, err := c.cli.Get(t.Context(), keyspace.Task(c.cfg.Prefix, id))
 		if err != nil || len(resp.Kvs) != 1 {
 			return false
 		}

@@ -15,7 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
-	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/message"
 )
@@ -82,7 +82,7 @@ func (r *termRig) campaign() (int64, func()) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	el := concurrency.NewElection(s, election.Prefix(termRigPrefix))
+	el := concurrency.NewElection(s, keyspace.Election(termRigPrefix))
 	ctx, cancel := context.WithTimeout(r.t.Context(), 10*time.Second)
 	defer cancel()
 	if err := el.Campaign(ctx, "master"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -62,11 +63,11 @@ func sameMembers(a, b []Record) bool {
 // prefix is the meshpool prefix, like "/meshpool". Records that do not
 // decode are left out; records of every cluster name are kept.
 func List(ctx context.Context, cli *clientv3.Client, prefix string) (Membership, error) {
-	resp, err := cli.Get(ctx, NodesPrefix(prefix), clientv3.WithPrefix())
+	resp, err := cli.Get(ctx, keyspace.Nodes(prefix), clientv3.WithPrefix())
 	if err != nil {
-		return Membership{}, fmt.Errorf("registry: cannot list %s: %w", NodesPrefix(prefix), err)
+		return Membership{}, fmt.Errorf("registry: cannot list %s: %w", keyspace.Nodes(prefix), err)
 	}
-	members, _ := decodeAll(NodesPrefix(prefix), "", resp.Kvs)
+	members, _ := decodeAll(keyspace.Nodes(prefix), "", resp.Kvs)
 	return Membership{Revision: resp.Header.Revision, Members: members}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/registry"
 )
@@ -74,7 +75,7 @@ func TestList(t *testing.T) {
 	}
 	for _, id := range []string{"c", "a", "b"} {
 		b, _ := json.Marshal(testRecord(id, "10.0.0.1"))
-		put(registry.Key("/mp", id), string(b))
+		put(keyspace.Node("/mp", id), string(b))
 	}
 	nested, _ := json.Marshal(testRecord("x", "10.0.0.1"))
 	put("/mp/nodes/deeper/x", string(nested))

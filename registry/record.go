@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // Record is what a node publishes about itself under <prefix>/nodes/<id>.
@@ -214,13 +213,6 @@ func SanitizeName(name string) string {
 func NewID(name string) string {
 	return SanitizeName(name) + "-" + uuid.NewString()[:8]
 }
-
-// NodesPrefix is the etcd prefix under which every node's record lives
-// (keyspace.Nodes). prefix is the meshpool prefix, like "/meshpool".
-func NodesPrefix(prefix string) string { return keyspace.Nodes(prefix) }
-
-// Key is the etcd key of the record of node id (keyspace.Node).
-func Key(prefix, id string) string { return keyspace.Node(prefix, id) }
 
 // DecodeRecord parses the value stored at key and checks it: the record must
 // be valid, at most MaxRecordSize bytes, and its ID must be the last segment

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -160,7 +161,7 @@ func TestDecodeRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := registry.Key("/meshpool", rec.ID)
+	key := keyspace.Node("/meshpool", rec.ID)
 	badIP := testRecord("node-a-1234abcd", "not-an-ip")
 	badIPJSON, _ := json.Marshal(badIP)
 
@@ -177,7 +178,7 @@ func TestDecodeRecord(t *testing.T) {
 		{"wrong type", key, `{"id":42}`, "cannot unmarshal number"},
 		{"bad time", key, strings.Replace(string(good), "2025-03-01", "2025-13-01", 1), "month out of range"},
 		{"invalid record", key, string(badIPJSON), `ip "not-an-ip" does not parse`},
-		{"id does not match key", registry.Key("/meshpool", "someone-else"), string(good), `id "node-a-1234abcd" does not match the key`},
+		{"id does not match key", keyspace.Node("/meshpool", "someone-else"), string(good), `id "node-a-1234abcd" does not match the key`},
 		{"too big", key, strings.Replace(string(good), "{", `{"pad":"`+strings.Repeat("x", registry.MaxRecordSize)+`",`, 1), "more than 4096"},
 		{"bad cluster url", key, strings.Replace(string(good), rec.ClusterURL, "nats-route://%zz:1", 1), "cluster_url"},
 	}
@@ -206,15 +207,6 @@ func TestDecodeRecord(t *testing.T) {
 				t.Errorf("error %q, want it to start with %q and mention %q", err, prefix, tt.wantErr)
 			}
 		})
-	}
-}
-
-func TestKeys(t *testing.T) {
-	if got := registry.NodesPrefix("/meshpool"); got != "/meshpool/nodes/" {
-		t.Errorf("NodesPrefix = %q", got)
-	}
-	if got := registry.Key("/mp", "a-1"); got != "/mp/nodes/a-1" {
-		t.Errorf("Key = %q", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/etcdwatch"
+	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
 // Registry keeps this node registered in etcd and follows the membership.
@@ -21,8 +22,8 @@ type Registry struct {
 	cli     *clientv3.Client
 	self    Record
 	value   []byte // self, encoded
-	key     string // Key(prefix, self.ID)
-	nodes   string // NodesPrefix(prefix)
+	key     string // keyspace.Node(prefix, self.ID)
+	nodes   string // keyspace.Nodes(prefix)
 	ttl     time.Duration
 	timeout time.Duration // bound of every etcd request: a registration must fit well in a TTL
 	log     *slog.Logger
@@ -76,8 +77,8 @@ func New(cli *clientv3.Client, self Record, cfg Config) (*Registry, error) {
 		cli:     cli,
 		self:    self,
 		value:   value,
-		key:     Key(cfg.Prefix, self.ID),
-		nodes:   NodesPrefix(cfg.Prefix),
+		key:     keyspace.Node(cfg.Prefix, self.ID),
+		nodes:   keyspace.Nodes(cfg.Prefix),
 		ttl:     cfg.TTL,
 		timeout: min(cfg.TTL/2, maxRequestTimeout),
 		log:     cfg.Logger,

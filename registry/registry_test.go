@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/registry"
@@ -33,7 +34,7 @@ func registered(t *testing.T, cli *clientv3.Client, n *node, id string) clientv3
 	t.Helper()
 	var lease clientv3.LeaseID
 	testutil.Eventually(t, 5*time.Second, id+" registered", func() bool {
-		lease = leaseOf(t, cli, registry.Key(prefix, id))
+		lease = leaseOf(t, cli, keyspace.Node(prefix, id))
 		return lease != 0 && n.Registered() && slices.Contains(n.ids(), id)
 	})
 	return lease
@@ -47,7 +48,7 @@ func TestRegistersUnderKeptAliveLease(t *testing.T) {
 	n := startNode(t, cli, rec, prefix, testTTL)
 	lease := registered(t, cli, n, rec.ID)
 
-	resp := getKV(t, cli, registry.Key(prefix, rec.ID))
+	resp := getKV(t, cli, keyspace.Node(prefix, rec.ID))
 	got, err := registry.DecodeRecord(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func TestRegistersUnderKeptAliveLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ttl.GrantedTTL != 2 || len(ttl.Keys) != 1 || string(ttl.Keys[0]) != registry.Key(prefix, rec.ID) {
+	if ttl.GrantedTTL != 2 || len(ttl.Keys) != 1 || string(ttl.Keys[0]) != keyspace.Node(prefix, rec.ID) {
 		t.Errorf("lease %s: granted TTL %d, keys %q; want 2s and our key", hexLease(lease), ttl.GrantedTTL, ttl.Keys)
 	}
 	if !n.logs.has("registered", "id", rec.ID, "ip", rec.IP, "lease", hexLease(lease)) {
@@ -72,7 +73,7 @@ func TestRegistersUnderKeptAliveLease(t *testing.T) {
 	// Without keep-alive the lease would expire after 2s and the key would
 	// go (and come back under another lease).
 	testutil.Consistently(t, testTTL+time.Second, "key stays under the first lease", func() bool {
-		return leaseOf(t, cli, registry.Key(prefix, rec.ID)) == lease && n.Registered()
+		return leaseOf(t, cli, keyspace.Node(prefix, rec.ID)) == lease && n.Registered()
 	})
 }
 
@@ -88,7 +89,7 @@ func TestRegistersAgainAfterLeaseRevoked(t *testing.T) {
 	}
 	var lease clientv3.LeaseID
 	testutil.Eventually(t, 2*time.Second, "key back under a new lease", func() bool {
-		lease = leaseOf(t, cli, registry.Key(prefix, rec.ID))
+		lease = leaseOf(t, cli, keyspace.Node(prefix, rec.ID))
 		return lease != 0 && lease != old && n.Registered()
 	})
 	if !n.logs.has("lease lost, registering again") {
@@ -109,13 +110,13 @@ func TestRegistersAgainAfterKeyDeleted(t *testing.T) {
 	n := startNode(t, cli, rec, prefix, testTTL)
 	lease := registered(t, cli, n, rec.ID)
 
-	del, err := cli.Delete(t.Context(), registry.Key(prefix, rec.ID))
+	del, err := cli.Delete(t.Context(), keyspace.Node(prefix, rec.ID))
 	if err != nil || del.Deleted != 1 {
 		t.Fatalf("delete: %v, %+v", err, del)
 	}
 	// The lease is still alive, so the key comes back on it.
 	testutil.Eventually(t, 2*time.Second, "key back on the same lease", func() bool {
-		resp := getKV(t, cli, registry.Key(prefix, rec.ID))
+		resp := getKV(t, cli, keyspace.Node(prefix, rec.ID))
 		return resp != nil && len(resp.Kvs) == 1 && resp.Kvs[0].ModRevision > del.Header.Revision &&
 			clientv3.LeaseID(resp.Kvs[0].Lease) == lease && n.Registered()
 	})
@@ -134,7 +135,7 @@ func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 	// A record nobody keeps alive, and enough writes that etcd A's revision
 	// is well ahead of what a fresh etcd will reach in this test.
 	ghost, _ := json.Marshal(testRecord("ghost", "10.9.9.9"))
-	if _, err := cli.Put(t.Context(), registry.Key(prefix, "ghost"), string(ghost)); err != nil {
+	if _, err := cli.Put(t.Context(), keyspace.Node(prefix, "ghost"), string(ghost)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 50 {
@@ -157,7 +158,7 @@ func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 	srv.Replace()
 	var lease clientv3.LeaseID
 	testutil.Eventually(t, 10*time.Second, "registered in the new etcd", func() bool {
-		lease = leaseOf(t, cli, registry.Key(prefix, rec.ID))
+		lease = leaseOf(t, cli, keyspace.Node(prefix, rec.ID))
 		return lease != 0 && n.Registered()
 	})
 	if !n.logs.has("lease lost, registering again") {
@@ -176,7 +177,7 @@ func TestRegistersAgainAfterEtcdReplaced(t *testing.T) {
 	if err := n.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if leaseOf(t, cli, registry.Key(prefix, rec.ID)) != 0 {
+	if leaseOf(t, cli, keyspace.Node(prefix, rec.ID)) != 0 {
 		t.Error("key still there after a clean stop")
 	}
 	if n.logs.has("cannot revoke lease, the record stays until the ttl ends") {
@@ -214,7 +215,7 @@ func TestCleanStopRevokesLease(t *testing.T) {
 	default:
 		t.Error("membership changed but the channel was not closed")
 	}
-	if leaseOf(t, cli, registry.Key(prefix, "a-00000005")) != 0 {
+	if leaseOf(t, cli, keyspace.Node(prefix, "a-00000005")) != 0 {
 		t.Error("a's key is still in etcd")
 	}
 	if a.Registered() {
@@ -296,16 +297,16 @@ func TestMembershipSkipsDuplicatesAndBadRecords(t *testing.T) {
 
 	// Identical bytes put again, then a record that does not decode. Once the
 	// warning for the latter is logged, the mirror has seen both.
-	resp := getKV(t, cli, registry.Key(prefix, rec.ID))
+	resp := getKV(t, cli, keyspace.Node(prefix, rec.ID))
 	kv := resp.Kvs[0]
 	if _, err := cli.Put(t.Context(), string(kv.Key), string(kv.Value), clientv3.WithIgnoreLease()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.Put(t.Context(), registry.Key(prefix, "broken"), "{not json"); err != nil {
+	if _, err := cli.Put(t.Context(), keyspace.Node(prefix, "broken"), "{not json"); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 2*time.Second, "bad record logged", func() bool {
-		return n.logs.has("skipping bad node record", "key", registry.Key(prefix, "broken"))
+		return n.logs.has("skipping bad node record", "key", keyspace.Node(prefix, "broken"))
 	})
 	select {
 	case <-changed:
@@ -316,7 +317,7 @@ func TestMembershipSkipsDuplicatesAndBadRecords(t *testing.T) {
 
 	// A real change is published, with the revision of the write.
 	other, _ := json.Marshal(testRecord("other", "10.0.0.9"))
-	put, err := cli.Put(t.Context(), registry.Key(prefix, "other"), string(other))
+	put, err := cli.Put(t.Context(), keyspace.Node(prefix, "other"), string(other))
 	if err != nil {
 		t.Fatal(err)
 	}

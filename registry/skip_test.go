@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/registry"
@@ -53,7 +54,7 @@ func putRecord(t *testing.T, cli *clientv3.Client, rec registry.Record) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, cli, registry.Key(prefix, rec.ID), string(b))
+	put(t, cli, keyspace.Node(prefix, rec.ID), string(b))
 }
 
 // A 100 KB bad record is logged in one short line, once per version of it,
@@ -63,7 +64,7 @@ func TestBadRecordIsLoggedShortAndOnce(t *testing.T) {
 	cli := newClient(t, srv.Endpoint())
 	reg, out := runRegistry(t, cli, testRecord("self-00000010", "10.0.0.1"))
 
-	huge := registry.Key(prefix, "huge")
+	huge := keyspace.Node(prefix, "huge")
 	put(t, cli, huge, `{"id":"`+strings.Repeat("a", 100_000)+`"}`)
 	testutil.Eventually(t, 5*time.Second, "the bad record logged", func() bool {
 		return len(out.Lines("skipping bad node record", "key="+huge)) == 1
@@ -127,7 +128,7 @@ func TestManyBadRecordsAreSummedUp(t *testing.T) {
 	srv := etcdtest.Start(t, embedetcd.Config{})
 	cli := newClient(t, srv.Endpoint())
 	for i := range 25 {
-		put(t, cli, registry.Key(prefix, fmt.Sprintf("bad-%02d", i)), "{not json")
+		put(t, cli, keyspace.Node(prefix, fmt.Sprintf("bad-%02d", i)), "{not json")
 	}
 	reg, out := runRegistry(t, cli, testRecord("self-00000012", "10.0.0.1"))
 	testutil.Eventually(t, 5*time.Second, "the summary logged", func() bool {

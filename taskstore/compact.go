@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -41,13 +42,13 @@ type Compactor struct {
 }
 
 // NewCompactor returns a Compactor that keeps retain of history. It reads
-// the revision from Prefix(prefix), which the client must be allowed to
+// the revision from keyspace.Tasks(prefix), which the client must be allowed to
 // read. log nil discards.
 func NewCompactor(cli *clientv3.Client, prefix string, retain time.Duration, log *slog.Logger) *Compactor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Compactor{cli: cli, key: Prefix(prefix), retain: retain, log: log}
+	return &Compactor{cli: cli, key: keyspace.Tasks(prefix), retain: retain, log: log}
 }
 
 // sample is the store's revision at one time.

@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/taskstore"
@@ -23,7 +24,7 @@ func churn(t *testing.T, cli *clientv3.Client, total int, done func() bool) {
 	value := strings.Repeat("x", size)
 	ops := make([]clientv3.Op, keys)
 	for i := range ops {
-		ops[i] = clientv3.OpPut(fmt.Sprintf("%s/churn-%02d", taskstore.Prefix(prefix), i), value)
+		ops[i] = clientv3.OpPut(fmt.Sprintf("%s/churn-%02d", keyspace.Tasks(prefix), i), value)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for written := 0; written < total || !done(); written += keys * size {
@@ -74,7 +75,7 @@ func TestCompactionBoundsHistory(t *testing.T) {
 	if onSize >= offSize {
 		t.Errorf("the compacted database file is %d bytes, the other %d: freed pages are not reused", onSize, offSize)
 	}
-	if _, err := onCli.Get(t.Context(), taskstore.Prefix(prefix), clientv3.WithRev(1)); err == nil {
+	if _, err := onCli.Get(t.Context(), keyspace.Tasks(prefix), clientv3.WithRev(1)); err == nil {
 		t.Error("revision 1 can still be read: nothing was compacted")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/message"
@@ -99,7 +100,7 @@ func done(r taskstore.Record) taskstore.Record {
 // get returns the record at uuid's key; ok false if absent.
 func get(t testing.TB, cli *clientv3.Client, id string) (rec taskstore.Record, kv *clientv3.GetResponse, ok bool) {
 	t.Helper()
-	key := taskstore.Key(prefix, id)
+	key := keyspace.Task(prefix, id)
 	resp, err := cli.Get(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +118,7 @@ func get(t testing.TB, cli *clientv3.Client, id string) (rec taskstore.Record, k
 // count returns how many keys are under the tasks prefix.
 func count(t testing.TB, cli *clientv3.Client) int64 {
 	t.Helper()
-	resp, err := cli.Get(t.Context(), taskstore.Prefix(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := cli.Get(t.Context(), keyspace.Tasks(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 // loadPage is how many keys one Get of Load asks for.
 const loadPage = 1000
 
-// Load reads every record under Prefix(prefix) and returns them in key order
+// Load reads every record under keyspace.Tasks(prefix) and returns them in key order
 // with the revision they were read at. It reads page by page, every page at
 // the revision of the first, so the result is one consistent snapshot however
 // many records there are; watch from rev+1 to follow what changes next.
@@ -26,7 +26,7 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, i
 	if err := keyspace.CheckPrefix(prefix); err != nil {
 		return nil, 0, fmt.Errorf("taskstore: %w", err)
 	}
-	p := Prefix(prefix)
+	p := keyspace.Tasks(prefix)
 	end := clientv3.GetPrefixRangeEnd(p)
 	var (
 		records []Record
@@ -73,7 +73,7 @@ func Get(ctx context.Context, cli *clientv3.Client, prefix, uuid string) (r Reco
 	if err := keyspace.CheckPrefix(prefix); err != nil {
 		return Record{}, false, fmt.Errorf("taskstore: %w", err)
 	}
-	resp, err := cli.Get(ctx, Key(prefix, uuid))
+	resp, err := cli.Get(ctx, keyspace.Task(prefix, uuid))
 	if err != nil {
 		return Record{}, false, fmt.Errorf("taskstore: cannot read task %s: %w", truncate(uuid), err)
 	}

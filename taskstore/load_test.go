@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -62,12 +63,12 @@ func TestLoadEmpty(t *testing.T) {
 
 func TestLoadBadRecord(t *testing.T) {
 	_, cli := newEtcd(t)
-	key := taskstore.Key(prefix, pending(1).UUID)
+	key := keyspace.Task(prefix, pending(1).UUID)
 	if _, err := cli.Put(t.Context(), key, "not json"); err != nil {
 		t.Fatal(err)
 	}
 	good := pending(2)
-	if _, err := cli.Put(t.Context(), taskstore.Key(prefix, good.UUID), string(mustJSON(t, good))); err != nil {
+	if _, err := cli.Put(t.Context(), keyspace.Task(prefix, good.UUID), string(mustJSON(t, good))); err != nil {
 		t.Fatal(err)
 	}
 	recs, _, err := taskstore.Load(t.Context(), cli, prefix)
@@ -110,7 +111,7 @@ func TestLoadPages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ops = append(ops, clientv3.OpPut(taskstore.Key(prefix, r.UUID), string(v)))
+			ops = append(ops, clientv3.OpPut(keyspace.Task(prefix, r.UUID), string(v)))
 		}
 		resp, err := cli.Txn(t.Context()).Then(ops...).Commit()
 		if err != nil {
@@ -129,7 +130,7 @@ func TestLoadPages(t *testing.T) {
 	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		err := invoker(ctx, method, req, reply, cc, opts...)
 		rr, ok := req.(*pb.RangeRequest)
-		if !ok || !strings.HasPrefix(string(rr.Key), taskstore.Prefix(prefix)) {
+		if !ok || !strings.HasPrefix(string(rr.Key), keyspace.Tasks(prefix)) {
 			return err
 		}
 		if rr.Limit == 0 || rr.Limit > 1000 {
@@ -141,9 +142,9 @@ func TestLoadPages(t *testing.T) {
 			v, _ := json.Marshal(c)
 			a, _ := json.Marshal(added)
 			if _, err := cli.Txn(ctx).Then(
-				clientv3.OpPut(taskstore.Key(prefix, added.UUID), string(a)),
-				clientv3.OpDelete(taskstore.Key(prefix, deleted.UUID)),
-				clientv3.OpPut(taskstore.Key(prefix, changed.UUID), string(v)),
+				clientv3.OpPut(keyspace.Task(prefix, added.UUID), string(a)),
+				clientv3.OpDelete(keyspace.Task(prefix, deleted.UUID)),
+				clientv3.OpPut(keyspace.Task(prefix, changed.UUID), string(v)),
 			).Commit(); err != nil {
 				t.Errorf("cannot change records during Load: %v", err)
 			}
@@ -188,7 +189,7 @@ func TestLoadPages(t *testing.T) {
 func TestBadRecordsErrorIsBounded(t *testing.T) {
 	var bad taskstore.BadRecordsError
 	for i := range 2003 {
-		key := taskstore.Key(prefix, fmt.Sprintf("garbage-%d-%s", i, strings.Repeat("x", 500)))
+		key := keyspace.Task(prefix, fmt.Sprintf("garbage-%d-%s", i, strings.Repeat("x", 500)))
 		_, err := taskstore.Decode(key, []byte(strings.Repeat("not json ", 100)))
 		bad.Keys = append(bad.Keys, key)
 		bad.Errs = append(bad.Errs, err)
@@ -224,7 +225,7 @@ func TestGet(t *testing.T) {
 	if got, found, err := taskstore.Get(t.Context(), cli, prefix, missing.UUID); err != nil || found {
 		t.Fatalf("Get of a uuid never written = %+v, %v, %v; want not found", got, found, err)
 	}
-	if _, err := cli.Put(t.Context(), taskstore.Key(prefix, missing.UUID), "{not json"); err != nil {
+	if _, err := cli.Put(t.Context(), keyspace.Task(prefix, missing.UUID), "{not json"); err != nil {
 		t.Fatal(err)
 	}
 	if _, found, err := taskstore.Get(t.Context(), cli, prefix, missing.UUID); !found || !errors.Is(err, taskstore.ErrBadRecord) {

@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/meshpool/meshpool/internal/jsonw"
-	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/message"
 )
 
@@ -23,7 +22,7 @@ const (
 	Done    State = "done"
 )
 
-// Record is one task's durable state, stored as JSON at Key(prefix, UUID).
+// Record is one task's durable state, stored as JSON at keyspace.Task(prefix, UUID).
 type Record struct {
 	UUID      string          `json:"uuid"`
 	Number    int64           `json:"number"`
@@ -90,13 +89,6 @@ func (r Record) problem() string {
 	}
 	return ""
 }
-
-// Prefix is the etcd prefix under which every task lives (keyspace.Tasks).
-// prefix is the meshpool prefix, like "/meshpool".
-func Prefix(prefix string) string { return keyspace.Tasks(prefix) }
-
-// Key is the etcd key of task uuid (keyspace.Task).
-func Key(prefix, uuid string) string { return keyspace.Task(prefix, uuid) }
 
 // Decode parses the value stored at key and checks it: the record must be
 // valid and its UUID must be the last segment of key. Every error names key

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -49,19 +50,13 @@ func TestRecordValidate(t *testing.T) {
 	}
 }
 
-func TestKey(t *testing.T) {
-	if got := taskstore.Key("/mp", "u"); got != "/mp/tasks/u" || !strings.HasPrefix(got, taskstore.Prefix("/mp")) {
-		t.Fatalf("Key = %q, Prefix = %q", got, taskstore.Prefix("/mp"))
-	}
-}
-
 func TestDecode(t *testing.T) {
 	r := done(pending(7))
 	good, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := taskstore.Key(prefix, r.UUID)
+	key := keyspace.Task(prefix, r.UUID)
 	t.Run("round trip", func(t *testing.T) {
 		got, err := taskstore.Decode(key, good)
 		if err != nil {
@@ -84,7 +79,7 @@ func TestDecode(t *testing.T) {
 		{"wrong type", key, `{"uuid": 5}`},
 		{"empty", key, ""},
 		{"invalid record", key, string(bad)},
-		{"uuid not the key's", taskstore.Key(prefix, pending(1).UUID), string(good)},
+		{"uuid not the key's", keyspace.Task(prefix, pending(1).UUID), string(good)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

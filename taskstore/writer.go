@@ -55,7 +55,7 @@ type op struct {
 }
 
 // NewWriter returns a Writer for the term fence, writing under
-// Prefix(prefix). It does not talk to etcd yet; Run checks the arguments.
+// keyspace.Tasks(prefix). It does not talk to etcd yet; Run checks the arguments.
 func NewWriter(cli *clientv3.Client, prefix string, fence Fence, cfg Config) *Writer {
 	o := cfg.withDefaults()
 	return &Writer{
@@ -107,7 +107,7 @@ func (w *Writer) write(ctx context.Context, r Record, del, lease bool) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, key: Key(w.prefix, r.UUID), del: del, lease: lease, done: make(chan error, 1)}
+	o := &op{ctx: ctx, key: keyspace.Task(w.prefix, r.UUID), del: del, lease: lease, done: make(chan error, 1)}
 	if !del {
 		v, err := r.encode()
 		if err != nil {

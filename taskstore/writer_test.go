@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/taskstore"
 )
@@ -160,7 +161,7 @@ func TestLoneWriteLatency(t *testing.T) {
 		start := time.Now()
 		resp, err := cli.Txn(t.Context()).
 			If(clientv3.Compare(clientv3.CreateRevision(fence.Key), "=", fence.Term)).
-			Then(clientv3.OpPut(taskstore.Key(prefix, r.UUID), string(v))).Commit()
+			Then(clientv3.OpPut(keyspace.Task(prefix, r.UUID), string(v))).Commit()
 		if err != nil || !resp.Succeeded {
 			t.Fatalf("direct txn: %v, succeeded %t", err, resp != nil && resp.Succeeded)
 		}
@@ -232,7 +233,7 @@ func TestSameKeyOrder(t *testing.T) {
 	const maxBatch = 4
 	srv, cli := newEtcd(t)
 	r := pending(0)
-	key := taskstore.Key(prefix, r.UUID)
+	key := keyspace.Task(prefix, r.UUID)
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var txns atomic.Int32 // txns writing key
 	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {

@@ -56,7 +56,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	// A first request says at once whether TLS or auth is wrong. An etcd
 	// that does not answer is reported by the reads below, after --timeout
 	// (and retried with --watch).
-	cli, err := etcdclient.Connect(ctx, opts, registry.NodesPrefix(prefix), nil)
+	cli, err := etcdclient.Connect(ctx, opts, keyspace.Nodes(prefix), nil)
 	if err != nil && !(errors.Is(err, etcdclient.ErrUnreachable) && cli != nil) {
 		if cli != nil {
 			cli.Close()

@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -32,13 +33,13 @@ type Audit struct {
 
 // Start watches prefix's task records from the current revision on.
 func Start(ctx context.Context, cli *clientv3.Client, prefix string) (*Audit, error) {
-	resp, err := cli.Get(ctx, taskstore.Prefix(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := cli.Get(ctx, keyspace.Tasks(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	a := &Audit{done: map[string]int{}, state: map[string]taskstore.State{}, stop: cancel}
-	a.wg.Go(func() { a.follow(ctx, cli, taskstore.Prefix(prefix), resp.Header.Revision+1) })
+	a.wg.Go(func() { a.follow(ctx, cli, keyspace.Tasks(prefix), resp.Header.Revision+1) })
 	return a, nil
 }
 
