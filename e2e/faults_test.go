@@ -323,7 +323,7 @@ func runFault(t *testing.T, c *pcluster, f fault) faultRow {
 	before := s.acceptedSoFar()
 	injected := time.Now()
 	f.inject(t, c, master)
-	if !within(60*time.Second, func() bool { return a.Recorded(before) == len(before) }) {
+	if !testutil.Within(60*time.Second, func() bool { return a.Recorded(before) == len(before) }) {
 		c.explainMissing(a.Missing(before, 5))
 		t.Fatalf("%d of %d tasks accepted before the fault not recorded within 60s", len(before)-a.Recorded(before), len(before))
 	}
@@ -335,7 +335,7 @@ func runFault(t *testing.T, c *pcluster, f fault) faultRow {
 		t.Fatal("the stream did not finish")
 	}
 	all := s.acceptedSoFar()
-	if !within(60*time.Second, func() bool { return a.Recorded(all) == len(all) }) {
+	if !testutil.Within(60*time.Second, func() bool { return a.Recorded(all) == len(all) }) {
 		c.explainMissing(a.Missing(all, 5))
 		t.Fatalf("%d of %d accepted tasks not recorded within 60s", len(all)-a.Recorded(all), len(all))
 	}
@@ -443,17 +443,6 @@ func (c *pcluster) explainMissing(ids []string) {
 			c.t.Logf("node %s: master %v, dispatch %v, worker %v", n.name, st["master"], st["dispatch"], st["worker"])
 		}
 	}
-}
-
-func within(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return true
 }
 
 // idOf is the node ID n registered with, read from etcd's records by name.

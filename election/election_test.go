@@ -465,13 +465,9 @@ func TestEtcdReplacedByAnEmptyOne(t *testing.T) {
 		t.Fatalf("%d keys in the new etcd, want %s's at %d the oldest", len(keys), next.id, next.term.Load())
 	}
 	// Stay a few TTLs: the leadership holds, and nobody else is promoted.
-	deadline := time.Now().Add(3 * testTTL)
-	for time.Now().Before(deadline) {
-		if l := soleLeader(nodes...); l != next {
-			t.Fatal("the leadership moved after the replacement")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Consistently(t, 3*testTTL, "the leadership stays after the replacement", func() bool {
+		return soleLeader(nodes...) == next
+	})
 	promotions := -before
 	for _, n := range nodes {
 		promotions += len(n.leadTerms())

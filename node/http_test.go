@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -80,14 +81,12 @@ func TestReadyzWithoutEtcdSaysNotRegistered(t *testing.T) {
 		t.Errorf("/healthz: %d, want 200: the process is alive", code)
 	}
 	// It stays unready while it keeps trying.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		code, body := httpGet(t, n, "/readyz")
-		if code != http.StatusServiceUnavailable || string(body) != "not registered\n" {
-			t.Fatalf("/readyz: %d %q, want 503 \"not registered\"", code, body)
+	testutil.ConsistentlyNil(t, time.Second, func() error {
+		if code, body := httpGet(t, n, "/readyz"); code != http.StatusServiceUnavailable || string(body) != "not registered\n" {
+			return fmt.Errorf("/readyz: %d %q, want 503 \"not registered\"", code, body)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestNATSMonitoringIsProxied(t *testing.T) {

@@ -39,6 +39,19 @@ func EventuallyNil(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
+// Within polls cond until it holds, for at most d, and reports whether it
+// did: for a caller that says more than Eventually would when it does not.
+func Within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(poll)
+	}
+	return true
+}
+
 // Consistently polls cond for the whole of d and fails the test as soon as
 // it does not hold. It proves an absence, so it watches the window out.
 func Consistently(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -48,3 +48,13 @@ func TestConsistently(t *testing.T) {
 		t.Fatalf("condition that fails: failed %q", r.failed)
 	}
 }
+
+func TestWithin(t *testing.T) {
+	n := 0
+	if !Within(time.Second, func() bool { n++; return n == 2 }) {
+		t.Fatal("a condition that holds on the second poll: not within a second")
+	}
+	if Within(30*time.Millisecond, func() bool { return false }) {
+		t.Fatal("a condition that never holds: within")
+	}
+}
