@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/message"
 )
@@ -115,19 +117,15 @@ func (r *termRig) send(term, number int64) (message.Task, message.Ack) {
 
 func (r *termRig) waitResult(id string) message.Result {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var res message.Result
+	testutil.Eventually(r.t, 10*time.Second, "a result for "+id, func() bool {
 		r.mu.Lock()
-		res, ok := r.results[id]
-		r.mu.Unlock()
-		if ok {
-			return res
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("no result for %s", id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer r.mu.Unlock()
+		var ok bool
+		res, ok = r.results[id]
+		return ok
+	})
+	return res
 }
 
 // A task cannot raise a worker's term: a newer term is checked in etcd, a
@@ -181,13 +179,12 @@ func TestWorkerChecksANewerTermInEtcd(t *testing.T) {
 	// termCheckInterval.
 	resign()
 	next, resign := r.campaign()
-	deadline := time.Now().Add(5 * time.Second)
-	for task, ack = r.send(next, 6); !ack.Accepted; task, ack = r.send(next, 6) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the new master's first task: ack %+v, want accepted at term %d", ack, next)
+	testutil.EventuallyNil(t, 5*time.Second, func() error {
+		if task, ack = r.send(next, 6); !ack.Accepted {
+			return fmt.Errorf("the new master's first task: ack %+v, want accepted at term %d", ack, next)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	r.waitResult(task.UUID)
 	// Or at once, forged terms or not, when the election shows the master.
 	if _, ack = r.send(1<<50, 4); ack.Accepted {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -277,11 +278,12 @@ func TestSameKeyOrder(t *testing.T) {
 		putOther(i)
 	}
 	testutil.Eventually(t, 5*time.Second, "other writes not queued", func() bool { return w.Stats().Queued == maxBatch-1 })
-	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	testutil.ConsistentlyNil(t, 200*time.Millisecond, func() error {
 		if s := w.Stats(); s.Txns != 1 {
-			t.Fatalf("stats %+v: a second txn started without a full batch waiting", s)
+			return fmt.Errorf("stats %+v: a second txn started without a full batch waiting", s)
 		}
-	}
+		return nil
+	})
 	putOther(maxBatch)
 	others.Wait()
 	if n := txns.Load(); n != 1 {
