@@ -30,6 +30,9 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
+	if err := refuseZero(fs); err != nil {
+		return err
+	}
 	if nodes < 1 || nodes > 250 {
 		return usagef("dev: --nodes %d: want 1-250", nodes)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -58,6 +59,31 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q (see 'meshpool %s --help')", name, fs.Arg(0), name)
+	}
+	return nil
+}
+
+// noZero are the flags whose zero is not a setting of its own. To a
+// node.Config a zero field means its default; on the command line or in the
+// environment a 0 or an empty value is more likely a mistake (a port 0
+// meant as "any port", a --task-timeout 0 meant as "none"), so it is
+// refused instead of quietly becoming the default.
+var noZero = []string{"etcd", "prefix", "cluster-name", "ttl", "task-timeout", "client-port", "cluster-port", "http-port"}
+
+// refuseZero says which of the noZero flags were given as zero.
+func refuseZero(fs *flag.FlagSet) error {
+	var errs []error
+	fs.Visit(func(f *flag.Flag) {
+		if !slices.Contains(noZero, f.Name) {
+			return
+		}
+		switch v := f.Value.String(); v {
+		case "", "0", "0s":
+			errs = append(errs, fmt.Errorf("--%s %q: zero is not a setting of this flag; leave it out for the default %s", f.Name, v, f.DefValue))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return usagef("%s: %s", strings.TrimPrefix(fs.Name(), "meshpool "), strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
 }

@@ -25,6 +25,10 @@ func TestUsageErrors(t *testing.T) {
 		want string // the error says this
 	}{
 		{"two bad node flags", append(node, "--ttl", "1s", "--prefix", "x"), `prefix must start with '/', got "x"; ttl must be at least 2s`},
+		{"node zero ttl", append(node, "--ttl", "0"), `node: --ttl "0s": zero is not a setting of this flag; leave it out for the default 10s`},
+		{"node zero port and task timeout", append(node, "--client-port", "0", "--task-timeout", "0s"), `--client-port "0": zero is not a setting of this flag; leave it out for the default 4222; --task-timeout "0s"`},
+		{"node empty prefix", append(node, "--prefix", ""), `--prefix "": zero is not a setting`},
+		{"dev zero ttl", []string{"dev", "--ttl", "0"}, `dev: --ttl "0s": zero is not a setting`},
 		{"node etcd port not a number", append(node, "--etcd", "localhost:abc"), `etcd endpoint "localhost:abc": port "abc"`},
 		{"node etcd port out of range", append(node, "--etcd", "127.0.0.1:70000"), `port "70000"`},
 		{"node etcd port zero", append(node, "--etcd", "http://127.0.0.1:0"), `port "0"`},

@@ -32,6 +32,9 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
+	if err := refuseZero(fs); err != nil {
+		return err
+	}
 	cfg.Etcd = etcd
 	if err := etcdSec.apply(&cfg, m.Getenv); err != nil {
 		return usagef("node: %w", err)
