@@ -99,7 +99,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		return message.SubmitReply{}, nil, errNotLeading
 	}
 	a := m.table.admit(sub, m.term, time.Now(), false)
-	if a.lookUp {
+	if a.known == lookUp {
 		// The done index forgot tasks early: this uuid may be one of
 		// them, still recorded in etcd. Look before running it again.
 		if reply, found, err := m.lookUp(sub); err != nil || found {
@@ -107,23 +107,23 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		}
 		a = m.table.admit(sub, m.term, time.Now(), true)
 	}
-	switch {
-	case a.recording:
+	switch a.known {
+	case recording:
 		// The first submission's write is under way and may fail: it
 		// is not accepted yet.
 		return message.SubmitReply{}, nil, errRecording
-	case a.pending || a.done:
+	case pending, done:
 		if reply, ok := m.conflict(sub, a.number, a.ephemeral); ok {
 			return reply, nil, nil
 		}
 		m.stats.duplicates.Add(1)
-		if a.done {
+		if a.known == done {
 			return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: a.result, Term: m.term}, nil, nil
 		}
 		m.resendIfLost(a.t, time.Now())
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: a.term}, nil, nil
 	}
-	t := a.fresh
+	t := a.t
 	if !t.ephemeral {
 		if err := m.records.Put(m.ctx, t.rec); err != nil {
 			m.table.drop(t)

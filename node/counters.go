@@ -34,8 +34,12 @@ type counter struct {
 	field  func(*Status) *int64
 }
 
-// counters lists every number a node reports but the latency histogram.
-func counters() []counter {
+// counters lists every number a node reports but the latency histogram;
+// built once: its functions take the node.
+var counters = counterTable()
+
+// counterTable builds counters.
+func counterTable() []counter {
 	st := func(f func(s *masterStats) *atomic.Int64) func(n *Node) float64 {
 		return func(n *Node) float64 { return float64(f(&n.stats).Load()) }
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/operations.md's counter table from counters()")
+var update = flag.Bool("update", false, "rewrite docs/operations.md's counter table from counters")
 
 const (
 	opsDoc      = "../docs/operations.md"
@@ -93,10 +93,10 @@ func renderCounters(cs []counter, paths []string) string {
 	return b.String()
 }
 
-// Every number /status shows comes from counters(), each once; the
+// Every number /status shows comes from counters, each once; the
 // metrics and docs/operations.md's table are made from the same list.
 func TestCounterTableIsDocumented(t *testing.T) {
-	cs := counters()
+	cs := counters
 	paths, _ := statusPaths(t, cs)
 	seen := map[string]bool{}
 	for i, c := range cs {
@@ -115,7 +115,7 @@ func TestCounterTableIsDocumented(t *testing.T) {
 	notCounters := []string{"dispatch.term", "worker.newest_term"}
 	for _, f := range intFields(reflect.TypeFor[Status](), "") {
 		if !slices.Contains(paths, f) && !slices.Contains(notCounters, f) {
-			t.Errorf("/status field %s is in no counter: add it to counters()", f)
+			t.Errorf("/status field %s is in no counter: add it to counters", f)
 		}
 	}
 
@@ -139,5 +139,5 @@ func TestCounterTableIsDocumented(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("%s's counter table is not counters(); run go test ./node -run TestCounterTableIsDocumented -update\ngot:\n%s\nwant:\n%s", opsDoc, got, want)
+	t.Errorf("%s's counter table is not counters; run go test ./node -run TestCounterTableIsDocumented -update\ngot:\n%s\nwant:\n%s", opsDoc, got, want)
 }

@@ -13,7 +13,7 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 
 // metrics is a node's Prometheus registry. Each node has its own (never the
 // global default one), so several nodes can live in one process. Apart from
-// the latency histogram, every metric is one of counters(), read at scrape
+// the latency histogram, every metric is one of counters, read at scrape
 // time from what the node keeps anyway.
 type metrics struct {
 	reg     *prometheus.Registry
@@ -29,7 +29,7 @@ func newMetrics(n *Node) *metrics {
 			Buckets: latencyBuckets,
 		}),
 	}
-	for _, c := range counters() {
+	for _, c := range counters {
 		f := func() float64 { return c.value(n) }
 		name := "meshpool_" + c.metric
 		if c.gauge {

@@ -50,10 +50,10 @@ type parts struct {
 
 // New checks the config and picks this node's ID. It starts nothing.
 func New(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	name := cfg.Name
 	if name == "" {
 		h, err := os.Hostname()

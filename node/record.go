@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,18 +25,18 @@ func (m *master) onResult(msg *nats.Msg) {
 // takeResult records res when it is the first valid result of a pending
 // task (see checkResult), or keeps it for whoever holds the task's claim.
 func (m *master) takeResult(res message.Result) {
-	t, p, why, dup, done, recordNow := m.table.resultIn(res, m.term)
-	switch {
-	case why != "":
+	t, p, what, why, recordNow := m.table.resultIn(res, m.term)
+	switch what {
+	case refused:
 		m.stats.refusedResults.Add(1)
 		m.log.Warn("result refused", ratelog.Limit, "uuid", res.UUID, "executor", res.Executor,
 			"term", res.Term, "attempt", res.Attempt, "reason", why)
-	case dup || done:
+	case duplicate:
 		m.stats.dupResults.Add(1)
 		m.log.Debug("duplicate result suppressed", "uuid", res.UUID, "executor", res.Executor)
-	case t == nil:
+	case untracked:
 		m.log.Info("result for a task this master does not track", ratelog.Limit, "uuid", res.UUID, "executor", res.Executor, "term", res.Term)
-	default:
+	case kept:
 		if p.timedOut {
 			m.stats.lateResults.Add(1)
 			m.log.Warn("result came after its task timed out and was sent again: the work takes longer than --task-timeout", ratelog.Limit,
@@ -45,6 +46,27 @@ func (m *master) takeResult(res message.Result) {
 			m.wg.Go(func() { m.record(t) })
 		}
 	}
+}
+
+// checkResult says why res cannot be t's result, or returns the sending it
+// answers: a result is recorded only from a worker the task was sent to,
+// for the term and attempt it was sent under (the first such result wins,
+// even from a sending that timed out: it is real work), and only when it is
+// the work rule's answer for the task's number. The table's lock is held.
+func checkResult(t *tracked, res message.Result, term int64) (placement, string) {
+	switch {
+	case res.Number != t.rec.Number:
+		return placement{}, fmt.Sprintf("number %d is not the task's %d", res.Number, t.rec.Number)
+	case res.Result != message.Work(res.Number):
+		return placement{}, fmt.Sprintf("result %d is not the work rule's %d", res.Result, message.Work(res.Number))
+	case res.Term != term:
+		return placement{}, fmt.Sprintf("term %d is not this master's %d", res.Term, term)
+	}
+	p, ok := t.sentLocked(res.Executor, res.Attempt)
+	if !ok {
+		return placement{}, fmt.Sprintf("the task was not sent to %s as attempt %d in this term", res.Executor, res.Attempt)
+	}
+	return p, ""
 }
 
 // record writes the task's result, once; t is claimed. After it the task

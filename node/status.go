@@ -90,7 +90,7 @@ func (n *Node) Status() Status {
 	s.Routes = p.broker.Routes()
 	s.Worker.Term = p.worker.term.Load()
 	s.Dispatch.Term = term
-	for _, c := range counters() {
+	for _, c := range counters {
 		if c.field != nil {
 			*c.field(&s) = int64(c.value(n))
 		}

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
@@ -71,18 +70,27 @@ func (tt *taskTable) resume(recs []taskstore.Record, until time.Time) (pending i
 	return pending
 }
 
-// admission is what the table knows of a submitted uuid.
+// known is what the table knows of a submitted uuid.
+type known int
+
+const (
+	unknown   known = iota // new: admit added it, claimed, as admission.t
+	lookUp                 // the done index may have forgotten it: look in etcd, then admit again with lookedUp
+	recording              // its first submission's write is still under way
+	pending                // accepted, not done yet
+	done                   // recorded done
+)
+
+// admission is what admit found, and for a known uuid what its answer
+// needs: the task's number and durability (to spot a conflict), and its
+// term (pending) or result (done).
 type admission struct {
-	fresh     *tracked // a new task, claimed, on the least loaded worker (or none): the caller records and places it
-	lookUp    bool     // the done index may have forgotten it: look in etcd, then admit again with lookedUp
-	recording bool     // known, but its first submission's write is still under way
-	pending   bool     // known and pending; number, ephemeral, term are its
-	done      bool     // known and done; number, ephemeral, result are its
+	known     known
+	t         *tracked // the new task (unknown) or the pending one
 	number    int64
 	ephemeral bool
 	term      int64
 	result    *message.Result
-	t         *tracked // the pending task
 }
 
 // admit looks sub's uuid up, and when it is new, adds it as a task under
@@ -94,15 +102,15 @@ func (tt *taskTable) admit(sub message.Submit, term int64, now time.Time, looked
 	defer tt.mu.Unlock()
 	if t, ok := tt.tasks[sub.UUID]; ok {
 		if !t.accepted {
-			return admission{recording: true}
+			return admission{known: recording}
 		}
-		return admission{pending: true, number: t.rec.Number, ephemeral: t.ephemeral, term: t.rec.Term, t: t}
+		return admission{known: pending, number: t.rec.Number, ephemeral: t.ephemeral, term: t.rec.Term, t: t}
 	}
 	if d, ok := tt.done.get(sub.UUID); ok {
-		return admission{done: true, number: d.result.Number, ephemeral: d.ephemeral, result: d.result}
+		return admission{known: done, number: d.result.Number, ephemeral: d.ephemeral, result: d.result}
 	}
 	if !lookedUp && !sub.Ephemeral() && tt.done.mayHaveForgotten(sub.UUID, now) {
-		return admission{lookUp: true}
+		return admission{known: lookUp}
 	}
 	executor := tt.book.pick("", nil)
 	tt.book.move("", executor)
@@ -111,7 +119,7 @@ func (tt *taskTable) admit(sub message.Submit, term int64, now time.Time, looked
 		State: taskstore.Pending, Submitted: now.UTC(),
 	}}
 	tt.tasks[sub.UUID] = t
-	return admission{fresh: t}
+	return admission{known: unknown, t: t}
 }
 
 // accepted marks a new task's record written.
@@ -218,51 +226,39 @@ func (tt *taskTable) sentAt(t *tracked, now time.Time) {
 	tt.mu.Unlock()
 }
 
+// taken says what resultIn did with a result.
+type taken int
+
+const (
+	kept      taken = iota // the task's first valid result: recorded now (recordNow) or by its claim's holder
+	refused                // not from a sending of the task, or wrong: why says which
+	duplicate              // the task's result came already, or the task is recorded done
+	untracked              // no task of this master has its uuid
+)
+
 // resultIn takes res in: the first result of a pending task that answers
 // one of its sendings under term (see checkResult) is kept, and when the
 // task is not claimed it is claimed for the caller to record (recordNow).
-// t is nil when no pending task has res's uuid; then done says whether the
-// task is recorded already. why says why a result of a pending task was
-// refused; dup is true for a pending task whose result came already.
-func (tt *taskTable) resultIn(res message.Result, term int64) (t *tracked, p placement, why string, dup, done, recordNow bool) {
+func (tt *taskTable) resultIn(res message.Result, term int64) (t *tracked, p placement, what taken, why string, recordNow bool) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	t, ok := tt.tasks[res.UUID]
 	switch {
 	case !ok:
-		_, done = tt.done.get(res.UUID)
-		return nil, p, "", false, done, false
+		if _, ok := tt.done.get(res.UUID); ok {
+			return nil, p, duplicate, "", false
+		}
+		return nil, p, untracked, "", false
 	case t.result != nil:
-		return t, p, "", true, false, false
+		return t, p, duplicate, "", false
 	}
 	if p, why = checkResult(t, res, term); why != "" {
-		return t, p, why, false, false, false
+		return t, p, refused, why, false
 	}
 	t.result = &res
 	recordNow = !t.busy
 	t.busy = true
-	return t, p, "", false, false, recordNow
-}
-
-// checkResult says why res cannot be t's result, or returns the sending it
-// answers: a result is recorded only from a worker the task was sent to,
-// for the term and attempt it was sent under (the first such result wins,
-// even from a sending that timed out: it is real work), and only when it is
-// the work rule's answer for the task's number. The table's lock is held.
-func checkResult(t *tracked, res message.Result, term int64) (placement, string) {
-	switch {
-	case res.Number != t.rec.Number:
-		return placement{}, fmt.Sprintf("number %d is not the task's %d", res.Number, t.rec.Number)
-	case res.Result != message.Work(res.Number):
-		return placement{}, fmt.Sprintf("result %d is not the work rule's %d", res.Result, message.Work(res.Number))
-	case res.Term != term:
-		return placement{}, fmt.Sprintf("term %d is not this master's %d", res.Term, term)
-	}
-	p, ok := t.sentLocked(res.Executor, res.Attempt)
-	if !ok {
-		return placement{}, fmt.Sprintf("the task was not sent to %s as attempt %d in this term", res.Executor, res.Attempt)
-	}
-	return p, ""
+	return t, p, kept, "", recordNow
 }
 
 // toRecord returns t's record as done with its result under term, for the

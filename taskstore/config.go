@@ -60,36 +60,36 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first thing wrong with o; zero fields are valid.
-func (o Config) Validate() error {
+// Validate reports the first thing wrong with c; zero fields are valid.
+func (c Config) Validate() error {
 	switch {
-	case o.MaxBatch < 0:
-		return fmt.Errorf("%w: max batch must not be negative, got %d", ErrInvalidConfig, o.MaxBatch)
-	case o.MaxInFlight < 0:
-		return fmt.Errorf("%w: max in flight must not be negative, got %d", ErrInvalidConfig, o.MaxInFlight)
-	case o.Retention < 0:
-		return fmt.Errorf("%w: retention must not be negative, got %s", ErrInvalidConfig, o.Retention)
-	case o.Retention > MaxRetention:
+	case c.MaxBatch < 0:
+		return fmt.Errorf("%w: max batch must not be negative, got %d", ErrInvalidConfig, c.MaxBatch)
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("%w: max in flight must not be negative, got %d", ErrInvalidConfig, c.MaxInFlight)
+	case c.Retention < 0:
+		return fmt.Errorf("%w: retention must not be negative, got %s", ErrInvalidConfig, c.Retention)
+	case c.Retention > MaxRetention:
 		return fmt.Errorf("%w: retention must be at most %s (etcd's longest lease, less a bucket), got %s",
-			ErrInvalidConfig, MaxRetention, o.Retention)
-	case o.Timeout < 0:
-		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidConfig, o.Timeout)
+			ErrInvalidConfig, MaxRetention, c.Retention)
+	case c.Timeout < 0:
+		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidConfig, c.Timeout)
 	}
 	return nil
 }
 
-func (o Config) withDefaults() Config {
-	if o.MaxBatch == 0 {
-		o.MaxBatch = defaultMaxBatch
+func (c Config) withDefaults() Config {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = defaultMaxBatch
 	}
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = defaultMaxInFlight
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = defaultMaxInFlight
 	}
-	if o.Timeout == 0 {
-		o.Timeout = defaultTimeout
+	if c.Timeout == 0 {
+		c.Timeout = defaultTimeout
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return o
+	return c
 }

@@ -57,15 +57,15 @@ type op struct {
 // NewWriter returns a Writer for the term fence, writing under
 // keyspace.Tasks(prefix). It does not talk to etcd yet; Run checks the arguments.
 func NewWriter(cli *clientv3.Client, prefix string, fence Fence, cfg Config) *Writer {
-	o := cfg.withDefaults()
+	cfg = cfg.withDefaults()
 	return &Writer{
 		cli:     cli,
 		prefix:  prefix,
 		fence:   fence,
-		cfg:     o,
-		log:     o.Logger,
-		leases:  newLeases(cli, o.Retention),
-		queue:   make(chan *op, max(o.MaxBatch, 1)), // Run refuses MaxBatch < 0
+		cfg:     cfg,
+		log:     cfg.Logger,
+		leases:  newLeases(cli, cfg.Retention),
+		queue:   make(chan *op, max(cfg.MaxBatch, 1)), // Run refuses MaxBatch < 0
 		stopped: make(chan struct{}),
 	}
 }

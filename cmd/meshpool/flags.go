@@ -83,7 +83,7 @@ func refuseZero(fs *flag.FlagSet) error {
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return usagef("%s: %s", strings.TrimPrefix(fs.Name(), "meshpool "), strings.ReplaceAll(err.Error(), "\n", "; "))
+		return usagef("%s: %w", strings.TrimPrefix(fs.Name(), "meshpool "), err) // main prints it on one line
 	}
 	return nil
 }

@@ -25,17 +25,9 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 // for not holding yet is worth reading.
 func EventuallyNil(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", timeout, err)
-			return
-		}
-		time.Sleep(poll)
+	var err error
+	if !Within(timeout, func() bool { err = cond(); return err == nil }) {
+		t.Fatalf("not within %s: %v", timeout, err)
 	}
 }
 

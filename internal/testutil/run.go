@@ -17,9 +17,10 @@ type Running struct {
 	done   chan struct{}
 	err    error // what run returned, once done is closed
 
-	once    sync.Once
-	took    time.Duration
-	stopErr error
+	once     sync.Once
+	took     time.Duration
+	stopErr  error
+	answered bool // the first stop's error went to a caller, not to the test's cleanup
 }
 
 // Go runs run in a goroutine, with a context that ends at Stop or at the
@@ -34,7 +35,8 @@ func Go(t testing.TB, run func(ctx context.Context) error) *Running {
 		r.err = run(ctx)
 	}()
 	t.Cleanup(func() {
-		if err := r.Stop(); err != nil {
+		// A caller that stopped run has had its answer: say it once.
+		if err := r.stop(stopWait, false); err != nil && !r.answered {
 			t.Error(err)
 		}
 	})
@@ -49,8 +51,11 @@ func (r *Running) Stop() error { return r.StopWithin(stopWait) }
 // StopWithin is Stop waiting up to wait instead of 10 s, for a run that
 // takes longer to wind down (a whole node). Only the first Stop or
 // StopWithin waits; later calls return its answer.
-func (r *Running) StopWithin(wait time.Duration) error {
+func (r *Running) StopWithin(wait time.Duration) error { return r.stop(wait, true) }
+
+func (r *Running) stop(wait time.Duration, caller bool) error {
 	r.once.Do(func() {
+		r.answered = caller
 		start := time.Now()
 		r.cancel()
 		select {
@@ -66,11 +71,8 @@ func (r *Running) StopWithin(wait time.Duration) error {
 	return r.stopErr
 }
 
-// Took is how long the first Stop waited for run to return.
-func (r *Running) Took() time.Duration {
-	r.Stop()
-	return r.took
-}
+// Took is how long the first Stop waited for run to return; 0 before it.
+func (r *Running) Took() time.Duration { return r.took }
 
 // Done is closed when run has returned.
 func (r *Running) Done() <-chan struct{} { return r.done }

@@ -39,3 +39,25 @@ func TestStopWithinTimesOut(t *testing.T) {
 	close(release)
 	<-slow.Done()
 }
+
+// An error a caller's Stop returned is the caller's to report; the test's
+// cleanup reports only what nobody was told.
+func TestStopErrorIsReportedOnce(t *testing.T) {
+	broken := func(ctx context.Context) error { <-ctx.Done(); return errors.New("broken") }
+	told := &recorder{}
+	t.Run("stopped by the test", func(t *testing.T) {
+		told.TB = t
+		_ = Go(told, broken).Stop()
+	})
+	if told.failed != "" {
+		t.Fatalf("the cleanup reported the error the caller had: %q", told.failed)
+	}
+	untold := &recorder{}
+	t.Run("left to the cleanup", func(t *testing.T) {
+		untold.TB = t
+		Go(untold, broken)
+	})
+	if !strings.Contains(untold.failed, "broken") {
+		t.Fatalf("the cleanup did not report the error: %q", untold.failed)
+	}
+}
