@@ -47,4 +47,12 @@ func TestStopRestartReplace(t *testing.T) {
 	if srv.Endpoint() != endpoint || get() != 0 {
 		t.Fatalf("after a replacement: endpoint %s (was %s), or the key is still there", srv.Endpoint(), endpoint)
 	}
+	// Restart of a running server stops it first.
+	if _, err := cli.Put(t.Context(), "k", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	if get() != 1 {
+		t.Fatal("after a restart of a running server: the key is lost")
+	}
 }
