@@ -328,7 +328,7 @@ func (c *cluster) addNode() (*bnode, error) {
 	e.names++
 	p, err := e.start("node "+ip, e.binary, "node", "--etcd", e.etcdEndpoint, "--advertise", ip,
 		"--name", fmt.Sprintf("b%d", e.names), "--prefix", c.prefix,
-		"--task-interval", "0", "--work-time", "0s", "--ttl", "3s", "--log-level", "warn")
+		"--task-interval", "0", "--work-time", "0s", "--ttl", "3s", "--log-level", "warn", "--slots", "256")
 	if err != nil {
 		return nil, err
 	}

@@ -152,7 +152,7 @@ func (r *report) markdown() string {
 		m.cpus, m.memory, m.goVersion, m.etcd, m.meshpool)
 	b.WriteString("Everything runs on this one machine over loopback: one etcd process (data dir in /dev/shm) and meshpool " +
 		"node processes on their own 127.0.X.Y addresses (default ports 4222/6222/8222) with " +
-		"`--task-interval 0 --work-time 0s --ttl 3s --log-level warn`; the load generator shares the same cores. " +
+		"`--task-interval 0 --work-time 0s --ttl 3s --log-level warn --slots 256`; the load generator shares the same cores. " +
 		"The machine is shared with other work, so absolute figures are noisy; a ratio to a baseline measured in the " +
 		"same run is the figure to compare.\n\n")
 	fmt.Fprintf(&b, "## Figures\n\nEach figure is the median of its runs (%d unless the figure says otherwise), with the min and max. "+

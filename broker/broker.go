@@ -129,8 +129,14 @@ func serverOptions(cfg Config, debug bool) *server.Options {
 		// own stderr logger (ConfigureLogger returns early when set).
 		NoLog: true,
 		Debug: debug,
+		// Room for a task's payload or result at its largest
+		// (message.MaxData) and its envelope.
+		MaxPayload: MaxPayload,
 	}
 }
+
+// MaxPayload is the largest message the server takes: 2 MiB, message.MaxSize.
+const MaxPayload = 2 << 20
 
 // advertiseAddr returns the address advertised for a listener on host:port.
 // With a random port the port is left out: nats-server then completes the

@@ -5,6 +5,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,13 +81,17 @@ func (c *Client) Follow() error {
 
 func (c *Client) onResult(msg *nats.Msg) {
 	res, err := message.DecodeResult(msg.Data)
-	if err != nil || res.Result != message.Work(res.Number) {
+	if err != nil || res.Kind == message.KindTriple && res.Error == "" && !bytes.Equal(res.Result, message.TripleResult(res.Number)) {
 		return
 	}
 	c.mu.Lock()
 	sub, sent := c.sent[res.UUID]
 	c.mu.Unlock()
-	if sent && sub.Number != res.Number {
+	kind := sub.Kind
+	if kind == "" {
+		kind = message.KindTriple
+	}
+	if sent && (kind != res.Kind || kind == message.KindTriple && sub.Number != res.Number) {
 		// Not an answer to what was submitted: anyone may publish on
 		// results in an open cluster, and the master records no such
 		// result. The master's own answer (Wait asks it) is the real one.

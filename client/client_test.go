@@ -109,7 +109,7 @@ func silentMaster(t *testing.T, b *broker.Broker) {
 		if asked[s.UUID] > 1 { // done by now; the result was never published
 			now := message.NewTimestamp(time.Now())
 			reply.Duplicate, reply.State = true, message.StateDone
-			reply.Result = &message.Result{UUID: s.UUID, Executor: "w-00000000", Number: s.Number, Result: 3 * s.Number, Start: now, Finish: now, Term: 1}
+			reply.Result = &message.Result{UUID: s.UUID, Executor: "w-00000000", Number: s.Number, Kind: message.KindTriple, Result: message.TripleResult(s.Number), Start: now, Finish: now, Term: 1}
 		}
 		body, _ := json.Marshal(reply)
 		_ = m.Respond(body)
@@ -136,7 +136,7 @@ func TestWaitAsksAgainWhenThePublicationIsMissed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	res, err := c.Wait(ctx, reply.UUID)
-	if err != nil || res.Result != 42 || res.UUID != reply.UUID {
+	if err != nil || string(res.Result) != "42" || res.UUID != reply.UUID {
 		t.Fatalf("Wait = %+v, %v", res, err)
 	}
 }
@@ -204,8 +204,8 @@ func TestWaitIgnoresResultsThatDoNotAnswerTheSubmission(t *testing.T) {
 	}
 	now := message.NewTimestamp(time.Now())
 	for _, forged := range []message.Result{
-		{Number: 6, Result: 18},  // another number
-		{Number: 14, Result: 99}, // not the work rule's answer
+		{Kind: message.KindTriple, Number: 6, Result: json.RawMessage("18")},  // another number
+		{Kind: message.KindTriple, Number: 14, Result: json.RawMessage("99")}, // not the work rule's answer
 	} {
 		forged.UUID, forged.Executor, forged.Start, forged.Finish, forged.Term = reply.UUID, "x-00000000", now, now, 1
 		if err := b.Conn().Publish(message.SubjectResults, forged.AppendJSON(nil)); err != nil {
@@ -218,7 +218,7 @@ func TestWaitIgnoresResultsThatDoNotAnswerTheSubmission(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	res, err := c.Wait(ctx, reply.UUID)
-	if err != nil || res.Number != 14 || res.Result != 42 {
+	if err != nil || res.Number != 14 || string(res.Result) != "42" {
 		t.Fatalf("Wait = %+v, %v; want the master's answer 14*3 = 42", res, err)
 	}
 }

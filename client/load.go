@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -30,6 +31,10 @@ type LoadSpec struct {
 	Concurrency int    // submissions in flight at once
 	Wait        bool   // wait until every accepted task has a result
 	Durability  string // of every task: "" or message.DurabilityDurable, or message.DurabilityNone
+	// Kind and Payload are every task's; with no Kind, each is a demo task
+	// of a random number.
+	Kind    string
+	Payload json.RawMessage
 }
 
 // Load submits spec.N tasks with up to spec.Concurrency in flight and, when
@@ -50,7 +55,11 @@ func (c *Client) Load(ctx context.Context, spec LoadSpec) (LoadReport, error) {
 	for range max(concurrency, 1) {
 		wg.Go(func() {
 			for range jobs {
-				reply, err := c.Submit(ctx, message.Submit{Number: rand.Int64N(1000), Durability: spec.Durability})
+				sub := message.Submit{Kind: spec.Kind, Payload: spec.Payload, Durability: spec.Durability}
+				if spec.Kind == "" {
+					sub.Number = rand.Int64N(1000)
+				}
+				reply, err := c.Submit(ctx, sub)
 				mu.Lock()
 				rep.Submitted++
 				switch {

@@ -3,6 +3,8 @@ package message_test
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,16 +35,20 @@ var awkward = []string{"", "plain", `q"uote`, `back\slash`, "<tag>&amp;", "tab\t
 
 func messagesFor(s string, n int64, ts time.Time) []appender {
 	stamp := message.Timestamp{Time: ts}
-	res := message.Result{UUID: s, Executor: s, Number: n, Result: -n, Start: stamp, Finish: stamp, Term: n, Attempt: n / 2}
+	v := message.Version
+	payload := json.RawMessage(`{"s":` + quoteJSON(strings.NewReplacer("<", "", ">", "", "&", "").Replace(s)) + `,"n":[` + strconv.FormatInt(n, 10) + `]}`)
+	res := message.Result{V: v, UUID: s, Executor: s, Kind: s, Number: n, Result: payload, Start: stamp, Finish: stamp, Term: n, Attempt: n / 2}
+	failed := message.Result{V: v, UUID: s, Executor: s, Kind: s, Error: s + "x", Start: stamp, Finish: stamp, Term: n}
 	return []appender{
-		message.Task{UUID: s, Executor: s, Number: n, Term: -n, Attempt: n},
+		message.Task{V: v, UUID: s, Executor: s, Kind: s, Payload: payload, Number: n, Term: -n, Attempt: n},
+		failed,
 		message.Ack{Accepted: n%2 == 0, Reason: s, Term: n},
 		message.Ack{},
 		res,
-		message.Submit{UUID: s, Number: n, Durability: s},
-		message.Submit{},
-		message.SubmitReply{UUID: s, Accepted: true, Duplicate: true, State: s, Result: &res, Term: n, Error: s, Temporary: true},
-		message.SubmitReply{},
+		message.Submit{V: v, UUID: s, Kind: s + "k", Payload: payload, Number: n, Durability: s},
+		message.Submit{V: v, Kind: "k"},
+		message.SubmitReply{V: v, UUID: s, Accepted: true, Duplicate: true, State: s, Result: &res, Term: n, Error: s, Temporary: true},
+		message.SubmitReply{V: v},
 	}
 }
 
@@ -73,7 +79,7 @@ func FuzzAppendJSON(f *testing.F) {
 
 func BenchmarkEncodeResult(b *testing.B) {
 	stamp := message.NewTimestamp(time.Now())
-	r := message.Result{UUID: "11111111-2222-3333-4444-555555555555", Executor: "node-a-1234abcd", Number: 42, Result: 126, Start: stamp, Finish: stamp, Term: 7}
+	r := message.Result{UUID: "11111111-2222-3333-4444-555555555555", Executor: "node-a-1234abcd", Kind: message.KindTriple, Number: 42, Result: json.RawMessage("126"), Start: stamp, Finish: stamp, Term: 7}
 	b.Run("json.Marshal", func(b *testing.B) {
 		for b.Loop() {
 			_, _ = json.Marshal(r)
@@ -84,4 +90,10 @@ func BenchmarkEncodeResult(b *testing.B) {
 			_ = r.AppendJSON(make([]byte, 0, 256))
 		}
 	})
+}
+
+// quoteJSON is s as a JSON string, as json.Marshal writes it.
+func quoteJSON(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -20,11 +20,17 @@ type field struct {
 // accepted; the walk is one pass over the bytes and allocates nothing for
 // keys without escapes. At most 64 fields.
 func checkFields(data []byte, fields []field) error {
+	_, err := fieldsIn(data, fields)
+	return err
+}
+
+// fieldsIn is checkFields that also returns the fields found, bit i for
+// fields[i].
+func fieldsIn(data []byte, fields []field) (seen uint64, err error) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return fmt.Errorf("%w: want a JSON object", ErrMalformed)
+		return 0, fmt.Errorf("%w: want a JSON object", ErrMalformed)
 	}
-	var seen uint64
 	i = skipSpace(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		if data[i] == ',' {
@@ -33,7 +39,7 @@ func checkFields(data []byte, fields []field) error {
 		end := skipString(data, i)
 		key, err := objectKey(data[i:end])
 		if err != nil {
-			return err
+			return 0, err
 		}
 		i = skipSpace(data, end)
 		if i < len(data) && data[i] == ':' {
@@ -51,20 +57,22 @@ func checkFields(data []byte, fields []field) error {
 		}
 		switch {
 		case f < 0:
-			return fmt.Errorf("%w: unknown field %q", ErrInvalid, truncate(string(key)))
+			return 0, fmt.Errorf("%w: unknown field %q", ErrInvalid, truncate(string(key)))
 		case seen&(1<<f) != 0:
-			return fmt.Errorf("%w: field %q given twice", ErrInvalid, key)
+			return 0, fmt.Errorf("%w: field %q given twice", ErrInvalid, key)
 		case null && fields[f].required:
-			return fmt.Errorf("%w: field %q is required, got null", ErrInvalid, key)
+			return 0, fmt.Errorf("%w: field %q is required, got null", ErrInvalid, key)
 		}
-		seen |= 1 << f
+		if !null { // null is as absent, for a field that is not required
+			seen |= 1 << f
+		}
 	}
 	for j, f := range fields {
 		if f.required && seen&(1<<j) == 0 {
-			return fmt.Errorf("%w: field %q is required", ErrInvalid, f.name)
+			return 0, fmt.Errorf("%w: field %q is required", ErrInvalid, f.name)
 		}
 	}
-	return nil
+	return seen, nil
 }
 
 // objectKey returns the key a quoted JSON string spells; only a key with

@@ -10,9 +10,28 @@ import (
 	"github.com/google/uuid"
 )
 
-// MaxSize is the largest body any decoder accepts. Real messages are a few
-// hundred bytes.
-const MaxSize = 4096
+// MaxSize is the largest body any decoder accepts, and the embedded NATS
+// server's max_payload: a task's payload and its result are bounded below
+// it by the node's --max-payload and --max-result (at most MaxData each).
+const MaxSize = 2 << 20
+
+// MaxData bounds what a payload or a result may be configured to: with
+// the envelope, a message stays under MaxSize, and a task's etcd record
+// (payload and result) under etcd's 1.5 MiB request limit when their sum
+// is at most MaxRecordData.
+const (
+	MaxData       = 1 << 20
+	MaxRecordData = 1<<20 + 256<<10
+)
+
+// MaxErrorLen bounds a result's error text; a worker cuts a longer one.
+const MaxErrorLen = 4096
+
+// Version is the format version of every message and record this code
+// writes, their "v". A body without "v" is of version 1 too (written before
+// the field existed). A decoder refuses a newer version (ErrVersion): a
+// node must be upgraded before it is sent one.
+const Version = 1
 
 // TimeLayout is RFC 3339 with milliseconds, the format of start and finish.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
@@ -22,26 +41,48 @@ var (
 	ErrTooLarge  = errors.New("message: too large")
 	ErrMalformed = errors.New("message: malformed")
 	ErrInvalid   = errors.New("message: invalid")
+	ErrVersion   = errors.New("message: format version not supported")
 )
+
+// CheckVersion refuses a format version newer than Version.
+func CheckVersion(v int) error {
+	if v < 0 || v > Version {
+		return fmt.Errorf("%w: version %d, this node reads up to %d", ErrVersion, v, Version)
+	}
+	return nil
+}
 
 // Task is what the master sends to one worker on tasks.<executor>.
 type Task struct {
+	V        int    `json:"v,omitempty"`
 	UUID     string `json:"uuid"`
 	Executor string `json:"executor"`
-	Number   int64  `json:"number"`
-	Term     int64  `json:"term"`
+	Kind     string `json:"kind"`
+	// Payload is the task's input, a JSON value.
+	Payload json.RawMessage `json:"payload"`
+	// Number is the payload of a KindTriple task, also written as number
+	// (when not 0) for the nodes that knew no other kind.
+	Number int64 `json:"number,omitempty"`
+	Term   int64 `json:"term"`
 	// Attempt is the master's placement count of the task, from 1; the
 	// worker echoes it, with Term, in the task's result.
 	Attempt int64 `json:"attempt"`
 }
 
-// Validate checks every field.
+// Validate checks every field. A triple task's number and payload must
+// agree (DecodeTask makes them).
 func (t Task) Validate() error {
+	if err := CheckVersion(t.V); err != nil {
+		return err
+	}
 	if err := validUUID(t.UUID); err != nil {
 		return err
 	}
 	if err := ValidToken(t.Executor); err != nil {
 		return fmt.Errorf("%w: executor: %w", ErrInvalid, err)
+	}
+	if err := ValidWork(t.Kind, t.Payload, t.Number); err != nil {
+		return err
 	}
 	if t.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, t.Term)
@@ -49,8 +90,12 @@ func (t Task) Validate() error {
 	if t.Attempt < 0 {
 		return fmt.Errorf("%w: attempt must not be negative, got %d", ErrInvalid, t.Attempt)
 	}
-	return ValidNumber(t.Number)
+	return nil
 }
+
+// normalize fills a task written before kinds (number only) as a triple
+// task, and a triple task's number from its payload.
+func (t *Task) normalize() { t.Kind, t.Payload, t.Number = NormalizeWork(t.Kind, t.Payload, t.Number) }
 
 // Ack is a worker's immediate answer to a task.
 type Ack struct {
@@ -71,12 +116,18 @@ func (a Ack) Validate() error {
 
 // Result is what a worker publishes on results when it has done a task.
 type Result struct {
-	UUID     string    `json:"uuid"`
-	Executor string    `json:"executor"`
-	Number   int64     `json:"number"`
-	Result   int64     `json:"result"`
-	Start    Timestamp `json:"start"`
-	Finish   Timestamp `json:"finish"`
+	V        int    `json:"v,omitempty"`
+	UUID     string `json:"uuid"`
+	Executor string `json:"executor"`
+	Kind     string `json:"kind"`
+	// Number is a triple task's number (when not 0), as the task's.
+	Number int64 `json:"number,omitempty"`
+	// Result is the handler's answer, a JSON value; or Error says why
+	// there is none. Exactly one of them is set.
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Start  Timestamp       `json:"start"`
+	Finish Timestamp       `json:"finish"`
 	// Term and Attempt are those of the latest sending of the task to this
 	// worker: the master records a result only for a placement it made.
 	Term    int64 `json:"term"`
@@ -85,11 +136,27 @@ type Result struct {
 
 // Validate checks every field.
 func (r Result) Validate() error {
+	if err := CheckVersion(r.V); err != nil {
+		return err
+	}
 	if err := validUUID(r.UUID); err != nil {
 		return err
 	}
 	if err := ValidToken(r.Executor); err != nil {
 		return fmt.Errorf("%w: executor: %w", ErrInvalid, err)
+	}
+	if err := ValidKind(r.Kind); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	switch {
+	case len(r.Result) == 0 && r.Error == "":
+		return fmt.Errorf("%w: a result needs a result or an error", ErrInvalid)
+	case len(r.Result) > 0 && r.Error != "":
+		return fmt.Errorf("%w: a result has a result or an error, not both", ErrInvalid)
+	case len(r.Error) > MaxErrorLen:
+		return fmt.Errorf("%w: error is %d bytes, limit %d", ErrInvalid, len(r.Error), MaxErrorLen)
+	case len(r.Result) > 0 && !json.Valid(r.Result):
+		return fmt.Errorf("%w: result is not JSON", ErrInvalid)
 	}
 	if r.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, r.Term)
@@ -106,14 +173,38 @@ func (r Result) Validate() error {
 	return nil
 }
 
-// DecodeTask parses and validates a task.
-func DecodeTask(data []byte) (Task, error) { return decode[Task](data) }
+// DecodeTask parses and validates a task. A task without a kind (written
+// before kinds) is a triple task of its number.
+func DecodeTask(data []byte) (Task, error) {
+	var t Task
+	if err := unmarshal(data, &t); err != nil {
+		return Task{}, err
+	}
+	t.normalize()
+	if err := t.Validate(); err != nil {
+		return Task{}, err
+	}
+	return t, nil
+}
 
 // DecodeAck parses and validates an ack.
 func DecodeAck(data []byte) (Ack, error) { return decode[Ack](data) }
 
-// DecodeResult parses and validates a result.
-func DecodeResult(data []byte) (Result, error) { return decode[Result](data) }
+// DecodeResult parses and validates a result. A result without a kind
+// (written before kinds) is a triple task's.
+func DecodeResult(data []byte) (Result, error) {
+	var r Result
+	if err := unmarshal(data, &r); err != nil {
+		return Result{}, err
+	}
+	if r.Kind == "" {
+		r.Kind = KindTriple
+	}
+	if err := r.Validate(); err != nil {
+		return Result{}, err
+	}
+	return r, nil
+}
 
 type validator interface{ Validate() error }
 
@@ -125,13 +216,8 @@ func decode[T validator](data []byte) (T, error) { return decodeFields[T](data, 
 // them and requires the required ones (see checkFields).
 func decodeFields[T validator](data []byte, fields []field) (T, error) {
 	var v, zero T
-	if len(data) > MaxSize {
-		return zero, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
-	}
-	// Unmarshal refuses trailing data after the object, and allocates far
-	// less than a Decoder: this runs for every task, ack and result.
-	if err := json.Unmarshal(data, &v); err != nil {
-		return zero, fmt.Errorf("%w: %w", ErrMalformed, err)
+	if err := unmarshal(data, &v); err != nil {
+		return zero, err
 	}
 	if fields != nil {
 		if err := checkFields(data, fields); err != nil {
@@ -142,6 +228,19 @@ func decodeFields[T validator](data []byte, fields []field) (T, error) {
 		return zero, err
 	}
 	return v, nil
+}
+
+// unmarshal bounds data's size and parses it into v.
+func unmarshal(data []byte, v any) error {
+	if len(data) > MaxSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
+	}
+	// Unmarshal refuses trailing data after the object, and allocates far
+	// less than a Decoder: this runs for every task, ack and result.
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return nil
 }
 
 func validUUID(s string) error {

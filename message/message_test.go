@@ -3,6 +3,8 @@ package message_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +42,7 @@ func TestDecodeTask(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("DecodeTask(%q) error = %v, want %v", tt.in, err, tt.want)
 			}
-			if err != nil && task != (message.Task{}) {
+			if err != nil && !reflect.DeepEqual(task, message.Task{}) {
 				t.Fatalf("a refused task must come back empty, got %+v", task)
 			}
 		})
@@ -50,7 +52,7 @@ func TestDecodeTask(t *testing.T) {
 func TestResultRoundTrip(t *testing.T) {
 	start := time.Date(2026, 11, 27, 4, 9, 46, 123456789, time.UTC)
 	r := message.Result{
-		UUID: id, Executor: "b-00aa11bb", Number: 42, Result: 126,
+		UUID: id, Executor: "b-00aa11bb", Kind: message.KindTriple, Number: 42, Result: json.RawMessage("126"),
 		Start: message.NewTimestamp(start), Finish: message.NewTimestamp(start.Add(1500 * time.Millisecond)), Term: 9,
 	}
 	b, err := json.Marshal(r)
@@ -64,7 +66,7 @@ func TestResultRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Start.Equal(r.Start.Time) || !got.Finish.Equal(r.Finish.Time) || got.UUID != r.UUID || got.Result != 126 || got.Term != 9 {
+	if !got.Start.Equal(r.Start.Time) || !got.Finish.Equal(r.Finish.Time) || got.UUID != r.UUID || string(got.Result) != "126" || got.Term != 9 {
 		t.Fatalf("round trip changed the result: %+v -> %+v", r, got)
 	}
 }
@@ -138,6 +140,23 @@ func TestDecodeSubmit(t *testing.T) {
 		{"number twice", `{"number":7,"number":8}`, message.ErrInvalid},
 		{"uuid only", `{"uuid":"` + id + `"}`, message.ErrInvalid},
 		{"array", `[{"number":7}]`, message.ErrMalformed},
+		{"kind and payload", `{"kind":"resize","payload":{"url":"x","w":[1,2]}}`, nil},
+		{"kind without payload", `{"kind":"cleanup"}`, nil},
+		{"kind, payload null", `{"kind":"cleanup","payload":null}`, nil},
+		{"payload a string", `{"kind":"echo","payload":"hi"}`, nil},
+		{"triple by kind", `{"kind":"triple","payload":7}`, nil},
+		{"triple, number and payload agree", `{"kind":"triple","payload":7,"number":7}`, nil},
+		{"triple, number and payload differ", `{"kind":"triple","payload":7,"number":8}`, message.ErrInvalid},
+		{"triple, payload not a number", `{"kind":"triple","payload":"7"}`, message.ErrInvalid},
+		{"number with another kind", `{"kind":"resize","number":7}`, message.ErrInvalid},
+		{"payload without kind", `{"payload":7}`, message.ErrInvalid},
+		{"kind with a dot", `{"kind":"a.b","payload":1}`, message.ErrInvalid},
+		{"kind too long", `{"kind":"` + strings.Repeat("k", 65) + `","payload":1}`, message.ErrInvalid},
+		{"kind of 64", `{"kind":"` + strings.Repeat("k", 64) + `","payload":1}`, nil},
+		{"kind not a string", `{"kind":7,"payload":1}`, message.ErrMalformed},
+		{"payload not JSON", `{"kind":"k","payload":nope}`, message.ErrMalformed},
+		{"version 1", `{"v":1,"kind":"k"}`, nil},
+		{"newer version", `{"v":2,"kind":"k"}`, message.ErrVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +164,7 @@ func TestDecodeSubmit(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("DecodeSubmit(%q) = %v, want %v", tt.in, err, tt.want)
 			}
-			if err != nil && s != (message.Submit{}) {
+			if err != nil && !reflect.DeepEqual(s, message.Submit{}) {
 				t.Fatalf("a refused submission must come back empty, got %+v", s)
 			}
 		})
@@ -155,8 +174,8 @@ func TestDecodeSubmit(t *testing.T) {
 // A refusal names what is wrong, so a user can fix the request.
 func TestDecodeSubmitReasonNamesTheField(t *testing.T) {
 	for in, want := range map[string]string{
-		`{}`:                       `field "number" is required`,
-		`{"number":null}`:          `field "number" is required, got null`,
+		`{}`:                       `field "kind" is required`,
+		`{"number":null}`:          `field "kind" is required`,
 		`{"numbr":7}`:              `unknown field "numbr"`,
 		`{"number":1,"number":1}`:  `field "number" given twice`,
 		`null`:                     `want a JSON object`,
@@ -166,6 +185,27 @@ func TestDecodeSubmitReasonNamesTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("DecodeSubmit(%s) = %v, want an error saying %q", in, err, want)
 		}
+	}
+}
+
+// A node refuses a message of a format version it cannot read.
+func TestNewerVersionRefused(t *testing.T) {
+	stamp := `"start":"2026-01-01T00:00:00.000Z","finish":"2026-01-01T00:00:01.000Z"`
+	if _, err := message.DecodeTask([]byte(`{"v":2,"uuid":"` + id + `","executor":"a","kind":"k","payload":1,"term":1}`)); !errors.Is(err, message.ErrVersion) {
+		t.Errorf("task of version 2: %v", err)
+	}
+	if _, err := message.DecodeResult([]byte(`{"v":2,"uuid":"` + id + `","executor":"a","kind":"k","result":1,` + stamp + `,"term":1}`)); !errors.Is(err, message.ErrVersion) {
+		t.Errorf("result of version 2: %v", err)
+	}
+	if _, err := message.DecodeResult([]byte(`{"uuid":"` + id + `","executor":"a","kind":"k","result":1,"error":"x",` + stamp + `,"term":1}`)); !errors.Is(err, message.ErrInvalid) {
+		t.Errorf("result with a result and an error: %v", err)
+	}
+	if _, err := message.DecodeResult([]byte(`{"uuid":"` + id + `","executor":"a","kind":"k",` + stamp + `,"term":1}`)); !errors.Is(err, message.ErrInvalid) {
+		t.Errorf("result with neither a result nor an error: %v", err)
+	}
+	old, err := message.DecodeTask([]byte(`{"uuid":"` + id + `","executor":"a","number":7,"term":1}`))
+	if err != nil || old.Kind != message.KindTriple || string(old.Payload) != "7" || old.Number != 7 {
+		t.Errorf("a task written before kinds: %+v, %v", old, err)
 	}
 }
 
@@ -188,7 +228,7 @@ func TestDecodeSubmitCanonicalisesTheUUID(t *testing.T) {
 // so an answer sent back to tasks.submit never makes a task.
 func TestSubmitReplyIsNeverASubmission(t *testing.T) {
 	stamp := message.NewTimestamp(time.Now())
-	res := &message.Result{UUID: id, Executor: "a", Number: 42, Result: 126, Start: stamp, Finish: stamp, Term: 3}
+	res := &message.Result{UUID: id, Executor: "a", Kind: message.KindTriple, Number: 42, Result: json.RawMessage("126"), Start: stamp, Finish: stamp, Term: 3}
 	for name, r := range map[string]message.SubmitReply{
 		"accepted":           {UUID: id, Accepted: true, State: message.StatePending, Term: 3},
 		"duplicate pending":  {UUID: id, Accepted: true, Duplicate: true, State: message.StatePending, Term: 3},
@@ -223,13 +263,13 @@ func mustMarshal(t *testing.T, v any) []byte {
 // A worker checks a task's number as the master checks a submission's.
 func TestDecodeTaskNumberRange(t *testing.T) {
 	for _, n := range []int64{message.MaxNumber + 1, -message.MaxNumber - 1, 1 << 62, -1 << 63} {
-		body := mustMarshal(t, message.Task{UUID: id, Executor: "a", Number: n, Term: 1})
+		body := []byte(fmt.Sprintf(`{"uuid":%q,"executor":"a","number":%d,"term":1}`, id, n))
 		if _, err := message.DecodeTask(body); !errors.Is(err, message.ErrInvalid) || !strings.Contains(err.Error(), "out of range") {
 			t.Errorf("task with number %d: %v, want out of range", n, err)
 		}
 	}
 	for _, n := range []int64{message.MaxNumber, -message.MaxNumber, 0} {
-		body := mustMarshal(t, message.Task{UUID: id, Executor: "a", Number: n, Term: 1})
+		body := message.Task{UUID: id, Executor: "a", Kind: message.KindTriple, Payload: json.RawMessage(fmt.Sprint(n)), Number: n, Term: 1}.AppendJSON(nil)
 		if _, err := message.DecodeTask(body); err != nil {
 			t.Errorf("task with number %d: %v", n, err)
 		}

@@ -1,7 +1,9 @@
 package message
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -21,13 +23,21 @@ func ValidNumber(n int64) error {
 func CanonicalUUID(s string) string { return strings.ToLower(s) }
 
 // Submit is a client's request on tasks.submit. Its decoder is strict:
-// every key must be one of submitFields, and number is required.
+// every key must be one of submitFields, and a kind (or, for the demo kind,
+// a number alone) is required.
 type Submit struct {
+	V int `json:"v,omitempty"`
 	// UUID is optional: the idempotency key. A task submitted again with
 	// the same UUID is not run twice. Case does not matter: DecodeSubmit
 	// returns it in CanonicalUUID form.
-	UUID   string `json:"uuid,omitempty"`
-	Number int64  `json:"number"`
+	UUID string `json:"uuid,omitempty"`
+	// Kind names the handler that runs the task; Payload is its input, any
+	// JSON value (null when not given).
+	Kind    string          `json:"kind,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Number is the demo's shorthand: {"number":N} is {"kind":"triple",
+	// "payload":N}. DecodeSubmit fills it for every triple task.
+	Number int64 `json:"number,omitempty"`
 	// Durability is DurabilityDurable (also when empty) or DurabilityNone.
 	Durability string `json:"durability,omitempty"`
 }
@@ -46,8 +56,13 @@ const (
 // Ephemeral reports whether the task is not to be recorded.
 func (s Submit) Ephemeral() bool { return s.Durability == DurabilityNone }
 
-// Validate checks the number's range and, when given, the UUID.
+// Validate checks the version, the kind and payload (a triple task's
+// number and payload must agree, as DecodeSubmit makes them), the
+// durability and, when given, the UUID.
 func (s Submit) Validate() error {
+	if err := CheckVersion(s.V); err != nil {
+		return err
+	}
 	if s.UUID != "" {
 		if err := validUUID(s.UUID); err != nil {
 			return err
@@ -58,22 +73,52 @@ func (s Submit) Validate() error {
 	default:
 		return fmt.Errorf("%w: durability %q: want %q or %q", ErrInvalid, truncate(s.Durability), DurabilityDurable, DurabilityNone)
 	}
-	return ValidNumber(s.Number)
+	return ValidWork(s.Kind, s.Payload, s.Number)
 }
 
 // submitFields are the keys a submission may carry, one per Submit field.
-// A body without number (e.g. a master's SubmitReply) is not a submission.
+// A body with neither kind nor number (e.g. a master's SubmitReply) is not
+// a submission.
 var submitFields = []field{
+	{name: "v"},
 	{name: "uuid"},
-	{name: "number", required: true},
+	{name: "kind"},
+	{name: "payload"},
+	{name: "number"},
 	{name: "durability"},
 }
 
+// The bits of submitFields that DecodeSubmit looks at.
+const (
+	submitPayload = 1 << 3
+	submitNumber  = 1 << 4
+)
+
 // DecodeSubmit parses and validates a submission: unknown keys are refused,
-// number must be given, and the UUID comes back in CanonicalUUID form.
+// a kind (or a number alone: a triple task) must be given, a payload not
+// given is null, and the UUID comes back in CanonicalUUID form.
 func DecodeSubmit(data []byte) (Submit, error) {
-	s, err := decodeFields[Submit](data, submitFields)
+	var s Submit
+	if err := unmarshal(data, &s); err != nil {
+		return Submit{}, err
+	}
+	seen, err := fieldsIn(data, submitFields)
 	if err != nil {
+		return Submit{}, err
+	}
+	hasPayload, hasNumber := seen&submitPayload != 0, seen&submitNumber != 0
+	switch {
+	case hasNumber && s.Kind != "" && s.Kind != KindTriple:
+		return Submit{}, fmt.Errorf("%w: number is the payload of kind %s only; kind %q takes payload", ErrInvalid, KindTriple, truncate(s.Kind))
+	case s.Kind == "" && !hasNumber:
+		return Submit{}, fmt.Errorf("%w: field \"kind\" is required (or \"number\" alone, for the demo kind %s)", ErrInvalid, KindTriple)
+	case hasNumber && !hasPayload:
+		s.Kind, s.Payload = KindTriple, strconv.AppendInt(nil, s.Number, 10)
+	case len(s.Payload) == 0:
+		s.Payload = json.RawMessage("null")
+	}
+	s.Kind, s.Payload, s.Number = NormalizeWork(s.Kind, s.Payload, s.Number)
+	if err := s.Validate(); err != nil {
 		return Submit{}, err
 	}
 	s.UUID = CanonicalUUID(s.UUID)
@@ -88,6 +133,7 @@ const (
 
 // SubmitReply is the master's answer on tasks.submit.
 type SubmitReply struct {
+	V        int    `json:"v,omitempty"`
 	UUID     string `json:"uuid,omitempty"`
 	Accepted bool   `json:"accepted"`
 	// Duplicate says the UUID was known: the task is not run again, State
@@ -105,6 +151,9 @@ type SubmitReply struct {
 
 // Validate checks that an answer either accepts with a UUID or says why not.
 func (r SubmitReply) Validate() error {
+	if err := CheckVersion(r.V); err != nil {
+		return err
+	}
 	if r.Accepted && r.UUID == "" {
 		return fmt.Errorf("%w: an accepted task needs its uuid", ErrInvalid)
 	}

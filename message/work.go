@@ -1,7 +1,72 @@
 package message
 
-// Work is the demo's work rule, the article's: a task's result is its
-// number times three. Workers compute it; the master records a result only
-// if it is Work of the task's number. Submit.Validate bounds the number so
-// that it cannot overflow.
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// Work is the demo's work rule, the article's: a triple task's result is
+// its number times three. Its workers compute it; the master records a
+// triple result only if it is Work of the task's number. ValidNumber bounds
+// the number so that it cannot overflow.
 func Work(number int64) int64 { return number * 3 }
+
+// TripleResult is the result a triple task of number must have.
+func TripleResult(number int64) json.RawMessage {
+	return strconv.AppendInt(make([]byte, 0, 20), Work(number), 10)
+}
+
+// TripleNumber reads a triple task's payload: an integer within ±2^60.
+func TripleNumber(payload json.RawMessage) (int64, error) {
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(payload)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: a %s payload is an integer, got %s", ErrInvalid, KindTriple, truncate(string(payload)))
+	}
+	return n, ValidNumber(n)
+}
+
+// NormalizeWork normalises a task's (or a record's) kind, payload and number: a task without kind
+// and payload (written before kinds) is a triple task of its number, and a
+// triple task's number is its payload's. What it cannot make sense of it
+// returns as it is, for ValidWork to refuse.
+func NormalizeWork(kind string, payload json.RawMessage, number int64) (string, json.RawMessage, int64) {
+	switch {
+	case kind == "" && (len(payload) == 0 || string(payload) == "null"):
+		return KindTriple, strconv.AppendInt(nil, number, 10), number
+	case kind == KindTriple && (number == 0 || len(payload) == 0):
+		if len(payload) == 0 {
+			return kind, strconv.AppendInt(nil, number, 10), number
+		}
+		if n, err := TripleNumber(payload); err == nil {
+			return kind, payload, n
+		}
+	}
+	return kind, payload, number
+}
+
+// ValidWork checks a task's (or a record's) kind and payload, and for a triple task that
+// its number is its payload.
+func ValidWork(kind string, payload json.RawMessage, number int64) error {
+	if err := ValidKind(kind); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if len(payload) == 0 {
+		return fmt.Errorf("%w: payload is required", ErrInvalid)
+	}
+	if kind != KindTriple {
+		if number != 0 {
+			return fmt.Errorf("%w: number is the payload of kind %s only", ErrInvalid, KindTriple)
+		}
+		return nil
+	}
+	n, err := TripleNumber(payload)
+	switch {
+	case err != nil:
+		return err
+	case n != number:
+		return fmt.Errorf("%w: number %d is not the payload %d", ErrInvalid, number, n)
+	}
+	return nil
+}

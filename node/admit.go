@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,13 +20,15 @@ import (
 // generate makes one demo task, as the article's master does. Demo tasks
 // may be lost: they are not recorded in etcd (durability none).
 func (m *master) generate() {
-	if !m.table.hasWorkers() {
+	if !m.table.handled(message.KindTriple) {
 		m.stats.skipped.Add(1)
-		m.log.Info("no workers, skip task generation", ratelog.Limit)
+		m.log.Info("no workers for the demo kind, skip task generation", ratelog.Limit)
 		return
 	}
 	m.wg.Go(func() {
-		_, t, err := m.accept(message.Submit{Number: 30 + rand.Int64N(31), Durability: message.DurabilityNone})
+		n := 30 + rand.Int64N(31)
+		sub := message.Submit{Kind: message.KindTriple, Payload: strconv.AppendInt(nil, n, 10), Number: n, Durability: message.DurabilityNone}
+		_, t, err := m.accept(sub)
 		if err != nil {
 			m.log.Warn("demo task not accepted", ratelog.Limit, "err", err)
 			return
@@ -53,8 +56,14 @@ func (m *master) onSubmit(msg *nats.Msg) {
 	// Decoded here, on the subscription's goroutine: its stack has grown
 	// already, and a fresh goroutine's first act would be to grow its own.
 	sub, err := message.DecodeSubmit(msg.Data)
+	if err == nil && len(sub.Payload) > m.maxPayload {
+		err = fmt.Errorf("%w: payload is %d bytes, more than --max-payload %d", message.ErrTooLarge, len(sub.Payload), m.maxPayload)
+	}
 	if err != nil {
 		<-m.slots
+		if errors.Is(err, message.ErrVersion) {
+			m.stats.badVersion.Add(1)
+		}
 		m.stats.refused.Add(1)
 		m.log.Warn("submission refused", ratelog.Limit, "err", err)
 		answer(message.SubmitReply{Error: "invalid task: " + err.Error()})
@@ -108,12 +117,17 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		a = m.table.admit(sub, m.term, time.Now(), true)
 	}
 	switch a.known {
+	case full:
+		m.stats.overloaded.Add(1)
+		tasks, bytes, _ := m.table.usage()
+		return message.SubmitReply{}, nil, fmt.Errorf("busy: the master holds %d tasks (--max-pending %d) of %d payload bytes (--max-pending-bytes %d); try again later",
+			tasks, m.limits.tasks, bytes, m.limits.bytes)
 	case recording:
 		// The first submission's write is under way and may fail: it
 		// is not accepted yet.
 		return message.SubmitReply{}, nil, errRecording
 	case pending, done:
-		if reply, ok := m.conflict(sub, a.number, a.ephemeral); ok {
+		if reply, ok := m.conflict(sub, m.table.sameWork(a, sub), a.ephemeral); ok {
 			return reply, nil, nil
 		}
 		m.stats.duplicates.Add(1)
@@ -134,7 +148,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 			return message.SubmitReply{}, nil, fmt.Errorf("not accepted: cannot record the task: %w", err)
 		}
 		m.table.accepted(t)
-		m.log.Debug("task accepted", "uuid", sub.UUID, "number", sub.Number, "executor", t.rec.Executor)
+		m.log.Debug("task accepted", "uuid", sub.UUID, "kind", sub.Kind, "executor", t.rec.Executor)
 	}
 	m.stats.accepted.Add(1)
 	m.stats.inFlight.Add(1)
@@ -181,21 +195,22 @@ func (m *master) resendIfLost(t *tracked, now time.Time) {
 }
 
 // conflict answers a submission of a known uuid whose request differs from
-// the one the uuid was first submitted with: another number, or another
-// durability (a durable submission must not be told a task is durable when
-// it is not, nor the reverse). ok is false when it is the same request.
-func (m *master) conflict(sub message.Submit, number int64, ephemeral bool) (reply message.SubmitReply, ok bool) {
+// the one the uuid was first submitted with: another kind or payload
+// (sameWork false), or another durability (a durable submission must not
+// be told a task is durable when it is not, nor the reverse). ok is false
+// when it is the same request.
+func (m *master) conflict(sub message.Submit, sameWork, ephemeral bool) (reply message.SubmitReply, ok bool) {
 	var why string
 	switch {
-	case sub.Number != number:
-		why = fmt.Sprintf("number %d", number)
+	case !sameWork:
+		why = "another kind or payload"
 	case sub.Ephemeral() != ephemeral:
 		why = "durability " + durability(ephemeral)
 	default:
 		return reply, false
 	}
 	m.stats.conflicts.Add(1)
-	m.log.Warn("submission refused: uuid reused with another request", ratelog.Limit, "uuid", sub.UUID, "number", sub.Number, "first", why)
+	m.log.Warn("submission refused: uuid reused with another request", ratelog.Limit, "uuid", sub.UUID, "kind", sub.Kind, "first", why)
 	return message.SubmitReply{UUID: sub.UUID,
 		Error: fmt.Sprintf("conflict: uuid %s was submitted with another request (%s)", sub.UUID, why)}, true
 }
@@ -222,7 +237,8 @@ func (m *master) lookUp(sub message.Submit) (reply message.SubmitReply, found bo
 	case !found:
 		return reply, false, nil
 	}
-	if reply, ok := m.conflict(sub, rec.Number, false); ok {
+	same := rec.Kind == sub.Kind && m.table.workPrint(rec.Kind, rec.Payload) == m.table.workPrint(sub.Kind, sub.Payload)
+	if reply, ok := m.conflict(sub, same, false); ok {
 		return reply, true, nil
 	}
 	m.stats.duplicates.Add(1)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -10,13 +11,13 @@ import (
 )
 
 func TestCheckResult(t *testing.T) {
-	task := &tracked{rec: taskstore.Record{UUID: "00000000-0000-4000-8000-000000000001", Number: 5, Term: 7}}
+	task := &tracked{rec: taskstore.Record{UUID: "00000000-0000-4000-8000-000000000001", Kind: message.KindTriple, Payload: json.RawMessage("5"), Number: 5, Term: 7}}
 	task.addPlacementLocked("a", 1)
 	task.timedOutLocked("a")
 	task.addPlacementLocked("b", 2)
 	task.addPlacementLocked("a", 3) // sent again to a: still after a timeout
 	now := message.NewTimestamp(time.Now())
-	ok := message.Result{UUID: task.rec.UUID, Executor: "b", Number: 5, Result: 15, Start: now, Finish: now, Term: 7, Attempt: 2}
+	ok := message.Result{UUID: task.rec.UUID, Executor: "b", Kind: message.KindTriple, Number: 5, Result: json.RawMessage("15"), Start: now, Finish: now, Term: 7, Attempt: 2}
 	tests := []struct {
 		name     string
 		change   func(*message.Result)
@@ -29,8 +30,11 @@ func TestCheckResult(t *testing.T) {
 		{"a worker it was not sent to", func(r *message.Result) { r.Executor = "c" }, true, false},
 		{"an attempt not sent to that worker", func(r *message.Result) { r.Attempt = 1 }, true, false},
 		{"another term", func(r *message.Result) { r.Term = 6 }, true, false},
-		{"another number", func(r *message.Result) { r.Number, r.Result = 6, 18 }, true, false},
-		{"not the work rule's answer", func(r *message.Result) { r.Result = 16 }, true, false},
+		{"another number", func(r *message.Result) { r.Number, r.Result = 6, json.RawMessage("18") }, true, false},
+		{"not the work rule's answer", func(r *message.Result) { r.Result = json.RawMessage("16") }, true, false},
+		{"another kind", func(r *message.Result) { r.Kind = "other" }, true, false},
+		{"an error from the latest sending", func(r *message.Result) { r.Result, r.Error = nil, "boom" }, false, false},
+		{"an error from a sending that timed out", func(r *message.Result) { r.Executor, r.Attempt, r.Result, r.Error = "a", 1, nil, "timed out" }, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

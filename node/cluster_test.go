@@ -61,6 +61,7 @@ func newClusterOn(t *testing.T, ecfg embedetcd.Config, tune func(*node.Config)) 
 	cfg.TTL = 2 * time.Second
 	cfg.TaskInterval = 50 * time.Millisecond
 	cfg.WorkTime = node.WorkTime{Min: 10 * time.Millisecond, Max: 40 * time.Millisecond}
+	cfg.Slots = 64 // the tests here are about placement and faults, not capacity (see capacity_test.go)
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.Logger = testLogger(t)
 	if tune != nil {

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"time"
 
+	"github.com/meshpool/meshpool"
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -19,6 +22,7 @@ import (
 // comment says what zero means: TaskInterval, ShutdownGrace,
 // ResultRetention and CompactionRetention (0 turns them off), WorkTime (no
 // time at all), Name, HTTPAddr and MetricsAddr. Advertise has no default.
+// Handlers nil means the demo kind alone.
 type Config struct {
 	// Etcd lists the etcd endpoints, host:port.
 	Etcd []string
@@ -58,6 +62,22 @@ type Config struct {
 	TaskInterval time.Duration
 	// WorkTime is the range a worker spends on a demo task; zero for none.
 	WorkTime WorkTime
+	// Handlers are the kinds this node runs as a worker, each with its
+	// handler; nil means the demo kind alone (Triple(WorkTime)). The node
+	// registers the kinds, and the master sends it only tasks of them.
+	Handlers *meshpool.Mux
+	// Slots is how many tasks this node runs at once at most, its
+	// capacity as a worker; default the number of CPUs.
+	Slots int
+	// MaxPayload bounds a submitted task's payload, MaxResult a result, in
+	// bytes; each at most message.MaxData, and together at most
+	// message.MaxRecordData (a task's etcd record holds both).
+	MaxPayload, MaxResult int
+	// MaxPending bounds the tasks the master holds accepted and not done,
+	// and MaxPendingBytes their payloads: beyond either a submission is
+	// refused as temporary.
+	MaxPending      int
+	MaxPendingBytes int64
 	// AckTimeout bounds the wait for a worker's ack before the master tries
 	// the next worker.
 	AckTimeout time.Duration
@@ -158,6 +178,11 @@ func DefaultConfig() Config {
 		ResultRetention:     10 * time.Minute,
 		CompactionRetention: taskstore.DefaultCompactionRetention,
 		DoneIndexSize:       200_000,
+		Slots:               runtime.NumCPU(),
+		MaxPayload:          256 << 10,
+		MaxResult:           1 << 20,
+		MaxPending:          100_000,
+		MaxPendingBytes:     256 << 20,
 		Version:             "dev",
 	}
 }
@@ -188,8 +213,14 @@ func (c Config) withDefaults() Config {
 			*f.v = *f.def
 		}
 	}
-	if c.DoneIndexSize == 0 {
-		c.DoneIndexSize = d.DoneIndexSize
+	for _, f := range []struct{ v, def *int }{{&c.DoneIndexSize, &d.DoneIndexSize}, {&c.Slots, &d.Slots},
+		{&c.MaxPayload, &d.MaxPayload}, {&c.MaxResult, &d.MaxResult}, {&c.MaxPending, &d.MaxPending}} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = d.MaxPendingBytes
 	}
 	if c.Version == "" {
 		c.Version = d.Version
@@ -254,6 +285,18 @@ func (c Config) Validate() error {
 	}
 	if c.TaskTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("task timeout %s: want at least 1s", c.TaskTimeout))
+	}
+	if c.Slots < 0 {
+		errs = append(errs, fmt.Errorf("slots %d: want at least 1", c.Slots))
+	}
+	if c.MaxPayload < 0 || c.MaxPayload > message.MaxData || c.MaxResult < 0 || c.MaxResult > message.MaxData {
+		errs = append(errs, fmt.Errorf("max payload %d, max result %d: want each 1 to %d bytes", c.MaxPayload, c.MaxResult, message.MaxData))
+	} else if c.MaxPayload+c.MaxResult > message.MaxRecordData {
+		errs = append(errs, fmt.Errorf("max payload %d + max result %d: want at most %d bytes together: a task's etcd record holds both, and etcd takes at most 1.5 MiB a request",
+			c.MaxPayload, c.MaxResult, message.MaxRecordData))
+	}
+	if c.MaxPending < 0 || c.MaxPendingBytes < 0 {
+		errs = append(errs, fmt.Errorf("max pending %d, max pending bytes %d: want at least 1", c.MaxPending, c.MaxPendingBytes))
 	}
 	if c.DoneIndexSize < 0 {
 		errs = append(errs, fmt.Errorf("done index size %d: want at least 1", c.DoneIndexSize))

@@ -75,7 +75,7 @@ func TestLongestResultRetentionRecordsResults(t *testing.T) {
 	if err != nil || !reply.Accepted {
 		t.Fatalf("submit: %+v, %v", reply, err)
 	}
-	if res, err := waitResult(t, cl, reply.UUID); err != nil || res.Result != 21 {
+	if res, err := waitResult(t, cl, reply.UUID); err != nil || string(res.Result) != "21" {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 	testutil.Eventually(t, 10*time.Second, "the result recorded in etcd", func() bool {

@@ -20,6 +20,9 @@ type masterStats struct {
 	skipped        atomic.Int64 // demo ticks skipped for lack of workers
 	inFlight       atomic.Int64 // tasks accepted and not yet recorded done
 	recordFailures atomic.Int64 // etcd writes that failed (not fenced)
+	badVersion     atomic.Int64 // submissions and results of a format version this node cannot read
+	overloaded     atomic.Int64 // submissions refused: --max-pending or --max-pending-bytes reached
+	errResults     atomic.Int64 // results recorded with an error (also in completed)
 }
 
 // counter is one number a node reports: on /metrics as meshpool_<metric>,
@@ -100,6 +103,15 @@ func counterTable() []counter {
 		{metric: "worker_tasks_completed_total", help: "Tasks this node finished as a worker.",
 			value: wk(func(w *worker) *atomic.Int64 { return &w.completed }),
 			field: func(s *Status) *int64 { return &s.Worker.Completed }},
+		{metric: "worker_tasks_failed_total", help: "Tasks whose handler returned an error (or panicked, or timed out) on this node; also in worker_tasks_completed_total.",
+			value: wk(func(w *worker) *atomic.Int64 { return &w.failed }),
+			field: func(s *Status) *int64 { return &s.Worker.Failed }},
+		{metric: "worker_slots_busy", gauge: true, help: "Handlers running on this node now; at most its --slots.",
+			value: wk(func(w *worker) *atomic.Int64 { return &w.busy }),
+			field: func(s *Status) *int64 { return &s.Worker.Busy }},
+		{metric: "worker_slots_busy_max", gauge: true, help: "The most handlers this node ran at once since it started; never more than its --slots.",
+			value: wk(func(w *worker) *atomic.Int64 { return &w.maxBusy }),
+			field: func(s *Status) *int64 { return &s.Worker.MaxBusy }},
 		{metric: "worker_tasks_redelivered_total", help: "Tasks this node received again as a worker: acked, not run again.",
 			value: wk(func(w *worker) *atomic.Int64 { return &w.redelivered }),
 			field: func(s *Status) *int64 { return &s.Worker.Redelivered }},
@@ -112,9 +124,18 @@ func counterTable() []counter {
 		{metric: "submissions_refused_total", help: "Submissions the master refused as invalid.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.refused }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Refused })},
-		{metric: "submissions_conflict_total", help: "Submissions of a known uuid with another number or durability, refused.",
+		{metric: "submissions_conflict_total", help: "Submissions of a known uuid with another kind, payload or durability, refused.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.conflicts }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Conflicts })},
+		{metric: "submissions_overloaded_total", help: "Submissions refused as temporary because the master held --max-pending tasks or --max-pending-bytes of payload.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.overloaded }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Overloaded })},
+		{metric: "messages_newer_version_total", help: "Submissions and results of a newer format version than this node reads, refused: upgrade this node.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.badVersion }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.NewerVersion })},
+		{metric: "results_error_total", help: "Results the master recorded with an error instead of a result.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.errResults }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.ErrorResults })},
 		{metric: "submissions_bad_reply_total", help: "Submissions dropped unanswered because their reply subject is one of meshpool's own.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.badReplies }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.BadReplies })},
@@ -127,7 +148,7 @@ func counterTable() []counter {
 		{metric: "results_bad_total", help: "Malformed results the master refused.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.badResults }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.BadResults })},
-		{metric: "results_refused_total", help: "Well-formed results the master refused: not from a sending of a pending task (executor, term, attempt), another number, or not the work rule's answer.",
+		{metric: "results_refused_total", help: "Well-formed results the master refused: not from a sending of a pending task (executor, term, attempt), another kind, a demo result that is not the work rule's answer, or an error after the task timed out and went to another worker.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.refusedResults }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.RefusedResults })},
 		{metric: "results_after_timeout_total", help: "Results recorded from a worker whose sending of the task had timed out: --task-timeout is shorter than the work.",

@@ -25,10 +25,16 @@ type doneIndex struct {
 // doneTask is what a re-submission is answered with, and compared to: the
 // result holds the task's number.
 type doneTask struct {
-	result    *message.Result
+	print     uint64          // the task's work fingerprint (taskTable.workPrint)
+	result    *message.Result // nil when larger than maxDoneResult: look it up in etcd
 	until     time.Time
 	ephemeral bool // durability none
 }
+
+// maxDoneResult bounds the result (or error) bytes the done index keeps of
+// one task: 200,000 tasks of 1 KiB are 200 MiB at most. A larger result is
+// read from etcd when its uuid is submitted again.
+const maxDoneResult = 1 << 10
 
 type doneEntry struct {
 	id    string
@@ -47,8 +53,11 @@ func (d *doneIndex) get(id string) (doneTask, bool) {
 func (d *doneIndex) len() int { return len(d.byID) }
 
 // add remembers id until until, forgetting the oldest tasks beyond max.
-func (d *doneIndex) add(id string, result *message.Result, ephemeral bool, until time.Time) {
-	d.byID[id] = doneTask{result: result, until: until, ephemeral: ephemeral}
+func (d *doneIndex) add(id string, print uint64, result *message.Result, ephemeral bool, until time.Time) {
+	if result != nil && len(result.Result)+len(result.Error) > maxDoneResult {
+		result = nil
+	}
+	d.byID[id] = doneTask{print: print, result: result, until: until, ephemeral: ephemeral}
 	d.order = append(d.order, doneEntry{id: id, until: until})
 	for len(d.byID) > d.max && d.head < len(d.order) {
 		e := d.pop()

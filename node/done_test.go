@@ -10,7 +10,7 @@ func TestDoneIndexExpiresAndForgetsOldestBeyondMax(t *testing.T) {
 	now := time.Unix(1000, 0)
 	d := newDoneIndex(3)
 	for i := range 5 {
-		d.add(fmt.Sprint(i), nil, false, now.Add(time.Duration(i+1)*time.Minute))
+		d.add(fmt.Sprint(i), 0, nil, false, now.Add(time.Duration(i+1)*time.Minute))
 	}
 	if d.len() != 3 {
 		t.Fatalf("len %d, want 3", d.len())
@@ -34,7 +34,7 @@ func TestDoneIndexExpiresAndForgetsOldestBeyondMax(t *testing.T) {
 	// The queue's space is reused: many adds and expiries keep it small.
 	for i := range 10000 {
 		until := now.Add(time.Hour + time.Duration(i)*time.Millisecond)
-		d.add(fmt.Sprint("x", i), nil, false, until)
+		d.add(fmt.Sprint("x", i), 0, nil, false, until)
 		d.expire(until.Add(-2 * time.Millisecond))
 	}
 	if len(d.order)-d.head > 10 || cap(d.order) > 4096 {

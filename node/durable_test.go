@@ -36,7 +36,7 @@ func TestSubmitIsRecordedAnsweredAndNotRunTwice(t *testing.T) {
 		t.Fatalf("no record for an accepted task: %v %v", err, resp)
 	}
 	res, err := waitResult(t, cl, reply.UUID)
-	if err != nil || res.Result != 126 || res.Executor == master.ID() {
+	if err != nil || string(res.Result) != "126" || res.Executor == master.ID() {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 	checkInvariant(t, a, []string{reply.UUID})
@@ -44,7 +44,7 @@ func TestSubmitIsRecordedAnsweredAndNotRunTwice(t *testing.T) {
 	// The same uuid again: not run again, answered with the result.
 	testutil.Eventually(t, 5*time.Second, "the duplicate answered with its result", func() bool {
 		again, err := cl.Submit(ctx, message.Submit{UUID: reply.UUID, Number: 42})
-		return err == nil && again.Duplicate && again.State == message.StateDone && again.Result != nil && again.Result.Result == 126
+		return err == nil && again.Duplicate && again.State == message.StateDone && again.Result != nil && string(again.Result.Result) == "126"
 	})
 	before := 0
 	for _, n := range c.running() {
@@ -68,15 +68,19 @@ func TestBadSubmissionsAreRefusedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	oversized := `{"number":1,"pad":"` + strings.Repeat("x", message.MaxSize) + `"}`
+	// A payload over --max-payload (256 KiB by default), under NATS's 2 MiB.
+	oversized := `{"kind":"k","payload":"` + strings.Repeat("x", 300<<10) + `"}`
 	for _, body := range []string{`{"number":"42"}`, `not json`, `{"uuid":"nope","number":1}`, `{"number":1152921504606846977}`, oversized} {
 		msg, err := nc.Request(message.SubjectSubmit, []byte(body), 2*time.Second)
 		if err != nil {
-			t.Fatalf("%s: %v", body, err)
+			t.Fatalf("%.80s: %v", body, err)
 		}
 		var r message.SubmitReply
 		if err := json.Unmarshal(msg.Data, &r); err != nil || r.Accepted || r.Error == "" {
-			t.Fatalf("%s: answer %s", body, msg.Data)
+			t.Fatalf("%.80s: answer %s", body, msg.Data)
+		}
+		if body == oversized && !strings.Contains(r.Error, "more than --max-payload 262144") {
+			t.Fatalf("oversized payload: answer %s, want it to name --max-payload", msg.Data)
 		}
 	}
 	// Malformed results on the subject are refused and counted; the master goes on.
@@ -235,7 +239,7 @@ func TestCorruptTaskRecordIsLeftOutNotFatal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("submit after a corrupt record: %v", err)
 	}
-	if res, err := waitResult(t, cl, reply.UUID); err != nil || res.Result != 24 {
+	if res, err := waitResult(t, cl, reply.UUID); err != nil || string(res.Result) != "24" {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 }
@@ -295,7 +299,7 @@ func TestForgottenDoneTaskIsLookedUpNotRunAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, err := cl.Submit(ctx, message.Submit{UUID: first, Number: want.Number})
-	if err != nil || !again.Duplicate || again.State != message.StateDone || again.Result == nil || again.Result.Result != want.Result {
+	if err != nil || !again.Duplicate || again.State != message.StateDone || again.Result == nil || string(again.Result.Result) != string(want.Result) {
 		t.Fatalf("re-submission of a forgotten task: %+v, %v", again, err)
 	}
 	completed := 0

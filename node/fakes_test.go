@@ -2,13 +2,17 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/meshpool/meshpool"
 	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -98,7 +102,7 @@ func testMaster(t testing.TB, change func(*masterConfig)) *master {
 // resultOf is the right result of task from its worker.
 func resultOf(task message.Task) message.Result {
 	now := message.NewTimestamp(time.Now())
-	return message.Result{UUID: task.UUID, Executor: task.Executor, Number: task.Number, Result: message.Work(task.Number),
+	return message.Result{UUID: task.UUID, Executor: task.Executor, Kind: task.Kind, Number: task.Number, Result: message.TripleResult(task.Number),
 		Start: now, Finish: now, Term: task.Term, Attempt: task.Attempt}
 }
 
@@ -108,8 +112,31 @@ const testUUID = "00000000-0000-4000-8000-000000000001"
 func submitted(t *testing.T, m *master, n int64) {
 	t.Helper()
 	var reply message.SubmitReply
-	m.submit(message.Submit{UUID: testUUID, Number: n}, func(r message.SubmitReply) { reply = r })
+	m.submit(demoTask(testUUID, n), func(r message.SubmitReply) { reply = r })
 	if !reply.Accepted {
 		t.Fatalf("submission not accepted: %+v", reply)
 	}
+}
+
+// demoTask is a durable submission of the demo kind, as DecodeSubmit
+// returns it.
+func demoTask(uuid string, n int64) message.Submit {
+	return message.Submit{UUID: uuid, Kind: message.KindTriple, Payload: json.RawMessage(strconv.FormatInt(n, 10)), Number: n}
+}
+
+// workers are members with the given IDs that run the demo kind without
+// a bound on their slots, as nodes from before kinds registered.
+func workers(ids ...string) []registry.Record {
+	recs := make([]registry.Record, len(ids))
+	for i, id := range ids {
+		recs[i] = registry.Record{ID: id}
+	}
+	return recs
+}
+
+// testWorkerConfig runs the demo kind in workTime, in 64 slots.
+func testWorkerConfig(workTime WorkTime) workerConfig {
+	mux := meshpool.NewMux()
+	mux.Handle(message.KindTriple, Triple(workTime))
+	return workerConfig{handlers: mux, slots: 64, timeout: time.Minute, maxResult: 1 << 20}
 }

@@ -54,13 +54,17 @@ func (n *Node) runMaster(ctx context.Context, l election.Leadership, p *parts, l
 	writer.Go(func() { _ = store.Run(wctx) })
 	defer func() { stopWriter(); writer.Wait() }()
 	conn := p.broker.Conn()
-	return newMaster(ctx, masterConfig{
+	m := newMaster(ctx, masterConfig{
 		id: n.id, lead: l, term: l.Term, records: store, conn: conn,
 		send:       natsSender{conn: conn, hasInterest: p.broker.HasInterest, ackTimeout: n.cfg.AckTimeout, log: log}.send,
 		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
 		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, doneMax: n.cfg.DoneIndexSize, log: log, stats: &n.stats,
-		latency: n.metrics.observeLatency,
-	}).run()
+		latency: n.metrics.observeLatency, maxPayload: n.cfg.MaxPayload,
+		limits: pendingLimits{tasks: n.cfg.MaxPending, bytes: n.cfg.MaxPendingBytes},
+	})
+	n.table.Store(m.table)
+	defer n.table.Store(nil)
+	return m.run()
 }
 
 // termStore is a term's taskRecords on etcd: its fenced writer, and

@@ -79,7 +79,7 @@ func TestGarbageMakesFewShortLogLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Well formed, about a task nobody tracks.
-		stray := message.Result{UUID: uuid.NewString(), Executor: workers[0].ID(), Number: 1, Result: 3, Start: stamp, Finish: stamp, Term: 1}
+		stray := message.Result{UUID: uuid.NewString(), Executor: workers[0].ID(), Number: 1, Kind: message.KindTriple, Result: json.RawMessage("3"), Start: stamp, Finish: stamp, Term: 1}
 		if err := pub.Publish(message.SubjectResults, stray.AppendJSON(nil)); err != nil {
 			t.Fatal(err)
 		}

@@ -54,6 +54,8 @@ type masterConfig struct {
 	taskTimeout time.Duration
 	retention   time.Duration
 	doneMax     int // done tasks remembered in memory at most
+	maxPayload  int // a submission's payload bytes at most
+	limits      pendingLimits
 	log         *slog.Logger
 	stats       *masterStats
 	latency     func(time.Duration) // observes a task's ack-to-record time; nil for none
@@ -79,7 +81,7 @@ var errNoWorker = errors.New("no worker accepted the task")
 
 // newMaster returns a master for the term ctx runs under; run starts it.
 func newMaster(ctx context.Context, cfg masterConfig) *master {
-	return &master{masterConfig: cfg, ctx: ctx, table: newTaskTable(cfg.doneMax), slots: make(chan struct{}, 4096)}
+	return &master{masterConfig: cfg, ctx: ctx, table: newTaskTable(cfg.doneMax, cfg.limits), slots: make(chan struct{}, 4096)}
 }
 
 // run does the master's work until its context ends.
@@ -131,6 +133,9 @@ func (m *master) run() error {
 			m.generate()
 		case <-scan.C:
 			m.rescue(time.Now())
+			m.dispatch()
+		case <-m.table.wake:
+			m.dispatch()
 		case <-changed:
 			var mem registry.Membership
 			mem, changed = m.membership()
@@ -207,13 +212,8 @@ func (m *master) ownWorker(mem registry.Membership, t *tracked) string {
 	return ""
 }
 
-// setWorkers keeps the other members' IDs for placements, so that a
+// setWorkers keeps the other members for placements, so that a
 // submission does not copy the membership.
 func (m *master) setWorkers(mem registry.Membership) {
-	others := mem.Others(m.id)
-	ids := make([]string, len(others))
-	for i, r := range others {
-		ids[i] = r.ID
-	}
-	m.table.setWorkers(ids)
+	m.table.setWorkers(mem.Others(m.id))
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -25,7 +26,7 @@ func placedOnA(t *testing.T) (*master, *sendings, *[]string) {
 		c.send = sent.send
 		c.records = &fakeRecords{put: func(r taskstore.Record) error { *puts = append(*puts, r.Executor); return nil }}
 	})
-	m.table.setWorkers([]string{"w-a", "w-b"})
+	m.table.setWorkers(workers("w-a", "w-b"))
 	m.table.book.load["w-b"] = 5 // busier: the task goes to w-a first
 	submitted(t, m, 5)
 	return m, sent, puts
@@ -45,7 +46,7 @@ func TestResultDuringPlacementIsRecordedOnce(t *testing.T) {
 			return nil
 		}
 	})
-	m.table.setWorkers([]string{"w-a"})
+	m.table.setWorkers(workers("w-a"))
 	submittedc := make(chan struct{})
 	go func() {
 		defer close(submittedc)
@@ -73,7 +74,7 @@ func TestResultDuringPlacementIsRecordedOnce(t *testing.T) {
 // first worker's late answer is still its result.
 func TestTimedOutTaskGoesToAnotherWorker(t *testing.T) {
 	m, sent, puts := placedOnA(t)
-	m.rescue(time.Now().Add(m.taskTimeout))
+	m.rescue(time.Now().Add(m.taskTimeout + ResultSlack(m.taskTimeout)))
 	m.wg.Wait()
 	tasks := sent.all()
 	if len(tasks) != 2 || tasks[0].Executor != "w-a" || tasks[1].Executor != "w-b" || tasks[1].Attempt != 2 {
@@ -107,9 +108,9 @@ func TestFencedWriteLeavesTheMasterSilent(t *testing.T) {
 				c.send = sent.send
 				c.records = &fakeRecords{put: func(taskstore.Record) error { return tt.err }}
 			})
-			m.table.setWorkers([]string{"w-a"})
+			m.table.setWorkers(workers("w-a"))
 			var answers []message.SubmitReply
-			m.submit(message.Submit{UUID: testUUID, Number: 5}, func(r message.SubmitReply) { answers = append(answers, r) })
+			m.submit(demoTask(testUUID, 5), func(r message.SubmitReply) { answers = append(answers, r) })
 			m.wg.Wait()
 			if got := len(answers) > 0; got != tt.answered {
 				t.Fatalf("answered %v (%+v), want %v", got, answers, tt.answered)
@@ -135,7 +136,7 @@ func TestFencedResultWriteIsSilent(t *testing.T) {
 		c.send = sent.send
 		c.records = &fakeRecords{complete: func(taskstore.Record) error { return taskstore.ErrFenced }}
 	})
-	m.table.setWorkers([]string{"w-a"})
+	m.table.setWorkers(workers("w-a"))
 	submitted(t, m, 5)
 	m.takeResult(resultOf(sent.all()[0]))
 	m.wg.Wait()
@@ -174,8 +175,8 @@ func TestResumedTasksStayWithTheirWorker(t *testing.T) {
 	var puts atomic.Int32
 	id := func(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
 	recs := []taskstore.Record{
-		{UUID: id(1), Number: 1, Executor: "w-a", Term: 3, Attempts: 1, State: taskstore.Pending},
-		{UUID: id(2), Number: 2, Executor: "w-gone", Term: 3, Attempts: 1, State: taskstore.Pending},
+		{UUID: id(1), Kind: message.KindTriple, Payload: json.RawMessage("1"), Number: 1, Executor: "w-a", Term: 3, Attempts: 1, State: taskstore.Pending},
+		{UUID: id(2), Kind: message.KindTriple, Payload: json.RawMessage("2"), Number: 2, Executor: "w-gone", Term: 3, Attempts: 1, State: taskstore.Pending},
 	}
 	m := testMaster(t, func(c *masterConfig) {
 		c.send = sent.send
@@ -208,12 +209,12 @@ func TestResumedTasksStayWithTheirWorker(t *testing.T) {
 // Placements go to the least loaded worker, at random among equals.
 func TestPickTakesTheLeastLoadedAtRandomAmongEquals(t *testing.T) {
 	b := newLoadBook()
-	b.workers = []string{"w-a", "w-b", "w-c", "w-d"}
+	b.workers = workers("w-a", "w-b", "w-c", "w-d")
 	b.load["w-a"], b.load["w-d"] = 2, 1
 	counts := map[string]int{}
 	const picks = 3000
 	for range picks {
-		counts[b.pick("", nil)]++
+		counts[b.pick(message.KindTriple, "", nil)]++
 	}
 	if counts["w-a"] != 0 || counts["w-d"] != 0 {
 		t.Fatalf("picked busier workers: %v", counts)
@@ -232,12 +233,12 @@ func TestPickTakesTheLeastLoadedAtRandomAmongEquals(t *testing.T) {
 		{"w-d", []string{"w-b", "w-c"}, "w-a"},
 		{"", []string{"w-a", "w-b", "w-c", "w-d"}, ""},
 	} {
-		if got := b.pick(tt.exclude, tt.tried); got != tt.want {
+		if got := b.pick(message.KindTriple, tt.exclude, tt.tried); got != tt.want {
 			t.Errorf("pick(%q, %v) = %q, want %q", tt.exclude, tt.tried, got, tt.want)
 		}
 	}
-	b.workers = []string{"w-a"}
-	if got := b.pick("w-a", nil); got != "w-a" {
+	b.workers = workers("w-a")
+	if got := b.pick(message.KindTriple, "w-a", nil); got != "w-a" {
 		t.Errorf("the only worker excluded: pick = %q, want it anyway", got)
 	}
 }
@@ -259,7 +260,7 @@ func TestRefusedTaskGoesToTheNextWorker(t *testing.T) {
 			return sent.send(ctx, task, ephemeral)
 		}
 	})
-	m.table.setWorkers([]string{"w-a", "w-b", "w-c"})
+	m.table.setWorkers(workers("w-a", "w-b", "w-c"))
 	m.table.book.load["w-b"], m.table.book.load["w-c"] = 1, 2
 	submitted(t, m, 5)
 	if tasks := sent.all(); len(tasks) != 1 || tasks[0].Executor != "w-b" || tasks[0].Attempt != 2 {
@@ -269,7 +270,7 @@ func TestRefusedTaskGoesToTheNextWorker(t *testing.T) {
 	mu.Lock()
 	refuse["w-b"], refuse["w-c"] = true, true
 	mu.Unlock()
-	m.submit(message.Submit{UUID: "00000000-0000-4000-8000-000000000002", Number: 6}, func(message.SubmitReply) {})
+	m.submit(demoTask("00000000-0000-4000-8000-000000000002", 6), func(message.SubmitReply) {})
 	m.wg.Wait()
 	task := m.table.tasks["00000000-0000-4000-8000-000000000002"]
 	if task.failures != 1 || !task.sent.IsZero() || task.retryAt.IsZero() {
@@ -287,7 +288,7 @@ func TestNoResultWrittenOnceTheLeadershipIsLost(t *testing.T) {
 		c.lead, c.send = lead, sent.send
 		c.records = &fakeRecords{complete: func(taskstore.Record) error { completes.Add(1); return nil }}
 	})
-	m.table.setWorkers([]string{"w-a"})
+	m.table.setWorkers(workers("w-a"))
 	submitted(t, m, 5)
 	lead.lost.Store(true)
 	m.takeResult(resultOf(sent.all()[0]))

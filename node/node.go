@@ -11,9 +11,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool"
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/ratelog"
+	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
 )
@@ -27,7 +29,8 @@ type Node struct {
 	started time.Time
 	stats   masterStats
 	metrics *metrics
-	leading atomic.Int64 // our term while master, else 0
+	leading atomic.Int64              // our term while master, else 0
+	table   atomic.Pointer[taskTable] // the master's tasks while master, for /status and /metrics
 	// streamRefused counts messages /stream refused to relay (page.go).
 	streamRefused atomic.Int64
 	master        masterHealth
@@ -65,6 +68,13 @@ func New(cfg Config) (*Node, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Handlers == nil {
+		cfg.Handlers = meshpool.NewMux()
+		cfg.Handlers.Handle(message.KindTriple, Triple(cfg.WorkTime))
+	}
+	if len(cfg.Handlers.Kinds()) > registry.MaxKinds {
+		return nil, fmt.Errorf("%w: %d kinds: a node handles at most %d", ErrInvalidConfig, len(cfg.Handlers.Kinds()), registry.MaxKinds)
 	}
 	id := registry.NewID(name)
 	// Every line is bounded, and marked lines are rate-limited (ratelog).
@@ -113,6 +123,7 @@ func (n *Node) Run(ctx context.Context) error {
 		ID: n.id, Name: n.name, IP: n.cfg.Advertise,
 		ClientURL: br.ClientURL(), ClusterURL: br.ClusterURL(), HTTPURL: httpURL,
 		Version: n.cfg.Version, Started: n.started.UTC(), Cluster: n.cfg.ClusterName,
+		Kinds: n.cfg.Handlers.Kinds(), Slots: n.cfg.Slots,
 	}
 	rcfg := registry.DefaultConfig()
 	rcfg.Prefix, rcfg.TTL, rcfg.Logger = n.cfg.Prefix, n.cfg.TTL, n.logger("cluster")
@@ -129,7 +140,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	// An ack later than AckTimeout is lost anyway: check a term within half.
-	wk := newWorker(n.id, br.Conn(), n.cfg.WorkTime, etcdMasterTerm(cli, n.cfg.Prefix), n.cfg.AckTimeout/2, n.logger("worker"))
+	wk := newWorker(n.id, br.Conn(), n.workerConfig(), etcdMasterTerm(cli, n.cfg.Prefix), n.cfg.AckTimeout/2, n.logger("worker"))
 	if err := wk.start(); err != nil {
 		ln.Close()
 		return err

@@ -52,7 +52,7 @@ func TestThreeNodesFormAClusterAndWork(t *testing.T) {
 	term := master.Status().Dispatch.Term
 	byWorker := map[string]int{}
 	for _, r := range res.snapshot() {
-		if r.Result != r.Number*3 {
+		if string(r.Result) != string(message.TripleResult(r.Number)) {
 			t.Errorf("result %d for number %d, want %d", r.Result, r.Number, r.Number*3)
 		}
 		if r.Number < 30 || r.Number > 60 {

@@ -65,7 +65,7 @@ func TestStreamDeliversResults(t *testing.T) {
 		if sc.Text() != "event: result" {
 			continue
 		}
-		if !sc.Scan() || !strings.HasPrefix(sc.Text(), `data: {"uuid":`) {
+		if !sc.Scan() || !strings.HasPrefix(sc.Text(), `data: {"v":1,"uuid":`) {
 			t.Fatalf("event: result followed by %q", sc.Text())
 		}
 		return // the deferred Close ends the stream; goleak checks its handler ended

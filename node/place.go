@@ -33,6 +33,8 @@ func (m *master) reassign(mem registry.Membership) {
 		switch {
 		case t.rec.Executor != "" && !member:
 			orphans = append(orphans, t)
+		case t.waiting: // placed as slots free (dispatch)
+			return false
 		case t.sent.IsZero():
 			unplaced = append(unplaced, t)
 		default:
@@ -42,6 +44,7 @@ func (m *master) reassign(mem registry.Membership) {
 	})
 	for _, t := range orphans {
 		m.log.Info("worker left, giving its task to another", "uuid", t.rec.UUID, "worker", t.rec.Executor)
+		m.table.reserveOn(t, "") // the worker is gone, and its load with it
 		m.placeAsync(t, "", t.rec.Executor)
 	}
 	for _, t := range unplaced {
@@ -61,11 +64,11 @@ func (m *master) rescue(now time.Time) {
 		switch {
 		case t.result != nil:
 			unrecorded = append(unrecorded, t)
-		case !canPlace || now.Before(t.retryAt):
+		case !canPlace || t.waiting || now.Before(t.retryAt):
 			return false
 		case t.sent.IsZero():
 			late = append(late, t)
-		case now.Sub(t.sent) >= m.taskTimeout:
+		case now.Sub(t.sent) >= m.taskTimeout+ResultSlack(m.taskTimeout):
 			t.timedOutLocked(t.rec.Executor)
 			late = append(late, t)
 		default:
@@ -87,6 +90,18 @@ func (m *master) rescue(now time.Time) {
 	}
 }
 
+// dispatch places the waiting tasks for which a slot is free, oldest
+// first; each is placed in the background.
+func (m *master) dispatch() {
+	for {
+		t, w := m.table.nextWaiting()
+		if t == nil {
+			return
+		}
+		m.placeAsync(t, w, "")
+	}
+}
+
 // placeAsync places t in the background; t is claimed.
 func (m *master) placeAsync(t *tracked, prefer, exclude string) {
 	m.wg.Go(func() { m.placeThenRecord(t, prefer, exclude) })
@@ -98,10 +113,18 @@ func (m *master) placeNow(t *tracked) { m.placeThenRecord(t, t.rec.Executor, "")
 
 func (m *master) placeThenRecord(t *tracked, prefer, exclude string) {
 	err := m.place(t, prefer, exclude)
-	if err != nil && m.ctx.Err() == nil {
-		m.log.Debug("task not placed, will retry", "uuid", t.rec.UUID, "err", err)
+	how := sentOK
+	switch {
+	case errors.Is(err, errNoSlot):
+		how = noSlot
+		m.log.Debug("task waits for a free slot", "uuid", t.rec.UUID, "kind", t.rec.Kind)
+	case err != nil:
+		how = refusal
+		if m.ctx.Err() == nil {
+			m.log.Debug("task not placed, will retry", "uuid", t.rec.UUID, "err", err)
+		}
 	}
-	if m.table.placed(t, err == nil, time.Now()) {
+	if m.table.placed(t, how, time.Now()) {
 		m.record(t) // its result came in while it was being placed
 	}
 }
@@ -109,19 +132,29 @@ func (m *master) placeThenRecord(t *tracked, prefer, exclude string) {
 // errTryNext means a worker did not take a task and the next may.
 var errTryNext = errors.New("worker did not take the task")
 
+// errNoSlot means no worker that runs the task's kind has a free slot.
+var errNoSlot = errors.New("no worker has a free slot for the task")
+
 // place hands t to a worker: prefer first if given (its current worker, so
-// no new record is needed), then the least busy others except exclude.
+// no new record is needed; or the worker dispatch reserved), then the
+// least busy others that run its kind and have a free slot, except
+// exclude. It returns errNoSlot when there is none to try at all, and
+// errNoWorker when every one tried refused.
 func (m *master) place(t *tracked, prefer, exclude string) error {
 	var tried []string
 	if prefer != "" {
+		m.table.reserveOn(t, prefer)
 		if err := m.placeOn(t, prefer); !errors.Is(err, errTryNext) {
 			return err
 		}
 		tried = append(tried, prefer)
 	}
 	for {
-		w := m.table.pick(exclude, tried)
-		if w == "" {
+		w := m.table.reserve(t, exclude, tried)
+		switch {
+		case w == "" && len(tried) == 0:
+			return errNoSlot
+		case w == "":
 			return errNoWorker
 		}
 		if err := m.placeOn(t, w); !errors.Is(err, errTryNext) {
@@ -168,13 +201,13 @@ func (m *master) placeOn(t *tracked, w string) error {
 	if placedBefore {
 		m.stats.redispatched.Add(1)
 	}
-	m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "number", rec.Number)
+	m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "kind", rec.Kind)
 	return nil
 }
 
 // sendRecord sends rec to its executor as this term's task.
 func (m *master) sendRecord(rec taskstore.Record, ephemeral bool) error {
-	task := message.Task{UUID: rec.UUID, Executor: rec.Executor, Number: rec.Number, Term: m.term, Attempt: int64(rec.Attempts)}
+	task := message.Task{UUID: rec.UUID, Executor: rec.Executor, Kind: rec.Kind, Payload: rec.Payload, Number: rec.Number, Term: m.term, Attempt: int64(rec.Attempts)}
 	return m.send(m.ctx, task, ephemeral)
 }
 
@@ -194,7 +227,7 @@ type natsSender struct {
 
 func (s natsSender) send(ctx context.Context, task message.Task, ephemeral bool) error {
 	subject := message.TaskSubject(task.Executor)
-	body := task.AppendJSON(make([]byte, 0, 128))
+	body := task.AppendJSON(make([]byte, 0, 192+len(task.Payload)))
 	if ephemeral {
 		if s.hasInterest != nil && !s.hasInterest(subject) {
 			return nats.ErrNoResponders

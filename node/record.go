@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -15,6 +16,9 @@ import (
 func (m *master) onResult(msg *nats.Msg) {
 	res, err := message.DecodeResult(msg.Data)
 	if err != nil {
+		if errors.Is(err, message.ErrVersion) {
+			m.stats.badVersion.Add(1)
+		}
 		m.stats.badResults.Add(1)
 		m.log.Warn("bad result refused", ratelog.Limit, "err", err)
 		return
@@ -50,21 +54,28 @@ func (m *master) takeResult(res message.Result) {
 
 // checkResult says why res cannot be t's result, or returns the sending it
 // answers: a result is recorded only from a worker the task was sent to,
-// for the term and attempt it was sent under (the first such result wins,
-// even from a sending that timed out: it is real work), and only when it is
-// the work rule's answer for the task's number. The table's lock is held.
+// for the term and attempt it was sent under, and of the task's kind (for
+// the demo kind, of its number, and the work rule's answer). The first
+// such result wins, even from a sending that timed out: it is real work;
+// but an error from a sending that timed out is refused, since the task is
+// with another worker, whose answer is awaited. The table's lock is held.
 func checkResult(t *tracked, res message.Result, term int64) (placement, string) {
 	switch {
-	case res.Number != t.rec.Number:
+	case res.Kind != t.rec.Kind:
+		return placement{}, fmt.Sprintf("kind %s is not the task's %s", res.Kind, t.rec.Kind)
+	case t.rec.Kind == message.KindTriple && res.Number != t.rec.Number:
 		return placement{}, fmt.Sprintf("number %d is not the task's %d", res.Number, t.rec.Number)
-	case res.Result != message.Work(res.Number):
-		return placement{}, fmt.Sprintf("result %d is not the work rule's %d", res.Result, message.Work(res.Number))
+	case t.rec.Kind == message.KindTriple && res.Error == "" && !bytes.Equal(res.Result, message.TripleResult(res.Number)):
+		return placement{}, fmt.Sprintf("result %s is not the work rule's %d", ratelog.Truncate(string(res.Result)), message.Work(res.Number))
 	case res.Term != term:
 		return placement{}, fmt.Sprintf("term %d is not this master's %d", res.Term, term)
 	}
 	p, ok := t.sentLocked(res.Executor, res.Attempt)
-	if !ok {
+	switch {
+	case !ok:
 		return placement{}, fmt.Sprintf("the task was not sent to %s as attempt %d in this term", res.Executor, res.Attempt)
+	case p.timedOut && res.Error != "":
+		return p, fmt.Sprintf("an error after the task timed out on %s and went to another worker: %s", res.Executor, ratelog.Truncate(res.Error))
 	}
 	return p, ""
 }
@@ -93,6 +104,9 @@ func (m *master) record(t *tracked) {
 	m.stats.completed.Add(1)
 	m.stats.inFlight.Add(-1)
 	res := rec.Result
+	if res.Error != "" {
+		m.stats.errResults.Add(1)
+	}
 	var latency time.Duration
 	if !sent.IsZero() {
 		d := time.Since(sent)
@@ -101,6 +115,11 @@ func (m *master) record(t *tracked) {
 		}
 		latency = d.Round(time.Millisecond)
 	}
-	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "number", res.Number, "result", res.Result,
+	if res.Error != "" {
+		m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "kind", res.Kind, "error", res.Error,
+			"start", res.Start, "finish", res.Finish, "latency", latency)
+		return
+	}
+	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "kind", res.Kind, "result", logText(res.Result),
 		"start", res.Start, "finish", res.Finish, "latency", latency)
 }

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
 )
@@ -19,7 +21,7 @@ func idleMaster(t testing.TB, n int) *master {
 	recs := make([]taskstore.Record, n)
 	for i := range recs {
 		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-		recs[i] = taskstore.Record{UUID: id, Number: 1, Term: 1, State: taskstore.Pending}
+		recs[i] = taskstore.Record{UUID: id, Kind: message.KindTriple, Payload: json.RawMessage("1"), Number: 1, Term: 1, State: taskstore.Pending}
 	}
 	m.table.resume(recs, time.Now().Add(m.retention))
 	return m
@@ -64,7 +66,7 @@ func TestUnplaceableTaskBacksOffUntilMembershipChanges(t *testing.T) {
 	// A member that cannot take the task: this master does not lead, so
 	// every placement fails.
 	const w = "w-00000000"
-	m.table.setWorkers([]string{w})
+	m.table.setWorkers(workers(w))
 	pass := func(now time.Time) {
 		m.rescue(now)
 		m.wg.Wait()

@@ -51,7 +51,7 @@ func TestLostTaskIsSentAgainWhenItsSubmitterAsks(t *testing.T) {
 				}
 				now := message.NewTimestamp(time.Now())
 				res := message.Result{
-					UUID: task.UUID, Executor: id, Number: task.Number, Result: message.Work(task.Number),
+					UUID: task.UUID, Executor: id, Number: task.Number, Kind: message.KindTriple, Result: message.TripleResult(task.Number),
 					Start: now, Finish: now, Term: task.Term, Attempt: task.Attempt,
 				}
 				_ = nc.Publish(message.SubjectResults, res.AppendJSON(nil))
@@ -76,7 +76,7 @@ func TestLostTaskIsSentAgainWhenItsSubmitterAsks(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 			defer cancel()
 			res, err := cl.Wait(ctx, rep.UUID)
-			if err != nil || res.Result != 21 || res.Executor != id {
+			if err != nil || string(res.Result) != "21" || res.Executor != id {
 				t.Fatalf("result %+v, %v", res, err)
 			}
 			if got := master.Status().Dispatch.Resent; got < 1 {

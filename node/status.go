@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"time"
 
 	"github.com/meshpool/meshpool/election"
@@ -38,7 +39,10 @@ type Status struct {
 // WorkerStatus counts this node's work as a worker.
 type WorkerStatus struct {
 	InFlight    int64 `json:"in_flight"`
+	Busy        int64 `json:"slots_busy"`
+	MaxBusy     int64 `json:"slots_busy_max"`
 	Completed   int64 `json:"completed"`
+	Failed      int64 `json:"failed"`
 	Refused     int64 `json:"refused"`
 	Redelivered int64 `json:"redelivered"`
 	Term        int64 `json:"newest_term"`
@@ -65,6 +69,15 @@ type DispatchStatus struct {
 	LateResults      int64 `json:"results_after_timeout"`
 	RecordFailures   int64 `json:"record_failures"`
 	Skipped          int64 `json:"skipped_no_worker"`
+	Overloaded       int64 `json:"overloaded_submissions"`
+	NewerVersion     int64 `json:"newer_version_messages"`
+	ErrorResults     int64 `json:"error_results"`
+	// Pending counts the tasks accepted and not done per kind, Waiting
+	// those of them waiting for a free slot, and Unhandled lists the kinds
+	// of pending tasks that no member runs. Only the master fills them.
+	Pending   map[string]int `json:"pending,omitempty"`
+	Waiting   map[string]int `json:"waiting,omitempty"`
+	Unhandled []string       `json:"unhandled_kinds,omitempty"`
 }
 
 // Status reports the node's current view. Before Run and after it returns,
@@ -90,6 +103,16 @@ func (n *Node) Status() Status {
 	s.Routes = p.broker.Routes()
 	s.Worker.Term = p.worker.term.Load()
 	s.Dispatch.Term = term
+	if t := n.table.Load(); t != nil {
+		_, _, s.Dispatch.Pending = t.usage()
+		s.Dispatch.Waiting = t.waitingCount()
+		for kind := range s.Dispatch.Pending {
+			if !t.handled(kind) {
+				s.Dispatch.Unhandled = append(s.Dispatch.Unhandled, kind)
+			}
+		}
+		slices.Sort(s.Dispatch.Unhandled)
+	}
 	for _, c := range counters {
 		if c.field != nil {
 			*c.field(&s) = int64(c.value(n))

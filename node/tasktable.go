@@ -1,8 +1,11 @@
 package node
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
+
+	"github.com/meshpool/meshpool/registry"
 
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/taskstore"
@@ -20,28 +23,107 @@ import (
 // whoever releases the claim records it. So a result is recorded once, and
 // a placement can never write a task back as pending after its result was
 // recorded.
+//
+// A task that finds no worker with a free slot for its kind waits, first
+// in first out per kind (waiting), until a slot frees or a worker joins:
+// then wake is signalled and the master takes the waiting tasks that can
+// go (nextWaiting). A task counts on one worker's load (its slot) from
+// the moment a placement picks the worker until its result comes in.
 type taskTable struct {
 	mu    sync.Mutex
 	tasks map[string]*tracked // accepted, not yet recorded done, by uuid
 	done  *doneIndex          // recorded done, kept for duplicate answers
 	book  loadBook
+
+	waiting map[string][]*tracked // per kind, the tasks waiting for a free slot, oldest first
+	byKind  map[string]int        // tasks followed per kind
+	bytes   int64                 // payload bytes of the tasks followed
+	seq     uint64                // admission order, for waiting tasks of different kinds
+	limits  pendingLimits
+	wake    chan struct{} // signalled when a slot may have freed
+	seed    maphash.Seed  // of the work fingerprints (workPrint)
 }
 
-func newTaskTable(doneMax int) *taskTable {
-	return &taskTable{tasks: make(map[string]*tracked), done: newDoneIndex(doneMax), book: newLoadBook()}
+// pendingLimits bound what the table follows: Config.MaxPending and
+// MaxPendingBytes. Zero means no bound (tests).
+type pendingLimits struct {
+	tasks int
+	bytes int64
+}
+
+func newTaskTable(doneMax int, limits pendingLimits) *taskTable {
+	return &taskTable{tasks: make(map[string]*tracked), done: newDoneIndex(doneMax), book: newLoadBook(),
+		waiting: make(map[string][]*tracked), byKind: make(map[string]int), limits: limits,
+		wake: make(chan struct{}, 1), seed: maphash.MakeSeed()}
 }
 
 // setWorkers replaces the workers tasks may be placed on.
-func (tt *taskTable) setWorkers(ids []string) {
+func (tt *taskTable) setWorkers(workers []registry.Record) {
 	tt.mu.Lock()
-	tt.book.workers = ids
+	tt.book.workers = workers
 	tt.mu.Unlock()
+	tt.signal()
+}
+
+// signal wakes the master to place waiting tasks; it never blocks.
+func (tt *taskTable) signal() {
+	select {
+	case tt.wake <- struct{}{}:
+	default:
+	}
+}
+
+// handled reports whether any worker runs kind.
+func (tt *taskTable) handled(kind string) bool {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.book.handled(kind)
 }
 
 func (tt *taskTable) hasWorkers() bool {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	return len(tt.book.workers) > 0
+}
+
+// workPrint is a fingerprint of a task's kind and payload, to tell a
+// re-submission from another request under the same uuid.
+func (tt *taskTable) workPrint(kind string, payload []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(tt.seed)
+	h.WriteString(kind)
+	h.WriteByte(0)
+	h.Write(payload)
+	return h.Sum64()
+}
+
+// followLocked adds t to the tasks followed.
+func (tt *taskTable) followLocked(t *tracked) {
+	tt.seq++
+	t.seq = tt.seq
+	tt.tasks[t.rec.UUID] = t
+	tt.byKind[t.rec.Kind]++
+	tt.bytes += int64(len(t.rec.Payload))
+}
+
+// unfollowLocked removes t from the tasks followed, and its load.
+func (tt *taskTable) unfollowLocked(t *tracked) {
+	delete(tt.tasks, t.rec.UUID)
+	if tt.byKind[t.rec.Kind]--; tt.byKind[t.rec.Kind] <= 0 {
+		delete(tt.byKind, t.rec.Kind)
+	}
+	tt.bytes -= int64(len(t.rec.Payload))
+	t.waiting = false
+	tt.freeSlotLocked(t)
+}
+
+// freeSlotLocked takes t off its worker's load.
+func (tt *taskTable) freeSlotLocked(t *tracked) {
+	if t.slot != "" {
+		tt.book.release(t.slot)
+		t.slot = ""
+		tt.signal()
+	}
 }
 
 // len is the number of tasks followed.
@@ -60,11 +142,12 @@ func (tt *taskTable) resume(recs []taskstore.Record, until time.Time) (pending i
 	for _, r := range recs {
 		switch r.State {
 		case taskstore.Pending:
-			tt.tasks[r.UUID] = &tracked{rec: r, accepted: true}
+			t := &tracked{rec: r, accepted: true, slot: r.Executor}
+			tt.followLocked(t)
 			tt.book.move("", r.Executor)
 			pending++
 		case taskstore.Done:
-			tt.done.add(r.UUID, r.Result, false, until)
+			tt.done.add(r.UUID, tt.workPrint(r.Kind, r.Payload), r.Result, false, until)
 		}
 	}
 	return pending
@@ -79,18 +162,21 @@ const (
 	recording              // its first submission's write is still under way
 	pending                // accepted, not done yet
 	done                   // recorded done
+	full                   // new, but the table holds its limit of tasks or bytes: refused, not added
 )
 
 // admission is what admit found, and for a known uuid what its answer
-// needs: the task's number and durability (to spot a conflict), and its
-// term (pending) or result (done).
+// needs: the fingerprint of the task's kind and payload and its durability
+// (to spot a conflict), and its term (pending) or result (done; nil when
+// it was too large to keep in memory: large).
 type admission struct {
 	known     known
 	t         *tracked // the new task (unknown) or the pending one
-	number    int64
+	print     uint64
 	ephemeral bool
 	term      int64
 	result    *message.Result
+	large     bool
 }
 
 // admit looks sub's uuid up, and when it is new, adds it as a task under
@@ -104,22 +190,46 @@ func (tt *taskTable) admit(sub message.Submit, term int64, now time.Time, looked
 		if !t.accepted {
 			return admission{known: recording}
 		}
-		return admission{known: pending, number: t.rec.Number, ephemeral: t.ephemeral, term: t.rec.Term, t: t}
+		return admission{known: pending, print: tt.workPrint(t.rec.Kind, t.rec.Payload), ephemeral: t.ephemeral, term: t.rec.Term, t: t}
 	}
 	if d, ok := tt.done.get(sub.UUID); ok {
-		return admission{known: done, number: d.result.Number, ephemeral: d.ephemeral, result: d.result}
+		if d.result == nil && !d.ephemeral && !lookedUp {
+			return admission{known: lookUp} // its result was too large to keep here
+		}
+		return admission{known: done, print: d.print, ephemeral: d.ephemeral, result: d.result, large: d.result == nil}
 	}
 	if !lookedUp && !sub.Ephemeral() && tt.done.mayHaveForgotten(sub.UUID, now) {
 		return admission{known: lookUp}
 	}
-	executor := tt.book.pick("", nil)
-	tt.book.move("", executor)
+	if tt.limits.tasks > 0 && len(tt.tasks) >= tt.limits.tasks || tt.limits.bytes > 0 && tt.bytes+int64(len(sub.Payload)) > tt.limits.bytes {
+		return admission{known: full}
+	}
 	t := &tracked{busy: true, ephemeral: sub.Ephemeral(), accepted: sub.Ephemeral(), rec: taskstore.Record{
-		UUID: sub.UUID, Number: sub.Number, Executor: executor, Term: term,
+		UUID: sub.UUID, Kind: sub.Kind, Payload: sub.Payload, Number: sub.Number, Term: term,
 		State: taskstore.Pending, Submitted: now.UTC(),
 	}}
-	tt.tasks[sub.UUID] = t
+	t.slot = tt.book.pick(sub.Kind, "", nil)
+	tt.book.move("", t.slot)
+	t.rec.Executor = t.slot
+	tt.followLocked(t)
 	return admission{known: unknown, t: t}
+}
+
+// sameWork reports whether a submission asks for the task t already is.
+func (tt *taskTable) sameWork(a admission, sub message.Submit) bool {
+	return a.print == tt.workPrint(sub.Kind, sub.Payload)
+}
+
+// usage is how many tasks the table follows, their payload bytes, and
+// the count per kind (a copy).
+func (tt *taskTable) usage() (tasks int, bytes int64, byKind map[string]int) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	byKind = make(map[string]int, len(tt.byKind))
+	for k, n := range tt.byKind {
+		byKind[k] = n
+	}
+	return len(tt.tasks), tt.bytes, byKind
 }
 
 // accepted marks a new task's record written.
@@ -132,8 +242,7 @@ func (tt *taskTable) accepted(t *tracked) {
 // drop forgets a new task whose record could not be written.
 func (tt *taskTable) drop(t *tracked) {
 	tt.mu.Lock()
-	delete(tt.tasks, t.rec.UUID)
-	tt.book.release(t.rec.Executor)
+	tt.unfollowLocked(t)
 	tt.mu.Unlock()
 }
 
@@ -175,24 +284,116 @@ func (tt *taskTable) releaseLocked(t *tracked) bool {
 	return t.busy
 }
 
-// placed ends a placement's claim on t, backing t off when no worker took
-// it (ok false), and returns release's answer.
-func (tt *taskTable) placed(t *tracked, ok bool, now time.Time) (recordNow bool) {
+// placement is how a placement ended, for placed.
+type outcome int
+
+const (
+	sentOK  outcome = iota // a worker took the task
+	noSlot                 // no worker had a free slot for it: it waits for one
+	refusal                // the workers tried did not take it: it is backed off
+)
+
+// placed ends a placement's claim on t: a task that found no free slot
+// waits for one, one that no worker took is backed off; it returns
+// release's answer.
+func (tt *taskTable) placed(t *tracked, how outcome, now time.Time) (recordNow bool) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	if ok {
+	switch how {
+	case sentOK:
 		t.retryAt, t.failures = time.Time{}, 0
-	} else {
+	case noSlot:
+		if !t.waiting && t.result == nil {
+			t.waiting = true
+			tt.waiting[t.rec.Kind] = append(tt.waiting[t.rec.Kind], t)
+		}
+	case refusal:
 		t.unplaceableLocked(now)
 	}
 	return tt.releaseLocked(t)
 }
 
-// pick is the load book's pick, under the lock.
-func (tt *taskTable) pick(exclude string, tried []string) string {
+// reserve picks a worker for t (see loadBook.pick) and moves t's load to
+// it at once, so that two placements cannot both take a worker's last
+// free slot. "" when none can take t: t then holds no slot.
+func (tt *taskTable) reserve(t *tracked, exclude string, tried []string) string {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	return tt.book.pick(exclude, tried)
+	w := tt.book.pick(t.rec.Kind, exclude, tried)
+	tt.moveSlotLocked(t, w)
+	return w
+}
+
+// reserveOn moves t's load to worker w, whatever w's load: w is t's own
+// worker, which may be running it already.
+func (tt *taskTable) reserveOn(t *tracked, w string) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.moveSlotLocked(t, w)
+}
+
+func (tt *taskTable) moveSlotLocked(t *tracked, w string) {
+	if t.slot == w {
+		return
+	}
+	tt.book.move(t.slot, w)
+	if t.slot != "" {
+		tt.signal()
+	}
+	t.slot = w
+}
+
+// nextWaiting takes the oldest waiting task, of any kind, for which a
+// worker has a free slot: it is claimed and that slot reserved. nil when
+// there is none.
+func (tt *taskTable) nextWaiting() (*tracked, string) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	var best *tracked
+	var bestW string
+	for kind, q := range tt.waiting {
+		for len(q) > 0 && (!q[0].waiting || q[0].busy) { // done, or claimed for its result, meanwhile
+			q[0].waiting = false
+			q = q[1:]
+		}
+		if len(q) == 0 {
+			delete(tt.waiting, kind)
+			continue
+		}
+		tt.waiting[kind] = q
+		if best != nil && q[0].seq > best.seq {
+			continue
+		}
+		if w := tt.book.pick(kind, "", nil); w != "" {
+			best, bestW = q[0], w
+		}
+	}
+	if best == nil {
+		return nil, ""
+	}
+	q := tt.waiting[best.rec.Kind]
+	tt.waiting[best.rec.Kind] = q[1:]
+	if len(q) == 1 {
+		delete(tt.waiting, best.rec.Kind)
+	}
+	best.waiting, best.busy = false, true
+	tt.moveSlotLocked(best, bestW)
+	return best, bestW
+}
+
+// waitingCount is how many tasks wait for a slot, per kind.
+func (tt *taskTable) waitingCount() map[string]int {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	n := make(map[string]int, len(tt.waiting))
+	for kind, q := range tt.waiting {
+		for _, t := range q {
+			if t.waiting {
+				n[kind]++
+			}
+		}
+	}
+	return n
 }
 
 // current returns t's record as the claim's holder may send it, whether it
@@ -207,7 +408,6 @@ func (tt *taskTable) current(t *tracked) (rec taskstore.Record, placedBefore, ha
 func (tt *taskTable) moved(t *tracked, w string, term int64) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	tt.book.move(t.rec.Executor, w)
 	t.rec.Executor, t.rec.Term = w, term
 }
 
@@ -258,6 +458,7 @@ func (tt *taskTable) resultIn(res message.Result, term int64) (t *tracked, p pla
 	t.result = &res
 	recordNow = !t.busy
 	t.busy = true
+	tt.freeSlotLocked(t) // its worker is done with it
 	return t, p, kept, "", recordNow
 }
 
@@ -282,9 +483,8 @@ func (tt *taskTable) finish(t *tracked, ok bool, until time.Time) (sent time.Tim
 	if !ok {
 		return time.Time{}
 	}
-	delete(tt.tasks, t.rec.UUID)
-	tt.book.release(t.rec.Executor)
-	tt.done.add(t.rec.UUID, t.result, t.ephemeral, until)
+	tt.unfollowLocked(t)
+	tt.done.add(t.rec.UUID, tt.workPrint(t.rec.Kind, t.rec.Payload), t.result, t.ephemeral, until)
 	return t.sent
 }
 

@@ -22,6 +22,9 @@ type tracked struct {
 	retryAt   time.Time       // no worker took it: not placed again before this
 	failures  int             // placements in a row that found no worker to take it
 	resentAt  time.Time       // when it was last sent again to its worker for a submitter asking after it
+	slot      string          // the worker whose load counts this task; "" when none
+	waiting   bool            // in the table's waiting queue of its kind
+	seq       uint64          // admission order
 }
 
 // placement is one sending of a task, under the master's term: a result is

@@ -24,7 +24,7 @@ func TestUUIDInAnotherCaseIsTheSameTask(t *testing.T) {
 	if err != nil || !first.Accepted || first.Duplicate || first.UUID != id {
 		t.Fatalf("first submission: %+v, %v", first, err)
 	}
-	if res, err := waitResult(t, cl, id); err != nil || res.Result != 15 {
+	if res, err := waitResult(t, cl, id); err != nil || string(res.Result) != "15" {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 
@@ -44,7 +44,7 @@ func TestUUIDInAnotherCaseIsTheSameTask(t *testing.T) {
 		if err != nil || !again.Accepted || !again.Duplicate || again.UUID != id {
 			t.Fatalf("upper-case submission: %s, %v; want a duplicate of %s", msg.Data, err, id)
 		}
-		return again.State == message.StateDone && again.Result != nil && again.Result.Result == 15
+		return again.State == message.StateDone && again.Result != nil && string(again.Result.Result) == "15"
 	})
 	// And through the client.
 	viaClient, err := cl.Submit(t.Context(), message.Submit{UUID: upper, Number: 5})

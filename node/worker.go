@@ -2,25 +2,43 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
-	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/meshpool/meshpool"
 	"github.com/meshpool/meshpool/internal/ratelog"
 	"github.com/meshpool/meshpool/message"
 )
 
+// workerConfig is what a worker runs tasks with.
+type workerConfig struct {
+	handlers *meshpool.Mux
+	// slots is how many handlers run at once at most. As many tasks again
+	// may wait for a slot; beyond that a task is refused as busy.
+	slots int
+	// timeout ends a handler's context: the task's time is up.
+	timeout   time.Duration
+	maxResult int
+}
+
 // worker takes tasks addressed to this node, works them and publishes results.
 type worker struct {
-	id       string
-	conn     *nats.Conn
-	log      *slog.Logger
-	workTime WorkTime
+	id   string
+	conn *nats.Conn
+	log  *slog.Logger
+	workerConfig
+	slotSem chan struct{} // one token per handler running
+	seed    maphash.Seed
 
 	// term is the current master's term as the worker knows it: from the
 	// election, or read from etcd to check a task's other term (never
@@ -43,20 +61,24 @@ type worker struct {
 	wg      sync.WaitGroup
 	ctx     context.Context // cancelled when in-flight work is abandoned
 	abandon context.CancelFunc
-	running map[taskKey]*sending // tasks being worked: the latest sending of each
+	running map[taskKey]*sending // tasks taken and not done: the latest sending of each
 	recent  *recentResults       // results of tasks finished lately
 
-	inFlight    atomic.Int64
+	inFlight    atomic.Int64 // tasks taken and not done, waiting for a slot or running
+	busy        atomic.Int64 // handlers running
+	maxBusy     atomic.Int64 // the most handlers ever seen running at once
 	completed   atomic.Int64
+	failed      atomic.Int64 // tasks whose handler returned an error (also in completed)
 	refused     atomic.Int64
 	redelivered atomic.Int64 // tasks received again: acked, not run again
 }
 
-func newWorker(id string, conn *nats.Conn, workTime WorkTime, masterTerm func(context.Context) (int64, error), termCheckTimeout time.Duration, log *slog.Logger) *worker {
+func newWorker(id string, conn *nats.Conn, cfg workerConfig, masterTerm func(context.Context) (int64, error), termCheckTimeout time.Duration, log *slog.Logger) *worker {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &worker{
-		id: id, conn: conn, workTime: workTime, masterTerm: masterTerm, termCheckTimeout: termCheckTimeout, log: log, ctx: ctx, abandon: cancel,
-		running: make(map[taskKey]*sending), recent: newRecentResults(recentCapacity),
+		id: id, conn: conn, workerConfig: cfg, slotSem: make(chan struct{}, cfg.slots), seed: maphash.MakeSeed(),
+		masterTerm: masterTerm, termCheckTimeout: termCheckTimeout, log: log, ctx: ctx, abandon: cancel,
+		running: make(map[taskKey]*sending), recent: newRecentResults(recentCapacity, recentBytes),
 	}
 }
 
@@ -95,6 +117,11 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.refuse(msg, fmt.Sprintf("task is for %s, not %s", task.Executor, w.id), "uuid", task.UUID)
 		return
 	}
+	handler, ok := w.handlers.Handler(task.Kind)
+	if !ok {
+		w.refuse(msg, fmt.Sprintf("kind %s is not handled here", task.Kind), "uuid", task.UUID)
+		return
+	}
 	if err := w.checkTerm(task.Term); err != nil {
 		w.refuse(msg, err.Error(), "uuid", task.UUID, "term", task.Term)
 		return
@@ -109,7 +136,7 @@ func (w *worker) handle(msg *nats.Msg) {
 	// A task sent again (a new master resuming, a timeout) is not run twice:
 	// if it is under way the ack says so, if it is done its result is
 	// published again for the master that missed it.
-	key := taskKey{task.UUID, task.Number}
+	key := taskKey{task.UUID, w.workPrint(task)}
 	if s, ok := w.running[key]; ok {
 		s.raise(task)
 		w.mu.Unlock()
@@ -117,7 +144,7 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
 		return
 	}
-	if res, ok := w.recent.get(task.UUID); ok && res.Number == task.Number {
+	if res, print, ok := w.recent.get(task.UUID); ok && print == key.print {
 		w.mu.Unlock()
 		w.redelivered.Add(1)
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
@@ -126,14 +153,30 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.log.Info("task already done, result published again", "uuid", task.UUID)
 		return
 	}
+	if n := len(w.running); n >= 2*w.slots {
+		w.mu.Unlock()
+		w.refuse(msg, fmt.Sprintf("busy: %d tasks taken for %d slots", n, w.slots), "uuid", task.UUID)
+		return
+	}
 	w.running[key] = &sending{term: task.Term, attempt: task.Attempt}
 	w.wg.Add(1)
 	w.mu.Unlock()
 
 	w.inFlight.Add(1)
 	w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
-	w.log.Info("task received", "uuid", task.UUID, "number", task.Number, "term", task.Term)
-	go w.work(task)
+	w.log.Info("task received", "uuid", task.UUID, "kind", task.Kind, "term", task.Term)
+	go w.work(task, key, handler)
+}
+
+// workPrint is a fingerprint of a task's kind and payload: a task sent with
+// a known uuid and another payload is another task.
+func (w *worker) workPrint(task message.Task) uint64 {
+	var h maphash.Hash
+	h.SetSeed(w.seed)
+	h.WriteString(task.Kind)
+	h.WriteByte(0)
+	h.Write(task.Payload)
+	return h.Sum64()
 }
 
 // termCheckInterval is how often at most a worker reads the master's term
@@ -180,55 +223,136 @@ func (w *worker) checkTerm(term int64) error {
 	}
 }
 
-func (w *worker) work(task message.Task) {
+// work runs task's handler in a free slot and publishes its result. A
+// task abandoned at shutdown publishes nothing: the master gives it to
+// another worker.
+func (w *worker) work(task message.Task, key taskKey, handler meshpool.Handler) {
 	defer w.wg.Done()
 	defer w.inFlight.Add(-1)
-	start := time.Now()
-	d := w.workTime.Min
-	if span := w.workTime.Max - w.workTime.Min; span > 0 {
-		d += rand.N(span + 1)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case w.slotSem <- struct{}{}:
 	case <-w.ctx.Done():
-		w.mu.Lock()
-		delete(w.running, taskKey{task.UUID, task.Number})
-		w.mu.Unlock()
-		w.log.Warn("task abandoned at shutdown", "uuid", task.UUID, "number", task.Number)
+		w.abandoned(task, key)
+		return
+	}
+	start := time.Now()
+	result, err := w.run(task, handler)
+	<-w.slotSem
+	if w.ctx.Err() != nil {
+		w.abandoned(task, key)
 		return
 	}
 	res := message.Result{
 		UUID:     task.UUID,
 		Executor: w.id,
+		Kind:     task.Kind,
 		Number:   task.Number,
-		Result:   message.Work(task.Number),
 		Start:    message.NewTimestamp(start),
 		Finish:   message.NewTimestamp(time.Now()),
+	}
+	if err != nil {
+		res.Error = errorText(err)
+	} else {
+		res.Result = result
 	}
 	w.mu.Lock()
 	// The task may have been sent again meanwhile (a new master, a
 	// timeout): the result answers the latest sending, which its master
 	// waits for. It moves from running to recent at once, so a sending
 	// from now on publishes it again under its own term and attempt.
-	key := taskKey{task.UUID, task.Number}
 	s := w.running[key]
 	res.Term, res.Attempt = s.term, s.attempt
-	w.recent.add(res)
+	w.recent.add(res, key.print)
 	delete(w.running, key)
 	w.mu.Unlock()
 	w.completed.Add(1)
+	took := res.Finish.Sub(res.Start.Time)
+	if err != nil {
+		w.failed.Add(1)
+		w.log.Warn("task failed", ratelog.Limit, "uuid", task.UUID, "kind", task.Kind, "err", res.Error, "took", took)
+	} else {
+		w.log.Info("task done", "uuid", task.UUID, "kind", task.Kind, "result", logText(res.Result), "took", took)
+	}
 	w.publish(res)
-	w.log.Info("task done", "uuid", task.UUID, "number", task.Number, "result", res.Result, "took", res.Finish.Sub(res.Start.Time))
 }
 
-// taskKey names a task the worker runs: its uuid and its number. Anyone may
-// send a task with a known uuid and another number (in open mode): it is
-// another task, run on its own, and never taken for a sending of the first.
+func (w *worker) abandoned(task message.Task, key taskKey) {
+	w.mu.Lock()
+	delete(w.running, key)
+	w.mu.Unlock()
+	w.log.Warn("task abandoned at shutdown", "uuid", task.UUID, "kind", task.Kind)
+}
+
+// errNotJSON is a handler's result that is not one JSON value.
+var errNotJSON = errors.New("the handler's result is not JSON")
+
+// run calls handler with a context that ends at the task timeout or when
+// in-flight work is abandoned. A panic becomes the task's error; so does a
+// result that is not JSON or is larger than maxResult.
+func (w *worker) run(task message.Task, handler meshpool.Handler) (result json.RawMessage, err error) {
+	ctx, cancel := context.WithTimeout(w.ctx, w.timeout)
+	defer cancel()
+	n := w.busy.Add(1)
+	defer w.busy.Add(-1)
+	for {
+		if m := w.maxBusy.Load(); n <= m || w.maxBusy.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("handler panicked", "uuid", task.UUID, "kind", task.Kind, "panic", p, "stack", string(debug.Stack()))
+			result, err = nil, fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	result, err = handler.Work(ctx, &meshpool.Task{UUID: task.UUID, Kind: task.Kind, Payload: task.Payload, Attempt: int(task.Attempt)})
+	switch {
+	case err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return nil, fmt.Errorf("timed out after %s: %w", w.timeout, err)
+	case err != nil:
+		return nil, err
+	case len(result) == 0:
+		return json.RawMessage("null"), nil
+	case len(result) > w.maxResult:
+		return nil, fmt.Errorf("result is %d bytes, more than --max-result %d", len(result), w.maxResult)
+	case !json.Valid(result):
+		return nil, errNotJSON
+	}
+	return result, nil
+}
+
+// errorText is err's text as a result carries it: at most
+// message.MaxErrorLen bytes, never empty.
+func errorText(err error) string {
+	s := err.Error()
+	if s == "" {
+		s = fmt.Sprintf("%T with no text", err)
+	}
+	if len(s) > message.MaxErrorLen {
+		n := message.MaxErrorLen - len("…")
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+// logText is a result as a log line shows it: cut at 200 bytes.
+func logText(b json.RawMessage) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}
+
+// taskKey names a task the worker runs: its uuid and the fingerprint of
+// its kind and payload (workPrint). Anyone may send a task with a known
+// uuid and another payload (in open mode): it is another task, run on its
+// own, and never taken for a sending of the first.
 type taskKey struct {
-	uuid   string
-	number int64
+	uuid  string
+	print uint64
 }
 
 // sending is the term and attempt a task was last sent under.
@@ -242,7 +366,7 @@ func (s *sending) raise(task message.Task) {
 }
 
 func (w *worker) publish(res message.Result) {
-	if err := w.conn.Publish(message.SubjectResults, res.AppendJSON(make([]byte, 0, 256))); err != nil {
+	if err := w.conn.Publish(message.SubjectResults, res.AppendJSON(make([]byte, 0, 256+len(res.Result)+len(res.Error)))); err != nil {
 		w.log.Error("cannot publish result", ratelog.Limit, "uuid", res.UUID, "err", err)
 	}
 }

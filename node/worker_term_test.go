@@ -64,7 +64,7 @@ func newTermRig(t *testing.T) *termRig {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r.w = newWorker("w-00000001", conn, WorkTime{Min: time.Millisecond, Max: 5 * time.Millisecond},
+	r.w = newWorker("w-00000001", conn, testWorkerConfig(WorkTime{Min: time.Millisecond, Max: 5 * time.Millisecond}),
 		func(ctx context.Context) (int64, error) {
 			r.reads.Add(1)
 			return etcdMasterTerm(cli, termRigPrefix)(ctx)
@@ -139,7 +139,7 @@ func TestWorkerChecksANewerTermInEtcd(t *testing.T) {
 	if !ack.Accepted || ack.Term != term {
 		t.Fatalf("the current master's first task: ack %+v, want accepted at term %d", ack, term)
 	}
-	if res := r.waitResult(task.UUID); res.Result != 12 {
+	if res := r.waitResult(task.UUID); string(res.Result) != "12" {
 		t.Fatalf("result %+v", res)
 	}
 
@@ -229,7 +229,7 @@ func TestWorkerRefusesANumberOutOfRange(t *testing.T) {
 	if !ack.Accepted {
 		t.Fatalf("the largest number: ack %+v", ack)
 	}
-	if res := r.waitResult(task.UUID); res.Result != 3*message.MaxNumber {
+	if res := r.waitResult(task.UUID); string(res.Result) != string(message.TripleResult(message.MaxNumber)) {
 		t.Fatalf("result %+v", res)
 	}
 	r.mu.Lock()
@@ -271,7 +271,7 @@ func TestTaskOfAKnownUUIDAndAnotherNumberRunsOnItsOwn(t *testing.T) {
 	for len(numbers) < 2 {
 		select {
 		case res := <-got:
-			numbers[res.Number] = res.Result == message.Work(res.Number)
+			numbers[res.Number] = string(res.Result) == string(message.TripleResult(res.Number))
 		case <-timeout:
 			t.Fatalf("results for numbers %v, want 4 and 5", numbers)
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/meshpool/meshpool/message"
 )
 
 // Record is what a node publishes about itself under <prefix>/nodes/<id>.
@@ -28,7 +30,29 @@ type Record struct {
 	// Cluster is the node's --cluster-name. Records written before the
 	// field existed have "": they are taken as of the reader's cluster.
 	Cluster string `json:"cluster"`
+	// Kinds are the task kinds the node runs as a worker, sorted, and
+	// Slots how many tasks it runs at once. A record written before kinds
+	// has neither: see Handles and Capacity.
+	Kinds []string `json:"kinds,omitempty"`
+	Slots int      `json:"slots,omitempty"`
 }
+
+// MaxKinds bounds the kinds one node registers.
+const MaxKinds = 128
+
+// Handles reports whether the node runs tasks of kind. A node that
+// registered no kinds (written before kinds) runs the demo kind alone.
+func (r Record) Handles(kind string) bool {
+	if r.Kinds == nil {
+		return kind == message.KindTriple
+	}
+	_, found := slices.BinarySearch(r.Kinds, kind)
+	return found
+}
+
+// Capacity is how many tasks the node runs at once; a record without
+// slots (written before them) has no bound, shown as 0.
+func (r Record) Capacity() int { return r.Slots }
 
 var (
 	// ErrInvalidRecord is matched (errors.Is) by every error Record.Validate returns.
@@ -44,7 +68,7 @@ const (
 	maxTextLen = 256
 	// MaxRecordSize bounds an encoded record: a larger value under
 	// <prefix>/nodes/ is refused before it is parsed.
-	MaxRecordSize = 4096
+	MaxRecordSize = 16 << 10
 )
 
 // Validate checks that the record can be published and used by the others:
@@ -95,6 +119,20 @@ func (r Record) problem() string {
 	}
 	if strings.ContainsAny(r.Cluster, " \t\r\n.*>") {
 		return fmt.Sprintf("cluster %s is not a single word", quote(r.Cluster))
+	}
+	if len(r.Kinds) > MaxKinds {
+		return fmt.Sprintf("%d kinds, more than %d", len(r.Kinds), MaxKinds)
+	}
+	for i, k := range r.Kinds {
+		if err := message.ValidKind(k); err != nil {
+			return err.Error()
+		}
+		if i > 0 && r.Kinds[i-1] >= k {
+			return "kinds are not sorted and distinct"
+		}
+	}
+	if r.Slots < 0 {
+		return fmt.Sprintf("slots %d is negative", r.Slots)
 	}
 	return ""
 }
@@ -249,5 +287,5 @@ func (r Record) same(o Record) bool {
 	return r.ID == o.ID && r.Name == o.Name && r.IP == o.IP &&
 		r.ClientURL == o.ClientURL && r.ClusterURL == o.ClusterURL &&
 		r.HTTPURL == o.HTTPURL && r.Version == o.Version && r.Started.Equal(o.Started) &&
-		r.Cluster == o.Cluster
+		r.Cluster == o.Cluster && slices.Equal(r.Kinds, o.Kinds) && r.Slots == o.Slots
 }

@@ -179,7 +179,7 @@ func TestDecodeRecord(t *testing.T) {
 		{"bad time", key, strings.Replace(string(good), "2025-03-01", "2025-13-01", 1), "month out of range"},
 		{"invalid record", key, string(badIPJSON), `ip "not-an-ip" does not parse`},
 		{"id does not match key", keyspace.Node("/meshpool", "someone-else"), string(good), `id "node-a-1234abcd" does not match the key`},
-		{"too big", key, strings.Replace(string(good), "{", `{"pad":"`+strings.Repeat("x", registry.MaxRecordSize)+`",`, 1), "more than 4096"},
+		{"too big", key, strings.Replace(string(good), "{", `{"pad":"`+strings.Repeat("x", registry.MaxRecordSize)+`",`, 1), "more than 16384"},
 		{"bad cluster url", key, strings.Replace(string(good), rec.ClusterURL, "nats-route://%zz:1", 1), "cluster_url"},
 	}
 	for _, tt := range tests {

@@ -11,16 +11,16 @@ import (
 // encode must write exactly what json.Marshal writes, and fail where it fails.
 func TestEncodeIsJSONMarshal(t *testing.T) {
 	stamp := message.Timestamp{Time: time.Date(2026, 11, 27, 6, 40, 22, 123000000, time.UTC)}
-	res := &message.Result{UUID: "u", Executor: `e"<x>`, Number: 7, Result: 21, Start: stamp, Finish: stamp, Term: 3}
+	res := &message.Result{V: 1, UUID: "u", Executor: `e"<x>`, Kind: "triple", Number: 7, Result: json.RawMessage("21"), Start: stamp, Finish: stamp, Term: 3}
 	times := []time.Time{{}, time.Date(2026, 11, 27, 6, 40, 22, 123456789, time.UTC),
 		time.Date(1999, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 5*3600+45*60)),
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 25*3600))}
 	for _, s := range []string{"", "11111111-2222-3333-4444-555555555555", "é\u2028\x00<&>\xff"} {
 		for _, ts := range times {
 			for _, r := range []Record{
-				{UUID: s, Number: -5, Executor: s, Term: 9, State: Pending, Submitted: ts, Attempts: 2},
-				{UUID: s, State: Done, Submitted: ts, Result: res},
-				{},
+				{V: 1, UUID: s, Kind: "triple", Payload: json.RawMessage("-5"), Number: -5, Executor: s, Term: 9, State: Pending, Submitted: ts, Attempts: 2},
+				{V: 1, UUID: s, Kind: "k", Payload: json.RawMessage(`{"a":[1,"x"]}`), State: Done, Submitted: ts, Result: res},
+				{V: 1, Payload: json.RawMessage("null")},
 			} {
 				want, wantErr := json.Marshal(r)
 				got, err := r.encode()

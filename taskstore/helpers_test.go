@@ -3,6 +3,7 @@ package taskstore_test
 import (
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -73,6 +74,8 @@ var submitted = time.Date(2025, 3, 1, 12, 0, 0, 123e6, time.UTC)
 func pending(n int64) taskstore.Record {
 	return taskstore.Record{
 		UUID:      uuid.NewString(),
+		Kind:      message.KindTriple,
+		Payload:   json.RawMessage(strconv.FormatInt(n, 10)),
 		Number:    n,
 		Executor:  "node-a-1234abcd",
 		Term:      1,
@@ -88,8 +91,9 @@ func done(r taskstore.Record) taskstore.Record {
 	r.Result = &message.Result{
 		UUID:     r.UUID,
 		Executor: r.Executor,
+		Kind:     r.Kind,
 		Number:   r.Number,
-		Result:   r.Number * 3,
+		Result:   message.TripleResult(r.Number),
 		Start:    message.NewTimestamp(submitted.Add(time.Second)),
 		Finish:   message.NewTimestamp(submitted.Add(3 * time.Second)),
 		Term:     r.Term,

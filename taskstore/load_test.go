@@ -138,7 +138,7 @@ func TestLoadPages(t *testing.T) {
 		}
 		if ranges.Add(1) == 1 {
 			c := changed
-			c.Number = 1e6
+			c.Number, c.Payload = 1e6, json.RawMessage("1000000")
 			v, _ := json.Marshal(c)
 			a, _ := json.Marshal(added)
 			if _, err := cli.Txn(ctx).Then(

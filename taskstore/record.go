@@ -24,8 +24,17 @@ const (
 
 // Record is one task's durable state, stored as JSON at keyspace.Task(prefix, UUID).
 type Record struct {
-	UUID      string          `json:"uuid"`
-	Number    int64           `json:"number"`
+	// V is the record's format version as stored: encode writes
+	// message.Version, Decode checks it and returns 0 (a record written
+	// before the field existed has none: version 1).
+	V    int    `json:"v,omitempty"`
+	UUID string `json:"uuid"`
+	// Kind and Payload are the task as submitted; Number is a triple
+	// task's payload (see message.Task). A record written before kinds has
+	// only a number: Decode reads it as a triple task.
+	Kind      string          `json:"kind"`
+	Payload   json.RawMessage `json:"payload"`
+	Number    int64           `json:"number,omitempty"`
 	Executor  string          `json:"executor,omitempty"` // "" = not placed yet
 	Term      int64           `json:"term"`               // term of the master that last wrote it
 	State     State           `json:"state"`
@@ -41,10 +50,11 @@ var (
 	ErrBadRecord = errors.New("taskstore: bad record")
 )
 
-// Validate checks every field: a canonical UUID, an executor that is empty
+// Validate checks every field: the version, a canonical UUID, a kind and
+// payload (message.ValidWork), an executor that is empty
 // or one NATS subject token, a positive term, a known state, a submission
 // time, no negative attempts, and a result exactly when the task is Done,
-// valid and about this task (same UUID and number).
+// valid and about this task (same UUID and kind).
 func (r Record) Validate() error {
 	if p := r.problem(); p != "" {
 		return fmt.Errorf("%w: %s", ErrInvalidRecord, p)
@@ -54,8 +64,14 @@ func (r Record) Validate() error {
 
 // problem describes the first thing wrong with r, or returns "".
 func (r Record) problem() string {
+	if err := message.CheckVersion(r.V); err != nil {
+		return err.Error()
+	}
 	if _, err := uuid.Parse(r.UUID); err != nil || len(r.UUID) != 36 {
 		return fmt.Sprintf("uuid %q is not a canonical UUID", truncate(r.UUID))
+	}
+	if err := message.ValidWork(r.Kind, r.Payload, r.Number); err != nil {
+		return err.Error()
 	}
 	if r.Executor != "" {
 		if err := message.ValidToken(r.Executor); err != nil {
@@ -83,7 +99,10 @@ func (r Record) problem() string {
 		if r.Result.UUID != r.UUID {
 			return fmt.Sprintf("result is about another task, %s", r.Result.UUID)
 		}
-		if r.Result.Number != r.Number {
+		if r.Result.Kind != r.Kind {
+			return fmt.Sprintf("result kind %q is not the task's %q", truncate(r.Result.Kind), truncate(r.Kind))
+		}
+		if r.Kind == message.KindTriple && r.Result.Number != r.Number {
 			return fmt.Sprintf("result number %d is not the task's %d", r.Result.Number, r.Number)
 		}
 	}
@@ -98,11 +117,19 @@ func Decode(key string, value []byte) (Record, error) {
 	if err := json.Unmarshal(value, &r); err != nil {
 		return Record{}, fmt.Errorf("%w at %s: %w", ErrBadRecord, truncateN(key, 256), err)
 	}
+	r.Kind, r.Payload, r.Number = message.NormalizeWork(r.Kind, r.Payload, r.Number)
+	if r.Result != nil && r.Result.Kind == "" { // written before kinds
+		r.Result.Kind = message.KindTriple
+	}
 	if p := r.problem(); p != "" {
 		return Record{}, fmt.Errorf("%w at %s: %s", ErrBadRecord, truncateN(key, 256), p)
 	}
 	if !strings.HasSuffix(key, "/"+r.UUID) {
 		return Record{}, fmt.Errorf("%w at %s: uuid %s does not match the key", ErrBadRecord, truncateN(key, 256), r.UUID)
+	}
+	r.V = 0
+	if r.Result != nil {
+		r.Result.V = 0
 	}
 	return r, nil
 }
@@ -111,13 +138,18 @@ func Decode(key string, value []byte) (Record, error) {
 // (record_test.go checks that byte for byte) without reflection: a
 // master encodes a record twice per task.
 func (r Record) encode() (string, error) {
-	return r.appendJSON(make([]byte, 0, 320))
+	return r.appendJSON(make([]byte, 0, 320+len(r.Payload)))
 }
 
 func (r Record) appendJSON(b []byte) (string, error) {
-	b = append(b, '{')
+	b = append(b, `{"v":`...)
+	b = jsonw.Int(b, message.Version)
 	b = jsonw.String(jsonw.Key(b, "uuid"), r.UUID)
-	b = jsonw.Int(jsonw.Key(b, "number"), r.Number)
+	b = jsonw.String(jsonw.Key(b, "kind"), r.Kind)
+	b = append(jsonw.Key(b, "payload"), r.Payload...)
+	if r.Number != 0 {
+		b = jsonw.Int(jsonw.Key(b, "number"), r.Number)
+	}
 	if r.Executor != "" {
 		b = jsonw.String(jsonw.Key(b, "executor"), r.Executor)
 	}

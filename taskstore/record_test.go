@@ -3,6 +3,7 @@ package taskstore_test
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func TestDecode(t *testing.T) {
 			if !errors.Is(err, taskstore.ErrBadRecord) || !strings.Contains(err.Error(), tt.key) {
 				t.Fatalf("Decode: %v; want ErrBadRecord naming %s", err, tt.key)
 			}
-			if got != (taskstore.Record{}) {
+			if !reflect.DeepEqual(got, taskstore.Record{}) {
 				t.Fatalf("Decode returned %+v with its error", got)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,12 +27,18 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.HTTPPort, "http-port", cfg.HTTPPort, "HTTP port of every node")
 	fs.BoolVar(&secure, "secure", false, "run securely: etcd with TLS, client certificates and a user; NATS with TLS, a route secret and users (a throw-away CA and secrets in a temp dir)")
 	fs.StringVar(&secureDir, "secure-dir", "", "with --secure: keep the CA and secrets in this directory (made if needed, reused if it holds them) instead of a temp dir")
+	var work workFlags
+	work.bind(fs, &cfg)
 	bindCommon(fs, &cfg, &common)
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
 	}
 	if err := refuseZero(fs); err != nil {
 		return err
+	}
+	var err error
+	if cfg.Handlers, err = work.handlers(cfg); err != nil {
+		return usagef("%s: %w", strings.TrimPrefix(fs.Name(), "meshpool "), err)
 	}
 	if nodes < 1 || nodes > 250 {
 		return usagef("dev: --nodes %d: want 1-250", nodes)

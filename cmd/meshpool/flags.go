@@ -68,7 +68,8 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 // environment a 0 or an empty value is more likely a mistake (a port 0
 // meant as "any port", a --task-timeout 0 meant as "none"), so it is
 // refused instead of quietly becoming the default.
-var noZero = []string{"etcd", "prefix", "cluster-name", "ttl", "task-timeout", "client-port", "cluster-port", "http-port"}
+var noZero = []string{"etcd", "prefix", "cluster-name", "ttl", "task-timeout", "client-port", "cluster-port", "http-port",
+	"slots", "max-payload", "max-result", "max-pending", "max-pending-bytes"}
 
 // refuseZero says which of the noZero flags were given as zero.
 func refuseZero(fs *flag.FlagSet) error {
@@ -78,7 +79,7 @@ func refuseZero(fs *flag.FlagSet) error {
 			return
 		}
 		switch v := f.Value.String(); v {
-		case "", "0", "0s":
+		case "", "0", "0s", "0B":
 			errs = append(errs, fmt.Errorf("--%s %q: zero is not a setting of this flag; leave it out for the default %s", f.Name, v, f.DefValue))
 		}
 	})

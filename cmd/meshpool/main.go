@@ -28,13 +28,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "meshpool: second signal, exiting now")
 		os.Exit(130)
 	}()
-	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	os.Exit(exitCode(m.Run(ctx, os.Args[1:]), os.Stderr))
 }
 
 // Main holds what a run of the command talks to, so tests can run it in
 // process.
 type Main struct {
+	Stdin          io.Reader // nil reads as empty
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/meshpool/meshpool/node"
 )
@@ -26,6 +27,8 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "", "IP the HTTP server listens on (default: the advertise IP; 0.0.0.0 for all)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "IP:port of a second HTTP listener for /status, /metrics, /nats/* and the live page; the main one then serves only /healthz and /readyz")
 	fs.DurationVar(&cfg.CompactionRetention, "compaction-retention", cfg.CompactionRetention, "the master compacts etcd's history older than this, at least 1m (0 = off, for an etcd with its own --auto-compaction-*)")
+	var work workFlags
+	work.bind(fs, &cfg)
 	etcdSec.bind(fs)
 	natsSec.bind(fs)
 	bindCommon(fs, &cfg, &common)
@@ -35,11 +38,14 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	if err := refuseZero(fs); err != nil {
 		return err
 	}
+	var err error
+	if cfg.Handlers, err = work.handlers(cfg); err != nil {
+		return usagef("%s: %w", strings.TrimPrefix(fs.Name(), "meshpool "), err)
+	}
 	cfg.Etcd = etcd
 	if err := etcdSec.apply(&cfg, m.Getenv); err != nil {
 		return usagef("node: %w", err)
 	}
-	var err error
 	if cfg.NATS, err = natsSec.security(); err != nil {
 		return usagef("node: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
 )
 
@@ -115,14 +118,21 @@ func (m *Main) showStatus(ctx context.Context, cli *clientv3.Client, etcd listFl
 		fmt.Fprintf(m.Stdout, "master: none\n\n")
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tIP\tCLIENT\tCLUSTER\tHTTP\tAGE\tROLE")
+	fmt.Fprintln(tw, "ID\tNAME\tIP\tCLIENT\tCLUSTER\tHTTP\tAGE\tROLE\tSLOTS\tKINDS")
 	for _, r := range out.Members {
 		role := "worker"
 		if r.ID == leader.ID {
 			role = "master"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.IP, r.ClientURL, r.ClusterURL, r.HTTPURL,
-			time.Since(r.Started).Round(time.Second), role)
+		slots, kinds := "-", message.KindTriple // a node from before kinds and slots
+		if r.Slots > 0 {
+			slots = strconv.Itoa(r.Slots)
+		}
+		if r.Kinds != nil {
+			kinds = strings.Join(r.Kinds, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.IP, r.ClientURL, r.ClusterURL, r.HTTPURL,
+			time.Since(r.Started).Round(time.Second), role, slots, kinds)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,7 +38,11 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	asJSON := false
 	fs := newFlagSet("submit", "Submits a task on tasks.submit to any node; the master answers once the task is recorded.\nWith --count, submits many and reports how many were accepted and got results.", m.Stdout)
 	fs.StringVar(&server, "server", server, "NATS URL of any node")
-	fs.Int64Var(&sub.Number, "number", 0, "the task's number (the demo job answers number*3)")
+	var payload, payloadFile string
+	fs.StringVar(&sub.Kind, "kind", "", "the task's kind: the handler that runs it (default the demo kind, "+message.KindTriple+", with --number)")
+	fs.StringVar(&payload, "payload", "", "the task's input, a JSON value (default null)")
+	fs.StringVar(&payloadFile, "payload-file", "", "read the payload from this file (- for stdin)")
+	fs.Int64Var(&sub.Number, "number", 0, "the demo task's number (the demo job answers number*3); not with --kind")
 	fs.StringVar(&sub.UUID, "uuid", "", "idempotency key: a task submitted again with the same uuid is not run twice (default: a new uuid)")
 	fs.StringVar(&sub.Durability, "durability", message.DurabilityDurable, "durable: recorded in etcd before it is accepted; none: kept only in the master's memory, faster, lost if the master fails")
 	fs.BoolVar(&wait, "wait", false, "wait for the result and print it")
@@ -65,7 +73,7 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
 	}
-	if err := sub.Validate(); err != nil {
+	if err := m.taskOf(&sub, payload, payloadFile); err != nil {
 		return usagef("submit: %w", err)
 	}
 	c, err := client.Dial(server, natsOpts...)
@@ -77,7 +85,11 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	defer cancel()
 
 	if count > 0 {
-		rep, err := c.Load(ctx, client.LoadSpec{N: count, Concurrency: concurrency, Wait: wait, Durability: sub.Durability})
+		spec := client.LoadSpec{N: count, Concurrency: concurrency, Wait: wait, Durability: sub.Durability}
+		if sub.Kind != message.KindTriple {
+			spec.Kind, spec.Payload = sub.Kind, sub.Payload
+		}
+		rep, err := c.Load(ctx, spec)
 		if err != nil {
 			return fmt.Errorf("submit: %w", err)
 		}
@@ -113,7 +125,80 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	if err != nil {
 		return fmt.Errorf("submit: accepted %s but %w", reply.UUID, err)
 	}
-	return m.print(asJSON, res, fmt.Sprintf("%s: %d*3 = %d by %s (%s to %s)", res.UUID, res.Number, res.Result, res.Executor, res.Start, res.Finish))
+	if err := m.print(asJSON, res, resultText(res)); err != nil {
+		return err
+	}
+	if res.Error != "" {
+		return fmt.Errorf("submit: task %s failed: %s", res.UUID, res.Error)
+	}
+	return nil
+}
+
+// taskOf completes sub from --kind, --payload, --payload-file and
+// --number, as the master will read it.
+func (m *Main) taskOf(sub *message.Submit, payload, payloadFile string) error {
+	if payload != "" && payloadFile != "" {
+		return errors.New("give --payload or --payload-file, not both")
+	}
+	switch {
+	case payloadFile == "-":
+		stdin := m.Stdin
+		if stdin == nil {
+			stdin = strings.NewReader("")
+		}
+		b, err := io.ReadAll(io.LimitReader(stdin, message.MaxData+1))
+		if err != nil {
+			return fmt.Errorf("cannot read the payload from stdin: %w", err)
+		}
+		payload = string(b)
+	case payloadFile != "":
+		b, err := os.ReadFile(payloadFile)
+		if err != nil {
+			return fmt.Errorf("cannot read the payload: %w", err)
+		}
+		payload = string(b)
+	}
+	if sub.Kind == "" {
+		if payload != "" || payloadFile != "" {
+			return errors.New("a payload needs --kind (the demo kind takes --number)")
+		}
+		sub.Kind = message.KindTriple
+		sub.Payload = strconv.AppendInt(nil, sub.Number, 10)
+		return sub.Validate()
+	}
+	if sub.Number != 0 {
+		return errors.New("--number is the demo kind's; give --payload with --kind")
+	}
+	if payload = strings.TrimSpace(payload); payload == "" {
+		payload = "null"
+	}
+	if !json.Valid([]byte(payload)) {
+		return fmt.Errorf("the payload is not JSON: %.60q (a string needs its quotes: '\"text\"')", payload)
+	}
+	if len(payload) > message.MaxData {
+		return fmt.Errorf("the payload is %d bytes, more than a node takes at most (%d)", len(payload), message.MaxData)
+	}
+	sub.Payload = json.RawMessage(payload)
+	if sub.Kind == message.KindTriple {
+		n, err := message.TripleNumber(sub.Payload)
+		if err != nil {
+			return err
+		}
+		sub.Number = n
+	}
+	return sub.Validate()
+}
+
+// resultText is one line about a result.
+func resultText(res message.Result) string {
+	took := fmt.Sprintf("by %s (%s to %s)", res.Executor, res.Start, res.Finish)
+	switch {
+	case res.Error != "":
+		return fmt.Sprintf("%s: %s failed %s: %s", res.UUID, res.Kind, took, res.Error)
+	case res.Kind == message.KindTriple:
+		return fmt.Sprintf("%s: %d*3 = %s %s", res.UUID, res.Number, res.Result, took)
+	}
+	return fmt.Sprintf("%s: %s %s: %s", res.UUID, res.Kind, took, res.Result)
 }
 
 func duplicateNote(r message.SubmitReply) string {
@@ -121,7 +206,10 @@ func duplicateNote(r message.SubmitReply) string {
 		return ""
 	}
 	if r.Result != nil {
-		return fmt.Sprintf(", a duplicate: done, result %d", r.Result.Result)
+		if r.Result.Error != "" {
+			return ", a duplicate: done, error " + r.Result.Error
+		}
+		return fmt.Sprintf(", a duplicate: done, result %s", r.Result.Result)
 	}
 	return ", a duplicate: " + r.State
 }

@@ -43,7 +43,7 @@ func TestWatchJSONKeepsStdoutJSON(t *testing.T) {
 	defer nc.Close()
 	now := message.NewTimestamp(time.Now())
 	good := func(n int64) []byte {
-		body, err := json.Marshal(message.Result{UUID: uuid.NewString(), Executor: "w-00000000", Number: n, Result: 3 * n, Start: now, Finish: now, Term: 1})
+		body, err := json.Marshal(message.Result{UUID: uuid.NewString(), Executor: "w-00000000", Number: n, Kind: message.KindTriple, Result: message.TripleResult(n), Start: now, Finish: now, Term: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
