@@ -32,7 +32,9 @@ func TestHandlerOutcomes(t *testing.T) {
 			return json.RawMessage(`[1,"x"]`), nil
 		}, `[1,"x"]`, ""},
 		{"nil is null", func(context.Context, *meshpool.Task) (json.RawMessage, error) { return nil, nil }, "null", ""},
-		{"an error", func(context.Context, *meshpool.Task) (json.RawMessage, error) { return nil, errors.New("no such image") }, "", "no such image"},
+		{"an error", func(context.Context, *meshpool.Task) (json.RawMessage, error) {
+			return nil, errors.New("no such image")
+		}, "", "no such image"},
 		{"a panic", func(context.Context, *meshpool.Task) (json.RawMessage, error) { panic("boom") }, "", "handler panicked: boom"},
 		{"not JSON", func(context.Context, *meshpool.Task) (json.RawMessage, error) { return json.RawMessage(`{"a":`), nil }, "", "not JSON"},
 		{"too large", func(context.Context, *meshpool.Task) (json.RawMessage, error) {
