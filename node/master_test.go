@@ -362,3 +362,40 @@ func TestAdmissionIsBounded(t *testing.T) {
 		t.Fatalf("beyond the tasks: %v, want full", a.known)
 	}
 }
+
+// A worker that runs several kinds takes the oldest waiting task of any of
+// them first.
+func TestOldestWaitingTaskOfAnyKindGoesFirst(t *testing.T) {
+	tt := newTaskTable(10, pendingLimits{})
+	tt.setWorkers([]registry.Record{{ID: "w-a", Kinds: []string{"x", "y"}, Slots: 1}})
+	var ts []*tracked
+	for i, kind := range []string{"x", "y", "y", "x"} {
+		sub := message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: kind, Payload: json.RawMessage("1")}
+		ts = append(ts, tt.admit(sub, 1, time.Now(), true).t)
+	}
+	for _, t := range ts[1:] {
+		tt.placed(t, noSlot, time.Now())
+	}
+	tt.release(ts[0])
+	var order []*tracked
+	for range 3 {
+		tt.reserveOn(lastTaken(order, ts[0]), "") // the last one taken is done: its slot frees
+		got, _ := tt.nextWaiting()
+		if got == nil {
+			t.Fatalf("nothing taken after %d", len(order))
+		}
+		tt.release(got)
+		order = append(order, got)
+	}
+	if order[0] != ts[1] || order[1] != ts[2] || order[2] != ts[3] {
+		t.Fatalf("taken in the order %s %s %s; want admission order", order[0].rec.UUID, order[1].rec.UUID, order[2].rec.UUID)
+	}
+}
+
+// lastTaken is the last task taken, or first when none was.
+func lastTaken(order []*tracked, first *tracked) *tracked {
+	if len(order) == 0 {
+		return first
+	}
+	return order[len(order)-1]
+}
