@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,6 +128,12 @@ func TestTasksGoOnlyWhereTheirKindRuns(t *testing.T) {
 	s := master.Status().Dispatch
 	if s.Pending["orphan"] != 1 || len(s.Unhandled) != 1 || s.Unhandled[0] != "orphan" {
 		t.Fatalf("status pending %v, unhandled kinds %v; want orphan pending and unhandled", s.Pending, s.Unhandled)
+	}
+	_, body := scrape(t, master)
+	for _, line := range []string{`meshpool_tasks_pending{kind="orphan"} 1`, `meshpool_tasks_waiting{kind="orphan"} 1`, `meshpool_kind_unhandled{kind="orphan"} 1`} {
+		if !strings.Contains(string(body), line+"\n") {
+			t.Errorf("/metrics lacks %s", line)
+		}
 	}
 	var o concurrency
 	c.cfg.Handlers = o.mux("orphan")

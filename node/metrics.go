@@ -38,7 +38,7 @@ func newMetrics(n *Node) *metrics {
 			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: c.help}, f))
 		}
 	}
-	m.reg.MustRegister(m.latency,
+	m.reg.MustRegister(m.latency, kindCollector{n},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -46,3 +46,36 @@ func newMetrics(n *Node) *metrics {
 
 // observeLatency records one task's time from dispatch to recorded result.
 func (m *metrics) observeLatency(d time.Duration) { m.latency.Observe(d.Seconds()) }
+
+// kindCollector reports the master's tasks per kind, labelled by kind:
+// pending (accepted, not done), waiting for a free slot, and the kinds of
+// pending tasks no member runs. Only the master has them.
+type kindCollector struct{ n *Node }
+
+var (
+	pendingDesc   = prometheus.NewDesc("meshpool_tasks_pending", "Tasks the master accepted and has not recorded done, per kind.", []string{"kind"}, nil)
+	waitingDesc   = prometheus.NewDesc("meshpool_tasks_waiting", "Pending tasks that wait for a worker of their kind with a free slot, per kind.", []string{"kind"}, nil)
+	unhandledDesc = prometheus.NewDesc("meshpool_kind_unhandled", "1 for each kind of pending task that no member runs.", []string{"kind"}, nil)
+)
+
+func (c kindCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- waitingDesc
+	ch <- unhandledDesc
+}
+
+func (c kindCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.n.table.Load()
+	if t == nil {
+		return
+	}
+	_, _, pending := t.usage()
+	waiting := t.waitingCount()
+	for kind, count := range pending {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(count), kind)
+		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(waiting[kind]), kind)
+		if !t.handled(kind) {
+			ch <- prometheus.MustNewConstMetric(unhandledDesc, prometheus.GaugeValue, 1, kind)
+		}
+	}
+}
