@@ -2,7 +2,7 @@
 # A meshpool handler in shell: the sha256 of the task's payload.
 #
 #   meshpool node --exec sha256=examples/exec/sha256.sh
-#   meshpool submit --kind sha256 --payload '"hello"' --wait
+#   meshpool submit --server nats://127.0.0.2:4222 --kind sha256 --payload '"hello"' --wait
 #
 # The payload arrives on stdin, exactly as submitted (here the JSON string
 # "hello", quotes included). Whatever is printed on stdout is the result: it

@@ -2,7 +2,7 @@
 // cluster of stock `meshpool node`s and runs tasks of kind "wordcount".
 //
 //	go run ./examples/goworker --etcd 127.0.0.1:2379 --advertise 127.0.0.5
-//	meshpool submit --kind wordcount --payload '{"text":"to be or not to be"}' --wait
+//	meshpool submit --server nats://127.0.0.2:4222 --kind wordcount --payload '{"text":"to be or not to be"}' --wait
 package main
 
 import (
