@@ -290,13 +290,15 @@ func (n *bnode) natsURL() string        { return "nats://" + n.ip + ":4222" }
 type cluster struct {
 	env    *env
 	prefix string
+	args   []string // given to every node after the common flags
 	nodes  []*bnode
 }
 
-// newCluster starts n nodes on fresh addresses and waits until every one
-// is ready.
-func (e *env) newCluster(ctx context.Context, n int) (*cluster, error) {
+// newCluster starts n nodes on fresh addresses, each with args after the
+// common flags, and waits until every one is ready.
+func (e *env) newCluster(ctx context.Context, n int, args ...string) (*cluster, error) {
 	c := e.emptyCluster()
+	c.args = args
 	for range n {
 		if _, err := c.addNode(); err != nil {
 			c.close()
@@ -326,9 +328,10 @@ func (c *cluster) addNode() (*bnode, error) {
 		return nil, err
 	}
 	e.names++
-	p, err := e.start("node "+ip, e.binary, "node", "--etcd", e.etcdEndpoint, "--advertise", ip,
+	args := append([]string{"node", "--etcd", e.etcdEndpoint, "--advertise", ip,
 		"--name", fmt.Sprintf("b%d", e.names), "--prefix", c.prefix,
-		"--task-interval", "0", "--work-time", "0s", "--ttl", "3s", "--log-level", "warn", "--slots", "256")
+		"--task-interval", "0", "--work-time", "0s", "--ttl", "3s", "--log-level", "warn", "--slots", "256"}, c.args...)
+	p, err := e.start("node "+ip, e.binary, args...)
 	if err != nil {
 		return nil, err
 	}

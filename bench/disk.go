@@ -42,7 +42,7 @@ func diskFigures(ctx context.Context, e *env, cfg config, r *report) error {
 		if err != nil {
 			return err
 		}
-		d, err := durableLoad(ctx, ro, cfg)
+		d, err := durableLoad(ctx, ro, cfg, cfg.durableN, "")
 		if err != nil {
 			return err
 		}

@@ -129,7 +129,7 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 		if err != nil {
 			return err
 		}
-		d, err := durableLoad(ctx, ro, cfg)
+		d, err := durableLoad(ctx, ro, cfg, cfg.durableN, "")
 		if err != nil {
 			return err
 		}
@@ -140,7 +140,7 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 		if err != nil {
 			return err
 		}
-		n, err := load(ctx, ro, cfg.noneN, cfg.inflight, message.DurabilityNone)
+		n, err := load(ctx, ro, cfg.noneN, cfg.inflight, message.DurabilityNone, "")
 		if err != nil {
 			return fmt.Errorf("non-durable load: %w", err)
 		}
@@ -215,11 +215,11 @@ func latencyFigures(ctx context.Context, ro roles, cfg config, r *report) error 
 		if err != nil {
 			return err
 		}
-		d, err := submitLatency(ctx, ro.worker, n, message.DurabilityDurable)
+		d, err := submitLatency(ctx, ro.worker, n, message.DurabilityDurable, "")
 		if err != nil {
 			return err
 		}
-		nd, err := submitLatency(ctx, ro.worker, n, message.DurabilityNone)
+		nd, err := submitLatency(ctx, ro.worker, n, message.DurabilityNone, "")
 		if err != nil {
 			return err
 		}

@@ -37,6 +37,8 @@ type config struct {
 	idle        time.Duration
 	latency     int
 	durableN    int
+	execN       int // durable tasks per throughput run of the --exec kind
+	execLatency int // sequential tasks per latency run of the --exec kind
 	noneN       int
 	inflight    int
 	window      time.Duration // etcd capacity and raw NATS throughput runs
@@ -46,6 +48,8 @@ type config struct {
 	only        []string // groups to measure; all when empty
 	scaleString string
 	onlyString  string
+	beforeFile  string
+	before      *earlier // the earlier report's figures; nil: none
 }
 
 func run(ctx context.Context, args []string) error {
@@ -58,6 +62,10 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.latency, "latency-n", 1000, "sequential round trips per latency run")
 	fs.IntVar(&cfg.durableN, "durable-n", 30000, "tasks per durable throughput run")
 	fs.IntVar(&cfg.noneN, "none-n", 60000, "tasks per non-durable throughput run")
+	fs.IntVar(&cfg.execN, "exec-n", 5000, "tasks per durable throughput run of the --exec kind (handlers group)")
+	fs.IntVar(&cfg.execLatency, "exec-latency-n", 1000, "sequential round trips per latency run of the --exec kind (handlers group)")
+	fs.StringVar(&cfg.beforeFile, "before", "", "an earlier report whose durable figures the Go handler is compared with (handlers group); "+
+		"default the -out file as it is before this run, \"none\" for no comparison")
 	fs.IntVar(&cfg.inflight, "inflight", 256, "submissions in flight in the throughput runs and their baselines")
 	fs.DurationVar(&cfg.window, "window", 2*time.Second, "length of each etcd capacity and raw NATS throughput run")
 	fs.IntVar(&cfg.joinRuns, "join-runs", 20, "joins and leaves of a 3rd node")
@@ -66,11 +74,11 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.scale.joins, "scale-joins", 5, "joins of one more node per size")
 	fs.DurationVar(&cfg.scale.window, "scale-window", 4*time.Second, "each of the 3 idle etcd windows per size")
 	fs.IntVar(&cfg.scale.rate, "scale-rate", 100, "durable tasks/s while etcd's loaded rate is measured")
-	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,failover,join,disk,scale); all when empty")
+	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,handlers,failover,join,disk,scale); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
-	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.inflight < 1 || cfg.joinRuns < 1 ||
+	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.joinRuns < 1 ||
 		cfg.scale.starts < 1 || cfg.scale.joins < 1 || cfg.scale.rate < 1 {
 		return errors.New("every count must be at least 1")
 	}
@@ -83,6 +91,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if cfg.onlyString != "" {
 		cfg.only = strings.Split(cfg.onlyString, ",")
+	}
+	if len(cfg.only) == 0 || slices.Contains(cfg.only, "handlers") {
+		if err := cfg.readBefore(); err != nil {
+			return err
+		}
 	}
 	began := time.Now()
 	m, err := machineInfo(ctx, cfg.binary)
@@ -120,6 +133,12 @@ func measure(ctx context.Context, e *env, cfg config, r *report) {
 			r.fail("the shared cluster's figures", err)
 		}
 	}
+	if want("handlers") && ctx.Err() == nil {
+		progress("handlers: a 3-node cluster running the Go demo kind and --exec %s=%s", nopKind, nopCommand)
+		if err := handlerFigures(ctx, e, cfg, r); err != nil {
+			r.fail("the handlers' figures", err)
+		}
+	}
 	if want("failover") && ctx.Err() == nil {
 		failovers(ctx, e, cfg, r)
 	}
@@ -152,6 +171,31 @@ func measure(ctx context.Context, e *env, cfg config, r *report) {
 			scaleRows(r, n, f, cfg.scale)
 		}
 	}
+}
+
+// readBefore reads the earlier report of -before: when the flag is not
+// given, the -out file if it has the figures (a report of this bench), and
+// no comparison if not.
+func (cfg *config) readBefore() error {
+	path := cfg.beforeFile
+	if path == "" {
+		path = cfg.out
+	}
+	if path == "none" {
+		return nil
+	}
+	b, err := readEarlier(path)
+	switch {
+	case err == nil:
+		cfg.before = &b
+		progress("earlier report: %s (%s, %s): durable %.0f tasks/s, %.1f µs/task, p50 %.2f ms", path, b.meshpool, b.measured, b.durable, b.cpu, b.p50)
+	case cfg.beforeFile != "":
+		return fmt.Errorf("-before: %w", err)
+	default:
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		progress("no earlier report to compare the Go handler with: %s", first)
+	}
+	return nil
 }
 
 // progress prints one line to stderr.

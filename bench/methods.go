@@ -23,7 +23,8 @@ func methods(cfg config) string {
 		"to the worker's client port (where the load generator connects) for %s, so each request crosses the same route as a submission.\n"+
 		"- *non-durable throughput*: the same `Load` with %d tasks and `Durability: message.DurabilityNone`.",
 		cfg.window, cfg.inflight, cfg.window, cfg.window, cfg.durableN, cfg.inflight, cfg.inflight, cfg.window, cfg.noneN)
-	p("**CPU per task**: utime+stime from /proc/<pid>/stat (10 ms ticks) of the master, the worker the client is connected to, the other worker and etcd, " +
+	p("**CPU per task**: utime+stime+cutime+cstime from /proc/<pid>/stat (10 ms ticks; cutime and cstime are the processes it ran and waited for, " +
+		"which only an --exec node has) of the master, the worker the client is connected to, the other worker and etcd, " +
 		"and getrusage(RUSAGE_SELF) of the bench process itself (the load generator, with whatever else the bench does meanwhile, which is little), " +
 		"read just before and just after each load, divided by the tasks. *CPU bound* = cores (nproc) × 10⁶ ÷ the sum over all processes: the task rate " +
 		"at which these processes alone would use every core. The machine is shared, so other people's processes take their share too: " +
@@ -34,6 +35,22 @@ func methods(cfg config) string {
 	p("**Latency**: %d sequential `Submit` + `Wait` on fresh uuids through a worker (after `Follow` and 20 warm-up tasks), durable and then "+
 		"non-durable. Baseline, in the same run: a responder subscribed through the third node's client port, %d sequential requests through the "+
 		"worker's port, so each crosses one route. The p99 is the sample at index ⌊0.99·(n−1)⌋ of the sorted samples.", cfg.latency, cfg.latency)
+	p("**Task kinds** (one 3-node cluster whose nodes also run `--exec %s=%s`, so every node runs both kinds; the load generator dials a worker). "+
+		"Each run, in this order: the Go handler (the demo kind, triple, a Go function that does nothing with `--work-time 0s`): the durable throughput "+
+		"load above (%d tasks, %d in flight, etcd compacted first) with its CPU per task, then %d sequential durable `Submit` + `Wait` after 20 "+
+		"warm-up tasks; then the same for kind %s (`LoadSpec{Kind: %q}`, no payload) with %d tasks and %d sequential ones, as a process per task "+
+		"costs far more. A task that ends in an error (the master's error_results) fails the run. *exec − Go* is the per-run difference, "+
+		"so the process's cost per task: fork and exec, the program, its wait and reaping in the worker, and the pipes.",
+		nopKind, nopCommand, cfg.durableN, cfg.inflight, cfg.latency, nopKind, nopKind, cfg.execN, cfg.execLatency)
+	p("*The earlier report*: the Go handler's medians are divided by those of an earlier report of this bench (-before FILE; by default the " +
+		"-out file as it was before the run, that is the last report): its durable throughput, its CPU per durable task of all processes and its " +
+		"durable p50. The goal, from issue 12, is that the generality of task kinds costs at most 10 %%. The earlier report is another run on a " +
+		"shared machine, so the comparison is only as good as the two runs are alike. For a same-day A/B with the code from before task kinds " +
+		"(the new client cannot drive the old nodes, whose decoder refuses the \"v\" key, so the old commit's own bench measures them), run, " +
+		"back to back:\n\n" +
+		"    git worktree add /tmp/meshpool-old 4143524\n" +
+		"    (cd /tmp/meshpool-old && go build -o bin/meshpool ./cmd/meshpool && go run ./bench -only shared -out /tmp/before.md)\n" +
+		"    scripts/bench.sh -before /tmp/before.md")
 	p("**Fail-over**: a fresh 3-node cluster per run; the master is found with `election.CurrentLeader`, then signalled; a client on another node " +
 		"submits every 2 ms (one attempt of at most 10 ms each, so the resolution is 2 to 10 ms) until a submission is accepted with a higher term.")
 	p("**One node**: start = exec of a 4th node until its `GET /readyz` answers 200; it is stopped with SIGTERM after each run. Idle RSS = VmRSS "+

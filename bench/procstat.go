@@ -10,8 +10,10 @@ import (
 
 const clockTicks = 100 // USER_HZ on Linux
 
-// cpuMicros is utime+stime of pid from /proc/<pid>/stat, in µs (with the
-// 10 ms resolution of the clock ticks).
+// cpuMicros is utime+stime+cutime+cstime of pid from /proc/<pid>/stat, in
+// µs (with the 10 ms resolution of the clock ticks): its own CPU time and
+// that of the children it has waited for, such as the process an --exec
+// handler runs per task. A process without children has 0 of the latter.
 func cpuMicros(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -19,16 +21,20 @@ func cpuMicros(pid int) (float64, error) {
 	}
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
+	if len(fields) < 15 {
 		return 0, fmt.Errorf("cannot parse /proc/%d/stat", pid)
 	}
-	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
-	st, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("cannot parse /proc/%d/stat", pid)
+	// fields[0] is field 3 (state); utime, stime, cutime and cstime are
+	// fields 14 to 17.
+	var ticks int64
+	for _, f := range fields[11:15] {
+		t, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cannot parse /proc/%d/stat: %w", pid, err)
+		}
+		ticks += t
 	}
-	return float64(ut+st) * 1e6 / clockTicks, nil
+	return float64(ticks) * 1e6 / clockTicks, nil
 }
 
 // selfCPUMicros is the user+system CPU time of this process, in µs.

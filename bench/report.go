@@ -89,13 +89,15 @@ var groups = []struct {
 	{"cpu", "CPU during the throughput runs", true},
 	{"disk", "Throughput with etcd's data on disk", false},
 	{"latency", "Latency, one task in flight", false},
+	{"handlers", "Task kinds: a Go handler and a process per task", false},
 	{"failover", "Fail-over", false},
 	{"node", "One node", false},
 	{"join", "Join and leave, 3 nodes", false},
 	{"scale", "Scale", true},
 }
 
-// figures are the rows of issue 5's table, to list what is missing.
+// figures are the rows of issue 5's table and issue 12's (task kinds), to
+// list what is missing.
 var figures = []struct{ key, name string }{
 	{"durable", "durable throughput"},
 	{"etcd-bound", "etcd write capacity (the bound of durable throughput)"},
@@ -103,6 +105,9 @@ var figures = []struct{ key, name string }{
 	{"none", "non-durable dispatch throughput"},
 	{"lat-durable", "durable latency p50/p99"},
 	{"lat-none", "non-durable latency p50/p99"},
+	{"kind-go", "a Go handler that does nothing: durable throughput, CPU per task, latency"},
+	{"kind-exec", "a process per task (--exec): durable throughput, CPU per task, latency, and the process's cost"},
+	{"kind-before", "the Go handler compared with an earlier report's figures (-before)"},
 	{"clean-exit", "clean master exit → new master dispatching"},
 	{"kill", "kill -9 of the master → new master dispatching"},
 	{"start", "node start → ready"},
@@ -152,7 +157,8 @@ func (r *report) markdown() string {
 		m.cpus, m.memory, m.goVersion, m.etcd, m.meshpool)
 	b.WriteString("Everything runs on this one machine over loopback: one etcd process (data dir in /dev/shm) and meshpool " +
 		"node processes on their own 127.0.X.Y addresses (default ports 4222/6222/8222) with " +
-		"`--task-interval 0 --work-time 0s --ttl 3s --log-level warn --slots 256`; the load generator shares the same cores. " +
+		"`--task-interval 0 --work-time 0s --ttl 3s --log-level warn --slots 256` (and `--exec nop=/bin/true` in the task kinds' cluster); " +
+		"the load generator shares the same cores. " +
 		"The machine is shared with other work, so absolute figures are noisy; a ratio to a baseline measured in the " +
 		"same run is the figure to compare.\n\n")
 	fmt.Fprintf(&b, "## Figures\n\nEach figure is the median of its runs (%d unless the figure says otherwise), with the min and max. "+
@@ -186,7 +192,7 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("## Not measured in this run\n\n")
 	if len(missing) == 0 && len(r.failed) == 0 {
-		b.WriteString("Nothing: every figure of issue 5 is in the tables.\n")
+		b.WriteString("Nothing: every figure of issues 5 and 12 is in the tables.\n")
 	}
 	for _, s := range missing {
 		fmt.Fprintf(&b, "- %s\n", s)

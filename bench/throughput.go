@@ -54,9 +54,10 @@ type loadResult struct {
 	ours    float64            // % of all cores used by the processes of cpu
 }
 
-// load runs client.Load with n tasks, inflight at once, of durability d,
-// through the worker and waits for every result.
-func load(ctx context.Context, r roles, n, inflight int, d string) (loadResult, error) {
+// load runs client.Load with n tasks, inflight at once, of durability d
+// and kind (the demo's, a random number each, when ""), through the worker
+// and waits for every result.
+func load(ctx context.Context, r roles, n, inflight int, d, kind string) (loadResult, error) {
 	var res loadResult
 	c, err := client.Dial(r.worker.natsURL())
 	if err != nil {
@@ -81,7 +82,7 @@ func load(ctx context.Context, r roles, n, inflight int, d string) (loadResult, 
 	began := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	rep, err := c.Load(lctx, client.LoadSpec{N: n, Concurrency: inflight, Wait: true, Durability: d})
+	rep, err := c.Load(lctx, client.LoadSpec{N: n, Concurrency: inflight, Wait: true, Durability: d, Kind: kind})
 	if err != nil {
 		return res, fmt.Errorf("cannot load: %w", err)
 	}
@@ -115,12 +116,12 @@ func load(ctx context.Context, r roles, n, inflight int, d string) (loadResult, 
 }
 
 // durableLoad compacts etcd's history, so that no run pays for the last
-// one's revisions, then runs the durable load.
-func durableLoad(ctx context.Context, r roles, cfg config) (loadResult, error) {
+// one's revisions, then runs the durable load of n tasks of kind.
+func durableLoad(ctx context.Context, r roles, cfg config, n int, kind string) (loadResult, error) {
 	if err := compact(ctx, r.cl.env.cli); err != nil {
 		return loadResult{}, err
 	}
-	d, err := load(ctx, r, cfg.durableN, cfg.inflight, message.DurabilityDurable)
+	d, err := load(ctx, r, n, cfg.inflight, message.DurabilityDurable, kind)
 	if err != nil {
 		return d, fmt.Errorf("durable load: %w", err)
 	}
@@ -199,8 +200,9 @@ func natsThroughput(ctx context.Context, a, b *bnode, inflight int, d time.Durat
 }
 
 // submitLatency is sequential Submit + Wait, one task in flight, of
-// durability d.
-func submitLatency(ctx context.Context, worker *bnode, n int, d string) (latencies, error) {
+// durability d and kind (the demo's when ""). A result with an error fails
+// the run.
+func submitLatency(ctx context.Context, worker *bnode, n int, d, kind string) (latencies, error) {
 	c, err := client.Dial(worker.natsURL())
 	if err != nil {
 		return latencies{}, err
@@ -213,14 +215,23 @@ func submitLatency(ctx context.Context, worker *bnode, n int, d string) (latenci
 		id := uuid.NewString()
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		sub := message.Submit{UUID: id, Kind: kind, Durability: d}
+		if kind == "" {
+			sub.Number = int64(i)
+		}
 		start := time.Now()
-		if _, err := c.Submit(sctx, message.Submit{UUID: id, Number: int64(i), Durability: d}); err != nil {
+		if _, err := c.Submit(sctx, sub); err != nil {
 			return 0, fmt.Errorf("cannot submit: %w", err)
 		}
-		if _, err := c.Wait(sctx, id); err != nil {
+		res, err := c.Wait(sctx, id)
+		if err != nil {
 			return 0, fmt.Errorf("cannot wait: %w", err)
 		}
-		return time.Since(start), nil
+		took := time.Since(start)
+		if res.Error != "" {
+			return 0, fmt.Errorf("task %s failed: %s", id, res.Error)
+		}
+		return took, nil
 	}
 	for i := range 20 { // warm-up
 		if _, err := one(i); err != nil {
