@@ -25,10 +25,10 @@ func (w *workFlags) bind(fs *flag.FlagSet, cfg *node.Config) {
 	fs.Var(&w.execs, "exec", "run COMMAND for each task of KIND, as KIND=COMMAND (repeatable; in the environment separate several with ';'): payload on stdin, result on stdout")
 	fs.BoolVar(&w.noDemo, "no-demo", false, "do not run the demo kind, "+message.KindTriple+" (the master still makes demo tasks with --task-interval, for other nodes)")
 	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "how many tasks this node runs at once")
-	fs.Var(byteSize{&cfg.MaxPayload}, "max-payload", "largest task payload a submission may carry (e.g. 256KiB; at most 1MiB)")
-	fs.Var(byteSize{&cfg.MaxResult}, "max-result", "largest result a handler may return (e.g. 1MiB; at most 1MiB)")
+	fs.Var(byteSize[int]{&cfg.MaxPayload}, "max-payload", "largest task payload a submission may carry (e.g. 256KiB; at most 1MiB)")
+	fs.Var(byteSize[int]{&cfg.MaxResult}, "max-result", "largest result a handler may return (e.g. 1MiB; at most 1MiB)")
 	fs.IntVar(&cfg.MaxPending, "max-pending", cfg.MaxPending, "tasks the master holds accepted and not done, at most; beyond, submissions are refused as temporary")
-	fs.Var(byteSize64{&cfg.MaxPendingBytes}, "max-pending-bytes", "payload bytes of the pending tasks, at most (e.g. 256MiB)")
+	fs.Var(byteSize[int64]{&cfg.MaxPendingBytes}, "max-pending-bytes", "payload bytes of the pending tasks, at most (e.g. 256MiB)")
 }
 
 // handlers builds the node's kinds: the demo's unless --no-demo, and one
@@ -85,40 +85,22 @@ func (f *execFlag) Set(v string) error {
 	return nil
 }
 
-// byteSize is an int flag of bytes that also takes KiB, MiB and GiB.
-type byteSize struct{ n *int }
+// byteSize is an integer flag of bytes that also takes KiB, MiB and GiB.
+type byteSize[T int | int64] struct{ n *T }
 
-func (b byteSize) String() string {
+func (b byteSize[T]) String() string {
 	if b.n == nil {
 		return ""
 	}
 	return formatBytes(int64(*b.n))
 }
 
-func (b byteSize) Set(s string) error {
+func (b byteSize[T]) Set(s string) error {
 	n, err := parseBytes(s)
 	if err != nil {
 		return err
 	}
-	*b.n = int(n)
-	return nil
-}
-
-type byteSize64 struct{ n *int64 }
-
-func (b byteSize64) String() string {
-	if b.n == nil {
-		return ""
-	}
-	return formatBytes(*b.n)
-}
-
-func (b byteSize64) Set(s string) error {
-	n, err := parseBytes(s)
-	if err != nil {
-		return err
-	}
-	*b.n = n
+	*b.n = T(n)
 	return nil
 }
 
