@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,21 +24,32 @@ import (
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/audit"
 	"github.com/meshpool/meshpool/internal/etcdclient"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/tcpproxy"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/taskstore"
 )
 
 // The fault suite: a stream of submitted tasks, one fault in the middle of
 // it, and the invariant checked from etcd's history of the task records:
 // every accepted task has exactly one recorded result, and no record was
-// written by a term that was already over.
+// written by a term that was already over. The tasks are of a kind the
+// nodes run with --exec, a shell script, as a user's would be.
 
 const (
 	faultTTL   = 3 * time.Second
 	faultTasks = 1200
 	faultRate  = 200 // submissions per second: the stream lasts 6s
+	// faultKind is the stream's kind; faultHandler, run by every node with
+	// --exec, answers {"echo":PAYLOAD} after 20ms.
+	faultKind    = "echo"
+	faultHandler = "testdata/fault-handler.sh"
+	// faultSlots lets a worker run every task it is given at once: the
+	// default, the CPU count, would make the stream queue at the master
+	// instead of testing the faults.
+	faultSlots = 64
 )
 
 // pcluster is etcd and three meshpool node processes, on loopback
@@ -63,10 +76,17 @@ type pnode struct {
 func (n *pnode) httpURL() string   { return "http://" + n.ip + ":8222" }
 func (n *pnode) clientURL() string { return n.natsURL }
 
-// nodeArgs are the flags every fault-suite node runs with.
-func nodeArgs(etcd, prefix, name string) []string {
+// nodeArgs are the flags every fault-suite node runs with. The demo kind
+// stays (--work-time is its), for the other tests that start these clusters.
+func nodeArgs(t *testing.T, etcd, prefix, name string) []string {
+	t.Helper()
+	handler, err := filepath.Abs(faultHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return []string{"node", "--etcd", etcd, "--prefix", prefix, "--name", name, "--ttl", faultTTL.String(),
 		"--task-interval", "0", "--work-time", "5ms-50ms", "--task-timeout", "5s", "--result-retention", "10m",
+		"--exec", faultKind + "=" + handler, "--slots", strconv.Itoa(faultSlots),
 		"--log-format", "json"}
 }
 
@@ -100,7 +120,7 @@ func (c *pcluster) startNodes(net int, etcd string) {
 	for i := range 3 {
 		n := &pnode{ip: fmt.Sprintf("127.0.%d.%d", net, i+2), name: string(rune('a' + i))}
 		n.natsURL = "nats://" + n.ip + ":4222"
-		p := start(t, "node "+n.name, append([]string{binary}, append(nodeArgs(etcd, c.prefix, n.name), "--advertise", n.ip)...)...)
+		p := start(t, "node "+n.name, append([]string{binary}, append(nodeArgs(t, etcd, c.prefix, n.name), "--advertise", n.ip)...)...)
 		n.signal, n.output = p.signal, p.out.String
 		c.nodes = append(c.nodes, n)
 	}
@@ -150,7 +170,7 @@ func newNSCluster(t *testing.T) *pcluster {
 		h := n.AddHost(string(rune('a' + i)))
 		node := &pnode{ip: h.IP, name: h.Name, host: h}
 		node.natsURL = "nats://" + proxyInto(t, eh, h.IP+":4222")
-		p := h.Start(t, binary, append(nodeArgs(endpoint, c.prefix, h.Name), "--interface", "eth1")...)
+		p := h.Start(t, binary, append(nodeArgs(t, endpoint, c.prefix, h.Name), "--interface", "eth1")...)
 		node.signal = func(sig syscall.Signal) { _ = p.Signal(sig) }
 		node.output = p.Output
 		c.nodes = append(c.nodes, node)
@@ -238,8 +258,8 @@ func (c *pcluster) suppressed() int64 {
 	return total
 }
 
-// stream submits tasks at a steady rate, each retried with its uuid until
-// the master answers.
+// stream submits tasks of faultKind at a steady rate, each retried with its
+// uuid until the master answers. Task i's payload is {"n":i}.
 type stream struct {
 	mu       sync.Mutex
 	accepted []string
@@ -273,7 +293,8 @@ func startStream(t *testing.T, ctx context.Context, url string, n, rate int) *st
 			wg.Go(func() {
 				sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 				defer cancel()
-				reply, err := cl.Submit(sctx, message.Submit{Number: int64(i)})
+				payload := json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)
+				reply, err := cl.Submit(sctx, message.Submit{Kind: faultKind, Payload: payload})
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				if err != nil {
@@ -353,7 +374,61 @@ func runFault(t *testing.T, c *pcluster, f fault) faultRow {
 	if !rep.OK() || rep.Accepted < faultTasks*9/10 {
 		t.Fatalf("invariant broken or too few accepted: %s; stale: %v", rep, rep.Stale)
 	}
+	c.checkResults(all)
 	return row
+}
+
+// checkResults reads the records of the accepted tasks and checks that each
+// is of faultKind and that its result is the handler's answer to its own
+// payload: the script ran, and no result went to the wrong task. The audit
+// counts a task done whatever its result says.
+func (c *pcluster) checkResults(ids []string) {
+	t := c.t
+	t.Helper()
+	resp, err := c.cli.Get(t.Context(), keyspace.Tasks(c.prefix), clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := make(map[string]taskstore.Record, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		r, err := taskstore.Decode(string(kv.Key), kv.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records[r.UUID] = r
+	}
+	var wrong []string
+	for _, id := range ids {
+		if p := resultProblem(records[id]); p != "" {
+			wrong = append(wrong, id+": "+p)
+		}
+	}
+	if len(wrong) > 0 {
+		t.Fatalf("%d of %d accepted tasks without the handler's answer, e.g. %s", len(wrong), len(ids), strings.Join(wrong[:min(5, len(wrong))], "; "))
+	}
+}
+
+// resultProblem says what is wrong with a faultKind task's record, or "".
+func resultProblem(r taskstore.Record) string {
+	switch {
+	case r.UUID == "":
+		return "no record"
+	case r.Kind != faultKind:
+		return fmt.Sprintf("kind %q, want %q", r.Kind, faultKind)
+	case r.State != taskstore.Done || r.Result == nil:
+		return fmt.Sprintf("state %s", r.State)
+	case r.Result.Error != "":
+		return "error: " + r.Result.Error
+	}
+	var got struct {
+		Echo json.RawMessage `json:"echo"`
+	}
+	var want, echo bytes.Buffer
+	if json.Unmarshal(r.Result.Result, &got) != nil || json.Compact(&echo, got.Echo) != nil ||
+		json.Compact(&want, r.Payload) != nil || !bytes.Equal(echo.Bytes(), want.Bytes()) {
+		return fmt.Sprintf("result %s for payload %s", r.Result.Result, r.Payload)
+	}
+	return ""
 }
 
 // fault is one failure injected into a running cluster.
@@ -535,7 +610,8 @@ func writeFaultTable() {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "fault suite: %d tasks submitted at %d/s per fault, ttl %s\n\n", faultTasks, faultRate, faultTTL)
+	fmt.Fprintf(&b, "fault suite: %d tasks of kind %s (--exec %s, --slots %d) submitted at %d/s per fault, ttl %s\n\n",
+		faultTasks, faultKind, faultHandler, faultSlots, faultRate, faultTTL)
 	fmt.Fprintf(&b, "| fault | accepted | results recorded once | recorded twice | stale-term writes | duplicates suppressed | lost | not accepted (gave up) | time to recover |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range faultTable {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %s |\n", r.name,

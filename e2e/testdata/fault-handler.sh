@@ -1,0 +1,16 @@
+#!/bin/sh
+# The fault suite's handler, for the kind echo (e2e/faults_test.go):
+#
+#   meshpool node --exec echo=/abs/path/to/fault-handler.sh
+#
+# It works a little, as the demo kind does, and answers {"echo":PAYLOAD},
+# so the suite can tell each task's result from another's. The payload is
+# one line of JSON on stdin, without a newline at the end: read returns
+# non-zero at end of file but has read the line.
+set -eu
+if ! IFS= read -r payload && [ -z "$payload" ]; then
+	echo "no payload on stdin" >&2
+	exit 1
+fi
+sleep 0.02
+printf '{"echo":%s}\n' "$payload"
