@@ -5,7 +5,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,7 +80,7 @@ func (c *Client) Follow() error {
 
 func (c *Client) onResult(msg *nats.Msg) {
 	res, err := message.DecodeResult(msg.Data)
-	if err != nil || res.Kind == message.KindTriple && res.Error == "" && !bytes.Equal(res.Result, message.TripleResult(res.Number)) {
+	if err != nil || res.Kind == message.KindTriple && res.Error == "" && !message.IsTripleResult(res.Number, res.Result) {
 		return
 	}
 	c.mu.Lock()

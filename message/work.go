@@ -18,6 +18,13 @@ func TripleResult(number int64) json.RawMessage {
 	return strconv.AppendInt(make([]byte, 0, 20), Work(number), 10)
 }
 
+// IsTripleResult reports whether result is TripleResult(number), without
+// allocating: the master and clients check every demo result.
+func IsTripleResult(number int64, result json.RawMessage) bool {
+	var buf [24]byte
+	return bytes.Equal(result, strconv.AppendInt(buf[:0], Work(number), 10))
+}
+
 // TripleNumber reads a triple task's payload: an integer within ±2^60.
 func TripleNumber(payload json.RawMessage) (int64, error) {
 	n, err := strconv.ParseInt(string(bytes.TrimSpace(payload)), 10, 64)

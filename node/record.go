@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -65,7 +64,7 @@ func checkResult(t *tracked, res message.Result, term int64) (placement, string)
 		return placement{}, fmt.Sprintf("kind %s is not the task's %s", res.Kind, t.rec.Kind)
 	case t.rec.Kind == message.KindTriple && res.Number != t.rec.Number:
 		return placement{}, fmt.Sprintf("number %d is not the task's %d", res.Number, t.rec.Number)
-	case t.rec.Kind == message.KindTriple && res.Error == "" && !bytes.Equal(res.Result, message.TripleResult(res.Number)):
+	case t.rec.Kind == message.KindTriple && res.Error == "" && !message.IsTripleResult(res.Number, res.Result):
 		return placement{}, fmt.Sprintf("result %s is not the work rule's %d", ratelog.Truncate(string(res.Result)), message.Work(res.Number))
 	case res.Term != term:
 		return placement{}, fmt.Sprintf("term %d is not this master's %d", res.Term, term)

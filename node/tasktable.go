@@ -122,6 +122,14 @@ func (tt *taskTable) freeSlotLocked(t *tracked) {
 	if t.slot != "" {
 		tt.book.release(t.slot)
 		t.slot = ""
+		tt.slotFreedLocked()
+	}
+}
+
+// slotFreedLocked wakes the master when a task waits for the slot: with
+// none waiting, a result costs no wake-up of the master's loop.
+func (tt *taskTable) slotFreedLocked() {
+	if len(tt.waiting) > 0 {
 		tt.signal()
 	}
 }
@@ -338,7 +346,7 @@ func (tt *taskTable) moveSlotLocked(t *tracked, w string) {
 	}
 	tt.book.move(t.slot, w)
 	if t.slot != "" {
-		tt.signal()
+		tt.slotFreedLocked()
 	}
 	t.slot = w
 }
