@@ -135,6 +135,22 @@ func (r *report) add(x row) {
 	}
 }
 
+// find returns the row of group whose name (for a column row, name NUL
+// column) starts with prefix, or nil.
+func (r *report) find(group, prefix string) *row {
+	for i := range r.rows {
+		x := &r.rows[i]
+		name := x.name
+		if x.col != "" {
+			name += "\x00" + x.col
+		}
+		if x.group == group && strings.HasPrefix(name, prefix) {
+			return x
+		}
+	}
+	return nil
+}
+
 func (r *report) note(group, format string, args ...any) {
 	if r.notes == nil {
 		r.notes = map[string][]string{}

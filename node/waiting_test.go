@@ -1,0 +1,113 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/registry"
+)
+
+// A task that finds no worker with a free slot for its kind waits; tasks
+// waiting go first in first out per kind, and to a worker of their kind,
+// as slots free.
+func TestWaitingTasksGoInOrderAsSlotsFree(t *testing.T) {
+	tt := newTaskTable(10, pendingLimits{})
+	tt.setWorkers([]registry.Record{{ID: "w-a", Kinds: []string{"x"}, Slots: 1}, {ID: "w-b", Kinds: []string{"y"}, Slots: 1}})
+	var ts []*tracked
+	for i, kind := range []string{"x", "x", "y", "x"} {
+		sub := message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: kind, Payload: json.RawMessage("1")}
+		a := tt.admit(sub, 1, time.Now(), true)
+		ts = append(ts, a.t)
+	}
+	// The first x and the y got a slot at admission; the others wait.
+	if ts[0].slot != "w-a" || ts[2].slot != "w-b" || ts[1].slot != "" || ts[3].slot != "" {
+		t.Fatalf("slots at admission: %q %q %q %q", ts[0].slot, ts[1].slot, ts[2].slot, ts[3].slot)
+	}
+	for _, i := range []int{1, 3} {
+		tt.placed(ts[i], noSlot, time.Now())
+	}
+	for _, i := range []int{0, 2} {
+		tt.release(ts[i])
+	}
+	if got, _ := tt.nextWaiting(); got != nil {
+		t.Fatalf("task %s taken while every slot is busy", got.rec.UUID)
+	}
+	// w-b's task is done: nothing waits for y.
+	tt.resultIn(resultOf(message.Task{UUID: ts[2].rec.UUID, Executor: "w-b", Kind: "y", Term: 1}), 1)
+	if got, _ := tt.nextWaiting(); got != nil {
+		t.Fatalf("an x task taken for a y slot: %s", got.rec.UUID)
+	}
+	// w-a's is done: the older waiting x goes first, to w-a.
+	ts[0].addPlacementLocked("w-a", 1)
+	tt.resultIn(resultOf(message.Task{UUID: ts[0].rec.UUID, Executor: "w-a", Kind: "x", Term: 1, Attempt: 1}), 1)
+	got, w := tt.nextWaiting()
+	if got != ts[1] || w != "w-a" || !got.busy {
+		t.Fatalf("next waiting %v on %q; want the second x task, claimed, on w-a", got, w)
+	}
+	if got, _ := tt.nextWaiting(); got != nil {
+		t.Fatalf("a second task taken for w-a's one slot")
+	}
+	if n := tt.waitingCount(); n["x"] != 1 || len(n) != 1 {
+		t.Fatalf("waiting %v, want one x", n)
+	}
+}
+
+// Admission stops at --max-pending tasks and --max-pending-bytes.
+func TestAdmissionIsBounded(t *testing.T) {
+	tt := newTaskTable(10, pendingLimits{tasks: 2, bytes: 10})
+	sub := func(i int, payload string) message.Submit {
+		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "k", Payload: json.RawMessage(payload)}
+	}
+	if a := tt.admit(sub(1, `"123456"`), 1, time.Now(), true); a.known != unknown {
+		t.Fatalf("first: %v", a.known)
+	}
+	if a := tt.admit(sub(2, `"123456"`), 1, time.Now(), true); a.known != full {
+		t.Fatalf("beyond the bytes: %v, want full", a.known)
+	}
+	if a := tt.admit(sub(3, `1`), 1, time.Now(), true); a.known != unknown {
+		t.Fatalf("within both: %v", a.known)
+	}
+	if a := tt.admit(sub(4, `1`), 1, time.Now(), true); a.known != full {
+		t.Fatalf("beyond the tasks: %v, want full", a.known)
+	}
+}
+
+// A worker that runs several kinds takes the oldest waiting task of any of
+// them first.
+func TestOldestWaitingTaskOfAnyKindGoesFirst(t *testing.T) {
+	tt := newTaskTable(10, pendingLimits{})
+	tt.setWorkers([]registry.Record{{ID: "w-a", Kinds: []string{"x", "y"}, Slots: 1}})
+	var ts []*tracked
+	for i, kind := range []string{"x", "y", "y", "x"} {
+		sub := message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: kind, Payload: json.RawMessage("1")}
+		ts = append(ts, tt.admit(sub, 1, time.Now(), true).t)
+	}
+	for _, t := range ts[1:] {
+		tt.placed(t, noSlot, time.Now())
+	}
+	tt.release(ts[0])
+	var order []*tracked
+	for range 3 {
+		tt.reserveOn(lastTaken(order, ts[0]), "") // the last one taken is done: its slot frees
+		got, _ := tt.nextWaiting()
+		if got == nil {
+			t.Fatalf("nothing taken after %d", len(order))
+		}
+		tt.release(got)
+		order = append(order, got)
+	}
+	if order[0] != ts[1] || order[1] != ts[2] || order[2] != ts[3] {
+		t.Fatalf("taken in the order %s %s %s; want admission order", order[0].rec.UUID, order[1].rec.UUID, order[2].rec.UUID)
+	}
+}
+
+// lastTaken is the last task taken, or first when none was.
+func lastTaken(order []*tracked, first *tracked) *tracked {
+	if len(order) == 0 {
+		return first
+	}
+	return order[len(order)-1]
+}
