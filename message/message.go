@@ -134,8 +134,17 @@ type Result struct {
 	Attempt int64 `json:"attempt"`
 }
 
-// Validate checks every field.
+// Validate checks every field, and that the result is JSON.
 func (r Result) Validate() error {
+	if len(r.Result) > 0 && !json.Valid(r.Result) {
+		return fmt.Errorf("%w: result is not JSON", ErrInvalid)
+	}
+	return r.validate()
+}
+
+// validate is Validate for a result json.Unmarshal made: its raw result
+// is JSON already.
+func (r Result) validate() error {
 	if err := CheckVersion(r.V); err != nil {
 		return err
 	}
@@ -155,8 +164,6 @@ func (r Result) Validate() error {
 		return fmt.Errorf("%w: a result has a result or an error, not both", ErrInvalid)
 	case len(r.Error) > MaxErrorLen:
 		return fmt.Errorf("%w: error is %d bytes, limit %d", ErrInvalid, len(r.Error), MaxErrorLen)
-	case len(r.Result) > 0 && !json.Valid(r.Result):
-		return fmt.Errorf("%w: result is not JSON", ErrInvalid)
 	}
 	if r.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, r.Term)
@@ -200,7 +207,7 @@ func DecodeResult(data []byte) (Result, error) {
 	if r.Kind == "" {
 		r.Kind = KindTriple
 	}
-	if err := r.Validate(); err != nil {
+	if err := r.validate(); err != nil {
 		return Result{}, err
 	}
 	return r, nil

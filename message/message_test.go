@@ -294,3 +294,18 @@ func TestDecodeResultTimeWithEscapes(t *testing.T) {
 		t.Fatalf("a raw newline in a time: %v, want ErrMalformed", err)
 	}
 }
+
+// A triple payload is a JSON integer; TripleNumber reads it as
+// strconv.ParseInt would, and refuses what JSON would not write.
+func TestTripleNumber(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "7": 7, "-7": -7, " 42\n": 42, "1152921504606846976": 1 << 60, "-1152921504606846976": -1 << 60} {
+		if n, err := message.TripleNumber(json.RawMessage(in)); err != nil || n != want {
+			t.Errorf("TripleNumber(%q) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+	for _, in := range []string{"", "-", "+7", "07", "-0x1", "1e3", "4.2", `"7"`, "null", "1152921504606846977", "9223372036854775808", "99999999999999999999"} {
+		if n, err := message.TripleNumber(json.RawMessage(in)); err == nil {
+			t.Errorf("TripleNumber(%q) = %d, want an error", in, n)
+		}
+	}
+}

@@ -27,11 +27,38 @@ func IsTripleResult(number int64, result json.RawMessage) bool {
 
 // TripleNumber reads a triple task's payload: an integer within ±2^60.
 func TripleNumber(payload json.RawMessage) (int64, error) {
-	n, err := strconv.ParseInt(string(bytes.TrimSpace(payload)), 10, 64)
-	if err != nil {
+	n, ok := parseInt(bytes.TrimSpace(payload))
+	if !ok {
 		return 0, fmt.Errorf("%w: a %s payload is an integer, got %s", ErrInvalid, KindTriple, truncate(string(payload)))
 	}
 	return n, ValidNumber(n)
+}
+
+// parseInt reads a JSON integer, -?(0|[1-9][0-9]*), of at most 19
+// digits, without allocating: it runs for every demo task on the master
+// and the worker.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 19 || b[0] == '0' && len(b) > 1 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > 1<<63-1 && !(neg && n == 1<<63) {
+		return 0, false
+	}
+	if neg {
+		return -int64(n), true
+	}
+	return int64(n), true
 }
 
 // NormalizeWork normalises a task's (or a record's) kind, payload and number: a task without kind
