@@ -95,7 +95,12 @@ func (t Task) Validate() error {
 
 // normalize fills a task written before kinds (number only) as a triple
 // task, and a triple task's number from its payload.
-func (t *Task) normalize() { t.Kind, t.Payload, t.Number = NormalizeWork(t.Kind, t.Payload, t.Number) }
+func (t *Task) normalize() {
+	t.Kind, t.Payload, t.Number = NormalizeWork(t.Kind, t.Payload, t.Number)
+	if t.Kind == KindTriple {
+		t.Kind = KindTriple // one string for the demo kind, not one per task kept
+	}
+}
 
 // Ack is a worker's immediate answer to a task.
 type Ack struct {
@@ -204,8 +209,8 @@ func DecodeResult(data []byte) (Result, error) {
 	if err := unmarshal(data, &r); err != nil {
 		return Result{}, err
 	}
-	if r.Kind == "" {
-		r.Kind = KindTriple
+	if r.Kind == "" || r.Kind == KindTriple {
+		r.Kind = KindTriple // one string for the demo kind, not one per result kept
 	}
 	if err := r.validate(); err != nil {
 		return Result{}, err

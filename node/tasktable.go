@@ -36,7 +36,6 @@ type taskTable struct {
 	book  loadBook
 
 	waiting map[string][]*tracked // per kind, the tasks waiting for a free slot, oldest first
-	byKind  map[string]int        // tasks followed per kind
 	bytes   int64                 // payload bytes of the tasks followed
 	seq     uint64                // admission order, for waiting tasks of different kinds
 	limits  pendingLimits
@@ -53,7 +52,7 @@ type pendingLimits struct {
 
 func newTaskTable(doneMax int, limits pendingLimits) *taskTable {
 	return &taskTable{tasks: make(map[string]*tracked), done: newDoneIndex(doneMax), book: newLoadBook(),
-		waiting: make(map[string][]*tracked), byKind: make(map[string]int), limits: limits,
+		waiting: make(map[string][]*tracked), limits: limits,
 		wake: make(chan struct{}, 1), seed: maphash.MakeSeed()}
 }
 
@@ -81,12 +80,12 @@ func (tt *taskTable) hasWorkers() bool {
 // workPrint is a fingerprint of a task's kind and payload, to tell a
 // re-submission from another request under the same uuid.
 func (tt *taskTable) workPrint(kind string, payload []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(tt.seed)
-	h.WriteString(kind)
-	h.WriteByte(0)
-	h.Write(payload)
-	return h.Sum64()
+	return workPrint(tt.seed, kind, payload)
+}
+
+// workPrint hashes a kind and a payload together.
+func workPrint(seed maphash.Seed, kind string, payload []byte) uint64 {
+	return maphash.String(seed, kind)*0x9e3779b97f4a7c15 ^ maphash.Bytes(seed, payload)
 }
 
 // followLocked adds t to the tasks followed.
@@ -94,16 +93,12 @@ func (tt *taskTable) followLocked(t *tracked) {
 	tt.seq++
 	t.seq = tt.seq
 	tt.tasks[t.rec.UUID] = t
-	tt.byKind[t.rec.Kind]++
 	tt.bytes += int64(len(t.rec.Payload))
 }
 
 // unfollowLocked removes t from the tasks followed, and its load.
 func (tt *taskTable) unfollowLocked(t *tracked) {
 	delete(tt.tasks, t.rec.UUID)
-	if tt.byKind[t.rec.Kind]--; tt.byKind[t.rec.Kind] <= 0 {
-		delete(tt.byKind, t.rec.Kind)
-	}
 	tt.bytes -= int64(len(t.rec.Payload))
 	t.waiting = false
 	tt.freeSlotLocked(t)
@@ -204,13 +199,14 @@ func (tt *taskTable) sameWork(a admission, sub message.Submit) bool {
 }
 
 // usage is how many tasks the table follows, their payload bytes, and
-// the count per kind (a copy).
+// the count per kind. The count is made here, not kept on every admission:
+// only /status, /metrics and a refusal ask for it.
 func (tt *taskTable) usage() (tasks int, bytes int64, byKind map[string]int) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	byKind = make(map[string]int, len(tt.byKind))
-	for k, n := range tt.byKind {
-		byKind[k] = n
+	byKind = make(map[string]int)
+	for _, t := range tt.tasks { // a pass over the tasks, for /status and /metrics only
+		byKind[t.rec.Kind]++
 	}
 	return len(tt.tasks), tt.bytes, byKind
 }

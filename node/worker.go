@@ -166,14 +166,7 @@ func (w *worker) handle(msg *nats.Msg) {
 
 // workPrint is a fingerprint of a task's kind and payload: a task sent with
 // a known uuid and another payload is another task.
-func (w *worker) workPrint(task message.Task) uint64 {
-	var h maphash.Hash
-	h.SetSeed(w.seed)
-	h.WriteString(task.Kind)
-	h.WriteByte(0)
-	h.Write(task.Payload)
-	return h.Sum64()
-}
+func (w *worker) workPrint(task message.Task) uint64 { return workPrint(w.seed, task.Kind, task.Payload) }
 
 // termCheckInterval is how often at most a worker reads the master's term
 // from etcd while the election shows no change of master: a stream of tasks
