@@ -166,7 +166,9 @@ func (w *worker) handle(msg *nats.Msg) {
 
 // workPrint is a fingerprint of a task's kind and payload: a task sent with
 // a known uuid and another payload is another task.
-func (w *worker) workPrint(task message.Task) uint64 { return workPrint(w.seed, task.Kind, task.Payload) }
+func (w *worker) workPrint(task message.Task) uint64 {
+	return workPrint(w.seed, task.Kind, task.Payload)
+}
 
 // termCheckInterval is how often at most a worker reads the master's term
 // from etcd while the election shows no change of master: a stream of tasks
