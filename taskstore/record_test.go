@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/internal/keyspace"
+	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -33,6 +34,13 @@ func TestRecordValidate(t *testing.T) {
 		{"invalid result", func(r *taskstore.Record) { *r = done(*r); r.Result.Term = 0 }, "result"},
 		{"result of another task", func(r *taskstore.Record) { *r = done(*r); r.Result.UUID = pending(1).UUID }, "another"},
 		{"result with another number", func(r *taskstore.Record) { *r = done(*r); r.Result.Number++ }, "number"},
+		{"a newer format version", func(r *taskstore.Record) { r.V = 2 }, "version 2, this node reads up to 1"},
+		{"no kind", func(r *taskstore.Record) { r.Kind = "" }, "kind is empty"},
+		{"a kind with a dot", func(r *taskstore.Record) { r.Kind = "a.b" }, "kind"},
+		{"no payload", func(r *taskstore.Record) { r.Payload = nil }, "payload is required"},
+		{"a demo payload that is not its number", func(r *taskstore.Record) { r.Payload = json.RawMessage("41") }, "number 42 is not the payload 41"},
+		{"a result of another kind", func(r *taskstore.Record) { *r = done(*r); r.Result.Kind = "other" }, "kind"},
+		{"another kind with a payload", func(r *taskstore.Record) { r.Kind, r.Number, r.Payload = "resize", 0, json.RawMessage(`{"w":1}`) }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +73,16 @@ func TestDecode(t *testing.T) {
 		}
 		if !same(t, got, r) {
 			t.Fatalf("Decode = %+v, want %+v", got, r)
+		}
+	})
+	t.Run("a record written before kinds", func(t *testing.T) {
+		id := pending(1).UUID
+		old := `{"uuid":"` + id + `","number":7,"executor":"node-a-1234abcd","term":1,"state":"done","submitted":"2025-03-01T12:00:00.123Z","attempts":1,` +
+			`"result":{"uuid":"` + id + `","executor":"node-a-1234abcd","number":7,"result":21,"start":"2025-03-01T12:00:01.000Z","finish":"2025-03-01T12:00:02.000Z","term":1,"attempt":1}}`
+		got, err := taskstore.Decode(keyspace.Task(prefix, id), []byte(old))
+		if err != nil || got.Kind != message.KindTriple || string(got.Payload) != "7" || got.Number != 7 ||
+			got.Result.Kind != message.KindTriple || string(got.Result.Result) != "21" {
+			t.Fatalf("Decode = %+v, %v; want a triple task of 7 with its result 21", got, err)
 		}
 	})
 	invalid := r
