@@ -50,7 +50,9 @@ func (tt *taskTable) placed(t *tracked, how outcome, now time.Time) (recordNow b
 	defer tt.mu.Unlock()
 	switch how {
 	case sentOK:
-		t.retryAt, t.failures = time.Time{}, 0
+		// Placed by another way than nextWaiting (its worker left): it
+		// waits no more, and its entry in the queue is skipped.
+		t.retryAt, t.failures, t.waiting = time.Time{}, 0, false
 	case noSlot:
 		if !t.waiting && t.result == nil {
 			t.waiting = true

@@ -111,3 +111,26 @@ func lastTaken(order []*tracked, first *tracked) *tracked {
 	}
 	return order[len(order)-1]
 }
+
+// A waiting task placed another way (its worker left, and reassign gave
+// it to another) waits no more: nextWaiting does not send it again.
+func TestWaitingTaskPlacedElsewhereIsNotTakenAgain(t *testing.T) {
+	tt := newTaskTable(10, pendingLimits{})
+	tt.setWorkers([]registry.Record{{ID: "w-a", Kinds: []string{"x"}, Slots: 1}})
+	sub := func(i int) message.Submit {
+		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "x", Payload: json.RawMessage("1")}
+	}
+	busy := tt.admit(sub(0), 1, time.Now(), true).t
+	waiting := tt.admit(sub(1), 1, time.Now(), true).t
+	tt.placed(waiting, noSlot, time.Now())
+	tt.release(busy)
+	// Placed elsewhere while in the queue.
+	if !tt.claimIf(waiting, func(*tracked) bool { return true }) {
+		t.Fatal("cannot claim the waiting task")
+	}
+	tt.placed(waiting, sentOK, time.Now())
+	tt.reserveOn(busy, "") // w-a's slot frees
+	if got, _ := tt.nextWaiting(); got != nil {
+		t.Fatalf("task %s taken from the queue though it was placed", got.rec.UUID)
+	}
+}
