@@ -39,6 +39,12 @@ const termRigPrefix = "/worker-test"
 
 func newTermRig(t *testing.T) *termRig {
 	t.Helper()
+	return newTermRigWith(t, testWorkerConfig(WorkTime{Min: time.Millisecond, Max: 5 * time.Millisecond}))
+}
+
+// newTermRigWith is newTermRig with a worker of cfg.
+func newTermRigWith(t *testing.T, cfg workerConfig) *termRig {
+	t.Helper()
 	_, cli := etcdtest.New(t)
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -64,7 +70,7 @@ func newTermRig(t *testing.T) *termRig {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r.w = newWorker("w-00000001", conn, testWorkerConfig(WorkTime{Min: time.Millisecond, Max: 5 * time.Millisecond}),
+	r.w = newWorker("w-00000001", conn, cfg,
 		func(ctx context.Context) (int64, error) {
 			r.reads.Add(1)
 			return etcdMasterTerm(cli, termRigPrefix)(ctx)
