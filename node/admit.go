@@ -172,7 +172,7 @@ const resendAfter = time.Second
 func (m *master) resendIfLost(t *tracked, now time.Time) {
 	var rec taskstore.Record
 	if !m.table.claimIf(t, func(t *tracked) bool {
-		if t.result != nil || t.sent.IsZero() || now.Sub(t.sent) < resendAfter || now.Sub(t.resentAt) < resendAfter {
+		if t.result != nil || t.queued != nil || t.sent.IsZero() || now.Sub(t.sent) < resendAfter || now.Sub(t.resentAt) < resendAfter {
 			return false
 		}
 		t.resentAt, rec = now, t.rec

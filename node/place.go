@@ -33,7 +33,7 @@ func (m *master) reassign(mem registry.Membership) {
 		switch {
 		case t.rec.Executor != "" && !member:
 			orphans = append(orphans, t)
-		case t.waiting: // placed as slots free (dispatch)
+		case t.queued != nil: // placed as slots free (dispatch)
 			return false
 		case t.sent.IsZero():
 			unplaced = append(unplaced, t)
@@ -64,7 +64,7 @@ func (m *master) rescue(now time.Time) {
 		switch {
 		case t.result != nil:
 			unrecorded = append(unrecorded, t)
-		case !canPlace || t.waiting || now.Before(t.retryAt):
+		case !canPlace || t.queued != nil || now.Before(t.retryAt):
 			return false
 		case t.sent.IsZero():
 			late = append(late, t)

@@ -35,12 +35,12 @@ type taskTable struct {
 	done  *doneIndex          // recorded done, kept for duplicate answers
 	book  loadBook
 
-	waiting map[string][]*tracked // per kind, the tasks waiting for a free slot, oldest first
-	bytes   int64                 // payload bytes of the tasks followed
-	seq     uint64                // admission order, for waiting tasks of different kinds
-	limits  pendingLimits
-	wake    chan struct{} // signalled when a slot may have freed
-	seed    maphash.Seed  // of the work fingerprints (workPrint)
+	queues waitQueues // the tasks waiting for a free slot
+	bytes  int64      // payload bytes of the tasks followed
+	seq    uint64     // admission order, for waiting tasks of different kinds
+	limits pendingLimits
+	wake   chan struct{} // signalled when a slot may have freed
+	seed   maphash.Seed  // of the work fingerprints (workPrint)
 }
 
 // pendingLimits bound what the table follows: Config.MaxPending and
@@ -52,7 +52,7 @@ type pendingLimits struct {
 
 func newTaskTable(doneMax int, limits pendingLimits) *taskTable {
 	return &taskTable{tasks: make(map[string]*tracked), done: newDoneIndex(doneMax), book: newLoadBook(),
-		waiting: make(map[string][]*tracked), limits: limits,
+		queues: make(waitQueues), limits: limits,
 		wake: make(chan struct{}, 1), seed: maphash.MakeSeed()}
 }
 
@@ -100,7 +100,7 @@ func (tt *taskTable) followLocked(t *tracked) {
 func (tt *taskTable) unfollowLocked(t *tracked) {
 	delete(tt.tasks, t.rec.UUID)
 	tt.bytes -= int64(len(t.rec.Payload))
-	t.waiting = false
+	tt.queues.remove(t)
 	tt.freeSlotLocked(t)
 }
 
@@ -233,9 +233,17 @@ func (tt *taskTable) claimEach(want func(t *tracked) bool) {
 	defer tt.mu.Unlock()
 	for _, t := range tt.tasks {
 		if !t.busy && want(t) {
-			t.busy = true
+			tt.claimLocked(t)
 		}
 	}
+}
+
+// claimLocked claims t, which nobody holds: a claimed task is out of the
+// waiting queue, whoever placed, resent or recorded it meanwhile. The
+// table's lock is held.
+func (tt *taskTable) claimLocked(t *tracked) {
+	t.busy = true
+	tt.queues.remove(t)
 }
 
 // claimIf claims t when it is not claimed and want, called under the lock,
@@ -246,7 +254,7 @@ func (tt *taskTable) claimIf(t *tracked, want func(t *tracked) bool) bool {
 	if t.busy || !want(t) {
 		return false
 	}
-	t.busy = true
+	tt.claimLocked(t)
 	return true
 }
 
@@ -324,7 +332,7 @@ func (tt *taskTable) resultIn(res message.Result, term int64) (t *tracked, p pla
 	}
 	t.result = &res
 	recordNow = !t.busy
-	t.busy = true
+	tt.claimLocked(t)
 	tt.freeSlotLocked(t) // its worker is done with it
 	return t, p, kept, "", recordNow
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"container/list"
 	"time"
 
 	"github.com/meshpool/meshpool/message"
@@ -23,7 +24,7 @@ type tracked struct {
 	failures  int             // placements in a row that found no worker to take it
 	resentAt  time.Time       // when it was last sent again to its worker for a submitter asking after it
 	slot      string          // the worker whose load counts this task; "" when none
-	waiting   bool            // in the table's waiting queue of its kind
+	queued    *list.Element   // its place in the table's waiting queue of its kind; nil when not waiting
 	seq       uint64          // admission order
 }
 

@@ -1,12 +1,48 @@
 package node
 
-import "time"
+import (
+	"container/list"
+	"time"
+)
 
 // The waiting side of the task table: a task counts on one worker's load
 // (its slot) from the moment a placement reserves the worker until its
 // result comes in; a task that finds no worker of its kind with a free
 // slot waits, first in first out per kind, and the master takes it
 // (nextWaiting) when wake says a slot may have freed.
+
+// waitQueues holds, per kind, the tasks waiting for a free slot, oldest
+// first; a kind without waiting tasks has no entry. A task is in its
+// kind's queue at most once (tracked.queued), and only while nobody holds
+// its claim: claiming it (claimLocked) takes it out. The table's lock
+// guards it.
+type waitQueues map[string]*list.List
+
+// push puts t at the back of its kind's queue, unless it is in already.
+func (q waitQueues) push(t *tracked) {
+	if t.queued != nil {
+		return
+	}
+	l := q[t.rec.Kind]
+	if l == nil {
+		l = list.New()
+		q[t.rec.Kind] = l
+	}
+	t.queued = l.PushBack(t)
+}
+
+// remove takes t out of its queue, if it is in.
+func (q waitQueues) remove(t *tracked) {
+	if t.queued == nil {
+		return
+	}
+	l := q[t.rec.Kind]
+	l.Remove(t.queued)
+	t.queued = nil
+	if l.Len() == 0 {
+		delete(q, t.rec.Kind)
+	}
+}
 
 // signal wakes the master to place waiting tasks; it never blocks.
 func (tt *taskTable) signal() {
@@ -28,7 +64,7 @@ func (tt *taskTable) freeSlotLocked(t *tracked) {
 // slotFreedLocked wakes the master when a task waits for the slot: with
 // none waiting, a result costs no wake-up of the master's loop.
 func (tt *taskTable) slotFreedLocked() {
-	if len(tt.waiting) > 0 {
+	if len(tt.queues) > 0 {
 		tt.signal()
 	}
 }
@@ -50,13 +86,10 @@ func (tt *taskTable) placed(t *tracked, how outcome, now time.Time) (recordNow b
 	defer tt.mu.Unlock()
 	switch how {
 	case sentOK:
-		// Placed by another way than nextWaiting (its worker left): it
-		// waits no more, and its entry in the queue is skipped.
-		t.retryAt, t.failures, t.waiting = time.Time{}, 0, false
+		t.retryAt, t.failures = time.Time{}, 0
 	case noSlot:
-		if !t.waiting && t.result == nil {
-			t.waiting = true
-			tt.waiting[t.rec.Kind] = append(tt.waiting[t.rec.Kind], t)
+		if t.result == nil {
+			tt.queues.push(t)
 		}
 	case refusal:
 		t.unplaceableLocked(now)
@@ -102,32 +135,19 @@ func (tt *taskTable) nextWaiting() (*tracked, string) {
 	defer tt.mu.Unlock()
 	var best *tracked
 	var bestW string
-	for kind, q := range tt.waiting {
-		for len(q) > 0 && (!q[0].waiting || q[0].busy) { // done, or claimed for its result, meanwhile
-			q[0].waiting = false
-			q = q[1:]
-		}
-		if len(q) == 0 {
-			delete(tt.waiting, kind)
-			continue
-		}
-		tt.waiting[kind] = q
-		if best != nil && q[0].seq > best.seq {
+	for kind, l := range tt.queues {
+		head := l.Front().Value.(*tracked)
+		if best != nil && head.seq > best.seq {
 			continue
 		}
 		if w := tt.book.pick(kind, "", nil); w != "" {
-			best, bestW = q[0], w
+			best, bestW = head, w
 		}
 	}
 	if best == nil {
 		return nil, ""
 	}
-	q := tt.waiting[best.rec.Kind]
-	tt.waiting[best.rec.Kind] = q[1:]
-	if len(q) == 1 {
-		delete(tt.waiting, best.rec.Kind)
-	}
-	best.waiting, best.busy = false, true
+	tt.claimLocked(best)
 	tt.moveSlotLocked(best, bestW)
 	return best, bestW
 }
@@ -136,13 +156,9 @@ func (tt *taskTable) nextWaiting() (*tracked, string) {
 func (tt *taskTable) waitingCount() map[string]int {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	n := make(map[string]int, len(tt.waiting))
-	for kind, q := range tt.waiting {
-		for _, t := range q {
-			if t.waiting {
-				n[kind]++
-			}
-		}
+	n := make(map[string]int, len(tt.queues))
+	for kind, l := range tt.queues {
+		n[kind] = l.Len()
 	}
 	return n
 }

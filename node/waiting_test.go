@@ -134,3 +134,41 @@ func TestWaitingTaskPlacedElsewhereIsNotTakenAgain(t *testing.T) {
 		t.Fatalf("task %s taken from the queue though it was placed", got.rec.UUID)
 	}
 }
+
+// A task waits in one place at most: placed elsewhere and then waiting
+// again, it is counted and taken once; a claim taken on it for any reason
+// takes it out of the queue, and it goes back only by waiting again.
+func TestTaskWaitsOnceWhateverClaimsIt(t *testing.T) {
+	tt := newTaskTable(10, pendingLimits{})
+	tt.setWorkers([]registry.Record{{ID: "w-a", Kinds: []string{"x"}, Slots: 1}})
+	sub := func(i int) message.Submit {
+		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "x", Payload: json.RawMessage("1")}
+	}
+	busy := tt.admit(sub(0), 1, time.Now(), true).t
+	tt.release(busy)
+	w := tt.admit(sub(1), 1, time.Now(), true).t
+	tt.placed(w, noSlot, time.Now())
+	claim := func() {
+		if !tt.claimIf(w, func(*tracked) bool { return true }) {
+			t.Fatal("cannot claim the waiting task")
+		}
+	}
+	claim()
+	if n := tt.waitingCount()["x"]; n != 0 {
+		t.Fatalf("a claimed task still counted as waiting (%d)", n)
+	}
+	tt.placed(w, sentOK, time.Now())
+	claim()
+	tt.placed(w, noSlot, time.Now()) // timed out there, no slot again
+	if n := tt.waitingCount()["x"]; n != 1 {
+		t.Fatalf("waiting %d times, want once", n)
+	}
+	tt.reserveOn(busy, "")
+	if got, _ := tt.nextWaiting(); got != w {
+		t.Fatalf("next waiting %v, want the task", got)
+	}
+	tt.release(w)
+	if got, _ := tt.nextWaiting(); got != nil {
+		t.Fatalf("the task taken twice")
+	}
+}
