@@ -22,18 +22,19 @@ type doneIndex struct {
 	forgot *forgotten // the tasks forgotten early
 }
 
-// doneTask is what a re-submission is answered with, and compared to: the
-// result holds the task's number.
+// doneTask is what a re-submission is answered with (its result) and
+// compared to (the fingerprint of its kind and payload, and durability).
 type doneTask struct {
 	print     uint64          // the task's work fingerprint (taskTable.workPrint)
-	result    *message.Result // nil when larger than maxDoneResult: look it up in etcd
+	result    *message.Result // nil for a durable task's result larger than maxDoneResult: look it up in etcd
 	until     time.Time
 	ephemeral bool // durability none
 }
 
 // maxDoneResult bounds the result (or error) bytes the done index keeps of
-// one task: 200,000 tasks of 1 KiB are 200 MiB at most. A larger result is
-// read from etcd when its uuid is submitted again.
+// one durable task: 200,000 tasks of 1 KiB are 200 MiB at most. A larger
+// result is read from etcd when its uuid is submitted again. A task of
+// durability none has no other copy: its result is kept whatever its size.
 const maxDoneResult = 1 << 10
 
 type doneEntry struct {
@@ -54,7 +55,7 @@ func (d *doneIndex) len() int { return len(d.byID) }
 
 // add remembers id until until, forgetting the oldest tasks beyond max.
 func (d *doneIndex) add(id string, print uint64, result *message.Result, ephemeral bool, until time.Time) {
-	if result != nil && len(result.Result)+len(result.Error) > maxDoneResult {
+	if result != nil && !ephemeral && len(result.Result)+len(result.Error) > maxDoneResult {
 		result = nil
 	}
 	d.byID[id] = doneTask{print: print, result: result, until: until, ephemeral: ephemeral}

@@ -1,9 +1,13 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshpool/meshpool/message"
 )
 
 func TestDoneIndexExpiresAndForgetsOldestBeyondMax(t *testing.T) {
@@ -70,5 +74,21 @@ func TestForgottenHasNoFalseNegativesAndFewFalsePositives(t *testing.T) {
 	}
 	if f.mayContain(fmt.Sprint("in-", n-1), now.Add(2*time.Minute)) || len(f.gens) != 0 {
 		t.Fatal("a uuid is still found after every generation expired")
+	}
+}
+
+// A large result is kept in memory only for a task of durability none,
+// which has no other copy; a durable task's is read from etcd.
+func TestDoneIndexKeepsLargeResultsOnlyWithoutACopy(t *testing.T) {
+	d := newDoneIndex(10)
+	large := &message.Result{Result: json.RawMessage(`"` + strings.Repeat("x", maxDoneResult) + `"`)}
+	until := time.Now().Add(time.Hour)
+	d.add("durable", 0, large, false, until)
+	d.add("none", 0, large, true, until)
+	if got, _ := d.get("durable"); got.result != nil {
+		t.Error("a durable task's large result kept in memory")
+	}
+	if got, _ := d.get("none"); got.result != large {
+		t.Error("a large result of durability none not kept: nothing else has it")
 	}
 }

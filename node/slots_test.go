@@ -67,3 +67,33 @@ func TestWorkerRunsAtMostItsSlots(t *testing.T) {
 		t.Fatalf("at most %d handlers ran at once (worker saw %d), want 2", m, r.w.maxBusy.Load())
 	}
 }
+
+// A task's time runs from when the worker took it: one still waiting for
+// a slot at its timeout is never run (the master gives it to another
+// worker), so a stuck handler cannot make a task run twice.
+func TestTaskPastItsTimeoutWaitingForASlotIsNotRun(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	mux := meshpool.NewMux()
+	mux.HandleFunc("stuck", func(ctx context.Context, _ *meshpool.Task) (json.RawMessage, error) {
+		calls.Add(1)
+		<-release // ignores ctx
+		return json.RawMessage("true"), nil
+	})
+	r := newTermRigWith(t, workerConfig{handlers: mux, slots: 1, timeout: 300 * time.Millisecond, maxResult: 1 << 20})
+	term, _ := r.campaign()
+	for range 2 {
+		task := message.Task{UUID: uuid.NewString(), Executor: r.w.id, Kind: "stuck", Payload: json.RawMessage("null"), Term: term, Attempt: 1}
+		if _, err := r.conn.Request(message.TaskSubject(r.w.id), task.AppendJSON(nil), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the waiting task dropped at its timeout", func() bool { return r.w.inFlight.Load() == 1 })
+	close(release)
+	testutil.Eventually(t, 5*time.Second, "the first task's result", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.results) == 1
+	})
+	testutil.Consistently(t, 300*time.Millisecond, "the dropped task not run", func() bool { return calls.Load() == 1 })
+}

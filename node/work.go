@@ -17,20 +17,28 @@ import (
 // A task the worker took runs here: in a free slot, through its kind's
 // handler, under the task timeout; its outcome becomes a result.
 
-// work runs task's handler in a free slot and publishes its result. A
-// task abandoned at shutdown publishes nothing: the master gives it to
-// another worker.
-func (w *worker) work(task message.Task, key taskKey, handler meshpool.Handler) {
+// work runs task's handler in a free slot and publishes its result. The
+// task's time runs from when the worker took it (deadline), as the
+// master's does from the ack: a task still waiting for a slot at its
+// deadline is not run at all, since the master gives it to another worker.
+// A task abandoned at shutdown publishes nothing either.
+func (w *worker) work(task message.Task, key taskKey, handler meshpool.Handler, deadline time.Time) {
 	defer w.wg.Done()
 	defer w.inFlight.Add(-1)
+	late := time.NewTimer(time.Until(deadline))
 	select {
 	case w.slotSem <- struct{}{}:
+		late.Stop()
+	case <-late.C:
+		w.dropped(task, key, "task not started before its timeout: every slot was busy; the master gives it to another worker")
+		return
 	case <-w.ctx.Done():
+		late.Stop()
 		w.abandoned(task, key)
 		return
 	}
 	start := time.Now()
-	result, err := w.run(task, handler)
+	result, err := w.run(task, handler, deadline)
 	<-w.slotSem
 	if w.ctx.Err() != nil {
 		w.abandoned(task, key)
@@ -71,20 +79,25 @@ func (w *worker) work(task message.Task, key taskKey, handler meshpool.Handler) 
 }
 
 func (w *worker) abandoned(task message.Task, key taskKey) {
+	w.dropped(task, key, "task abandoned at shutdown")
+}
+
+// dropped forgets a task it will not run, and says why.
+func (w *worker) dropped(task message.Task, key taskKey, why string) {
 	w.mu.Lock()
 	delete(w.running, key)
 	w.mu.Unlock()
-	w.log.Warn("task abandoned at shutdown", "uuid", task.UUID, "kind", task.Kind)
+	w.log.Warn(why, ratelog.Limit, "uuid", task.UUID, "kind", task.Kind)
 }
 
 // errNotJSON is a handler's result that is not one JSON value.
 var errNotJSON = errors.New("the handler's result is not JSON")
 
-// run calls handler with a context that ends at the task timeout or when
-// in-flight work is abandoned. A panic becomes the task's error; so does a
-// result that is not JSON or is larger than maxResult.
-func (w *worker) run(task message.Task, handler meshpool.Handler) (result json.RawMessage, err error) {
-	ctx, cancel := context.WithTimeout(w.ctx, w.timeout)
+// run calls handler with a context that ends at the task's deadline or
+// when in-flight work is abandoned. A panic becomes the task's error; so
+// does a result that is not JSON or is larger than maxResult.
+func (w *worker) run(task message.Task, handler meshpool.Handler, deadline time.Time) (result json.RawMessage, err error) {
+	ctx, cancel := context.WithDeadline(w.ctx, deadline)
 	defer cancel()
 	n := w.busy.Add(1)
 	defer w.busy.Add(-1)

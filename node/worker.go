@@ -161,7 +161,7 @@ func (w *worker) handle(msg *nats.Msg) {
 	w.inFlight.Add(1)
 	w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
 	w.log.Info("task received", "uuid", task.UUID, "kind", task.Kind, "term", task.Term)
-	go w.work(task, key, handler)
+	go w.work(task, key, handler, time.Now().Add(w.timeout))
 }
 
 // workPrint is a fingerprint of a task's kind and payload: a task sent with
