@@ -276,7 +276,13 @@ func TestEphemeralTasksAreNotRecordedButStillRetried(t *testing.T) {
 		t.Fatalf("ephemeral tasks left %d records in etcd (%v)", resp.Count, err)
 	}
 	first := rep.AcceptedUUIDs[0]
-	again, err := cl.Submit(ctx, message.Submit{UUID: first, Number: numbers[first], Durability: message.DurabilityNone})
+	// The client may see a result on the subject before the master has
+	// recorded it: ask until it has.
+	var again message.SubmitReply
+	testutil.Eventually(t, 5*time.Second, "the master has recorded the first task", func() bool {
+		again, err = cl.Submit(ctx, message.Submit{UUID: first, Number: numbers[first], Durability: message.DurabilityNone})
+		return err != nil || again.State != message.StatePending
+	})
 	if err != nil || !again.Duplicate || again.State != message.StateDone || again.Result == nil {
 		t.Fatalf("resubmission: %+v, %v", again, err)
 	}
