@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool"
+	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
 )
@@ -129,12 +130,18 @@ func TestTasksGoOnlyWhereTheirKindRuns(t *testing.T) {
 	if s.Pending["orphan"] != 1 || len(s.Unhandled) != 1 || s.Unhandled[0] != "orphan" {
 		t.Fatalf("status pending %v, unhandled kinds %v; want orphan pending and unhandled", s.Pending, s.Unhandled)
 	}
-	_, body := scrape(t, master)
-	for _, line := range []string{`meshpool_tasks_pending{kind="orphan"} 1`, `meshpool_tasks_waiting{kind="orphan"} 1`, `meshpool_kind_unhandled{kind="orphan"} 1`} {
-		if !strings.Contains(string(body), line+"\n") {
-			t.Errorf("/metrics lacks %s", line)
+	// The task is answered before its placement finds no worker and
+	// queues it: wait for that.
+	lines := []string{`meshpool_tasks_pending{kind="orphan"} 1`, `meshpool_tasks_waiting{kind="orphan"} 1`, `meshpool_kind_unhandled{kind="orphan"} 1`}
+	testutil.Eventually(t, 5*time.Second, "/metrics shows the orphan kind pending, waiting and unhandled", func() bool {
+		_, body := scrape(t, master)
+		for _, line := range lines {
+			if !strings.Contains(string(body), line+"\n") {
+				return false
+			}
 		}
-	}
+		return true
+	})
 	var o concurrency
 	c.cfg.Handlers = o.mux("orphan")
 	late := c.start()
