@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/meshpool/meshpool/message"
 )
 
 const (
@@ -131,12 +133,9 @@ func serverOptions(cfg Config, debug bool) *server.Options {
 		Debug: debug,
 		// Room for a task's payload or result at its largest
 		// (message.MaxData) and its envelope.
-		MaxPayload: MaxPayload,
+		MaxPayload: message.MaxSize,
 	}
 }
-
-// MaxPayload is the largest message the server takes: 2 MiB, message.MaxSize.
-const MaxPayload = 2 << 20
 
 // advertiseAddr returns the address advertised for a listener on host:port.
 // With a random port the port is left out: nats-server then completes the

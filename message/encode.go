@@ -18,10 +18,8 @@ func (t Task) AppendJSON(b []byte) []byte {
 	b = appendVersion(b)
 	b = jsonw.String(jsonw.Key(b, "uuid"), t.UUID)
 	b = jsonw.String(jsonw.Key(b, "executor"), t.Executor)
-	if t.Kind != "" || len(t.Payload) > 0 { // else the demo's form: number alone
-		b = jsonw.String(jsonw.Key(b, "kind"), t.Kind)
-		b = appendRaw(jsonw.Key(b, "payload"), t.Payload)
-	}
+	b = jsonw.String(jsonw.Key(b, "kind"), t.Kind)
+	b = appendRaw(jsonw.Key(b, "payload"), t.Payload)
 	if t.Number != 0 {
 		b = jsonw.Int(jsonw.Key(b, "number"), t.Number)
 	}

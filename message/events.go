@@ -52,4 +52,4 @@ func (e Event) Validate() error {
 }
 
 // DecodeEvent parses and validates an event.
-func DecodeEvent(data []byte) (Event, error) { return decode[Event](data) }
+func DecodeEvent(data []byte) (Event, error) { return decode[Event](data, maxSmall) }

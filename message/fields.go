@@ -13,19 +13,13 @@ type field struct {
 	required bool
 }
 
-// checkFields refuses an object that names a key not in fields, names one
-// twice, or lacks a required one (null counts as lacking): encoding/json
-// alone would take {}, null or {"numbr":7} as a zero number. Keys match
-// exactly, as they are written. data must be JSON that json.Unmarshal has
-// accepted; the walk is one pass over the bytes and allocates nothing for
-// keys without escapes. At most 64 fields.
-func checkFields(data []byte, fields []field) error {
-	_, err := fieldsIn(data, fields)
-	return err
-}
-
-// fieldsIn is checkFields that also returns the fields found, bit i for
-// fields[i].
+// fieldsIn returns the fields an object names, bit i for fields[i] (a
+// field given as null counts as absent), and refuses an object that names
+// a key not in fields, names one twice, or lacks a required one:
+// encoding/json alone would take {}, null or {"numbr":7} as zero values.
+// Keys match exactly, as they are written. data must be JSON that
+// json.Unmarshal has accepted; the walk is one pass over the bytes and
+// allocates nothing for keys without escapes. At most 64 fields.
 func fieldsIn(data []byte, fields []field) (seen uint64, err error) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {

@@ -139,17 +139,10 @@ type Result struct {
 	Attempt int64 `json:"attempt"`
 }
 
-// Validate checks every field, and that the result is JSON.
+// Validate checks every field. That the result is JSON is not checked
+// again: DecodeResult's json.Unmarshal did, or the worker that made it
+// (see AppendJSON); records carry results that passed one of them.
 func (r Result) Validate() error {
-	if len(r.Result) > 0 && !json.Valid(r.Result) {
-		return fmt.Errorf("%w: result is not JSON", ErrInvalid)
-	}
-	return r.validate()
-}
-
-// validate is Validate for a result json.Unmarshal made: its raw result
-// is JSON already.
-func (r Result) validate() error {
 	if err := CheckVersion(r.V); err != nil {
 		return err
 	}
@@ -200,7 +193,7 @@ func DecodeTask(data []byte) (Task, error) {
 }
 
 // DecodeAck parses and validates an ack.
-func DecodeAck(data []byte) (Ack, error) { return decode[Ack](data) }
+func DecodeAck(data []byte) (Ack, error) { return decode[Ack](data, maxSmall) }
 
 // DecodeResult parses and validates a result. A result without a kind
 // (written before kinds) is a triple task's.
@@ -212,7 +205,7 @@ func DecodeResult(data []byte) (Result, error) {
 	if r.Kind == "" || r.Kind == KindTriple {
 		r.Kind = KindTriple // one string for the demo kind, not one per result kept
 	}
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return Result{}, err
 	}
 	return r, nil
@@ -221,20 +214,13 @@ func DecodeResult(data []byte) (Result, error) {
 type validator interface{ Validate() error }
 
 // decode returns the zero value with every error, so a refused message never
-// leaks half-filled fields to the caller. Unknown keys are ignored.
-func decode[T validator](data []byte) (T, error) { return decodeFields[T](data, nil) }
-
-// decodeFields is decode that, given fields, also refuses keys not among
-// them and requires the required ones (see checkFields).
-func decodeFields[T validator](data []byte, fields []field) (T, error) {
+// leaks half-filled fields to the caller. Unknown keys are ignored. max
+// bounds data: MaxSize, or maxSmall for a message that never carries a
+// payload or a result.
+func decode[T validator](data []byte, max int) (T, error) {
 	var v, zero T
-	if err := unmarshal(data, &v); err != nil {
+	if err := unmarshalMax(data, &v, max); err != nil {
 		return zero, err
-	}
-	if fields != nil {
-		if err := checkFields(data, fields); err != nil {
-			return zero, err
-		}
 	}
 	if err := v.Validate(); err != nil {
 		return zero, err
@@ -242,10 +228,17 @@ func decodeFields[T validator](data []byte, fields []field) (T, error) {
 	return v, nil
 }
 
-// unmarshal bounds data's size and parses it into v.
-func unmarshal(data []byte, v any) error {
-	if len(data) > MaxSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
+// maxSmall bounds a message that carries no payload or result (an ack, an
+// event): they are a few hundred bytes.
+const maxSmall = 4096
+
+// unmarshal bounds data at MaxSize and parses it into v.
+func unmarshal(data []byte, v any) error { return unmarshalMax(data, v, MaxSize) }
+
+// unmarshalMax bounds data at max and parses it into v.
+func unmarshalMax(data []byte, v any, max int) error {
+	if len(data) > max {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), max)
 	}
 	// Unmarshal refuses trailing data after the object, and allocates far
 	// less than a Decoder: this runs for every task, ack and result.

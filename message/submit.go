@@ -3,6 +3,7 @@ package message
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -88,11 +89,20 @@ var submitFields = []field{
 	{name: "durability"},
 }
 
-// The bits of submitFields that DecodeSubmit looks at.
-const (
-	submitPayload = 1 << 3
-	submitNumber  = 1 << 4
+// The bits of submitFields that DecodeSubmit looks at (fieldsIn's seen).
+var (
+	submitPayload = fieldBit(submitFields, "payload")
+	submitNumber  = fieldBit(submitFields, "number")
 )
+
+// fieldBit is the bit fieldsIn sets for the field named name.
+func fieldBit(fields []field, name string) uint64 {
+	i := slices.IndexFunc(fields, func(f field) bool { return f.name == name })
+	if i < 0 {
+		panic("message: no field " + name)
+	}
+	return 1 << i
+}
 
 // DecodeSubmit parses and validates a submission: unknown keys are refused,
 // a kind (or a number alone: a triple task) must be given, a payload not
@@ -164,4 +174,4 @@ func (r SubmitReply) Validate() error {
 }
 
 // DecodeSubmitReply parses and validates a master's answer.
-func DecodeSubmitReply(data []byte) (SubmitReply, error) { return decode[SubmitReply](data) }
+func DecodeSubmitReply(data []byte) (SubmitReply, error) { return decode[SubmitReply](data, MaxSize) }

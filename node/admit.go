@@ -107,27 +107,27 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	if !m.lead.Valid() {
 		return message.SubmitReply{}, nil, errNotLeading
 	}
-	a := m.table.admit(sub, m.term, time.Now(), false)
+	print := m.table.workPrint(sub.Kind, sub.Payload) // before the lock: a payload may be large
+	a := m.table.admit(sub, print, m.term, time.Now(), false)
 	if a.known == lookUp {
 		// The done index forgot tasks early: this uuid may be one of
 		// them, still recorded in etcd. Look before running it again.
-		if reply, found, err := m.lookUp(sub); err != nil || found {
+		if reply, found, err := m.lookUp(sub, print); err != nil || found {
 			return reply, nil, err
 		}
-		a = m.table.admit(sub, m.term, time.Now(), true)
+		a = m.table.admit(sub, print, m.term, time.Now(), true)
 	}
 	switch a.known {
 	case full:
 		m.stats.overloaded.Add(1)
-		tasks, bytes, _ := m.table.usage()
 		return message.SubmitReply{}, nil, fmt.Errorf("busy: the master holds %d tasks (--max-pending %d) of %d payload bytes (--max-pending-bytes %d); try again later",
-			tasks, m.limits.tasks, bytes, m.limits.bytes)
+			a.tasks, m.limits.tasks, a.bytes, m.limits.bytes)
 	case recording:
 		// The first submission's write is under way and may fail: it
 		// is not accepted yet.
 		return message.SubmitReply{}, nil, errRecording
 	case pending, done:
-		if reply, ok := m.conflict(sub, m.table.sameWork(a, sub), a.ephemeral); ok {
+		if reply, ok := m.conflict(sub, a.print == print, a.ephemeral); ok {
 			return reply, nil, nil
 		}
 		m.stats.duplicates.Add(1)
@@ -224,7 +224,7 @@ func durability(ephemeral bool) string {
 
 // lookUp reads a submitted uuid's record from etcd, for when the done
 // index may have forgotten it. found is false when there is no record.
-func (m *master) lookUp(sub message.Submit) (reply message.SubmitReply, found bool, err error) {
+func (m *master) lookUp(sub message.Submit, print uint64) (reply message.SubmitReply, found bool, err error) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.ackTimeout)
 	defer cancel()
 	rec, found, err := m.records.Get(ctx, sub.UUID)
@@ -237,8 +237,7 @@ func (m *master) lookUp(sub message.Submit) (reply message.SubmitReply, found bo
 	case !found:
 		return reply, false, nil
 	}
-	same := rec.Kind == sub.Kind && m.table.workPrint(rec.Kind, rec.Payload) == m.table.workPrint(sub.Kind, sub.Payload)
-	if reply, ok := m.conflict(sub, same, false); ok {
+	if reply, ok := m.conflict(sub, m.table.workPrint(rec.Kind, rec.Payload) == print, false); ok {
 		return reply, true, nil
 	}
 	m.stats.duplicates.Add(1)

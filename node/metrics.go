@@ -69,13 +69,12 @@ func (c kindCollector) Collect(ch chan<- prometheus.Metric) {
 	if t == nil {
 		return
 	}
-	_, _, pending := t.usage()
-	waiting := t.waitingCount()
-	for kind, count := range pending {
+	k := t.kinds()
+	for kind, count := range k.pending {
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(count), kind)
-		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(waiting[kind]), kind)
-		if !t.handled(kind) {
-			ch <- prometheus.MustNewConstMetric(unhandledDesc, prometheus.GaugeValue, 1, kind)
-		}
+		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(k.waiting[kind]), kind)
+	}
+	for _, kind := range k.unhandled {
+		ch <- prometheus.MustNewConstMetric(unhandledDesc, prometheus.GaugeValue, 1, kind)
 	}
 }

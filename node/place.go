@@ -44,7 +44,6 @@ func (m *master) reassign(mem registry.Membership) {
 	})
 	for _, t := range orphans {
 		m.log.Info("worker left, giving its task to another", "uuid", t.rec.UUID, "worker", t.rec.Executor)
-		m.table.reserveOn(t, "") // the worker is gone, and its load with it
 		m.placeAsync(t, "", t.rec.Executor)
 	}
 	for _, t := range unplaced {

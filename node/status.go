@@ -1,7 +1,6 @@
 package node
 
 import (
-	"slices"
 	"time"
 
 	"github.com/meshpool/meshpool/election"
@@ -104,14 +103,8 @@ func (n *Node) Status() Status {
 	s.Worker.Term = p.worker.term.Load()
 	s.Dispatch.Term = term
 	if t := n.table.Load(); t != nil {
-		_, _, s.Dispatch.Pending = t.usage()
-		s.Dispatch.Waiting = t.waitingCount()
-		for kind := range s.Dispatch.Pending {
-			if !t.handled(kind) {
-				s.Dispatch.Unhandled = append(s.Dispatch.Unhandled, kind)
-			}
-		}
-		slices.Sort(s.Dispatch.Unhandled)
+		k := t.kinds()
+		s.Dispatch.Pending, s.Dispatch.Waiting, s.Dispatch.Unhandled = k.pending, k.waiting, k.unhandled
 	}
 	for _, c := range counters {
 		if c.field != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,7 +121,7 @@ func (tt *taskTable) resume(recs []taskstore.Record, until time.Time) (pending i
 	for _, r := range recs {
 		switch r.State {
 		case taskstore.Pending:
-			t := &tracked{rec: r, accepted: true, slot: r.Executor}
+			t := &tracked{rec: r, accepted: true, slot: r.Executor, print: tt.workPrint(r.Kind, r.Payload)}
 			tt.followLocked(t)
 			tt.book.move("", r.Executor)
 			pending++
@@ -145,8 +146,8 @@ const (
 
 // admission is what admit found, and for a known uuid what its answer
 // needs: the fingerprint of the task's kind and payload and its durability
-// (to spot a conflict), and its term (pending) or result (done; nil when
-// it was too large to keep in memory: large).
+// (to spot a conflict), and its term (pending) or result (done); for a
+// table that is full, what it holds.
 type admission struct {
 	known     known
 	t         *tracked // the new task (unknown) or the pending one
@@ -154,35 +155,37 @@ type admission struct {
 	ephemeral bool
 	term      int64
 	result    *message.Result
-	large     bool
+	tasks     int   // full: the tasks the table holds
+	bytes     int64 // full: their payload bytes
 }
 
 // admit looks sub's uuid up, and when it is new, adds it as a task under
-// term, claimed and placed on the least loaded worker's load. Unless
-// lookedUp, a durable uuid the done index may have forgotten is not added:
-// the caller looks in etcd first.
-func (tt *taskTable) admit(sub message.Submit, term int64, now time.Time, lookedUp bool) admission {
+// term, claimed and placed on the least loaded worker's load; print is
+// sub's work fingerprint (workPrint), made before the lock is taken.
+// Unless lookedUp, a durable uuid the done index may have forgotten is not
+// added: the caller looks in etcd first.
+func (tt *taskTable) admit(sub message.Submit, print uint64, term int64, now time.Time, lookedUp bool) admission {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	if t, ok := tt.tasks[sub.UUID]; ok {
 		if !t.accepted {
 			return admission{known: recording}
 		}
-		return admission{known: pending, print: tt.workPrint(t.rec.Kind, t.rec.Payload), ephemeral: t.ephemeral, term: t.rec.Term, t: t}
+		return admission{known: pending, print: t.print, ephemeral: t.ephemeral, term: t.rec.Term, t: t}
 	}
 	if d, ok := tt.done.get(sub.UUID); ok {
 		if d.result == nil && !d.ephemeral && !lookedUp {
 			return admission{known: lookUp} // its result was too large to keep here
 		}
-		return admission{known: done, print: d.print, ephemeral: d.ephemeral, result: d.result, large: d.result == nil}
+		return admission{known: done, print: d.print, ephemeral: d.ephemeral, result: d.result}
 	}
 	if !lookedUp && !sub.Ephemeral() && tt.done.mayHaveForgotten(sub.UUID, now) {
 		return admission{known: lookUp}
 	}
 	if tt.limits.tasks > 0 && len(tt.tasks) >= tt.limits.tasks || tt.limits.bytes > 0 && tt.bytes+int64(len(sub.Payload)) > tt.limits.bytes {
-		return admission{known: full}
+		return admission{known: full, tasks: len(tt.tasks), bytes: tt.bytes}
 	}
-	t := &tracked{busy: true, ephemeral: sub.Ephemeral(), accepted: sub.Ephemeral(), rec: taskstore.Record{
+	t := &tracked{busy: true, ephemeral: sub.Ephemeral(), accepted: sub.Ephemeral(), print: print, rec: taskstore.Record{
 		UUID: sub.UUID, Kind: sub.Kind, Payload: sub.Payload, Number: sub.Number, Term: term,
 		State: taskstore.Pending, Submitted: now.UTC(),
 	}}
@@ -193,22 +196,32 @@ func (tt *taskTable) admit(sub message.Submit, term int64, now time.Time, looked
 	return admission{known: unknown, t: t}
 }
 
-// sameWork reports whether a submission asks for the task t already is.
-func (tt *taskTable) sameWork(a admission, sub message.Submit) bool {
-	return a.print == tt.workPrint(sub.Kind, sub.Payload)
+// kindStats is the table by kind, for /status and /metrics.
+type kindStats struct {
+	pending   map[string]int // tasks followed
+	waiting   map[string]int // of those, waiting for a free slot
+	unhandled []string       // kinds of pending tasks no worker runs, sorted
 }
 
-// usage is how many tasks the table follows, their payload bytes, and
-// the count per kind. The count is made here, not kept on every admission:
-// only /status, /metrics and a refusal ask for it.
-func (tt *taskTable) usage() (tasks int, bytes int64, byKind map[string]int) {
+// kinds counts the tasks by kind, in one pass under the lock: the counts
+// are made when asked, not kept on every admission.
+func (tt *taskTable) kinds() kindStats {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	byKind = make(map[string]int)
-	for _, t := range tt.tasks { // a pass over the tasks, for /status and /metrics only
-		byKind[t.rec.Kind]++
+	k := kindStats{pending: make(map[string]int), waiting: make(map[string]int, len(tt.queues))}
+	for _, t := range tt.tasks {
+		k.pending[t.rec.Kind]++
 	}
-	return len(tt.tasks), tt.bytes, byKind
+	for kind, l := range tt.queues {
+		k.waiting[kind] = l.Len()
+	}
+	for kind := range k.pending {
+		if !tt.book.handled(kind) {
+			k.unhandled = append(k.unhandled, kind)
+		}
+	}
+	slices.Sort(k.unhandled)
+	return k
 }
 
 // accepted marks a new task's record written.
@@ -359,7 +372,7 @@ func (tt *taskTable) finish(t *tracked, ok bool, until time.Time) (sent time.Tim
 		return time.Time{}
 	}
 	tt.unfollowLocked(t)
-	tt.done.add(t.rec.UUID, tt.workPrint(t.rec.Kind, t.rec.Payload), t.result, t.ephemeral, until)
+	tt.done.add(t.rec.UUID, t.print, t.result, t.ephemeral, until)
 	return t.sent
 }
 

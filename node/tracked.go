@@ -10,7 +10,8 @@ import (
 
 // tracked is an accepted task the master follows until its result is
 // recorded. Its fields are guarded by the table's lock, except those set at
-// creation (ephemeral, rec.UUID, rec.Number) and those only the claim's
+// creation (ephemeral, print, seq, rec.UUID, rec.Kind, rec.Payload,
+// rec.Number) and those only the claim's
 // holder changes (rec.Executor, sent), which the holder may read without it.
 type tracked struct {
 	rec       taskstore.Record
@@ -26,6 +27,7 @@ type tracked struct {
 	slot      string          // the worker whose load counts this task; "" when none
 	queued    *list.Element   // its place in the table's waiting queue of its kind; nil when not waiting
 	seq       uint64          // admission order
+	print     uint64          // fingerprint of rec.Kind and rec.Payload (workPrint), set at creation
 }
 
 // placement is one sending of a task, under the master's term: a result is

@@ -151,14 +151,3 @@ func (tt *taskTable) nextWaiting() (*tracked, string) {
 	tt.moveSlotLocked(best, bestW)
 	return best, bestW
 }
-
-// waitingCount is how many tasks wait for a slot, per kind.
-func (tt *taskTable) waitingCount() map[string]int {
-	tt.mu.Lock()
-	defer tt.mu.Unlock()
-	n := make(map[string]int, len(tt.queues))
-	for kind, l := range tt.queues {
-		n[kind] = l.Len()
-	}
-	return n
-}

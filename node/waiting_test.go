@@ -19,7 +19,7 @@ func TestWaitingTasksGoInOrderAsSlotsFree(t *testing.T) {
 	var ts []*tracked
 	for i, kind := range []string{"x", "x", "y", "x"} {
 		sub := message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: kind, Payload: json.RawMessage("1")}
-		a := tt.admit(sub, 1, time.Now(), true)
+		a := tt.admit(sub, 0, 1, time.Now(), true)
 		ts = append(ts, a.t)
 	}
 	// The first x and the y got a slot at admission; the others wait.
@@ -50,7 +50,7 @@ func TestWaitingTasksGoInOrderAsSlotsFree(t *testing.T) {
 	if got, _ := tt.nextWaiting(); got != nil {
 		t.Fatalf("a second task taken for w-a's one slot")
 	}
-	if n := tt.waitingCount(); n["x"] != 1 || len(n) != 1 {
+	if n := tt.kinds().waiting; n["x"] != 1 || len(n) != 1 {
 		t.Fatalf("waiting %v, want one x", n)
 	}
 }
@@ -61,16 +61,16 @@ func TestAdmissionIsBounded(t *testing.T) {
 	sub := func(i int, payload string) message.Submit {
 		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "k", Payload: json.RawMessage(payload)}
 	}
-	if a := tt.admit(sub(1, `"123456"`), 1, time.Now(), true); a.known != unknown {
+	if a := tt.admit(sub(1, `"123456"`), 0, 1, time.Now(), true); a.known != unknown {
 		t.Fatalf("first: %v", a.known)
 	}
-	if a := tt.admit(sub(2, `"123456"`), 1, time.Now(), true); a.known != full {
+	if a := tt.admit(sub(2, `"123456"`), 0, 1, time.Now(), true); a.known != full {
 		t.Fatalf("beyond the bytes: %v, want full", a.known)
 	}
-	if a := tt.admit(sub(3, `1`), 1, time.Now(), true); a.known != unknown {
+	if a := tt.admit(sub(3, `1`), 0, 1, time.Now(), true); a.known != unknown {
 		t.Fatalf("within both: %v", a.known)
 	}
-	if a := tt.admit(sub(4, `1`), 1, time.Now(), true); a.known != full {
+	if a := tt.admit(sub(4, `1`), 0, 1, time.Now(), true); a.known != full {
 		t.Fatalf("beyond the tasks: %v, want full", a.known)
 	}
 }
@@ -83,7 +83,7 @@ func TestOldestWaitingTaskOfAnyKindGoesFirst(t *testing.T) {
 	var ts []*tracked
 	for i, kind := range []string{"x", "y", "y", "x"} {
 		sub := message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: kind, Payload: json.RawMessage("1")}
-		ts = append(ts, tt.admit(sub, 1, time.Now(), true).t)
+		ts = append(ts, tt.admit(sub, 0, 1, time.Now(), true).t)
 	}
 	for _, t := range ts[1:] {
 		tt.placed(t, noSlot, time.Now())
@@ -120,8 +120,8 @@ func TestWaitingTaskPlacedElsewhereIsNotTakenAgain(t *testing.T) {
 	sub := func(i int) message.Submit {
 		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "x", Payload: json.RawMessage("1")}
 	}
-	busy := tt.admit(sub(0), 1, time.Now(), true).t
-	waiting := tt.admit(sub(1), 1, time.Now(), true).t
+	busy := tt.admit(sub(0), 0, 1, time.Now(), true).t
+	waiting := tt.admit(sub(1), 0, 1, time.Now(), true).t
 	tt.placed(waiting, noSlot, time.Now())
 	tt.release(busy)
 	// Placed elsewhere while in the queue.
@@ -144,9 +144,9 @@ func TestTaskWaitsOnceWhateverClaimsIt(t *testing.T) {
 	sub := func(i int) message.Submit {
 		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "x", Payload: json.RawMessage("1")}
 	}
-	busy := tt.admit(sub(0), 1, time.Now(), true).t
+	busy := tt.admit(sub(0), 0, 1, time.Now(), true).t
 	tt.release(busy)
-	w := tt.admit(sub(1), 1, time.Now(), true).t
+	w := tt.admit(sub(1), 0, 1, time.Now(), true).t
 	tt.placed(w, noSlot, time.Now())
 	claim := func() {
 		if !tt.claimIf(w, func(*tracked) bool { return true }) {
@@ -154,13 +154,13 @@ func TestTaskWaitsOnceWhateverClaimsIt(t *testing.T) {
 		}
 	}
 	claim()
-	if n := tt.waitingCount()["x"]; n != 0 {
+	if n := tt.kinds().waiting["x"]; n != 0 {
 		t.Fatalf("a claimed task still counted as waiting (%d)", n)
 	}
 	tt.placed(w, sentOK, time.Now())
 	claim()
 	tt.placed(w, noSlot, time.Now()) // timed out there, no slot again
-	if n := tt.waitingCount()["x"]; n != 1 {
+	if n := tt.kinds().waiting["x"]; n != 1 {
 		t.Fatalf("waiting %d times, want once", n)
 	}
 	tt.reserveOn(busy, "")

@@ -123,6 +123,7 @@ func (w *worker) handle(msg *nats.Msg) {
 		return
 	}
 
+	key := taskKey{task.UUID, w.workPrint(task)} // before the lock: a payload may be large
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -132,7 +133,6 @@ func (w *worker) handle(msg *nats.Msg) {
 	// A task sent again (a new master resuming, a timeout) is not run twice:
 	// if it is under way the ack says so, if it is done its result is
 	// published again for the master that missed it.
-	key := taskKey{task.UUID, w.workPrint(task)}
 	if s, ok := w.running[key]; ok {
 		s.raise(task)
 		w.mu.Unlock()

@@ -50,9 +50,6 @@ func (r Record) Handles(kind string) bool {
 	return found
 }
 
-// Capacity is how many tasks the node runs at once; a record without
-// slots (written before them) has no bound, shown as 0.
-func (r Record) Capacity() int { return r.Slots }
 
 var (
 	// ErrInvalidRecord is matched (errors.Is) by every error Record.Validate returns.

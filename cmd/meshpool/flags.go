@@ -79,7 +79,7 @@ func refuseZero(fs *flag.FlagSet) error {
 			return
 		}
 		switch v := f.Value.String(); v {
-		case "", "0", "0s", "0B":
+		case "", "0", "0s":
 			errs = append(errs, fmt.Errorf("--%s %q: zero is not a setting of this flag; leave it out for the default %s", f.Name, v, f.DefValue))
 		}
 	})

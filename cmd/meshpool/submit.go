@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -158,35 +157,32 @@ func (m *Main) taskOf(sub *message.Submit, payload, payloadFile string) error {
 		}
 		payload = string(b)
 	}
-	if sub.Kind == "" {
-		if payload != "" || payloadFile != "" {
-			return errors.New("a payload needs --kind (the demo kind takes --number)")
-		}
-		sub.Kind = message.KindTriple
-		sub.Payload = strconv.AppendInt(nil, sub.Number, 10)
-		return sub.Validate()
+	if sub.Kind == "" && (payload != "" || payloadFile != "") {
+		return errors.New("a payload needs --kind (the demo kind takes --number)")
 	}
-	if sub.Number != 0 {
+	if sub.Kind != "" && sub.Number != 0 {
 		return errors.New("--number is the demo kind's; give --payload with --kind")
 	}
-	if payload = strings.TrimSpace(payload); payload == "" {
-		payload = "null"
-	}
-	if !json.Valid([]byte(payload)) {
-		return fmt.Errorf("the payload is not JSON: %.60q (a string needs its quotes: '\"text\"')", payload)
-	}
-	if len(payload) > message.MaxData {
-		return fmt.Errorf("the payload is %d bytes, more than a node takes at most (%d)", len(payload), message.MaxData)
-	}
-	sub.Payload = json.RawMessage(payload)
-	if sub.Kind == message.KindTriple {
-		n, err := message.TripleNumber(sub.Payload)
-		if err != nil {
-			return err
+	if sub.Kind != "" {
+		if payload = strings.TrimSpace(payload); payload == "" {
+			payload = "null"
 		}
-		sub.Number = n
+		if !json.Valid([]byte(payload)) {
+			return fmt.Errorf("the payload is not JSON: %.60q (a string needs its quotes: '\"text\"')", payload)
+		}
+		if len(payload) > message.MaxData {
+			return fmt.Errorf("the payload is %d bytes, more than a node takes at most (%d)", len(payload), message.MaxData)
+		}
+		sub.Payload = json.RawMessage(payload)
 	}
-	return sub.Validate()
+	// The rest of the rules are the master's: read it as the master will.
+	read, err := message.DecodeSubmit(sub.AppendJSON(nil))
+	if err != nil {
+		return err
+	}
+	read.UUID = sub.UUID // as given: the client canonicalises it itself
+	*sub = read
+	return nil
 }
 
 // resultText is one line about a result.
