@@ -50,7 +50,6 @@ func (r Record) Handles(kind string) bool {
 	return found
 }
 
-
 var (
 	// ErrInvalidRecord is matched (errors.Is) by every error Record.Validate returns.
 	ErrInvalidRecord = errors.New("registry: invalid record")
