@@ -2,8 +2,8 @@
 # Installs what the tests need and the machine may lack: an etcd server
 # process for the end-to-end tests (Debian's etcd-server), iproute2 for the
 # network-namespace fault suite, shellcheck and ruby for the deployment
-# files, promtool for the metrics, chromium for the live page, and the nats
-# CLI. Skipped for what is present. With the argument "etcd" it installs
+# files, promtool for the metrics, chromium for the live page, Node.js and
+# npm for the JavaScript example, and the nats CLI. Skipped for what is present. With the argument "etcd" it installs
 # only the etcd server (what make bench needs).
 set -euo pipefail
 need=()
@@ -16,6 +16,8 @@ if [ -z "$only_etcd" ]; then
   command -v ruby >/dev/null 2>&1 || need+=(ruby)                   # ruby -c on the Vagrantfile
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)         # promtool check metrics
   command -v chromium >/dev/null 2>&1 || need+=(chromium)           # the live page, in a real browser
+  command -v node >/dev/null 2>&1 || need+=(nodejs)                 # the JavaScript example (examples/js)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
 # The real nats CLI, to check that `nats sub results` shows what meshpool
 # watch shows. It is a Go module: installed into $(go env GOPATH)/bin, no root.
