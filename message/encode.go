@@ -25,6 +25,9 @@ func (t Task) AppendJSON(b []byte) []byte {
 	}
 	b = jsonw.Int(jsonw.Key(b, "term"), t.Term)
 	b = jsonw.Int(jsonw.Key(b, "attempt"), t.Attempt)
+	if t.TimeoutMS != 0 {
+		b = jsonw.Int(jsonw.Key(b, "timeout_ms"), t.TimeoutMS)
+	}
 	return append(b, '}')
 }
 
@@ -54,6 +57,9 @@ func (r Result) AppendJSON(b []byte) []byte {
 	if r.Error != "" {
 		b = jsonw.String(jsonw.Key(b, "error"), r.Error)
 	}
+	if r.Permanent {
+		b = jsonw.Bool(jsonw.Key(b, "permanent"), true)
+	}
 	b = jsonw.Layout(jsonw.Key(b, "start"), r.Start.Time, TimeLayout)
 	b = jsonw.Layout(jsonw.Key(b, "finish"), r.Finish.Time, TimeLayout)
 	b = jsonw.Int(jsonw.Key(b, "term"), r.Term)
@@ -80,6 +86,7 @@ func (s Submit) AppendJSON(b []byte) []byte {
 	if s.Durability != "" {
 		b = jsonw.String(jsonw.Key(b, "durability"), s.Durability)
 	}
+	b = s.Options.appendJSON(b)
 	return append(b, '}')
 }
 
@@ -125,3 +132,15 @@ func appendVersion(b []byte) []byte {
 }
 
 var versionText = strconv.Itoa(Version)
+
+// AppendJSON appends the attempt's error as JSON.
+func (e AttemptError) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = jsonw.Int(jsonw.Key(b, "attempt"), int64(e.Attempt))
+	if e.Executor != "" {
+		b = jsonw.String(jsonw.Key(b, "executor"), e.Executor)
+	}
+	b = jsonw.String(jsonw.Key(b, "error"), e.Error)
+	b = jsonw.Layout(jsonw.Key(b, "at"), e.At.Time, TimeLayout)
+	return append(b, '}')
+}

@@ -47,6 +47,11 @@ func messagesFor(s string, n int64, ts time.Time) []appender {
 		res,
 		message.Submit{V: v, UUID: s, Kind: s + "k", Payload: payload, Number: n, Durability: s},
 		message.Submit{V: v, Kind: "k"},
+		message.Submit{V: v, Kind: "k", Options: message.Options{Timeout: message.Duration(n), MaxAttempts: int(n % 100), RunAt: stamp,
+			Delay: message.Duration(n / 3), Priority: int(n % 10), Backoff: message.Duration(n / 7), BackoffMax: message.Duration(-n)}},
+		message.Task{V: v, UUID: s, Executor: s, Kind: s, Payload: payload, Term: n, Attempt: n, TimeoutMS: n},
+		message.Result{V: v, UUID: s, Executor: s, Kind: s, Error: s + "x", Permanent: true, Start: stamp, Finish: stamp, Term: n},
+		message.AttemptError{Attempt: int(n), Executor: s, Error: s, At: stamp},
 		message.SubmitReply{V: v, UUID: s, Accepted: true, Duplicate: true, State: s, Result: &res, Term: n, Error: s, Temporary: true},
 		message.SubmitReply{V: v},
 	}

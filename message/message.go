@@ -64,9 +64,13 @@ type Task struct {
 	// (when not 0) for the nodes that knew no other kind.
 	Number int64 `json:"number,omitempty"`
 	Term   int64 `json:"term"`
-	// Attempt is the master's placement count of the task, from 1; the
-	// worker echoes it, with Term, in the task's result.
+	// Attempt is the task's attempt number, from 1; the worker echoes it,
+	// with Term, in the task's result. A task sent again to the same worker
+	// in the same attempt (a new master resuming it) is not run twice.
 	Attempt int64 `json:"attempt"`
+	// TimeoutMS bounds the attempt, in milliseconds; 0: the worker's
+	// --task-timeout.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
 
 // Validate checks every field. A triple task's number and payload must
@@ -89,6 +93,9 @@ func (t Task) Validate() error {
 	}
 	if t.Attempt < 0 {
 		return fmt.Errorf("%w: attempt must not be negative, got %d", ErrInvalid, t.Attempt)
+	}
+	if t.TimeoutMS < 0 || t.TimeoutMS > MaxTimeout.Milliseconds() {
+		return fmt.Errorf("%w: timeout_ms %d: want 0 to %d", ErrInvalid, t.TimeoutMS, MaxTimeout.Milliseconds())
 	}
 	return nil
 }
@@ -131,8 +138,11 @@ type Result struct {
 	// there is none. Exactly one of them is set.
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
-	Start  Timestamp       `json:"start"`
-	Finish Timestamp       `json:"finish"`
+	// Permanent marks an error no other attempt can mend (the handler
+	// said so): the task fails at once, whatever attempts it has left.
+	Permanent bool      `json:"permanent,omitempty"`
+	Start     Timestamp `json:"start"`
+	Finish    Timestamp `json:"finish"`
 	// Term and Attempt are those of the latest sending of the task to this
 	// worker: the master records a result only for a placement it made.
 	Term    int64 `json:"term"`
@@ -162,6 +172,8 @@ func (r Result) Validate() error {
 		return fmt.Errorf("%w: a result has a result or an error, not both", ErrInvalid)
 	case len(r.Error) > MaxErrorLen:
 		return fmt.Errorf("%w: error is %d bytes, limit %d", ErrInvalid, len(r.Error), MaxErrorLen)
+	case r.Permanent && r.Error == "":
+		return fmt.Errorf("%w: only an error can be permanent", ErrInvalid)
 	}
 	if r.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, r.Term)

@@ -41,6 +41,8 @@ type Submit struct {
 	Number int64 `json:"number,omitempty"`
 	// Durability is DurabilityDurable (also when empty) or DurabilityNone.
 	Durability string `json:"durability,omitempty"`
+	// Options: timeout, attempts and backoff, run_at or delay, priority.
+	Options
 }
 
 // Durability of a submitted task.
@@ -74,6 +76,9 @@ func (s Submit) Validate() error {
 	default:
 		return fmt.Errorf("%w: durability %q: want %q or %q", ErrInvalid, truncate(s.Durability), DurabilityDurable, DurabilityNone)
 	}
+	if err := s.Options.Validate(); err != nil {
+		return err
+	}
 	return ValidWork(s.Kind, s.Payload, s.Number)
 }
 
@@ -87,6 +92,13 @@ var submitFields = []field{
 	{name: "payload"},
 	{name: "number"},
 	{name: "durability"},
+	{name: "timeout"},
+	{name: "max_attempts"},
+	{name: "run_at"},
+	{name: "delay"},
+	{name: "priority"},
+	{name: "backoff"},
+	{name: "backoff_max"},
 }
 
 // The bits of submitFields that DecodeSubmit looks at (fieldsIn's seen).
@@ -135,19 +147,14 @@ func DecodeSubmit(data []byte) (Submit, error) {
 	return s, nil
 }
 
-// Task states, as a submitter sees them.
-const (
-	StatePending = "pending"
-	StateDone    = "done"
-)
-
 // SubmitReply is the master's answer on tasks.submit.
 type SubmitReply struct {
 	V        int    `json:"v,omitempty"`
 	UUID     string `json:"uuid,omitempty"`
 	Accepted bool   `json:"accepted"`
 	// Duplicate says the UUID was known: the task is not run again, State
-	// says where it is, and Result is set when it is done.
+	// says where it is (one of States), and Result is set when it is done,
+	// or failed after a result with an error.
 	Duplicate bool    `json:"duplicate,omitempty"`
 	State     string  `json:"state,omitempty"`
 	Result    *Result `json:"result,omitempty"`

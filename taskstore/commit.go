@@ -19,21 +19,22 @@ func (w *Writer) commit(ctx context.Context, batch []*op) error {
 	w.stats.txns.Add(1)
 	w.stats.ops.Add(int64(len(batch)))
 
-	var lease clientv3.LeaseID
+	granted := map[*leases]clientv3.LeaseID{} // the lease of each retention in this txn
 	ops := make([]clientv3.Op, len(batch))
 	for i, o := range batch {
 		switch {
 		case o.del:
 			ops[i] = clientv3.OpDelete(o.key)
-		case o.lease:
-			if lease == 0 {
-				id, err := w.leases.get(ctx)
-				if err != nil {
-					return w.failed(len(batch), err)
+		case o.lease != nil:
+			id, ok := granted[o.lease]
+			if !ok {
+				var err error
+				if id, err = o.lease.get(ctx); err != nil {
+					return w.failedTxn(len(batch), err)
 				}
-				lease = id
+				granted[o.lease] = id
 			}
-			ops[i] = clientv3.OpPut(o.key, o.value, clientv3.WithLease(lease))
+			ops[i] = clientv3.OpPut(o.key, o.value, clientv3.WithLease(id))
 		default:
 			ops[i] = clientv3.OpPut(o.key, o.value)
 		}
@@ -44,10 +45,12 @@ func (w *Writer) commit(ctx context.Context, batch []*op) error {
 		Else(clientv3.OpGet(w.fence.Key, clientv3.WithKeysOnly())).
 		Commit()
 	if err != nil {
-		if lease != 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			w.leases.forget(lease)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			for l, id := range granted {
+				l.forget(id)
+			}
 		}
-		return w.failed(len(batch), err)
+		return w.failedTxn(len(batch), err)
 	}
 	if !resp.Succeeded {
 		w.stats.fenced.Add(1)
@@ -67,7 +70,7 @@ func (w *Writer) commit(ctx context.Context, batch []*op) error {
 	return nil
 }
 
-func (w *Writer) failed(n int, err error) error {
+func (w *Writer) failedTxn(n int, err error) error {
 	w.stats.errors.Add(1)
 	if errors.Is(err, rpctypes.ErrNoSpace) {
 		// Every write fails alike until an operator frees space: say so

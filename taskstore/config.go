@@ -27,6 +27,10 @@ type Config struct {
 	// longer (at least 1s, at most 1m more): completions share one lease per
 	// time bucket. Default 10m, at most MaxRetention.
 	Retention time.Duration
+	// FailedRetention is how long a Failed or Cancelled record is kept
+	// (the dead-letter list), as Retention is for Done ones. Default a
+	// week, at most MaxRetention.
+	FailedRetention time.Duration
 	// Timeout bounds each txn, lease grant included. Default 5s.
 	Timeout time.Duration
 	// Logger receives the Writer's logs; the caller adds component and node
@@ -38,6 +42,7 @@ const (
 	defaultMaxBatch    = 128
 	defaultMaxInFlight = 4
 	defaultRetention   = 10 * time.Minute
+	defaultFailed      = 7 * 24 * time.Hour
 	defaultTimeout     = 5 * time.Second
 )
 
@@ -50,13 +55,15 @@ const MaxRetention = keyspace.MaxLeaseTTL - maxBucket - time.Second
 var ErrInvalidConfig = errors.New("taskstore: invalid config")
 
 // DefaultConfig returns the defaults: batches of up to 128 writes, 4 txns
-// in flight, Done records kept 10m, 5s per txn, no logging.
+// in flight, Done records kept 10m, Failed and Cancelled ones a week, 5s
+// per txn, no logging.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatch:    defaultMaxBatch,
-		MaxInFlight: defaultMaxInFlight,
-		Retention:   defaultRetention,
-		Timeout:     defaultTimeout,
+		MaxBatch:        defaultMaxBatch,
+		MaxInFlight:     defaultMaxInFlight,
+		Retention:       defaultRetention,
+		FailedRetention: defaultFailed,
+		Timeout:         defaultTimeout,
 	}
 }
 
@@ -72,6 +79,11 @@ func (c Config) Validate() error {
 	case c.Retention > MaxRetention:
 		return fmt.Errorf("%w: retention must be at most %s (etcd's longest lease, less a bucket), got %s",
 			ErrInvalidConfig, MaxRetention, c.Retention)
+	case c.FailedRetention < 0:
+		return fmt.Errorf("%w: failed retention must not be negative, got %s", ErrInvalidConfig, c.FailedRetention)
+	case c.FailedRetention > MaxRetention:
+		return fmt.Errorf("%w: failed retention must be at most %s (etcd's longest lease, less a bucket), got %s",
+			ErrInvalidConfig, MaxRetention, c.FailedRetention)
 	case c.Timeout < 0:
 		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidConfig, c.Timeout)
 	}

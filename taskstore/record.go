@@ -16,11 +16,18 @@ import (
 // State is where a task stands.
 type State string
 
-// The states of a task.
+// The states of a task (message.States says what each means).
 const (
-	Pending State = "pending"
-	Done    State = "done"
+	Pending   State = message.StatePending
+	Running   State = message.StateRunning
+	Retrying  State = message.StateRetrying
+	Done      State = message.StateDone
+	Failed    State = message.StateFailed
+	Cancelled State = message.StateCancelled
 )
+
+// Final reports whether the state ends the task's life.
+func (s State) Final() bool { return message.Final(string(s)) }
 
 // Record is one task's durable state, stored as JSON at keyspace.Task(prefix, UUID).
 type Record struct {
@@ -35,12 +42,27 @@ type Record struct {
 	Kind      string          `json:"kind"`
 	Payload   json.RawMessage `json:"payload"`
 	Number    int64           `json:"number,omitempty"`
-	Executor  string          `json:"executor,omitempty"` // "" = not placed yet
+	Executor  string          `json:"executor,omitempty"` // the current or last attempt's worker; "" = none yet
 	Term      int64           `json:"term"`               // term of the master that last wrote it
 	State     State           `json:"state"`
 	Submitted time.Time       `json:"submitted"`
-	Attempts  int             `json:"attempts"`         // dispatches so far
-	Result    *message.Result `json:"result,omitempty"` // set when Done
+	// Attempts is the current or last attempt's number: 0 before the
+	// first placement, n while attempt n runs and after it failed.
+	Attempts int             `json:"attempts"`
+	Result   *message.Result `json:"result,omitempty"` // Done: the result; Failed: the last attempt's error, when a worker sent one
+	// The task's options, defaults filled in at acceptance (0 in a record
+	// written before them: the master's defaults).
+	MaxAttempts int              `json:"max_attempts,omitempty"`
+	Priority    int              `json:"priority,omitempty"`
+	Timeout     message.Duration `json:"timeout,omitzero"`
+	Backoff     message.Duration `json:"backoff,omitzero"`
+	BackoffMax  message.Duration `json:"backoff_max,omitzero"`
+	// NotBefore: a Pending or Retrying task is not started before it.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Started   time.Time `json:"started,omitzero"`  // the current or last attempt's start (its placement)
+	Finished  time.Time `json:"finished,omitzero"` // when it became Done, Failed or Cancelled
+	// Errors are the last message.MaxErrorsKept attempts' errors, oldest first.
+	Errors []message.AttemptError `json:"errors,omitempty"`
 }
 
 var (
@@ -81,16 +103,31 @@ func (r Record) problem() string {
 	switch {
 	case r.Term <= 0:
 		return fmt.Sprintf("term must be positive, got %d", r.Term)
-	case r.State != Pending && r.State != Done:
-		return fmt.Sprintf("state must be %q or %q, got %q", Pending, Done, truncate(string(r.State)))
+	case message.ValidState(string(r.State)) != nil:
+		return fmt.Sprintf("state %q: want one of %s", truncate(string(r.State)), strings.Join(message.States, ", "))
 	case r.Submitted.IsZero():
 		return "submitted is not set"
 	case r.Attempts < 0:
 		return fmt.Sprintf("attempts must not be negative, got %d", r.Attempts)
-	case r.State == Pending && r.Result != nil:
-		return "a pending task has no result"
+	case r.Result != nil && r.State != Done && r.State != Failed:
+		return fmt.Sprintf("a %s task has no result", r.State)
 	case r.State == Done && r.Result == nil:
 		return "a done task needs its result"
+	case r.State == Failed && r.Result != nil && r.Result.Error == "":
+		return "a failed task's result is an error"
+	case r.State == Running && r.Executor == "":
+		return "a running task needs its executor"
+	case len(r.Errors) > message.MaxErrorsKept:
+		return fmt.Sprintf("%d errors kept, limit %d", len(r.Errors), message.MaxErrorsKept)
+	}
+	opts := message.Options{Timeout: r.Timeout, MaxAttempts: r.MaxAttempts, Priority: r.Priority, Backoff: r.Backoff, BackoffMax: r.BackoffMax}
+	if err := opts.Validate(); err != nil {
+		return err.Error()
+	}
+	for _, e := range r.Errors {
+		if len(e.Error) > message.MaxErrorLen {
+			return fmt.Sprintf("an error kept is %d bytes, limit %d", len(e.Error), message.MaxErrorLen)
+		}
 	}
 	if r.Result != nil {
 		if err := r.Result.Validate(); err != nil {
@@ -163,8 +200,44 @@ func (r Record) appendJSON(b []byte) (string, error) {
 	if r.Result != nil {
 		b = r.Result.AppendJSON(jsonw.Key(b, "result"))
 	}
+	if r.MaxAttempts != 0 {
+		b = jsonw.Int(jsonw.Key(b, "max_attempts"), int64(r.MaxAttempts))
+	}
+	if r.Priority != 0 {
+		b = jsonw.Int(jsonw.Key(b, "priority"), int64(r.Priority))
+	}
+	b = appendDuration(b, "timeout", r.Timeout)
+	b = appendDuration(b, "backoff", r.Backoff)
+	b = appendDuration(b, "backoff_max", r.BackoffMax)
+	for _, t := range []struct {
+		name string
+		t    time.Time
+	}{{"not_before", r.NotBefore}, {"started", r.Started}, {"finished", r.Finished}} {
+		if !t.t.IsZero() {
+			if b, err = jsonw.Time(jsonw.Key(b, t.name), t.t); err != nil {
+				return "", fmt.Errorf("taskstore: cannot encode task %s: %w", r.UUID, err)
+			}
+		}
+	}
+	if len(r.Errors) > 0 {
+		b = append(jsonw.Key(b, "errors"), '[')
+		for i, e := range r.Errors {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = e.AppendJSON(b)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, '}')
 	return string(b), nil
+}
+
+func appendDuration(b []byte, name string, d message.Duration) []byte {
+	if d == 0 {
+		return b
+	}
+	return jsonw.String(jsonw.Key(b, name), d.D().String())
 }
 
 func truncate(s string) string { return truncateN(s, 64) }

@@ -26,10 +26,31 @@ func TestRecordValidate(t *testing.T) {
 		{"uuid empty", func(r *taskstore.Record) { r.UUID = "" }, "uuid"},
 		{"executor with a dot", func(r *taskstore.Record) { r.Executor = "a.b" }, "executor"},
 		{"term zero", func(r *taskstore.Record) { r.Term = 0 }, "term"},
-		{"unknown state", func(r *taskstore.Record) { r.State = "running" }, "state"},
+		{"unknown state", func(r *taskstore.Record) { r.State = "started" }, "state"},
+		{"running", func(r *taskstore.Record) { r.State = taskstore.Running }, ""},
+		{"running nowhere", func(r *taskstore.Record) { r.State, r.Executor = taskstore.Running, "" }, "executor"},
+		{"retrying with its errors", func(r *taskstore.Record) { r.State, r.Errors = taskstore.Retrying, attemptErrors(3) }, ""},
+		{"too many errors kept", func(r *taskstore.Record) { r.Errors = attemptErrors(message.MaxErrorsKept + 1) }, "errors kept"},
+		{"an error kept too long", func(r *taskstore.Record) {
+			r.Errors = attemptErrors(1)
+			r.Errors[0].Error = strings.Repeat("x", message.MaxErrorLen+1)
+		}, "error kept"},
+		{"failed with its error", func(r *taskstore.Record) {
+			*r = done(*r)
+			r.State, r.Result.Result, r.Result.Error = taskstore.Failed, nil, "boom"
+		}, ""},
+		{"failed without a result", func(r *taskstore.Record) { r.State = taskstore.Failed }, ""},
+		{"failed with a result that is no error", func(r *taskstore.Record) { *r = done(*r); r.State = taskstore.Failed }, "error"},
+		{"cancelled", func(r *taskstore.Record) { r.State = taskstore.Cancelled }, ""},
+		{"cancelled with a result", func(r *taskstore.Record) { *r = done(*r); r.State = taskstore.Cancelled }, "no result"},
+		{"options", func(r *taskstore.Record) {
+			r.MaxAttempts, r.Priority, r.Timeout, r.Backoff, r.BackoffMax = 3, 9, message.Duration(time.Minute), message.Duration(time.Second), message.Duration(time.Hour)
+		}, ""},
+		{"too many attempts allowed", func(r *taskstore.Record) { r.MaxAttempts = message.MaxAttempts + 1 }, "max_attempts"},
+		{"priority out of range", func(r *taskstore.Record) { r.Priority = message.MaxPriority + 1 }, "priority"},
 		{"no submission time", func(r *taskstore.Record) { r.Submitted = time.Time{} }, "submitted"},
 		{"negative attempts", func(r *taskstore.Record) { r.Attempts = -1 }, "attempts"},
-		{"pending with a result", func(r *taskstore.Record) { r.Result = done(*r).Result }, "pending"},
+		{"pending with a result", func(r *taskstore.Record) { r.Result = done(*r).Result }, "pending task has no result"},
 		{"done without result", func(r *taskstore.Record) { r.State = taskstore.Done }, "result"},
 		{"invalid result", func(r *taskstore.Record) { *r = done(*r); r.Result.Term = 0 }, "result"},
 		{"result of another task", func(r *taskstore.Record) { *r = done(*r); r.Result.UUID = pending(1).UUID }, "another"},
@@ -114,4 +135,14 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// attemptErrors returns n errors of attempts 1 to n.
+func attemptErrors(n int) []message.AttemptError {
+	var errs []message.AttemptError
+	for i := 1; i <= n; i++ {
+		errs = append(errs, message.AttemptError{Attempt: i, Executor: "node-a-1234abcd", Error: "boom " + strings.Repeat("é", i),
+			At: message.NewTimestamp(time.Date(2025, 3, 1, 12, 0, i, 0, time.UTC))})
+	}
+	return errs
 }

@@ -32,7 +32,8 @@ type Writer struct {
 	fence  Fence
 	cfg    Config
 	log    *slog.Logger
-	leases *leases
+	leases *leases // Done records' retention
+	failed *leases // Failed and Cancelled records' retention
 
 	queue   chan *op
 	stopped chan struct{} // closed when Run has returned and no write is in flight
@@ -50,7 +51,7 @@ type op struct {
 	key   string
 	value string
 	del   bool       // delete key instead of putting value
-	lease bool       // put value under the retention lease
+	lease *leases    // put value under this retention's lease; nil: no lease
 	done  chan error // buffered, receives exactly one reply
 }
 
@@ -65,42 +66,61 @@ func NewWriter(cli *clientv3.Client, prefix string, fence Fence, cfg Config) *Wr
 		cfg:     cfg,
 		log:     cfg.Logger,
 		leases:  newLeases(cli, cfg.Retention),
+		failed:  newLeases(cli, cfg.FailedRetention),
 		queue:   make(chan *op, max(cfg.MaxBatch, 1)), // Run refuses MaxBatch < 0
 		stopped: make(chan struct{}),
 	}
 }
 
-// Put writes r as a Pending record: a new task, or one placed again with
-// another executor. It sets r.State to Pending and r.Term to the fence's
-// term, checks r, and blocks until the txn carrying it commits. It returns
-// an error matching ErrFenced if the term is over, ErrInvalidRecord if r is
-// not valid, ErrNoSpace if etcd is out of space, and a wrapped etcd or
-// context error if the txn failed (the write may or may not have happened:
-// retry).
+// Put writes r as a live record: a new task, one placed on a worker, one
+// waiting to be retried. r.State is Pending (also when empty), Running or
+// Retrying; Put sets r.Term to the fence's term, checks r, and blocks until
+// the txn carrying it commits. It returns an error matching ErrFenced if
+// the term is over, ErrInvalidRecord if r is not valid (or in a final
+// state: see Complete), ErrNoSpace if etcd is out of space, and a wrapped
+// etcd or context error if the txn failed (the write may or may not have
+// happened: retry).
 func (w *Writer) Put(ctx context.Context, r Record) error {
-	r.State, r.Term = Pending, w.fence.Term
-	if err := w.write(ctx, r, false, false); err != nil {
+	if r.State == "" {
+		r.State = Pending
+	}
+	if r.State.Final() {
+		return fmt.Errorf("%w: Put writes a live task, not a %s one (Complete does)", ErrInvalidRecord, r.State)
+	}
+	r.Term = w.fence.Term
+	if err := w.write(ctx, r, false, nil); err != nil {
 		return fmt.Errorf("taskstore: cannot put task %s: %w", r.UUID, err)
 	}
 	return nil
 }
 
-// Complete records r as Done: with Retention > 0 it writes the record under
-// a lease that expires after about Retention (one lease per time bucket,
-// shared by every completion in it); with Retention == 0 it deletes the
-// record. It sets r.State to Done and r.Term to the fence's term, checks r
-// (a Done record needs its Result), and blocks until the txn commits. Errors
-// are those of Put.
+// Complete records r in its final state: Done (also when r.State is not
+// final) is kept for Retention, Failed and Cancelled for FailedRetention.
+// It writes the record under a lease that expires after about that time
+// (one lease per time bucket, shared by every completion in it); a
+// retention of 0 deletes the record. It sets r.Term to the fence's term,
+// checks r (a Done record needs its Result), and blocks until the txn
+// commits. Errors are those of Put.
 func (w *Writer) Complete(ctx context.Context, r Record) error {
-	r.State, r.Term = Done, w.fence.Term
-	del := w.cfg.Retention == 0
-	if err := w.write(ctx, r, del, !del); err != nil {
+	if !r.State.Final() {
+		r.State = Done
+	}
+	r.Term = w.fence.Term
+	keep, retention := w.leases, w.cfg.Retention
+	if r.State != Done {
+		keep, retention = w.failed, w.cfg.FailedRetention
+	}
+	del := retention == 0
+	if del {
+		keep = nil
+	}
+	if err := w.write(ctx, r, del, keep); err != nil {
 		return fmt.Errorf("taskstore: cannot complete task %s: %w", r.UUID, err)
 	}
 	return nil
 }
 
-func (w *Writer) write(ctx context.Context, r Record, del, lease bool) error {
+func (w *Writer) write(ctx context.Context, r Record, del bool, lease *leases) error {
 	if w.fenced.Load() {
 		return ErrFenced
 	}
