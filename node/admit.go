@@ -92,6 +92,19 @@ func (m *master) submit(sub message.Submit, answer func(message.SubmitReply)) {
 	}
 }
 
+// placeNow places a task accept returned, on the worker accept chose, in
+// the calling goroutine; without one (its time has not come, or tasks of
+// its kind wait) the task waits. t is claimed.
+func (m *master) placeNow(t *tracked) {
+	if t.slot == "" {
+		if m.table.park(t, time.Now()) {
+			m.record(t)
+		}
+		return
+	}
+	m.placeThenRecord(t, t.rec.Executor, "")
+}
+
 var errNotLeading = errors.New("not the master any more")
 
 // errRecording answers a uuid whose first submission is still being recorded.
@@ -107,15 +120,20 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	if !m.lead.Valid() {
 		return message.SubmitReply{}, nil, errNotLeading
 	}
+	now := time.Now()
+	rec, err := m.newRecord(sub, now)
+	if err != nil {
+		return message.SubmitReply{UUID: sub.UUID, Error: "invalid task: " + err.Error()}, nil, nil
+	}
 	print := m.table.workPrint(sub.Kind, sub.Payload) // before the lock: a payload may be large
-	a := m.table.admit(sub, print, m.term, time.Now(), false)
+	a := m.table.admit(sub, rec, print, now, false)
 	if a.known == lookUp {
 		// The done index forgot tasks early: this uuid may be one of
 		// them, still recorded in etcd. Look before running it again.
 		if reply, found, err := m.lookUp(sub, print); err != nil || found {
 			return reply, nil, err
 		}
-		a = m.table.admit(sub, print, m.term, time.Now(), true)
+		a = m.table.admit(sub, rec, print, time.Now(), true)
 	}
 	switch a.known {
 	case full:
@@ -132,10 +150,10 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		}
 		m.stats.duplicates.Add(1)
 		if a.known == done {
-			return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StateDone, Result: a.result, Term: m.term}, nil, nil
+			return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: a.state, Result: a.result, Term: m.term}, nil, nil
 		}
 		m.resendIfLost(a.t, time.Now())
-		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: message.StatePending, Term: a.term}, nil, nil
+		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: a.state, Term: a.term}, nil, nil
 	}
 	t := a.t
 	if !t.ephemeral {
@@ -152,7 +170,26 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	}
 	m.stats.accepted.Add(1)
 	m.stats.inFlight.Add(1)
-	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: message.StatePending, Term: m.term}, t, nil
+	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: string(t.rec.State), Term: m.term}, t, nil
+}
+
+// newRecord is sub's record as accepted at now: its options, the node's
+// defaults where it gave none, and the time it may start (run_at, or now
+// plus its delay).
+func (m *master) newRecord(sub message.Submit, now time.Time) (taskstore.Record, error) {
+	r := taskstore.Record{UUID: sub.UUID, Kind: sub.Kind, Payload: sub.Payload, Number: sub.Number, Term: m.term,
+		State: taskstore.Pending, Submitted: now.UTC(), MaxAttempts: sub.MaxAttempts, Priority: sub.Priority,
+		Timeout: sub.Timeout, Backoff: sub.Backoff, BackoffMax: sub.BackoffMax}
+	switch {
+	case sub.Delay > 0:
+		r.NotBefore = now.Add(sub.Delay.D()).UTC()
+	case !sub.RunAt.IsZero() && sub.RunAt.Sub(now) > message.MaxDelay:
+		return r, fmt.Errorf("run_at %s is more than %s away", sub.RunAt, message.MaxDelay)
+	case sub.RunAt.After(now):
+		r.NotBefore = sub.RunAt.UTC()
+	}
+	m.policy.withDefaults(&r)
+	return r, nil
 }
 
 // resendAfter is how long a task is out with its worker before a submitter
@@ -241,9 +278,5 @@ func (m *master) lookUp(sub message.Submit, print uint64) (reply message.SubmitR
 		return reply, true, nil
 	}
 	m.stats.duplicates.Add(1)
-	state := message.StatePending
-	if rec.State == taskstore.Done {
-		state = message.StateDone
-	}
-	return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: state, Result: rec.Result, Term: m.term}, true, nil
+	return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: string(rec.State), Result: rec.Result, Term: m.term}, true, nil
 }

@@ -15,7 +15,7 @@ func TestCheckResult(t *testing.T) {
 	task.addPlacementLocked("a", 1)
 	task.timedOutLocked("a")
 	task.addPlacementLocked("b", 2)
-	task.addPlacementLocked("a", 3) // sent again to a: still after a timeout
+	task.addPlacementLocked("a", 3) // a later attempt on a: a sending of its own
 	now := message.NewTimestamp(time.Now())
 	ok := message.Result{UUID: task.rec.UUID, Executor: "b", Kind: message.KindTriple, Number: 5, Result: json.RawMessage("15"), Start: now, Finish: now, Term: 7, Attempt: 2}
 	tests := []struct {
@@ -26,7 +26,8 @@ func TestCheckResult(t *testing.T) {
 	}{
 		{"the latest sending's worker", func(*message.Result) {}, false, false},
 		{"an earlier sending that timed out", func(r *message.Result) { r.Executor, r.Attempt = "a", 1 }, false, true},
-		{"a sending again to a worker that timed out", func(r *message.Result) { r.Executor, r.Attempt = "a", 3 }, false, true},
+		{"a later attempt on a worker that timed out before", func(r *message.Result) { r.Executor, r.Attempt = "a", 3 }, false, false},
+		{"an error from a later attempt on a worker that timed out before", func(r *message.Result) { r.Executor, r.Attempt, r.Result, r.Error = "a", 3, nil, "boom" }, false, false},
 		{"a worker it was not sent to", func(r *message.Result) { r.Executor = "c" }, true, false},
 		{"an attempt not sent to that worker", func(r *message.Result) { r.Attempt = 1 }, true, false},
 		{"another term", func(r *message.Result) { r.Term = 6 }, true, false},

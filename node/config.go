@@ -93,6 +93,18 @@ type Config struct {
 	// record when its result is recorded. At most taskstore.MaxRetention:
 	// etcd grants no longer lease.
 	ResultRetention time.Duration
+	// FailedRetention is how long a failed or cancelled task's record is
+	// kept: the dead-letter list, which get, tasks and retry read. Default
+	// a week (0 means the default); at most taskstore.MaxRetention.
+	FailedRetention time.Duration
+	// MaxAttempts is how many attempts a task gets when its submission
+	// does not say (max_attempts). Default 5.
+	MaxAttempts int
+	// Backoff and BackoffMax shape the wait before a task's next attempt
+	// when its submission does not say: Backoff × 2^(n-1) after attempt n,
+	// at most BackoffMax, less a random part of up to half. Default 1s and
+	// 10m.
+	Backoff, BackoffMax time.Duration
 	// CompactionRetention is how much of etcd's history the master keeps:
 	// it compacts the revisions older than this (see taskstore.Compactor),
 	// or 0 leaves compaction to etcd's own --auto-compaction-*. At least 1m,
@@ -176,6 +188,10 @@ func DefaultConfig() Config {
 		ShutdownGrace:       30 * time.Second,
 		TaskTimeout:         60 * time.Second,
 		ResultRetention:     10 * time.Minute,
+		FailedRetention:     7 * 24 * time.Hour,
+		MaxAttempts:         5,
+		Backoff:             time.Second,
+		BackoffMax:          10 * time.Minute,
 		CompactionRetention: taskstore.DefaultCompactionRetention,
 		DoneIndexSize:       200_000,
 		Slots:               runtime.NumCPU(),
@@ -208,13 +224,14 @@ func (c Config) withDefaults() Config {
 	if c.ClusterName == "" {
 		c.ClusterName = d.ClusterName
 	}
-	for _, f := range []struct{ v, def *time.Duration }{{&c.TTL, &d.TTL}, {&c.AckTimeout, &d.AckTimeout}, {&c.InfoInterval, &d.InfoInterval}, {&c.TaskTimeout, &d.TaskTimeout}} {
+	for _, f := range []struct{ v, def *time.Duration }{{&c.TTL, &d.TTL}, {&c.AckTimeout, &d.AckTimeout}, {&c.InfoInterval, &d.InfoInterval}, {&c.TaskTimeout, &d.TaskTimeout},
+		{&c.FailedRetention, &d.FailedRetention}, {&c.Backoff, &d.Backoff}, {&c.BackoffMax, &d.BackoffMax}} {
 		if *f.v == 0 {
 			*f.v = *f.def
 		}
 	}
 	for _, f := range []struct{ v, def *int }{{&c.DoneIndexSize, &d.DoneIndexSize}, {&c.Slots, &d.Slots},
-		{&c.MaxPayload, &d.MaxPayload}, {&c.MaxResult, &d.MaxResult}, {&c.MaxPending, &d.MaxPending}} {
+		{&c.MaxPayload, &d.MaxPayload}, {&c.MaxResult, &d.MaxResult}, {&c.MaxPending, &d.MaxPending}, {&c.MaxAttempts, &d.MaxAttempts}} {
 		if *f.v == 0 {
 			*f.v = *f.def
 		}
@@ -304,6 +321,19 @@ func (c Config) Validate() error {
 	if c.ResultRetention < 0 || c.ResultRetention > taskstore.MaxRetention {
 		errs = append(errs, fmt.Errorf("result retention %s: want 0 (delete at once) up to %s: done records are kept under an etcd lease, and etcd grants none longer than %s",
 			c.ResultRetention, taskstore.MaxRetention, keyspace.MaxLeaseTTL))
+	}
+	if c.FailedRetention < 0 || c.FailedRetention > taskstore.MaxRetention {
+		errs = append(errs, fmt.Errorf("failed retention %s: want up to %s: failed records are kept under an etcd lease, and etcd grants none longer than %s",
+			c.FailedRetention, taskstore.MaxRetention, keyspace.MaxLeaseTTL))
+	}
+	if c.MaxAttempts < 0 || c.MaxAttempts > message.MaxAttempts {
+		errs = append(errs, fmt.Errorf("max attempts %d: want 1 to %d", c.MaxAttempts, message.MaxAttempts))
+	}
+	if c.Backoff < 0 || c.Backoff > message.MaxBackoff || c.BackoffMax < 0 || c.BackoffMax > message.MaxBackoff {
+		errs = append(errs, fmt.Errorf("backoff %s, backoff max %s: want each more than 0 and at most %s", c.Backoff, c.BackoffMax, message.MaxBackoff))
+	}
+	if c.TaskTimeout > message.MaxTimeout {
+		errs = append(errs, fmt.Errorf("task timeout %s: want at most %s", c.TaskTimeout, message.MaxTimeout))
 	}
 	if c.CompactionRetention != 0 && c.CompactionRetention < minCompactionRetention {
 		errs = append(errs, fmt.Errorf("compaction retention %s: want 0 (off: etcd compacts) or at least %s, so that no watch is behind it",

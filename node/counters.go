@@ -22,7 +22,10 @@ type masterStats struct {
 	recordFailures atomic.Int64 // etcd writes that failed (not fenced)
 	badVersion     atomic.Int64 // submissions and results of a format version this node cannot read
 	overloaded     atomic.Int64 // submissions refused: --max-pending or --max-pending-bytes reached
-	errResults     atomic.Int64 // results recorded with an error (also in completed)
+	errResults     atomic.Int64 // tasks recorded failed (also in completed)
+	retried        atomic.Int64 // attempts that failed with another to come: recorded retrying
+	cancelled      atomic.Int64 // tasks recorded cancelled
+	rerun          atomic.Int64 // failed or cancelled tasks made pending again by a retry request
 }
 
 // counter is one number a node reports: on /metrics as meshpool_<metric>,
@@ -133,9 +136,18 @@ func counterTable() []counter {
 		{metric: "messages_newer_version_total", help: "Submissions and results of a newer format version than this node reads, refused: upgrade this node.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.badVersion }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.NewerVersion })},
-		{metric: "results_error_total", help: "Results the master recorded with an error instead of a result.",
+		{metric: "results_error_total", help: "Tasks the master recorded failed: every attempt used, or a permanent error.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.errResults }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.ErrorResults })},
+		{metric: "tasks_retried_total", help: "Attempts that failed (an error, a worker that left, no result in time) with another attempt to come.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.retried }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Retried })},
+		{metric: "tasks_cancelled_total", help: "Tasks the master recorded cancelled.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.cancelled }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Cancelled })},
+		{metric: "tasks_rerun_total", help: "Failed or cancelled tasks made pending again by a retry request.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.rerun }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Rerun })},
 		{metric: "submissions_bad_reply_total", help: "Submissions dropped unanswered because their reply subject is one of meshpool's own.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.badReplies }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.BadReplies })},

@@ -26,6 +26,7 @@ type doneIndex struct {
 // compared to (the fingerprint of its kind and payload, and durability).
 type doneTask struct {
 	print     uint64          // the task's work fingerprint (taskTable.workPrint)
+	state     string          // done, failed or cancelled
 	result    *message.Result // nil for a durable task's result larger than maxDoneResult: look it up in etcd
 	until     time.Time
 	ephemeral bool // durability none
@@ -53,12 +54,13 @@ func (d *doneIndex) get(id string) (doneTask, bool) {
 
 func (d *doneIndex) len() int { return len(d.byID) }
 
-// add remembers id until until, forgetting the oldest tasks beyond max.
-func (d *doneIndex) add(id string, print uint64, result *message.Result, ephemeral bool, until time.Time) {
+// add remembers id, in its final state, until until, forgetting the
+// oldest tasks beyond max.
+func (d *doneIndex) add(id string, print uint64, state string, result *message.Result, ephemeral bool, until time.Time) {
 	if result != nil && !ephemeral && len(result.Result)+len(result.Error) > maxDoneResult {
 		result = nil
 	}
-	d.byID[id] = doneTask{print: print, result: result, until: until, ephemeral: ephemeral}
+	d.byID[id] = doneTask{print: print, state: state, result: result, until: until, ephemeral: ephemeral}
 	d.order = append(d.order, doneEntry{id: id, until: until})
 	for len(d.byID) > d.max && d.head < len(d.order) {
 		e := d.pop()
@@ -68,6 +70,9 @@ func (d *doneIndex) add(id string, print uint64, result *message.Result, ephemer
 		}
 	}
 }
+
+// remove forgets id: it is live again (retried).
+func (d *doneIndex) remove(id string) { delete(d.byID, id) }
 
 // expire forgets the tasks whose time has run out by now.
 func (d *doneIndex) expire(now time.Time) {

@@ -14,7 +14,7 @@ func TestDoneIndexExpiresAndForgetsOldestBeyondMax(t *testing.T) {
 	now := time.Unix(1000, 0)
 	d := newDoneIndex(3)
 	for i := range 5 {
-		d.add(fmt.Sprint(i), 0, nil, false, now.Add(time.Duration(i+1)*time.Minute))
+		d.add(fmt.Sprint(i), 0, "done", nil, false, now.Add(time.Duration(i+1)*time.Minute))
 	}
 	if d.len() != 3 {
 		t.Fatalf("len %d, want 3", d.len())
@@ -38,7 +38,7 @@ func TestDoneIndexExpiresAndForgetsOldestBeyondMax(t *testing.T) {
 	// The queue's space is reused: many adds and expiries keep it small.
 	for i := range 10000 {
 		until := now.Add(time.Hour + time.Duration(i)*time.Millisecond)
-		d.add(fmt.Sprint("x", i), 0, nil, false, until)
+		d.add(fmt.Sprint("x", i), 0, "done", nil, false, until)
 		d.expire(until.Add(-2 * time.Millisecond))
 	}
 	if len(d.order)-d.head > 10 || cap(d.order) > 4096 {
@@ -83,8 +83,8 @@ func TestDoneIndexKeepsLargeResultsOnlyWithoutACopy(t *testing.T) {
 	d := newDoneIndex(10)
 	large := &message.Result{Result: json.RawMessage(`"` + strings.Repeat("x", maxDoneResult) + `"`)}
 	until := time.Now().Add(time.Hour)
-	d.add("durable", 0, large, false, until)
-	d.add("none", 0, large, true, until)
+	d.add("durable", 0, "done", large, false, until)
+	d.add("none", 0, "done", large, true, until)
 	if got, _ := d.get("durable"); got.result != nil {
 		t.Error("a durable task's large result kept in memory")
 	}

@@ -88,8 +88,9 @@ func testMaster(t testing.TB, change func(*masterConfig)) *master {
 	cfg := masterConfig{
 		id: "m-00000000", lead: &fakeLead{}, term: 7, records: &fakeRecords{},
 		send:       func(context.Context, message.Task, bool) error { return nil },
-		ackTimeout: time.Second, taskTimeout: 30 * time.Second, retention: time.Minute, doneMax: 100,
-		log: slog.New(slog.DiscardHandler), stats: &masterStats{},
+		ackTimeout: time.Second, taskTimeout: 30 * time.Second, retention: time.Minute, failedRetention: time.Hour, doneMax: 100,
+		policy: lifePolicy{maxAttempts: 1, timeout: 30 * time.Second, backoff: 10 * time.Millisecond, backoffMax: 100 * time.Millisecond},
+		log:    slog.New(slog.DiscardHandler), stats: &masterStats{},
 	}
 	if change != nil {
 		change(&cfg)

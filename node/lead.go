@@ -47,18 +47,21 @@ func (n *Node) lead(ctx context.Context, l election.Leadership) {
 // master may stop early (it cannot load the tasks) while still leading.
 func (n *Node) runMaster(ctx context.Context, l election.Leadership, p *parts, log *slog.Logger) error {
 	sc := taskstore.DefaultConfig()
-	sc.Retention, sc.Logger = n.cfg.ResultRetention, log
+	sc.Retention, sc.FailedRetention, sc.Logger = n.cfg.ResultRetention, n.cfg.FailedRetention, log
 	store := termStore{taskstore.NewWriter(p.etcd, n.cfg.Prefix, taskstore.Fence{Key: l.Key, Term: l.Term}, sc), p.etcd, n.cfg.Prefix}
 	wctx, stopWriter := context.WithCancel(ctx)
 	var writer sync.WaitGroup
 	writer.Go(func() { _ = store.Run(wctx) })
 	defer func() { stopWriter(); writer.Wait() }()
 	conn := p.broker.Conn()
+	sender := natsSender{conn: conn, hasInterest: p.broker.HasInterest, ackTimeout: n.cfg.AckTimeout, log: log}
 	m := newMaster(ctx, masterConfig{
 		id: n.id, lead: l, term: l.Term, records: store, conn: conn,
-		send:       natsSender{conn: conn, hasInterest: p.broker.HasInterest, ackTimeout: n.cfg.AckTimeout, log: log}.send,
+		send: sender.send, cancelOn: sender.cancel,
 		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
-		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, doneMax: n.cfg.DoneIndexSize, log: log, stats: &n.stats,
+		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, failedRetention: n.cfg.FailedRetention,
+		policy:  lifePolicy{maxAttempts: n.cfg.MaxAttempts, timeout: n.cfg.TaskTimeout, backoff: n.cfg.Backoff, backoffMax: n.cfg.BackoffMax},
+		doneMax: n.cfg.DoneIndexSize, log: log, stats: &n.stats,
 		latency: n.metrics.observeLatency, maxPayload: n.cfg.MaxPayload,
 		limits: pendingLimits{tasks: n.cfg.MaxPending, bytes: n.cfg.MaxPendingBytes},
 	})

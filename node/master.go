@@ -42,23 +42,29 @@ type sendFunc func(ctx context.Context, task message.Task, ephemeral bool) error
 
 // masterConfig is what one term of master duties needs from the node.
 type masterConfig struct {
-	id          string
-	lead        interface{ Valid() bool } // the leadership: check it right before acting as master
-	term        int64
-	records     taskRecords
-	send        sendFunc
+	id      string
+	lead    interface{ Valid() bool } // the leadership: check it right before acting as master
+	term    int64
+	records taskRecords
+	send    sendFunc
+	// cancelOn tells a worker to stop running a cancelled task; nil in
+	// tests that do not follow it.
+	cancelOn    func(ctx context.Context, c message.Cancel) error
 	conn        *nats.Conn // subscriptions and replies; nil in tests that call the handlers' cores
 	membership  func() (registry.Membership, <-chan struct{})
 	interval    time.Duration
 	ackTimeout  time.Duration
 	taskTimeout time.Duration
-	retention   time.Duration
-	doneMax     int // done tasks remembered in memory at most
-	maxPayload  int // a submission's payload bytes at most
-	limits      pendingLimits
-	log         *slog.Logger
-	stats       *masterStats
-	latency     func(time.Duration) // observes a task's ack-to-record time; nil for none
+	retention   time.Duration // done records are kept this long
+	// failedRetention is how long failed and cancelled records are kept.
+	failedRetention time.Duration
+	policy          lifePolicy // defaults of the tasks' options
+	doneMax         int        // done tasks remembered in memory at most
+	maxPayload      int        // a submission's payload bytes at most
+	limits          pendingLimits
+	log             *slog.Logger
+	stats           *masterStats
+	latency         func(kind string, d time.Duration) // observes a done task's ack-to-record time; nil for none
 }
 
 // master runs the master duties for one term. It lives exactly as long as
@@ -69,6 +75,8 @@ type master struct {
 	table *taskTable
 	wg    sync.WaitGroup // placements and recordings under way
 	slots chan struct{}  // bounds concurrent submissions being recorded
+	ops   chan struct{}  // bounds the operations answered at once (maxOps)
+	scan  chan struct{}  // one listing of etcd's records at a time
 
 	// callbacks counts NATS callbacks under way: Unsubscribe does not wait
 	// for one that has started, so run waits for them itself.
@@ -81,7 +89,8 @@ var errNoWorker = errors.New("no worker accepted the task")
 
 // newMaster returns a master for the term ctx runs under; run starts it.
 func newMaster(ctx context.Context, cfg masterConfig) *master {
-	return &master{masterConfig: cfg, ctx: ctx, table: newTaskTable(cfg.doneMax, cfg.limits), slots: make(chan struct{}, 4096)}
+	return &master{masterConfig: cfg, ctx: ctx, table: newTaskTable(cfg.doneMax, cfg.limits), slots: make(chan struct{}, 4096),
+		ops: make(chan struct{}, maxOps), scan: make(chan struct{}, 1)}
 }
 
 // run does the master's work until its context ends.
@@ -106,7 +115,9 @@ func (m *master) run() error {
 		m.callbacks.Wait()
 		m.wg.Wait()
 	}()
-	for subject, handle := range map[string]nats.MsgHandler{message.SubjectResults: m.onResult, message.SubjectSubmit: m.onSubmit} {
+	handlers := m.opsHandlers()
+	handlers[message.SubjectResults], handlers[message.SubjectSubmit] = m.onResult, m.onSubmit
+	for subject, handle := range handlers {
 		sub, err := m.conn.Subscribe(subject, m.gate(handle))
 		if err != nil {
 			return fmt.Errorf("node: master cannot subscribe to %s: %w", subject, err)
@@ -125,6 +136,21 @@ func (m *master) run() error {
 	}
 	scan := time.NewTicker(min(time.Second, m.taskTimeout/2))
 	defer scan.Stop()
+	// due fires when the first task waiting for a time (run_at, a retry's
+	// backoff) may start.
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	var dueAt time.Time
+	timeTasks := func() {
+		next := m.table.due(time.Now())
+		if !next.Equal(dueAt) {
+			dueAt = next
+			if !next.IsZero() {
+				due.Reset(time.Until(next))
+			}
+		}
+		m.dispatch()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -133,9 +159,12 @@ func (m *master) run() error {
 			m.generate()
 		case <-scan.C:
 			m.rescue(time.Now())
-			m.dispatch()
+			timeTasks()
+		case <-due.C:
+			dueAt = time.Time{}
+			timeTasks()
 		case <-m.table.wake:
-			m.dispatch()
+			timeTasks()
 		case <-changed:
 			var mem registry.Membership
 			mem, changed = m.membership()
@@ -179,28 +208,46 @@ func (m *master) loadTasks(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: master cannot load tasks: %w", err)
 	}
-	pending := m.table.resume(recs, time.Now().Add(m.retention))
-	m.stats.inFlight.Add(int64(pending))
-	m.log.Info("tasks loaded", "pending", pending, "done", len(recs)-pending, "revision", rev)
+	now := time.Now()
+	live := m.table.resume(recs, now.Add(m.retention), now.Add(m.failedRetention))
+	m.stats.inFlight.Add(int64(live))
+	m.log.Info("tasks loaded", "live", live, "final", len(recs)-live, "revision", rev)
 	return nil
 }
 
-// resume gives every loaded task to a worker: its own if it is still a
-// member (a redelivery the worker answers without running the task again),
-// else another. With no worker it leaves them to the membership change
-// that brings one.
+// resume gives every loaded running task to its worker if it is still a
+// member (a redelivery the worker answers without running the task
+// again); one whose worker is gone has lost its attempt. Pending and
+// retrying tasks wait for their time and a free slot. With no worker,
+// running tasks wait for the membership change that brings one.
 func (m *master) resume(mem registry.Membership) {
-	if !m.table.hasWorkers() {
-		return
-	}
-	var todo []*tracked
+	now := time.Now()
+	canPlace := m.table.hasWorkers()
+	var own, lost []*tracked
 	m.table.claimEach(func(t *tracked) bool {
-		todo = append(todo, t)
+		if t.rec.State != taskstore.Running {
+			m.table.parkLocked(t, now)
+			return false
+		}
+		if !canPlace {
+			return false
+		}
+		if m.ownWorker(mem, t) == "" {
+			t.lost = &failure{executor: t.rec.Executor, attempt: t.rec.Attempts,
+				err: lostText(t.rec.Executor, t.rec.Attempts, "the worker left the cluster before it sent a result")}
+			lost = append(lost, t)
+		} else {
+			own = append(own, t)
+		}
 		return true
 	})
-	for _, t := range todo {
-		m.placeAsync(t, m.ownWorker(mem, t), "")
+	for _, t := range lost {
+		m.wg.Go(func() { m.record(t) })
 	}
+	for _, t := range own {
+		m.placeAsync(t, t.rec.Executor, "")
+	}
+	m.table.signal()
 }
 
 // ownWorker is t's worker when it is still a member other than this node,

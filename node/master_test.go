@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -69,19 +70,29 @@ func TestResultDuringPlacementIsRecordedOnce(t *testing.T) {
 	}
 }
 
-// A task whose worker does not answer within the task timeout goes to
-// another worker, even one with more tasks, as the next attempt; the
-// first worker's late answer is still its result.
-func TestTimedOutTaskGoesToAnotherWorker(t *testing.T) {
+// A task whose worker does not answer within the task timeout has lost
+// that attempt: it is recorded retrying, with the error, then placed again
+// as attempt 2 when its backoff ends; the first worker's late answer is
+// still its result.
+func TestTimedOutTaskIsRetried(t *testing.T) {
 	m, sent, puts := placedOnA(t)
+	m.policy.maxAttempts = 3
+	m.table.tasks[testUUID].rec.MaxAttempts = 3
 	m.rescue(time.Now().Add(m.taskTimeout + ResultSlack(m.taskTimeout)))
 	m.wg.Wait()
-	tasks := sent.all()
-	if len(tasks) != 2 || tasks[0].Executor != "w-a" || tasks[1].Executor != "w-b" || tasks[1].Attempt != 2 {
-		t.Fatalf("sendings %+v; want w-a as attempt 1, then w-b as attempt 2", tasks)
+	task := m.table.tasks[testUUID]
+	if task.rec.State != taskstore.Retrying || len(task.rec.Errors) != 1 || !strings.Contains(task.rec.Errors[0].Error, "no result within the task timeout") {
+		t.Fatalf("after the timeout: %s with errors %+v; want retrying with the timeout's error", task.rec.State, task.rec.Errors)
 	}
-	if fmt.Sprint(*puts) != "[w-a w-b]" {
-		t.Fatalf("records written with executors %v, want [w-a w-b]: the move to w-b must be recorded before it is sent", *puts)
+	if fmt.Sprint(*puts) != "[w-a w-a]" {
+		t.Fatalf("records written with executors %v, want [w-a w-a]: accepted, then retrying", *puts)
+	}
+	m.table.due(task.rec.NotBefore)
+	m.dispatch()
+	m.wg.Wait()
+	tasks := sent.all()
+	if len(tasks) != 2 || tasks[0].Executor != "w-a" || tasks[1].Attempt != 2 {
+		t.Fatalf("sendings %+v; want w-a as attempt 1, then attempt 2", tasks)
 	}
 	m.takeResult(resultOf(tasks[0]))
 	m.wg.Wait()
@@ -148,35 +159,73 @@ func TestFencedResultWriteIsSilent(t *testing.T) {
 	}
 }
 
-// When a worker leaves, its tasks go to the others, recorded first.
-func TestLeaversTasksArePlacedOnOthers(t *testing.T) {
-	m, sent, puts := placedOnA(t)
+// When a worker leaves, the attempt it took is over: its task is retried
+// (recorded first), or failed when that was its last attempt.
+func TestLeaversTasksAreRetried(t *testing.T) {
+	for _, attempts := range []int{1, 2} {
+		m, sent, puts := placedOnA(t)
+		m.table.tasks[testUUID].rec.MaxAttempts = attempts
+		mem := registry.Membership{Members: []registry.Record{{ID: "m-00000000"}, {ID: "w-b"}}}
+		m.setWorkers(mem)
+		m.reassign(mem)
+		m.wg.Wait()
+		if attempts == 1 {
+			if m.table.len() != 0 || m.stats.errResults.Load() != 1 {
+				t.Fatalf("its last attempt lost: %d tasks live, %d failed; want it failed", m.table.len(), m.stats.errResults.Load())
+			}
+			continue
+		}
+		task := m.table.tasks[testUUID]
+		if task.rec.State != taskstore.Retrying || !strings.Contains(task.rec.Errors[0].Error, "left the cluster") {
+			t.Fatalf("%s, errors %+v; want retrying after its worker left", task.rec.State, task.rec.Errors)
+		}
+		m.table.due(task.rec.NotBefore)
+		m.dispatch()
+		m.wg.Wait()
+		tasks := sent.all()
+		if len(tasks) != 2 || tasks[1].Executor != "w-b" || tasks[1].Attempt != 2 {
+			t.Fatalf("sendings %+v; want the task sent again, to w-b, as attempt 2", tasks)
+		}
+		if fmt.Sprint(*puts) != "[w-a w-a w-b]" {
+			t.Fatalf("records written with executors %v, want [w-a w-a w-b]", *puts)
+		}
+	}
+}
+
+// A task whose worker leaves before it took the task (its sending failed)
+// goes to another worker as the same attempt.
+func TestTaskNeverTakenMovesAsTheSameAttempt(t *testing.T) {
+	var sent sendings
+	m := testMaster(t, func(c *masterConfig) {
+		c.send = func(ctx context.Context, task message.Task, ephemeral bool) error {
+			if task.Executor == "w-a" {
+				return errors.New("refused: draining")
+			}
+			return sent.send(ctx, task, ephemeral)
+		}
+	})
+	m.table.setWorkers(workers("w-a"))
+	submitted(t, m, 5)
 	mem := registry.Membership{Members: []registry.Record{{ID: "m-00000000"}, {ID: "w-b"}}}
 	m.setWorkers(mem)
 	m.reassign(mem)
 	m.wg.Wait()
-	tasks := sent.all()
-	if len(tasks) != 2 || tasks[1].Executor != "w-b" {
-		t.Fatalf("sendings %+v; want the task sent again, to w-b", tasks)
-	}
-	if fmt.Sprint(*puts) != "[w-a w-b]" {
-		t.Fatalf("records written with executors %v, want [w-a w-b]", *puts)
-	}
-	if n := m.stats.redispatched.Load(); n != 1 {
-		t.Fatalf("redispatched %d, want 1", n)
+	if tasks := sent.all(); len(tasks) != 1 || tasks[0].Executor != "w-b" || tasks[0].Attempt != 1 {
+		t.Fatalf("sendings taken %+v; want w-b's, as attempt 1", tasks)
 	}
 }
 
-// A new master resumes each pending task on its own worker when that one
+// A new master resumes each running task on its own worker when that one
 // is still a member (a redelivery it answers without working the task
-// again), and on the least loaded other when not.
+// again), as the same attempt; one whose worker is gone has lost its
+// attempt and is retried.
 func TestResumedTasksStayWithTheirWorker(t *testing.T) {
 	var sent sendings
 	var puts atomic.Int32
 	id := func(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
 	recs := []taskstore.Record{
-		{UUID: id(1), Kind: message.KindTriple, Payload: json.RawMessage("1"), Number: 1, Executor: "w-a", Term: 3, Attempts: 1, State: taskstore.Pending},
-		{UUID: id(2), Kind: message.KindTriple, Payload: json.RawMessage("2"), Number: 2, Executor: "w-gone", Term: 3, Attempts: 1, State: taskstore.Pending},
+		{UUID: id(1), Kind: message.KindTriple, Payload: json.RawMessage("1"), Number: 1, Executor: "w-a", Term: 3, Attempts: 1, State: taskstore.Running, MaxAttempts: 3},
+		{UUID: id(2), Kind: message.KindTriple, Payload: json.RawMessage("2"), Number: 2, Executor: "w-gone", Term: 3, Attempts: 1, State: taskstore.Running, MaxAttempts: 3},
 	}
 	m := testMaster(t, func(c *masterConfig) {
 		c.send = sent.send
@@ -190,15 +239,12 @@ func TestResumedTasksStayWithTheirWorker(t *testing.T) {
 	m.setWorkers(mem)
 	m.resume(mem)
 	m.wg.Wait()
-	got := map[string]string{}
-	for _, task := range sent.all() {
-		got[task.UUID] = task.Executor
-		if task.Term != 7 || task.Attempt != 2 {
-			t.Errorf("task %s sent under term %d as attempt %d, want term 7, attempt 2", task.UUID, task.Term, task.Attempt)
-		}
+	tasks := sent.all()
+	if len(tasks) != 1 || tasks[0].UUID != id(1) || tasks[0].Executor != "w-a" || tasks[0].Term != 7 || tasks[0].Attempt != 1 {
+		t.Fatalf("sent %+v; want the first on its own w-a as attempt 1, under term 7", tasks)
 	}
-	if got[id(1)] != "w-a" || got[id(2)] != "w-b" || len(got) != 2 {
-		t.Fatalf("sent to %v; want the first on its own w-a, the second on w-b, the least loaded", got)
+	if st := m.table.tasks[id(2)].rec.State; st != taskstore.Retrying {
+		t.Fatalf("the task whose worker is gone is %s, want retrying", st)
 	}
 	// Both change term, so both are written: the term is in the record.
 	if n := puts.Load(); n != 2 {
@@ -263,8 +309,8 @@ func TestRefusedTaskGoesToTheNextWorker(t *testing.T) {
 	m.table.setWorkers(workers("w-a", "w-b", "w-c"))
 	m.table.book.load["w-b"], m.table.book.load["w-c"] = 1, 2
 	submitted(t, m, 5)
-	if tasks := sent.all(); len(tasks) != 1 || tasks[0].Executor != "w-b" || tasks[0].Attempt != 2 {
-		t.Fatalf("sendings taken %+v; want w-b's, as attempt 2 after w-a refused attempt 1", tasks)
+	if tasks := sent.all(); len(tasks) != 1 || tasks[0].Executor != "w-b" || tasks[0].Attempt != 1 {
+		t.Fatalf("sendings taken %+v; want w-b's, as attempt 1: w-a refused it, so never started it", tasks)
 	}
 
 	mu.Lock()

@@ -15,26 +15,37 @@ import (
 	"github.com/meshpool/meshpool/taskstore"
 )
 
-// reassign, on a membership change, gives the tasks of workers that left to
-// others, and places at once the tasks not placed yet (no worker took them,
-// or there was none), whatever their back-off.
+// reassign, on a membership change, settles the running tasks of workers
+// that left: an attempt a worker took is over (lost: retried after its
+// backoff, or failed when it was the last), one it never took goes to
+// another worker. It places at once the tasks not placed yet (no worker
+// took them, or there was none), whatever their back-off.
 func (m *master) reassign(mem registry.Membership) {
-	var orphans, unplaced []*tracked
+	var orphans, unplaced, lost []*tracked
 	canPlace := m.table.hasWorkers()
 	m.table.claimEach(func(t *tracked) bool {
-		if t.result != nil {
+		if t.result != nil || t.lost != nil {
 			return false
 		}
 		t.retryAt, t.failures = time.Time{}, 0
-		if !canPlace {
-			return false
+		if t.rec.State != taskstore.Running {
+			if t.queued != nil || t.timer != 0 || !canPlace {
+				return false // waiting for a slot or a time: placed when they come
+			}
+			unplaced = append(unplaced, t) // its placement found no worker to take it
+			return true
 		}
 		_, member := mem.Lookup(t.rec.Executor)
 		switch {
-		case t.rec.Executor != "" && !member:
-			orphans = append(orphans, t)
-		case t.queued != nil: // placed as slots free (dispatch)
+		case !member && t.taken:
+			t.lost = &failure{executor: t.rec.Executor, attempt: t.rec.Attempts,
+				err: lostText(t.rec.Executor, t.rec.Attempts, "the worker left the cluster before it sent a result")}
+			t.overLocked(int64(t.rec.Attempts))
+			lost = append(lost, t)
+		case !canPlace:
 			return false
+		case !member:
+			orphans = append(orphans, t)
 		case t.sent.IsZero():
 			unplaced = append(unplaced, t)
 		default:
@@ -42,8 +53,12 @@ func (m *master) reassign(mem registry.Membership) {
 		}
 		return true
 	})
+	for _, t := range lost {
+		m.log.Warn("worker left while running a task", ratelog.Limit, "uuid", t.rec.UUID, "worker", t.rec.Executor, "attempt", t.rec.Attempts)
+		m.wg.Go(func() { m.record(t) })
+	}
 	for _, t := range orphans {
-		m.log.Info("worker left, giving its task to another", "uuid", t.rec.UUID, "worker", t.rec.Executor)
+		m.log.Info("worker left before it took its task, giving it to another", "uuid", t.rec.UUID, "worker", t.rec.Executor)
 		m.placeAsync(t, "", t.rec.Executor)
 	}
 	for _, t := range unplaced {
@@ -51,27 +66,36 @@ func (m *master) reassign(mem registry.Membership) {
 	}
 }
 
-// rescue records the results whose write failed, and re-places tasks that
-// are not placed, or whose worker has not answered within the task timeout.
-// With no worker it places nothing (the membership change that brings one
-// does), and a task no worker took waits for its back-off: 30,000 pending
-// tasks cost a pass over a map, not 30,000 placements a second.
+// rescue records the outcomes whose write failed, settles the attempts
+// whose worker has not answered within the task's timeout (lost: retried
+// or failed), and places again the tasks no worker took. With no worker it
+// places nothing (the membership change that brings one does), and a task
+// no worker took waits for its back-off: 30,000 pending tasks cost a pass
+// over a map, not 30,000 placements a second.
 func (m *master) rescue(now time.Time) {
 	var late, unrecorded []*tracked
 	canPlace := m.table.hasWorkers()
 	m.table.claimEach(func(t *tracked) bool {
 		switch {
-		case t.result != nil:
+		case t.result != nil || t.lost != nil:
 			unrecorded = append(unrecorded, t)
-		case !canPlace || t.queued != nil || now.Before(t.retryAt):
+		case t.queued != nil || t.timer != 0:
+			return false // waiting for a slot or a time
+		case t.rec.State == taskstore.Running && !t.sent.IsZero():
+			timeout := m.policy.timeoutOf(&t.rec)
+			if now.Sub(t.sent) < timeout+ResultSlack(timeout) {
+				return false
+			}
+			t.lost = &failure{executor: t.rec.Executor, attempt: t.rec.Attempts,
+				err: lostText(t.rec.Executor, t.rec.Attempts, fmt.Sprintf("no result within the task timeout %s and %s more", timeout, ResultSlack(timeout)))}
+			t.overLocked(int64(t.rec.Attempts))
+			m.log.Warn("task timed out: no result from its worker", ratelog.Limit, "uuid", t.rec.UUID, "worker", t.rec.Executor,
+				"attempt", t.rec.Attempts, "timeout", timeout)
+			unrecorded = append(unrecorded, t)
+		case !canPlace || now.Before(t.retryAt):
 			return false
-		case t.sent.IsZero():
+		default: // never taken: place it
 			late = append(late, t)
-		case now.Sub(t.sent) >= m.taskTimeout+ResultSlack(m.taskTimeout):
-			t.timedOutLocked(t.rec.Executor)
-			late = append(late, t)
-		default:
-			return false
 		}
 		return true
 	})
@@ -80,12 +104,7 @@ func (m *master) rescue(now time.Time) {
 		m.wg.Go(func() { m.record(t) })
 	}
 	for _, t := range late {
-		exclude := ""
-		if !t.sent.IsZero() {
-			exclude = t.rec.Executor
-			m.log.Warn("task timed out, giving it to another worker", ratelog.Limit, "uuid", t.rec.UUID, "worker", t.rec.Executor, "timeout", m.taskTimeout)
-		}
-		m.placeAsync(t, "", exclude)
+		m.placeAsync(t, "", retryElsewhere(t))
 	}
 }
 
@@ -93,7 +112,7 @@ func (m *master) rescue(now time.Time) {
 // first; each is placed in the background.
 func (m *master) dispatch() {
 	for {
-		t, w := m.table.nextWaiting()
+		t, w := m.table.nextWaiting(time.Now())
 		if t == nil {
 			return
 		}
@@ -105,10 +124,6 @@ func (m *master) dispatch() {
 func (m *master) placeAsync(t *tracked, prefer, exclude string) {
 	m.wg.Go(func() { m.placeThenRecord(t, prefer, exclude) })
 }
-
-// placeNow places a task accept returned, on the worker accept chose, in
-// the calling goroutine; t is claimed.
-func (m *master) placeNow(t *tracked) { m.placeThenRecord(t, t.rec.Executor, "") }
 
 func (m *master) placeThenRecord(t *tracked, prefer, exclude string) {
 	err := m.place(t, prefer, exclude)
@@ -170,13 +185,13 @@ func (m *master) placeOn(t *tracked, w string) error {
 	if !m.lead.Valid() || m.ctx.Err() != nil {
 		return errNotLeading
 	}
-	rec, placedBefore, doneMeanwhile := m.table.current(t)
+	cur, placedBefore, doneMeanwhile := m.table.current(t)
 	if doneMeanwhile {
 		return nil // it is recorded when we return
 	}
-	rec.Attempts++ // this sending's attempt, 1-based
-	if rec.Executor != w || rec.Term != m.term {
-		rec.Executor, rec.Term = w, m.term
+	rec := startAttempt(cur, w, time.Now())
+	if rec.Executor != cur.Executor || rec.Attempts != cur.Attempts || cur.Term != m.term {
+		rec.Term = m.term
 		if !t.ephemeral {
 			if err := m.records.Put(m.ctx, rec); err != nil {
 				if errors.Is(err, taskstore.ErrFenced) {
@@ -186,7 +201,7 @@ func (m *master) placeOn(t *tracked, w string) error {
 				return fmt.Errorf("cannot record the new worker: %w", err)
 			}
 		}
-		m.table.moved(t, w, m.term)
+		m.table.moved(t, rec)
 	}
 	// The sending counts as made before it is sent: its result may come
 	// even when the ack does not.
@@ -206,7 +221,8 @@ func (m *master) placeOn(t *tracked, w string) error {
 
 // sendRecord sends rec to its executor as this term's task.
 func (m *master) sendRecord(rec taskstore.Record, ephemeral bool) error {
-	task := message.Task{UUID: rec.UUID, Executor: rec.Executor, Kind: rec.Kind, Payload: rec.Payload, Number: rec.Number, Term: m.term, Attempt: int64(rec.Attempts)}
+	task := message.Task{UUID: rec.UUID, Executor: rec.Executor, Kind: rec.Kind, Payload: rec.Payload, Number: rec.Number, Term: m.term,
+		Attempt: int64(rec.Attempts), TimeoutMS: m.policy.timeoutOf(&rec).Milliseconds()}
 	return m.send(m.ctx, task, ephemeral)
 }
 
@@ -247,6 +263,28 @@ func (s natsSender) send(ctx context.Context, task message.Task, ephemeral bool)
 		if ack.Term > task.Term {
 			s.log.Warn("a worker has seen a newer term than ours", ratelog.Limit, "worker", task.Executor, "ours", task.Term, "theirs", ack.Term)
 		}
+		return fmt.Errorf("refused: %s", ack.Reason)
+	}
+	return nil
+}
+
+// cancel tells a worker to stop running a task, and waits for its ack.
+func (s natsSender) cancel(ctx context.Context, c message.Cancel) error {
+	rctx, cancel := context.WithTimeout(ctx, s.ackTimeout)
+	defer cancel()
+	body, err := encodeJSON(c)
+	if err != nil {
+		return err
+	}
+	reply, err := s.conn.RequestWithContext(rctx, message.CancelSubject(c.Executor), body)
+	if err != nil {
+		return err
+	}
+	ack, err := message.DecodeAck(reply.Data)
+	if err != nil {
+		return fmt.Errorf("bad ack: %w", err)
+	}
+	if !ack.Accepted {
 		return fmt.Errorf("refused: %s", ack.Reason)
 	}
 	return nil

@@ -79,46 +79,71 @@ func checkResult(t *tracked, res message.Result, term int64) (placement, string)
 	return p, ""
 }
 
-// record writes the task's result, once; t is claimed. After it the task
-// is in the done set, or, when the write failed, pending with its result
-// kept for the next rescue.
+// record writes the outcome of t's attempt, once: its result (done), or
+// its error or lost attempt (retrying or failed); t is claimed. When the
+// write failed, t stays as it was, its outcome kept for the next rescue.
 func (m *master) record(t *tracked) {
-	rec := m.table.toRecord(t, m.term)
-	err := errNotLeading
+	for again := true; again; {
+		again = m.recordOnce(t)
+	}
+}
+
+func (m *master) recordOnce(t *tracked) (again bool) {
+	now := time.Now()
+	rec, res := m.table.toRecord(t, m.term, now, m.policy)
+	err := m.write(t, rec)
+	keep := now.Add(m.retention)
+	if rec.State != taskstore.Done {
+		keep = now.Add(m.failedRetention)
+	}
+	sent, again := m.table.settled(t, rec, res, err == nil, keep, now)
+	if err != nil {
+		return false
+	}
+	latency := time.Duration(0)
+	if !sent.IsZero() {
+		latency = time.Since(sent)
+		if m.latency != nil && rec.State == taskstore.Done {
+			m.latency(rec.Kind, latency)
+		}
+		latency = latency.Round(time.Millisecond)
+	}
+	switch rec.State {
+	case taskstore.Done:
+		m.stats.completed.Add(1)
+		m.stats.inFlight.Add(-1)
+		m.log.Info("result", "uuid", rec.UUID, "executor", res.Executor, "kind", rec.Kind, "result", logText(res.Result),
+			"attempt", rec.Attempts, "start", res.Start, "finish", res.Finish, "latency", latency)
+	case taskstore.Failed:
+		m.stats.completed.Add(1)
+		m.stats.inFlight.Add(-1)
+		m.stats.errResults.Add(1)
+		m.log.Warn("task failed", ratelog.Limit, "uuid", rec.UUID, "kind", rec.Kind, "attempts", rec.Attempts,
+			"error", lastError(rec.Errors), "permanent", res != nil && res.Permanent)
+	case taskstore.Retrying:
+		m.stats.retried.Add(1)
+		m.log.Info("task attempt failed, will retry", "uuid", rec.UUID, "kind", rec.Kind, "attempt", rec.Attempts,
+			"error", lastError(rec.Errors), "next", rec.NotBefore.Sub(now).Round(time.Millisecond))
+	}
+	return again
+}
+
+// write records rec, fenced by the term: Complete for a final state, Put
+// for a live one; an ephemeral task is written nowhere.
+func (m *master) write(t *tracked, rec taskstore.Record) error {
+	var err error
 	switch {
 	case !m.lead.Valid():
+		err = errNotLeading
 	case t.ephemeral:
-		err = nil
-	default:
+	case rec.State.Final():
 		err = m.records.Complete(m.ctx, rec)
+	default:
+		err = m.records.Put(m.ctx, rec)
 	}
-	sent := m.table.finish(t, err == nil, time.Now().Add(m.retention))
-	if err != nil {
-		if !errors.Is(err, errNotLeading) && !errors.Is(err, taskstore.ErrFenced) && m.ctx.Err() == nil {
-			m.stats.recordFailures.Add(1)
-			m.log.Warn("cannot record result, will retry", ratelog.Limit, "uuid", rec.UUID, "err", err)
-		}
-		return
+	if err != nil && !errors.Is(err, errNotLeading) && !errors.Is(err, taskstore.ErrFenced) && m.ctx.Err() == nil {
+		m.stats.recordFailures.Add(1)
+		m.log.Warn("cannot record a task's state, will retry", ratelog.Limit, "uuid", rec.UUID, "state", rec.State, "err", err)
 	}
-	m.stats.completed.Add(1)
-	m.stats.inFlight.Add(-1)
-	res := rec.Result
-	if res.Error != "" {
-		m.stats.errResults.Add(1)
-	}
-	var latency time.Duration
-	if !sent.IsZero() {
-		d := time.Since(sent)
-		if m.latency != nil {
-			m.latency(d)
-		}
-		latency = d.Round(time.Millisecond)
-	}
-	if res.Error != "" {
-		m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "kind", res.Kind, "error", res.Error,
-			"start", res.Start, "finish", res.Finish, "latency", latency)
-		return
-	}
-	m.log.Info("result", "uuid", res.UUID, "executor", res.Executor, "kind", res.Kind, "result", logText(res.Result),
-		"start", res.Start, "finish", res.Finish, "latency", latency)
+	return err
 }

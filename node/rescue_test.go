@@ -23,7 +23,7 @@ func idleMaster(t testing.TB, n int) *master {
 		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
 		recs[i] = taskstore.Record{UUID: id, Kind: message.KindTriple, Payload: json.RawMessage("1"), Number: 1, Term: 1, State: taskstore.Pending}
 	}
-	m.table.resume(recs, time.Now().Add(m.retention))
+	m.table.resume(recs, time.Now().Add(m.retention), time.Now().Add(m.failedRetention))
 	return m
 }
 

@@ -217,8 +217,8 @@ func TestWorkerAnswersTheLatestSending(t *testing.T) {
 }
 
 // A handler that runs past --task-timeout has its context ended: the
-// demo's returns, and the task is recorded with a "timed out" error (no
-// retries yet: issue 13).
+// demo's returns, its attempt fails with a "timed out" error, and the task
+// is retried, then recorded failed when its attempts are used up.
 func TestTaskPastItsTimeoutEndsWithAnError(t *testing.T) {
 	c := durable(t, func(cfg *node.Config) {
 		cfg.TaskTimeout = time.Second
@@ -226,7 +226,7 @@ func TestTaskPastItsTimeoutEndsWithAnError(t *testing.T) {
 	})
 	master, _ := c.startN(3)
 	cl := dial(t, master)
-	reply, err := cl.Submit(t.Context(), message.Submit{Number: 7})
+	reply, err := cl.Submit(t.Context(), message.Submit{Number: 7, Options: message.Options{MaxAttempts: 2, Backoff: message.Duration(100 * time.Millisecond)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,10 @@ func TestTaskPastItsTimeoutEndsWithAnError(t *testing.T) {
 	if err != nil || res.Result != nil || !strings.HasPrefix(res.Error, "timed out after 1s") {
 		t.Fatalf("result %+v, %v; want the error timed out after 1s", res, err)
 	}
-	testutil.Eventually(t, 5*time.Second, "the error result recorded and counted", func() bool { return master.Status().Dispatch.ErrorResults == 1 })
+	testutil.Eventually(t, 10*time.Second, "the task retried once, then recorded failed", func() bool {
+		d := master.Status().Dispatch
+		return d.ErrorResults == 1 && d.Retried == 1
+	})
 }
 
 // A handler that ignores its context and runs past the timeout and the

@@ -71,6 +71,9 @@ type DispatchStatus struct {
 	Overloaded       int64 `json:"overloaded_submissions"`
 	NewerVersion     int64 `json:"newer_version_messages"`
 	ErrorResults     int64 `json:"error_results"`
+	Retried          int64 `json:"retried"`
+	Cancelled        int64 `json:"cancelled"`
+	Rerun            int64 `json:"rerun"`
 	// Pending counts the tasks accepted and not done per kind, Waiting
 	// those of them waiting for a free slot, and Unhandled lists the kinds
 	// of pending tasks that no member runs. Only the master fills them.

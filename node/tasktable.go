@@ -1,7 +1,10 @@
 package node
 
 import (
+	"errors"
+	"fmt"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -37,11 +40,15 @@ type taskTable struct {
 	book  loadBook
 
 	queues waitQueues // the tasks waiting for a free slot
+	timers timers     // the tasks waiting for a time: run_at, or a retry's backoff
 	bytes  int64      // payload bytes of the tasks followed
 	seq    uint64     // admission order, for waiting tasks of different kinds
 	limits pendingLimits
-	wake   chan struct{} // signalled when a slot may have freed
-	seed   maphash.Seed  // of the work fingerprints (workPrint)
+	wake   chan struct{} // signalled when a slot may have freed, or a task waits for a time
+
+	finished map[string]map[taskstore.State]int64 // moves into done, failed, cancelled, retrying, per kind (countLocked)
+	failures []failedAttempt                      // the latest failed attempts, oldest first
+	seed     maphash.Seed                         // of the work fingerprints (workPrint)
 }
 
 // pendingLimits bound what the table follows: Config.MaxPending and
@@ -53,7 +60,7 @@ type pendingLimits struct {
 
 func newTaskTable(doneMax int, limits pendingLimits) *taskTable {
 	return &taskTable{tasks: make(map[string]*tracked), done: newDoneIndex(doneMax), book: newLoadBook(),
-		queues: make(waitQueues), limits: limits,
+		queues: make(waitQueues), limits: limits, finished: make(map[string]map[taskstore.State]int64),
 		wake: make(chan struct{}, 1), seed: maphash.MakeSeed()}
 }
 
@@ -102,6 +109,7 @@ func (tt *taskTable) unfollowLocked(t *tracked) {
 	delete(tt.tasks, t.rec.UUID)
 	tt.bytes -= int64(len(t.rec.Payload))
 	tt.queues.remove(t)
+	tt.unscheduleLocked(t)
 	tt.freeSlotLocked(t)
 }
 
@@ -112,24 +120,31 @@ func (tt *taskTable) len() int {
 	return len(tt.tasks)
 }
 
-// resume takes in the records an earlier master wrote: pending tasks are
-// followed (on their executor's load), done ones remembered until until.
-// It returns how many are pending.
-func (tt *taskTable) resume(recs []taskstore.Record, until time.Time) (pending int) {
+// resume takes in the records an earlier master wrote: live tasks are
+// followed (a running one on its executor's load, as taken: its worker may
+// have started it), final ones remembered until until (done) or
+// failedUntil (failed, cancelled). It returns how many are live.
+func (tt *taskTable) resume(recs []taskstore.Record, until, failedUntil time.Time) (live int) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	for _, r := range recs {
-		switch r.State {
-		case taskstore.Pending:
-			t := &tracked{rec: r, accepted: true, slot: r.Executor, print: tt.workPrint(r.Kind, r.Payload)}
-			tt.followLocked(t)
-			tt.book.move("", r.Executor)
-			pending++
-		case taskstore.Done:
-			tt.done.add(r.UUID, tt.workPrint(r.Kind, r.Payload), r.Result, false, until)
+		if r.State.Final() {
+			keep := until
+			if r.State != taskstore.Done {
+				keep = failedUntil
+			}
+			tt.done.add(r.UUID, tt.workPrint(r.Kind, r.Payload), string(r.State), r.Result, false, keep)
+			continue
 		}
+		t := &tracked{rec: r, accepted: true, print: tt.workPrint(r.Kind, r.Payload)}
+		if r.State == taskstore.Running {
+			t.slot, t.taken = r.Executor, true
+			tt.book.move("", r.Executor)
+		}
+		tt.followLocked(t)
+		live++
 	}
-	return pending
+	return live
 }
 
 // known is what the table knows of a submitted uuid.
@@ -139,8 +154,8 @@ const (
 	unknown   known = iota // new: admit added it, claimed, as admission.t
 	lookUp                 // the done index may have forgotten it: look in etcd, then admit again with lookedUp
 	recording              // its first submission's write is still under way
-	pending                // accepted, not done yet
-	done                   // recorded done
+	pending                // accepted, live (pending, running or retrying)
+	done                   // recorded in a final state
 	full                   // new, but the table holds its limit of tasks or bytes: refused, not added
 )
 
@@ -155,29 +170,31 @@ type admission struct {
 	ephemeral bool
 	term      int64
 	result    *message.Result
-	tasks     int   // full: the tasks the table holds
-	bytes     int64 // full: their payload bytes
+	state     string // pending, done: the task's state
+	tasks     int    // full: the tasks the table holds
+	bytes     int64  // full: their payload bytes
 }
 
-// admit looks sub's uuid up, and when it is new, adds it as a task under
-// term, claimed and placed on the least loaded worker's load; print is
-// sub's work fingerprint (workPrint), made before the lock is taken.
+// admit looks sub's uuid up, and when it is new, adds it as a task with
+// record rec, claimed and, when a slot is free and its time has come,
+// running on the least loaded worker; print is sub's work fingerprint
+// (workPrint), made before the lock is taken.
 // Unless lookedUp, a durable uuid the done index may have forgotten is not
 // added: the caller looks in etcd first.
-func (tt *taskTable) admit(sub message.Submit, print uint64, term int64, now time.Time, lookedUp bool) admission {
+func (tt *taskTable) admit(sub message.Submit, rec taskstore.Record, print uint64, now time.Time, lookedUp bool) admission {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	if t, ok := tt.tasks[sub.UUID]; ok {
 		if !t.accepted {
 			return admission{known: recording}
 		}
-		return admission{known: pending, print: t.print, ephemeral: t.ephemeral, term: t.rec.Term, t: t}
+		return admission{known: pending, print: t.print, ephemeral: t.ephemeral, term: t.rec.Term, t: t, state: string(t.rec.State)}
 	}
 	if d, ok := tt.done.get(sub.UUID); ok {
 		if d.result == nil && !d.ephemeral && !lookedUp {
 			return admission{known: lookUp} // its result was too large to keep here
 		}
-		return admission{known: done, print: d.print, ephemeral: d.ephemeral, result: d.result}
+		return admission{known: done, print: d.print, ephemeral: d.ephemeral, result: d.result, state: d.state}
 	}
 	if !lookedUp && !sub.Ephemeral() && tt.done.mayHaveForgotten(sub.UUID, now) {
 		return admission{known: lookUp}
@@ -185,22 +202,87 @@ func (tt *taskTable) admit(sub message.Submit, print uint64, term int64, now tim
 	if tt.limits.tasks > 0 && len(tt.tasks) >= tt.limits.tasks || tt.limits.bytes > 0 && tt.bytes+int64(len(sub.Payload)) > tt.limits.bytes {
 		return admission{known: full, tasks: len(tt.tasks), bytes: tt.bytes}
 	}
-	t := &tracked{busy: true, ephemeral: sub.Ephemeral(), accepted: sub.Ephemeral(), print: print, rec: taskstore.Record{
-		UUID: sub.UUID, Kind: sub.Kind, Payload: sub.Payload, Number: sub.Number, Term: term,
-		State: taskstore.Pending, Submitted: now.UTC(),
-	}}
-	t.slot = tt.book.pick(sub.Kind, "", nil)
-	tt.book.move("", t.slot)
-	t.rec.Executor = t.slot
+	return admission{known: unknown, t: tt.addLocked(rec, sub.Ephemeral(), print, now)}
+}
+
+// addLocked follows a new task of record rec, claimed and, when a slot is
+// free and its time has come, running on the least loaded worker: unless
+// tasks of its kind wait already, which go first. The table's lock is held.
+func (tt *taskTable) addLocked(rec taskstore.Record, ephemeral bool, print uint64, now time.Time) *tracked {
+	t := &tracked{busy: true, ephemeral: ephemeral, accepted: ephemeral, print: print, rec: rec}
+	if !rec.NotBefore.After(now) && tt.queues[rec.Kind] == nil {
+		t.slot = tt.book.pick(rec.Kind, "", nil)
+		tt.book.move("", t.slot)
+		if t.slot != "" {
+			t.rec = startAttempt(t.rec, t.slot, now)
+		}
+	}
 	tt.followLocked(t)
-	return admission{known: unknown, t: t}
+	return t
+}
+
+// errLive refuses to retry a task that is live.
+var errLive = errors.New("the task is not failed or cancelled")
+
+// readmit follows again a failed or cancelled task, of record rec made
+// pending with fresh attempts (retry), as addLocked does a new one. It
+// refuses when the task is live or the table is full.
+func (tt *taskTable) readmit(rec taskstore.Record, now time.Time) (*tracked, error) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if t, ok := tt.tasks[rec.UUID]; ok {
+		return nil, fmt.Errorf("%w: it is %s", errLive, t.rec.State)
+	}
+	if tt.limits.tasks > 0 && len(tt.tasks) >= tt.limits.tasks || tt.limits.bytes > 0 && tt.bytes+int64(len(rec.Payload)) > tt.limits.bytes {
+		return nil, fmt.Errorf("busy: the master holds %d tasks of %d payload bytes; try again later", len(tt.tasks), tt.bytes)
+	}
+	tt.done.remove(rec.UUID)
+	return tt.addLocked(rec, false, tt.workPrint(rec.Kind, rec.Payload), now), nil
+}
+
+// lookup returns the live task id, or nil.
+func (tt *taskTable) lookup(id string) *tracked {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.tasks[id]
+}
+
+// info is what the table knows of task id: a live task's record, or a
+// final one's state and result from the done index (final true). ok is
+// false when it knows nothing of id.
+func (tt *taskTable) info(id string) (ti message.TaskInfo, final, ok bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if t, ok := tt.tasks[id]; ok {
+		return info(t.rec, t.ephemeral), false, true
+	}
+	if d, ok := tt.done.get(id); ok {
+		return message.TaskInfo{UUID: id, State: d.state, Durability: durability(d.ephemeral), Result: d.result}, true, true
+	}
+	return message.TaskInfo{}, false, false
+}
+
+// live lists the live tasks in state (any when "") of kind (any when ""),
+// as a listing shows them.
+func (tt *taskTable) live(state, kind string) []message.TaskInfo {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	var out []message.TaskInfo
+	for _, t := range tt.tasks {
+		if (state == "" || string(t.rec.State) == state) && (kind == "" || t.rec.Kind == kind) {
+			out = append(out, listed(info(t.rec, t.ephemeral)))
+		}
+	}
+	return out
 }
 
 // kindStats is the table by kind, for /status and /metrics.
 type kindStats struct {
-	pending   map[string]int // tasks followed
-	waiting   map[string]int // of those, waiting for a free slot
-	unhandled []string       // kinds of pending tasks no worker runs, sorted
+	pending   map[string]int                       // tasks followed: live, in any state
+	waiting   map[string]int                       // of those, waiting for a free slot
+	states    map[string]map[taskstore.State]int   // of those, by state: pending, running, retrying
+	finished  map[string]map[taskstore.State]int64 // tasks recorded done, failed, cancelled in this term
+	unhandled []string                             // kinds of pending tasks no worker runs, sorted
 }
 
 // kinds counts the tasks by kind, in one pass under the lock: the counts
@@ -208,12 +290,22 @@ type kindStats struct {
 func (tt *taskTable) kinds() kindStats {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	k := kindStats{pending: make(map[string]int), waiting: make(map[string]int, len(tt.queues))}
+	k := kindStats{pending: make(map[string]int), waiting: make(map[string]int, len(tt.queues)),
+		states: make(map[string]map[taskstore.State]int), finished: make(map[string]map[taskstore.State]int64, len(tt.finished))}
 	for _, t := range tt.tasks {
 		k.pending[t.rec.Kind]++
+		m := k.states[t.rec.Kind]
+		if m == nil {
+			m = make(map[taskstore.State]int, 3)
+			k.states[t.rec.Kind] = m
+		}
+		m[t.rec.State]++
 	}
-	for kind, l := range tt.queues {
-		k.waiting[kind] = l.Len()
+	for kind, q := range tt.queues {
+		k.waiting[kind] = q.n
+	}
+	for kind, f := range tt.finished {
+		k.finished[kind] = maps.Clone(f)
 	}
 	for kind := range k.pending {
 		if !tt.book.handled(kind) {
@@ -257,6 +349,7 @@ func (tt *taskTable) claimEach(want func(t *tracked) bool) {
 func (tt *taskTable) claimLocked(t *tracked) {
 	t.busy = true
 	tt.queues.remove(t)
+	tt.unscheduleLocked(t)
 }
 
 // claimIf claims t when it is not claimed and want, called under the lock,
@@ -280,7 +373,7 @@ func (tt *taskTable) release(t *tracked) (recordNow bool) {
 }
 
 func (tt *taskTable) releaseLocked(t *tracked) bool {
-	t.busy = t.result != nil
+	t.busy = t.result != nil || t.lost != nil
 	return t.busy
 }
 
@@ -292,25 +385,28 @@ func (tt *taskTable) current(t *tracked) (rec taskstore.Record, placedBefore, ha
 	return t.rec, !t.sent.IsZero() || t.rec.Attempts > 0, t.result != nil
 }
 
-// moved records that t's placement moved to worker w under term.
-func (tt *taskTable) moved(t *tracked, w string, term int64) {
+// moved records that t's placement moved to rec (another worker, another
+// attempt, this term).
+func (tt *taskTable) moved(t *tracked, rec taskstore.Record) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	t.rec.Executor, t.rec.Term = w, term
+	if t.rec.Attempts != rec.Attempts {
+		t.taken = false // a new attempt: nobody took it yet
+	}
+	t.rec = rec
 }
 
 // sending remembers that t is being sent to w as attempt.
 func (tt *taskTable) sending(t *tracked, w string, attempt int) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	t.rec.Attempts = attempt
 	t.addPlacementLocked(w, int64(attempt))
 }
 
 // sentAt records when t's worker took it.
 func (tt *taskTable) sentAt(t *tracked, now time.Time) {
 	tt.mu.Lock()
-	t.sent = now
+	t.sent, t.taken = now, true
 	tt.mu.Unlock()
 }
 
@@ -341,6 +437,9 @@ func (tt *taskTable) resultIn(res message.Result, term int64) (t *tracked, p pla
 		return t, p, duplicate, "", false
 	}
 	if p, why = checkResult(t, res, term); why != "" {
+		if p.timedOut && res.Error != "" && t.rec.State != taskstore.Running {
+			return t, p, duplicate, "", false // the attempt's failure is recorded already
+		}
 		return t, p, refused, why, false
 	}
 	t.result = &res
@@ -350,30 +449,71 @@ func (tt *taskTable) resultIn(res message.Result, term int64) (t *tracked, p pla
 	return t, p, kept, "", recordNow
 }
 
-// toRecord returns t's record as done with its result under term, for the
-// claim's holder to write.
-func (tt *taskTable) toRecord(t *tracked, term int64) taskstore.Record {
+// toRecord returns t's record in its next state, for the claim's holder
+// to write: done with its result, or after a failed attempt (the worker's
+// error, or the master's lost) retrying or failed (afterFailure). res is
+// the result it used, nil for lost.
+func (tt *taskTable) toRecord(t *tracked, term int64, now time.Time, p lifePolicy) (rec taskstore.Record, res *message.Result) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	rec, res = t.rec, t.result
+	rec.Term = term
+	switch {
+	case res != nil && res.Error == "":
+		rec.State, rec.Result, rec.Finished, rec.NotBefore = taskstore.Done, res, now.UTC(), time.Time{}
+	case res != nil:
+		rec = afterFailure(rec, failure{executor: res.Executor, attempt: int(res.Attempt), err: res.Error, permanent: res.Permanent, result: res}, now, p, jitter)
+	default:
+		rec = afterFailure(rec, *t.lost, now, p, jitter)
+	}
+	return rec, res
+}
+
+// cancelled returns t's record as cancelled at now, for the claim's holder
+// to write.
+func (tt *taskTable) cancelled(t *tracked, term int64, now time.Time) taskstore.Record {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	rec := t.rec
-	rec.State, rec.Result, rec.Term = taskstore.Done, t.result, term
+	rec.State, rec.Term, rec.Finished, rec.NotBefore, rec.Result = taskstore.Cancelled, term, now.UTC(), time.Time{}, nil
 	return rec
 }
 
-// finish ends a recording's claim on t. When the write succeeded (ok), t
-// leaves the table for the done index, remembered until until, and its
-// worker's load is released; sent is when its worker took it. Otherwise t
-// stays pending with its result, for the next rescue to record.
-func (tt *taskTable) finish(t *tracked, ok bool, until time.Time) (sent time.Time) {
+// settled ends a recording's claim on t, whose record rec was written (ok)
+// or not. Written in a final state, t leaves the table for the done
+// index, remembered until until; written as retrying, t waits for its
+// backoff to end, its result (res) or lost attempt forgotten. Not written,
+// t stays as it was, with its result, for the next rescue to record. sent
+// is when its worker took it; recordNow says a result came in meanwhile:
+// the caller records again.
+func (tt *taskTable) settled(t *tracked, rec taskstore.Record, res *message.Result, ok bool, until, now time.Time) (sent time.Time, recordNow bool) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	t.busy = false
 	if !ok {
-		return time.Time{}
+		return time.Time{}, false
 	}
-	tt.unfollowLocked(t)
-	tt.done.add(t.rec.UUID, t.print, t.result, t.ephemeral, until)
-	return t.sent
+	sent = t.sent
+	if rec.State.Final() {
+		tt.unfollowLocked(t)
+		tt.done.add(t.rec.UUID, t.print, string(rec.State), rec.Result, t.ephemeral, until)
+		tt.countLocked(rec)
+		return sent, false
+	}
+	// Retrying: the attempt is over; another result for it is a duplicate.
+	t.overLocked(int64(rec.Attempts))
+	t.rec, t.lost, t.sent, t.taken, t.retryAt, t.failures = rec, nil, time.Time{}, false, time.Time{}, 0
+	if t.result == res {
+		t.result = nil
+	}
+	tt.freeSlotLocked(t)
+	tt.countLocked(rec)
+	if t.result != nil { // another result came in meanwhile
+		t.busy = true
+		return sent, true
+	}
+	tt.parkLocked(t, now)
+	return sent, false
 }
 
 // expire forgets the done tasks whose time has run out by now.

@@ -26,6 +26,10 @@ type tracked struct {
 	resentAt  time.Time       // when it was last sent again to its worker for a submitter asking after it
 	slot      string          // the worker whose load counts this task; "" when none
 	queued    *list.Element   // its place in the table's waiting queue of its kind; nil when not waiting
+	waitSince time.Time       // when it joined its waiting queue, for the aging of priorities
+	timer     int             // its place in the table's timers, plus 1; 0 when not waiting for a time
+	taken     bool            // a worker took the current attempt (or may have: resumed running)
+	lost      *failure        // the master gave up on the current attempt; recorded by the claim's holder
 	seq       uint64          // admission order
 	print     uint64          // fingerprint of rec.Kind and rec.Payload (workPrint), set at creation
 }
@@ -35,7 +39,7 @@ type tracked struct {
 type placement struct {
 	executor string
 	attempt  int64
-	timedOut bool // the task timed out on executor after this sending
+	timedOut bool // the attempt is over for the master: it timed out, its worker left, or its error is recorded
 }
 
 // maxPlacements bounds the sendings a task remembers. A result from an
@@ -64,14 +68,26 @@ func (t *tracked) timedOutLocked(executor string) {
 	}
 }
 
+// overLocked marks the sendings of attempts up to attempt as over: an
+// error from them comes after their failure was recorded. The table's lock
+// is held.
+func (t *tracked) overLocked(attempt int64) {
+	for i := range t.sentTo {
+		if t.sentTo[i].attempt <= attempt {
+			t.sentTo[i].timedOut = true
+		}
+	}
+}
+
 // addPlacementLocked remembers a sending, forgetting the oldest beyond
-// maxPlacements. A sending to an executor that timed out stays marked so:
-// its worker may just answer the redelivery of the task it is still
-// working. The table's lock is held.
+// maxPlacements; a sending again of the same attempt to the same worker is
+// the same sending. The table's lock is held.
 func (t *tracked) addPlacementLocked(executor string, attempt int64) {
 	p := placement{executor: executor, attempt: attempt}
 	for _, q := range t.sentTo {
-		p.timedOut = p.timedOut || q.executor == executor && q.timedOut
+		if q.executor == executor && q.attempt == attempt {
+			return
+		}
 	}
 	if len(t.sentTo) == maxPlacements {
 		t.sentTo = append(t.sentTo[:0], t.sentTo[1:]...)

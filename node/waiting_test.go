@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/taskstore"
 )
 
 // A task that finds no worker with a free slot for its kind waits; tasks
@@ -19,7 +20,7 @@ func TestWaitingTasksGoInOrderAsSlotsFree(t *testing.T) {
 	var ts []*tracked
 	for i, kind := range []string{"x", "x", "y", "x"} {
 		sub := message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: kind, Payload: json.RawMessage("1")}
-		a := tt.admit(sub, 0, 1, time.Now(), true)
+		a := admitTest(tt, sub, time.Now())
 		ts = append(ts, a.t)
 	}
 	// The first x and the y got a slot at admission; the others wait.
@@ -32,22 +33,22 @@ func TestWaitingTasksGoInOrderAsSlotsFree(t *testing.T) {
 	for _, i := range []int{0, 2} {
 		tt.release(ts[i])
 	}
-	if got, _ := tt.nextWaiting(); got != nil {
+	if got, _ := tt.nextWaiting(time.Now()); got != nil {
 		t.Fatalf("task %s taken while every slot is busy", got.rec.UUID)
 	}
 	// w-b's task is done: nothing waits for y.
 	tt.resultIn(resultOf(message.Task{UUID: ts[2].rec.UUID, Executor: "w-b", Kind: "y", Term: 1}), 1)
-	if got, _ := tt.nextWaiting(); got != nil {
+	if got, _ := tt.nextWaiting(time.Now()); got != nil {
 		t.Fatalf("an x task taken for a y slot: %s", got.rec.UUID)
 	}
 	// w-a's is done: the older waiting x goes first, to w-a.
 	ts[0].addPlacementLocked("w-a", 1)
 	tt.resultIn(resultOf(message.Task{UUID: ts[0].rec.UUID, Executor: "w-a", Kind: "x", Term: 1, Attempt: 1}), 1)
-	got, w := tt.nextWaiting()
+	got, w := tt.nextWaiting(time.Now())
 	if got != ts[1] || w != "w-a" || !got.busy {
 		t.Fatalf("next waiting %v on %q; want the second x task, claimed, on w-a", got, w)
 	}
-	if got, _ := tt.nextWaiting(); got != nil {
+	if got, _ := tt.nextWaiting(time.Now()); got != nil {
 		t.Fatalf("a second task taken for w-a's one slot")
 	}
 	if n := tt.kinds().waiting; n["x"] != 1 || len(n) != 1 {
@@ -61,16 +62,16 @@ func TestAdmissionIsBounded(t *testing.T) {
 	sub := func(i int, payload string) message.Submit {
 		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "k", Payload: json.RawMessage(payload)}
 	}
-	if a := tt.admit(sub(1, `"123456"`), 0, 1, time.Now(), true); a.known != unknown {
+	if a := admitTest(tt, sub(1, `"123456"`), time.Now()); a.known != unknown {
 		t.Fatalf("first: %v", a.known)
 	}
-	if a := tt.admit(sub(2, `"123456"`), 0, 1, time.Now(), true); a.known != full {
+	if a := admitTest(tt, sub(2, `"123456"`), time.Now()); a.known != full {
 		t.Fatalf("beyond the bytes: %v, want full", a.known)
 	}
-	if a := tt.admit(sub(3, `1`), 0, 1, time.Now(), true); a.known != unknown {
+	if a := admitTest(tt, sub(3, `1`), time.Now()); a.known != unknown {
 		t.Fatalf("within both: %v", a.known)
 	}
-	if a := tt.admit(sub(4, `1`), 0, 1, time.Now(), true); a.known != full {
+	if a := admitTest(tt, sub(4, `1`), time.Now()); a.known != full {
 		t.Fatalf("beyond the tasks: %v, want full", a.known)
 	}
 }
@@ -83,7 +84,7 @@ func TestOldestWaitingTaskOfAnyKindGoesFirst(t *testing.T) {
 	var ts []*tracked
 	for i, kind := range []string{"x", "y", "y", "x"} {
 		sub := message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: kind, Payload: json.RawMessage("1")}
-		ts = append(ts, tt.admit(sub, 0, 1, time.Now(), true).t)
+		ts = append(ts, admitTest(tt, sub, time.Now()).t)
 	}
 	for _, t := range ts[1:] {
 		tt.placed(t, noSlot, time.Now())
@@ -92,7 +93,7 @@ func TestOldestWaitingTaskOfAnyKindGoesFirst(t *testing.T) {
 	var order []*tracked
 	for range 3 {
 		tt.reserveOn(lastTaken(order, ts[0]), "") // the last one taken is done: its slot frees
-		got, _ := tt.nextWaiting()
+		got, _ := tt.nextWaiting(time.Now())
 		if got == nil {
 			t.Fatalf("nothing taken after %d", len(order))
 		}
@@ -120,8 +121,8 @@ func TestWaitingTaskPlacedElsewhereIsNotTakenAgain(t *testing.T) {
 	sub := func(i int) message.Submit {
 		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "x", Payload: json.RawMessage("1")}
 	}
-	busy := tt.admit(sub(0), 0, 1, time.Now(), true).t
-	waiting := tt.admit(sub(1), 0, 1, time.Now(), true).t
+	busy := admitTest(tt, sub(0), time.Now()).t
+	waiting := admitTest(tt, sub(1), time.Now()).t
 	tt.placed(waiting, noSlot, time.Now())
 	tt.release(busy)
 	// Placed elsewhere while in the queue.
@@ -130,7 +131,7 @@ func TestWaitingTaskPlacedElsewhereIsNotTakenAgain(t *testing.T) {
 	}
 	tt.placed(waiting, sentOK, time.Now())
 	tt.reserveOn(busy, "") // w-a's slot frees
-	if got, _ := tt.nextWaiting(); got != nil {
+	if got, _ := tt.nextWaiting(time.Now()); got != nil {
 		t.Fatalf("task %s taken from the queue though it was placed", got.rec.UUID)
 	}
 }
@@ -144,9 +145,9 @@ func TestTaskWaitsOnceWhateverClaimsIt(t *testing.T) {
 	sub := func(i int) message.Submit {
 		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "x", Payload: json.RawMessage("1")}
 	}
-	busy := tt.admit(sub(0), 0, 1, time.Now(), true).t
+	busy := admitTest(tt, sub(0), time.Now()).t
 	tt.release(busy)
-	w := tt.admit(sub(1), 0, 1, time.Now(), true).t
+	w := admitTest(tt, sub(1), time.Now()).t
 	tt.placed(w, noSlot, time.Now())
 	claim := func() {
 		if !tt.claimIf(w, func(*tracked) bool { return true }) {
@@ -164,11 +165,19 @@ func TestTaskWaitsOnceWhateverClaimsIt(t *testing.T) {
 		t.Fatalf("waiting %d times, want once", n)
 	}
 	tt.reserveOn(busy, "")
-	if got, _ := tt.nextWaiting(); got != w {
+	if got, _ := tt.nextWaiting(time.Now()); got != w {
 		t.Fatalf("next waiting %v, want the task", got)
 	}
 	tt.release(w)
-	if got, _ := tt.nextWaiting(); got != nil {
+	if got, _ := tt.nextWaiting(time.Now()); got != nil {
 		t.Fatalf("the task taken twice")
 	}
+}
+
+// admitTest admits sub at now as a master of term 1 would, with no
+// options but its priority.
+func admitTest(tt *taskTable, sub message.Submit, now time.Time) admission {
+	rec := taskstore.Record{UUID: sub.UUID, Kind: sub.Kind, Payload: sub.Payload, Number: sub.Number, Term: 1,
+		State: taskstore.Pending, Submitted: now, Priority: sub.Priority}
+	return tt.admit(sub, rec, 0, now, true)
 }
