@@ -6,6 +6,7 @@
 //	<prefix>/nodes/<node ID>       a node's record, under its lease (registry)
 //	<prefix>/election/<lease hex>  a candidate's key, under its session (election)
 //	<prefix>/tasks/<uuid>          a task's record (taskstore)
+//	<prefix>/schedules/<name>      a recurring task's schedule (schedule)
 //
 // Nothing else is written under the prefix.
 package keyspace
@@ -41,6 +42,12 @@ func Tasks(prefix string) string { return prefix + "/tasks/" }
 
 // Task is the key of task uuid's record.
 func Task(prefix, uuid string) string { return Tasks(prefix) + uuid }
+
+// Schedules is the prefix of every schedule's record.
+func Schedules(prefix string) string { return prefix + "/schedules/" }
+
+// Schedule is the key of the schedule called name.
+func Schedule(prefix, name string) string { return Schedules(prefix) + name }
 
 // CheckPrefix accepts a path like /meshpool: a leading '/', no trailing '/'.
 func CheckPrefix(p string) error {

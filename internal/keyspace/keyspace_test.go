@@ -52,6 +52,8 @@ func TestLayout(t *testing.T) {
 		{keyspace.Election(p), "/meshpool/election"},
 		{keyspace.Tasks(p), "/meshpool/tasks/"},
 		{keyspace.Task(p, "u"), "/meshpool/tasks/u"},
+		{keyspace.Schedules(p), "/meshpool/schedules/"},
+		{keyspace.Schedule(p, "nightly"), "/meshpool/schedules/nightly"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
