@@ -7,7 +7,9 @@
 // master's election key (the txn only applies while that key still has the
 // term's create revision), so the writes of a deposed master fail with
 // ErrFenced, and it batches concurrent writes into few txns (group commit)
-// without delaying a lone write.
+// without delaying a lone write. The master's other records under the
+// prefix, its schedules, go through the same Writer (PutValue, Delete), so
+// they are fenced alike.
 //
 // A completed task is either deleted at once or kept as Done for a retention
 // time under a shared lease: one lease per time bucket, not one per task.

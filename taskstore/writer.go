@@ -56,7 +56,8 @@ type op struct {
 }
 
 // NewWriter returns a Writer for the term fence, writing under
-// keyspace.Tasks(prefix). It does not talk to etcd yet; Run checks the arguments.
+// keyspace.Tasks(prefix) (and, with PutValue and Delete, elsewhere under
+// prefix). It does not talk to etcd yet; Run checks the arguments.
 func NewWriter(cli *clientv3.Client, prefix string, fence Fence, cfg Config) *Writer {
 	cfg = cfg.withDefaults()
 	return &Writer{
