@@ -5,7 +5,7 @@
 // for each one, at its ticks:
 //
 //	tick, skipped, ok := s.Due(now)   // the tick to fire, if any
-//	submit s.Submit(tick)             // TaskUUID(name, tick): a tick is one task
+//	submit s.Submit(tick)             // TaskUUID(name, created, tick): a tick is one task
 //	s.Last = tick; write s.Encode()   // fired: not due again before the next tick
 //
 // A tick fired twice (a master that fails between the submission and the
