@@ -23,13 +23,8 @@ func DecodeAdd(data []byte, now time.Time) (Schedule, error) {
 		return Schedule{}, fmt.Errorf("%w: request is %d bytes, limit %d", ErrInvalid, len(data), MaxRequest)
 	}
 	var s Schedule
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := strictJSON(data, &s); err != nil {
 		return Schedule{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Schedule{}, fmt.Errorf("%w: data after the request's object", ErrInvalid)
 	}
 	for _, f := range []struct{ name, value string }{{"name", s.Name}, {"cron", s.Cron}, {"kind", s.Kind}} {
 		if f.value == "" {
@@ -82,4 +77,18 @@ func Decode(key string, value []byte) (Schedule, error) {
 	}
 	s.V = 0
 	return s, nil
+}
+
+// strictJSON decodes one JSON object into v, refusing unknown keys and
+// anything after the object.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the request's object")
+	}
+	return nil
 }
