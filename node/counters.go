@@ -26,6 +26,8 @@ type masterStats struct {
 	retried        atomic.Int64 // attempts that failed with another to come: recorded retrying
 	cancelled      atomic.Int64 // tasks recorded cancelled
 	rerun          atomic.Int64 // failed or cancelled tasks made pending again by a retry request
+	ticksFired     atomic.Int64 // schedule ticks whose task was submitted
+	ticksSkipped   atomic.Int64 // schedule ticks missed while no master ran, not fired (the catch-up rule)
 }
 
 // counter is one number a node reports: on /metrics as meshpool_<metric>,
@@ -145,6 +147,10 @@ func counterTable() []counter {
 		{metric: "tasks_cancelled_total", help: "Tasks the master recorded cancelled.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.cancelled }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Cancelled })},
+		{metric: "schedule_ticks_fired_total", help: "Schedule ticks whose task the master submitted.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.ticksFired })},
+		{metric: "schedule_ticks_skipped_total", help: "Schedule ticks missed while no master ran, not fired: only the latest missed tick fires.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.ticksSkipped })},
 		{metric: "tasks_rerun_total", help: "Failed or cancelled tasks made pending again by a retry request.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.rerun }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Rerun })},

@@ -13,6 +13,7 @@ import (
 	"github.com/meshpool/meshpool"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/schedule"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -54,6 +55,12 @@ func (f *fakeRecords) Put(_ context.Context, r taskstore.Record) error {
 	}
 	return f.put(r)
 }
+
+func (f *fakeRecords) Schedules(context.Context) ([]schedule.Schedule, error) { return nil, nil }
+
+func (f *fakeRecords) PutValue(context.Context, string, string) error { return nil }
+
+func (f *fakeRecords) Delete(context.Context, string) error { return nil }
 
 func (f *fakeRecords) Complete(_ context.Context, r taskstore.Record) error {
 	if f.complete == nil {

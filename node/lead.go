@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool/election"
+	"github.com/meshpool/meshpool/schedule"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -56,7 +57,7 @@ func (n *Node) runMaster(ctx context.Context, l election.Leadership, p *parts, l
 	conn := p.broker.Conn()
 	sender := natsSender{conn: conn, hasInterest: p.broker.HasInterest, ackTimeout: n.cfg.AckTimeout, log: log}
 	m := newMaster(ctx, masterConfig{
-		id: n.id, lead: l, term: l.Term, records: store, conn: conn,
+		id: n.id, prefix: n.cfg.Prefix, lead: l, term: l.Term, records: store, conn: conn,
 		send: sender.send, cancelOn: sender.cancel,
 		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
 		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, failedRetention: n.cfg.FailedRetention,
@@ -84,4 +85,9 @@ func (s termStore) Load(ctx context.Context) ([]taskstore.Record, int64, error) 
 
 func (s termStore) Get(ctx context.Context, uuid string) (taskstore.Record, bool, error) {
 	return taskstore.Get(ctx, s.cli, s.prefix, uuid)
+}
+
+func (s termStore) Schedules(ctx context.Context) ([]schedule.Schedule, error) {
+	list, _, err := schedule.Load(ctx, s.cli, s.prefix)
+	return list, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/schedule"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -34,6 +36,11 @@ type taskRecords interface {
 	// Put and Complete write one, fenced (see taskstore.Writer).
 	Put(ctx context.Context, r taskstore.Record) error
 	Complete(ctx context.Context, r taskstore.Record) error
+	// Schedules reads every schedule (see schedule.Load); PutValue and
+	// Delete write one, fenced (see taskstore.Writer).
+	Schedules(ctx context.Context) ([]schedule.Schedule, error)
+	PutValue(ctx context.Context, key, value string) error
+	Delete(ctx context.Context, key string) error
 }
 
 // sendFunc gives a task to its executor: it returns once the worker took it
@@ -43,6 +50,7 @@ type sendFunc func(ctx context.Context, task message.Task, ephemeral bool) error
 // masterConfig is what one term of master duties needs from the node.
 type masterConfig struct {
 	id      string
+	prefix  string                    // etcd's, for the schedules' keys
 	lead    interface{ Valid() bool } // the leadership: check it right before acting as master
 	term    int64
 	records taskRecords
@@ -77,6 +85,7 @@ type master struct {
 	slots chan struct{}  // bounds concurrent submissions being recorded
 	ops   chan struct{}  // bounds the operations answered at once (maxOps)
 	scan  chan struct{}  // one listing of etcd's records at a time
+	sched schedules
 
 	// callbacks counts NATS callbacks under way: Unsubscribe does not wait
 	// for one that has started, so run waits for them itself.
@@ -102,6 +111,9 @@ func (m *master) run() error {
 	if err := m.loadTasks(ctx); err != nil {
 		return err
 	}
+	if err := m.loadSchedules(ctx); err != nil {
+		return err
+	}
 	var subs []*nats.Subscription
 	// Shut down in order: no new callback, no new message, the callbacks
 	// under way, then the work they started.
@@ -116,6 +128,7 @@ func (m *master) run() error {
 		m.wg.Wait()
 	}()
 	handlers := m.opsHandlers()
+	maps.Copy(handlers, m.scheduleHandlers())
 	handlers[message.SubjectResults], handlers[message.SubjectSubmit] = m.onResult, m.onSubmit
 	for subject, handle := range handlers {
 		sub, err := m.conn.Subscribe(subject, m.gate(handle))
@@ -142,7 +155,12 @@ func (m *master) run() error {
 	defer due.Stop()
 	var dueAt time.Time
 	timeTasks := func() {
-		next := m.table.due(time.Now())
+		now := time.Now()
+		m.fireDue(now)
+		next := m.table.due(now)
+		if n := m.sched.next(now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
 		if !next.Equal(dueAt) {
 			dueAt = next
 			if !next.IsZero() {
