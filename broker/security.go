@@ -80,13 +80,17 @@ const (
 	// results, events, tasks.submit and the request inboxes. Each node's
 	// own in-process connection has it; give it to operators' tools only.
 	RoleNode Role = "node"
-	// RoleSubmitter may publish tasks.submit and subscribe results, events
-	// and reply inboxes (_INBOX.>): submit work, wait for its answer and
-	// its result. It may not publish tasks.<id> (a task in the master's
-	// name) or results (a fake result).
+	// RoleSubmitter may publish tasks.submit and the operations on tasks
+	// (tasks.get, tasks.list, tasks.cancel, tasks.retry, tasks.schedule.*)
+	// and subscribe results, events and reply inboxes (_INBOX.>): submit
+	// work, wait for its answer and its result, look at, cancel and retry
+	// any task, manage schedules. It may not publish tasks.<id> (a task or
+	// a cancel in the master's name) or results (a fake result).
 	RoleSubmitter Role = "submitter"
-	// RoleObserver may subscribe results and nothing else, and publish
-	// nothing.
+	// RoleObserver may read: subscribe results, and ask tasks.get,
+	// tasks.list and tasks.schedule.list (their answers come to reply
+	// inboxes, _INBOX.>, which it may subscribe). It may not submit,
+	// cancel or retry.
 	RoleObserver Role = "observer"
 )
 
@@ -95,13 +99,14 @@ func (r Role) permissions() *server.Permissions {
 	switch r {
 	case RoleSubmitter:
 		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{message.SubjectSubmit}},
+			Publish: &server.SubjectPermission{Allow: []string{message.SubjectSubmit, message.SubjectGet, message.SubjectList,
+				message.SubjectCancel, message.SubjectRetry, message.SubjectScheduleAdd, message.SubjectScheduleRemove, message.SubjectScheduleList}},
 			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, message.SubjectEvents, "_INBOX.>"}},
 		}
 	case RoleObserver:
 		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Deny: []string{">"}},
-			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults}},
+			Publish:   &server.SubjectPermission{Allow: []string{message.SubjectGet, message.SubjectList, message.SubjectScheduleList}},
+			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, "_INBOX.>"}},
 		}
 	default:
 		return nil

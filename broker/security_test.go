@@ -351,7 +351,7 @@ func TestClientPermissions(t *testing.T) {
 	})
 	t.Run("submitter", func(t *testing.T) {
 		nc, errs := dial(t, nats.UserInfo("submitter", submitterPassword))
-		for _, subj := range []string{"tasks.b-1234", "results", "events"} {
+		for _, subj := range []string{"tasks.b-1234", "tasks.b-1234.cancel", "results", "events"} {
 			check(t, nc.Publish(subj, []byte(`{"uuid":"fake"}`)))
 			expectViolation(t, errs, `Publish to "`+subj+`"`)
 		}
@@ -386,26 +386,41 @@ func TestClientPermissions(t *testing.T) {
 		for len(got) > 0 {
 			<-got
 		}
-		// Request-reply: the answer comes to its inbox.
-		rs, err := b.b.Conn().Subscribe("tasks.submit", func(m *nats.Msg) { _ = m.Respond([]byte("ok")) })
-		check(t, err)
-		defer rs.Unsubscribe()
-		testutil.EventuallyNil(t, 5*time.Second, func() error {
-			_, err := nc.Request("tasks.submit", []byte(`{"number":2}`), 200*time.Millisecond)
-			return err
-		})
+		// Request-reply: the answer comes to its inbox; so do those of the
+		// operations on tasks.
+		for _, subj := range []string{"tasks.submit", "tasks.get", "tasks.list", "tasks.cancel", "tasks.retry",
+			"tasks.schedule.add", "tasks.schedule.remove", "tasks.schedule.list"} {
+			rs, err := b.b.Conn().Subscribe(subj, func(m *nats.Msg) { _ = m.Respond([]byte("ok")) })
+			check(t, err)
+			testutil.EventuallyNil(t, 5*time.Second, func() error {
+				_, err := nc.Request(subj, []byte(`{"number":2}`), 200*time.Millisecond)
+				return err
+			})
+			check(t, rs.Unsubscribe())
+		}
 		for len(got) > 0 {
 			<-got
 		}
 	})
 	t.Run("observer", func(t *testing.T) {
 		nc, errs := dial(t, nats.UserInfo("observer", observerPassword))
-		for _, subj := range []string{"tasks.b-1234", "tasks.submit", "results", "events"} {
+		for _, subj := range []string{"tasks.b-1234", "tasks.b-1234.cancel", "tasks.submit", "tasks.cancel", "tasks.retry",
+			"tasks.schedule.add", "tasks.schedule.remove", "results", "events"} {
 			check(t, nc.Publish(subj, []byte(`{"number":1}`)))
 			expectViolation(t, errs, `Publish to "`+subj+`"`)
 		}
 		nothingArrives(t)
-		for _, subj := range []string{"events", "tasks.>", "_INBOX.>"} {
+		// It may read: get, list, the schedules.
+		for _, subj := range []string{"tasks.get", "tasks.list", "tasks.schedule.list"} {
+			rs, err := b.b.Conn().Subscribe(subj, func(m *nats.Msg) { _ = m.Respond([]byte("ok")) })
+			check(t, err)
+			testutil.EventuallyNil(t, 5*time.Second, func() error {
+				_, err := nc.Request(subj, []byte(`{}`), 200*time.Millisecond)
+				return err
+			})
+			check(t, rs.Unsubscribe())
+		}
+		for _, subj := range []string{"events", "tasks.>"} {
 			_, err := nc.SubscribeSync(subj)
 			check(t, err)
 			expectViolation(t, errs, `Subscription to "`+subj+`"`)
