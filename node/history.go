@@ -78,3 +78,29 @@ func lastError(errs []message.AttemptError) string {
 	}
 	return s
 }
+
+// queues is the table's counts per kind and state, as /status shows them.
+func (k kindStats) queues() map[string]map[string]int64 {
+	out := make(map[string]map[string]int64, len(k.states)+len(k.finished))
+	row := func(kind string) map[string]int64 {
+		r := out[kind]
+		if r == nil {
+			r = make(map[string]int64, 6)
+			out[kind] = r
+		}
+		return r
+	}
+	for kind, states := range k.states {
+		for st, n := range states {
+			row(kind)[string(st)] = int64(n)
+		}
+	}
+	for kind, moves := range k.finished {
+		for st, n := range moves {
+			if st.Final() {
+				row(kind)[string(st)] = n
+			}
+		}
+	}
+	return out
+}

@@ -80,6 +80,12 @@ type DispatchStatus struct {
 	Pending   map[string]int `json:"pending,omitempty"`
 	Waiting   map[string]int `json:"waiting,omitempty"`
 	Unhandled []string       `json:"unhandled_kinds,omitempty"`
+	// Queues is, per kind, the live tasks by state (pending, running,
+	// retrying) and the tasks recorded done, failed, cancelled in this term.
+	Queues map[string]map[string]int64 `json:"queues,omitempty"`
+	// Failures are the latest failed attempts, newest first, with what
+	// they led to (retrying or failed).
+	Failures []failedAttempt `json:"failures,omitempty"`
 }
 
 // Status reports the node's current view. Before Run and after it returns,
@@ -108,6 +114,7 @@ func (n *Node) Status() Status {
 	if t := n.table.Load(); t != nil {
 		k := t.kinds()
 		s.Dispatch.Pending, s.Dispatch.Waiting, s.Dispatch.Unhandled = k.pending, k.waiting, k.unhandled
+		s.Dispatch.Queues, s.Dispatch.Failures = k.queues(), t.latestFailures()
 	}
 	for _, c := range counters {
 		if c.field != nil {
