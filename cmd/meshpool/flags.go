@@ -69,7 +69,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 // meant as "any port", a --task-timeout 0 meant as "none"), so it is
 // refused instead of quietly becoming the default.
 var noZero = []string{"etcd", "prefix", "cluster-name", "ttl", "task-timeout", "client-port", "cluster-port", "http-port",
-	"slots", "max-payload", "max-result", "max-pending", "max-pending-bytes"}
+	"slots", "max-payload", "max-result", "max-pending", "max-pending-bytes", "max-attempts", "backoff", "backoff-max", "failed-retention"}
 
 // refuseZero says which of the noZero flags were given as zero.
 func refuseZero(fs *flag.FlagSet) error {
@@ -175,7 +175,7 @@ func bindCommon(fs *flag.FlagSet, cfg *node.Config, c *commonFlags) {
 	fs.DurationVar(&cfg.TaskInterval, "task-interval", cfg.TaskInterval, "how often the master makes a demo task (0 = never)")
 	fs.Var(workTimeFlag{&cfg.WorkTime}, "work-time", "range of time a worker spends on a demo task, MIN-MAX")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "how long a stopping worker may finish tasks in flight (0 = do not wait)")
-	fs.DurationVar(&cfg.TaskTimeout, "task-timeout", cfg.TaskTimeout, "give a task to another worker when its result is this late")
+	fs.DurationVar(&cfg.TaskTimeout, "task-timeout", cfg.TaskTimeout, "how long one attempt of a task may run when its submission does not say; then it is retried")
 	fs.DurationVar(&cfg.ResultRetention, "result-retention", cfg.ResultRetention, "keep done tasks' records this long, to answer re-submissions (0 = delete at once)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
