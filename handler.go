@@ -28,7 +28,9 @@ type Task struct {
 // value (nil means null), or an error whose text becomes the task's error.
 // ctx ends when the task's time is up, when the node shuts down past its
 // grace, or when the task is cancelled: Work should return soon after.
-// A panic in Work is recovered and becomes the task's error.
+// An error wrapped with Permanent fails the task at once, with no more
+// attempts. A panic in Work is recovered and becomes the task's error (not
+// a permanent one).
 type Handler interface {
 	Work(ctx context.Context, t *Task) (json.RawMessage, error)
 }

@@ -22,6 +22,13 @@ const (
 	DefaultKillGrace = 5 * time.Second
 )
 
+// ExitPermanent is the exit status with which a program says its task's
+// error is permanent: no more attempts, the task fails now (see
+// meshpool.Permanent). It is EX_DATAERR of sysexits.h: the input data was
+// wrong. Any other non-zero status is an attempt's failure, tried again
+// while the task has attempts left.
+const ExitPermanent = 65
+
 // Options tune a command handler. The zero value is ready to use.
 type Options struct {
 	// MaxResult is how many bytes of stdout a task may write; more is the
@@ -138,6 +145,9 @@ func (h *handler) Work(ctx context.Context, t *meshpool.Task) (json.RawMessage, 
 		return nil, fmt.Errorf("command: result is larger than %d bytes", h.maxResult)
 	case end.wait != nil:
 		var ee *exec.ExitError
+		if errors.As(end.wait, &ee) && ee.ExitCode() == ExitPermanent {
+			return nil, meshpool.Permanent(fmt.Errorf("command: %w (permanent: no more attempts)%s", ee, also(": ", end.stderr)))
+		}
 		if errors.As(end.wait, &ee) {
 			return nil, fmt.Errorf("command: %w%s", ee, also(": ", end.stderr))
 		}

@@ -122,6 +122,8 @@ func TestFailure(t *testing.T) {
 		body string
 		want []string // in the error's text
 		code int      // the exit code, -1 for a signal
+		// permanent: the error is meshpool.Permanent (exit status 65)
+		permanent bool
 	}{
 		{name: "exit status", body: "echo first >&2\necho 'last words' >&2\nexit 3",
 			want: []string{"command: exit status 3: first\nlast words"}, code: 3},
@@ -129,6 +131,8 @@ func TestFailure(t *testing.T) {
 			want: []string{"command: exit status 7: …99992\n", "100000\nthe end"}, code: 7},
 		{name: "one huge line of stderr", body: "head -c 3000000 /dev/zero | tr '\\0' x >&2\necho ' and the end' >&2\nexit 1",
 			want: []string{"command: exit status 1: …xxx", "xxx and the end"}, code: 1},
+		{name: "exit status 65 is permanent", body: "echo 'bad input' >&2\nexit 65",
+			want: []string{"command: exit status 65 (permanent: no more attempts): bad input"}, code: command.ExitPermanent, permanent: true},
 		{name: "killed by a signal", body: "echo dying >&2\nkill -KILL $$",
 			want: []string{"command: signal: killed: dying"}, code: -1},
 	} {
@@ -152,6 +156,9 @@ func TestFailure(t *testing.T) {
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
 				t.Errorf("error %v: not an *exec.ExitError with code %d", err, tc.code)
+			}
+			if got := meshpool.IsPermanent(err); got != tc.permanent {
+				t.Errorf("error %v: permanent %v, want %v", err, got, tc.permanent)
 			}
 		})
 	}

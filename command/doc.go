@@ -19,6 +19,9 @@
 //     bytes is the task's error, not a truncated result.
 //   - Exit status 0 is success. Any other ending is the task's error, with
 //     the end of stderr (its last 10 lines, at most 4 KiB) in the text.
+//     The task is tried again while it has attempts left, except after
+//     exit status ExitPermanent (65, EX_DATAERR: the input data was wrong):
+//     that error is permanent (meshpool.Permanent), and the task fails now.
 //
 // Each program runs in a process group of its own. When the task's context
 // ends (timeout, cancellation, shutdown), the group gets SIGTERM and, if the
