@@ -44,6 +44,7 @@ type WorkerStatus struct {
 	Failed      int64 `json:"failed"`
 	Refused     int64 `json:"refused"`
 	Redelivered int64 `json:"redelivered"`
+	Cancelled   int64 `json:"cancelled"`
 	Term        int64 `json:"newest_term"`
 }
 

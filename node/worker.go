@@ -46,19 +46,22 @@ type worker struct {
 	termCheckTimeout time.Duration
 	// views counts the election's changes of master (followMaster).
 	views atomic.Int64
-	// The last check of a term in etcd; only handle's goroutine (NATS calls
-	// a subscription's handler for one message at a time) touches these.
+	// The last check of a term in etcd, under termMu: tasks and cancels
+	// (two subscriptions, two goroutines) check terms one at a time.
+	termMu       sync.Mutex
 	checkedAt    time.Time
 	checkedViews int64
 
-	mu      sync.Mutex
-	closed  bool
-	sub     *nats.Subscription
-	wg      sync.WaitGroup
-	ctx     context.Context // cancelled when in-flight work is abandoned
-	abandon context.CancelFunc
-	running map[taskKey]*sending // tasks taken and not done: the latest sending of each
-	recent  *recentResults       // results of tasks finished lately
+	mu        sync.Mutex
+	closed    bool
+	sub       *nats.Subscription // tasks.<id>
+	cancelSub *nats.Subscription // tasks.<id>.cancel
+	wg        sync.WaitGroup
+	ctx       context.Context // cancelled when in-flight work is abandoned
+	abandon   context.CancelFunc
+	running   map[taskKey]*runningTask // tasks taken and not done
+	recent    *recentResults           // results of tasks finished lately
+	cancels   *cancelledIDs            // uuids of tasks cancelled lately
 
 	inFlight    atomic.Int64 // tasks taken and not done, waiting for a slot or running
 	busy        atomic.Int64 // handlers running
@@ -67,6 +70,7 @@ type worker struct {
 	failed      atomic.Int64 // tasks whose handler returned an error (also in completed)
 	refused     atomic.Int64
 	redelivered atomic.Int64 // tasks received again: acked, not run again
+	cancelled   atomic.Int64 // tasks taken and cancelled by the master before they were done
 }
 
 func newWorker(id string, conn *nats.Conn, cfg workerConfig, masterTerm func(context.Context) (int64, error), termCheckTimeout time.Duration, log *slog.Logger) *worker {
@@ -74,18 +78,24 @@ func newWorker(id string, conn *nats.Conn, cfg workerConfig, masterTerm func(con
 	return &worker{
 		id: id, conn: conn, workerConfig: cfg, slotSem: make(chan struct{}, cfg.slots), seed: maphash.MakeSeed(),
 		masterTerm: masterTerm, termCheckTimeout: termCheckTimeout, log: log, ctx: ctx, abandon: cancel,
-		running: make(map[taskKey]*sending), recent: newRecentResults(recentCapacity, recentBytes),
+		running: make(map[taskKey]*runningTask), recent: newRecentResults(recentCapacity, recentBytes),
+		cancels: newCancelledIDs(cancelMemory, cancelMemoryFor),
 	}
 }
 
-// start subscribes to tasks.<id>.
+// start subscribes to tasks.<id> and tasks.<id>.cancel.
 func (w *worker) start() error {
 	sub, err := w.conn.Subscribe(message.TaskSubject(w.id), w.handle)
 	if err != nil {
 		return fmt.Errorf("node: cannot subscribe to %s: %w", message.TaskSubject(w.id), err)
 	}
+	cancelSub, err := w.conn.Subscribe(message.CancelSubject(w.id), w.handleCancel)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("node: cannot subscribe to %s: %w", message.CancelSubject(w.id), err)
+	}
 	w.mu.Lock()
-	w.sub = sub
+	w.sub, w.cancelSub = sub, cancelSub
 	w.mu.Unlock()
 	// Make sure the server has the interest before we register, so the
 	// master's first request does not meet "no responders".
@@ -130,6 +140,13 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.refuse(msg, "worker is shutting down", "uuid", task.UUID)
 		return
 	}
+	// A task sent before its cancel may arrive after it: they travel on
+	// two subscriptions.
+	if w.cancels.has(task.UUID, time.Now()) {
+		w.mu.Unlock()
+		w.refuse(msg, "cancelled", "uuid", task.UUID)
+		return
+	}
 	// A task sent again (a new master resuming, a timeout) is not run twice:
 	// if it is under way the ack says so, if it is done its result is
 	// published again for the master that missed it.
@@ -154,14 +171,24 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.refuse(msg, fmt.Sprintf("busy: %d tasks taken for %d slots", n, w.slots), "uuid", task.UUID)
 		return
 	}
-	w.running[key] = &sending{term: task.Term, attempt: task.Attempt}
+	ctx, cancel := context.WithCancelCause(w.ctx)
+	t := &runningTask{sending: sending{term: task.Term, attempt: task.Attempt}, cancel: cancel}
+	w.running[key] = t
 	w.wg.Add(1)
 	w.mu.Unlock()
 
 	w.inFlight.Add(1)
 	w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
 	w.log.Info("task received", "uuid", task.UUID, "kind", task.Kind, "term", task.Term)
-	go w.work(task, key, handler, time.Now().Add(w.timeout))
+	go w.work(ctx, task, key, t, handler, time.Now().Add(w.taskTimeout(task)))
+}
+
+// taskTimeout is the time task's attempt has: its own, or the worker's.
+func (w *worker) taskTimeout(task message.Task) time.Duration {
+	if task.TimeoutMS > 0 {
+		return time.Duration(task.TimeoutMS) * time.Millisecond
+	}
+	return w.timeout
 }
 
 // workPrint is a fingerprint of a task's kind and payload: a task sent with
@@ -181,15 +208,17 @@ const termCheckInterval = 250 * time.Millisecond
 // believed, whoever sent it: the master's term is read from etcd, and etcd's
 // answer becomes the worker's term, higher (a new master's first tasks come
 // before the election watch shows it) or lower (an etcd replaced by an empty
-// one starts its terms from 1 again). One read at a time (handle runs for
-// one task at a time), and at most one per termCheckInterval unless the
-// election has shown a change of master since the last: in between, a task
-// of another term is refused on the last answer.
+// one starts its terms from 1 again). One read at a time (under termMu),
+// and at most one per termCheckInterval unless the election has shown a
+// change of master since the last: in between, a task of another term is
+// refused on the last answer. A cancel's term is checked the same way.
 func (w *worker) checkTerm(term int64) error {
 	cur := w.term.Load()
 	if term == cur {
 		return nil
 	}
+	w.termMu.Lock()
+	defer w.termMu.Unlock()
 	views := w.views.Load()
 	if views != w.checkedViews || time.Since(w.checkedAt) >= termCheckInterval {
 		ctx, cancel := context.WithTimeout(w.ctx, w.termCheckTimeout)
@@ -226,6 +255,14 @@ type taskKey struct {
 // sending is the term and attempt a task was last sent under.
 type sending struct{ term, attempt int64 }
 
+// runningTask is a task the worker took and has not done. w.mu guards its
+// fields; once cancelled, it is out of running.
+type runningTask struct {
+	sending                           // the latest sending of the task
+	cancel    context.CancelCauseFunc // ends the handler's context
+	cancelled bool                    // the master cancelled it: it publishes no result
+}
+
 // raise keeps the later of s and task's sending. w.mu is held.
 func (s *sending) raise(task message.Task) {
 	if task.Term > s.term || task.Term == s.term && task.Attempt > s.attempt {
@@ -249,8 +286,8 @@ func (w *worker) reply(msg *nats.Msg, ack message.Ack) {
 	respond(msg, ack, w.log, slog.LevelWarn)
 }
 
-// stop takes no more tasks: later tasks are refused, and the subscription is
-// removed so the master sees "no responders" at once.
+// stop takes no more tasks: later tasks are refused, and the subscriptions
+// are removed so the master sees "no responders" at once.
 func (w *worker) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -261,6 +298,11 @@ func (w *worker) stop() {
 	if w.sub != nil {
 		if err := w.sub.Unsubscribe(); err != nil {
 			w.log.Warn("cannot unsubscribe from tasks", "err", err)
+		}
+	}
+	if w.cancelSub != nil {
+		if err := w.cancelSub.Unsubscribe(); err != nil {
+			w.log.Warn("cannot unsubscribe from cancels", "err", err)
 		}
 	}
 }

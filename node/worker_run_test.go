@@ -46,7 +46,7 @@ func TestHandlerOutcomes(t *testing.T) {
 		}, "", "timed out after 100ms"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := w.run(task, meshpool.HandlerFunc(tt.work), time.Now().Add(w.timeout))
+			res, err := w.run(w.ctx, task, meshpool.HandlerFunc(tt.work), time.Now().Add(w.timeout))
 			if string(res) != tt.result || (err == nil) != (tt.errText == "") || err != nil && !strings.Contains(err.Error(), tt.errText) {
 				t.Fatalf("result %s, error %v; want %s, %q", res, err, tt.result, tt.errText)
 			}
