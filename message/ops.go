@@ -34,6 +34,9 @@ type Cancel struct {
 	UUID     string `json:"uuid"`
 	Executor string `json:"executor"`
 	Term     int64  `json:"term"`
+	// Attempt is the attempt cancelled: a later one of the same task (a
+	// retry, whose attempts go on counting) is not.
+	Attempt int64 `json:"attempt"`
 }
 
 // Validate checks every field.
@@ -49,6 +52,9 @@ func (c Cancel) Validate() error {
 	}
 	if c.Term <= 0 {
 		return fmt.Errorf("%w: term must be positive, got %d", ErrInvalid, c.Term)
+	}
+	if c.Attempt < 0 {
+		return fmt.Errorf("%w: attempt must not be negative, got %d", ErrInvalid, c.Attempt)
 	}
 	return nil
 }

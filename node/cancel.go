@@ -39,7 +39,7 @@ func (w *worker) handleCancel(msg *nats.Msg) {
 		return
 	}
 	ack := message.Ack{Accepted: true, Term: w.term.Load()}
-	if n := w.cancel(c.UUID); n > 0 {
+	if n := w.cancel(c.UUID, c.Attempt); n > 0 {
 		w.cancelled.Add(int64(n))
 	} else {
 		ack.Reason = "not running here"
@@ -49,12 +49,12 @@ func (w *worker) handleCancel(msg *nats.Msg) {
 }
 
 // cancel ends the context of every task of uuid id taken and not done,
-// takes them out of running, and remembers id as cancelled. It returns how
+// takes them out of running, and remembers id as cancelled up to attempt. It returns how
 // many it cancelled. Each one's work logs it when it stops.
-func (w *worker) cancel(id string) int {
+func (w *worker) cancel(id string, attempt int64) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.cancels.add(id, time.Now())
+	w.cancels.add(id, attempt, time.Now())
 	n := 0
 	for key, t := range w.running {
 		if key.uuid == id {
@@ -91,8 +91,9 @@ type cancelledIDs struct {
 }
 
 type cancelledAt struct {
-	at  time.Time
-	seq uint64 // of the add that remembered it
+	at      time.Time
+	attempt int64  // the attempt cancelled: later ones are not
+	seq     uint64 // of the add that remembered it
 }
 
 type cancelledEntry struct {
@@ -104,21 +105,21 @@ func newCancelledIDs(capacity int, ttl time.Duration) *cancelledIDs {
 	return &cancelledIDs{at: make(map[string]cancelledAt, capacity), ring: make([]cancelledEntry, capacity), ttl: ttl}
 }
 
-// add remembers id as cancelled at now, forgetting the oldest beyond
-// capacity.
-func (c *cancelledIDs) add(id string, now time.Time) {
+// add remembers id as cancelled at now up to attempt, forgetting the
+// oldest beyond capacity.
+func (c *cancelledIDs) add(id string, attempt int64, now time.Time) {
 	old := c.ring[c.next]
 	if cur, ok := c.at[old.id]; ok && cur.seq == old.seq {
 		delete(c.at, old.id)
 	}
 	c.seq++
-	c.at[id] = cancelledAt{now, c.seq}
+	c.at[id] = cancelledAt{now, attempt, c.seq}
 	c.ring[c.next] = cancelledEntry{id, c.seq}
 	c.next = (c.next + 1) % len(c.ring)
 }
 
-// has reports whether id was cancelled less than ttl before now.
-func (c *cancelledIDs) has(id string, now time.Time) bool {
+// has reports whether attempt of id was cancelled less than ttl before now.
+func (c *cancelledIDs) has(id string, attempt int64, now time.Time) bool {
 	e, ok := c.at[id]
-	return ok && now.Sub(e.at) < c.ttl
+	return ok && now.Sub(e.at) < c.ttl && attempt <= e.attempt
 }

@@ -354,8 +354,11 @@ func TestRetryOfAFailedTask(t *testing.T) {
 	}
 	m.wg.Wait()
 	tasks := sent.all()
-	if len(tasks) != 2 || tasks[1].Attempt != 1 {
-		t.Fatalf("sendings %+v; want the task sent again as attempt 1", tasks)
+	if len(tasks) != 2 || tasks[1].Attempt != 2 {
+		t.Fatalf("sendings %+v; want the task sent again as attempt 2: its attempts go on counting", tasks)
+	}
+	if rec := st.recs[testUUID]; rec.MaxAttempts != 1+m.policy.maxAttempts {
+		t.Fatalf("max attempts %d after a retry, want %d more", rec.MaxAttempts, m.policy.maxAttempts)
 	}
 	if reply := m.retry(message.RetryRequest{UUID: testUUID}); !strings.Contains(reply.Error, "nothing to retry") {
 		t.Fatalf("retry of a running task: %+v", reply)

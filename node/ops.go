@@ -233,7 +233,7 @@ func (m *master) cancel(id string) message.TaskInfo {
 	m.stats.inFlight.Add(-1)
 	m.log.Info("task cancelled", "uuid", id, "kind", rec.Kind, "was", cur.State)
 	if cur.State == taskstore.Running && m.cancelOn != nil {
-		c := message.Cancel{UUID: id, Executor: cur.Executor, Term: m.term}
+		c := message.Cancel{UUID: id, Executor: cur.Executor, Term: m.term, Attempt: int64(cur.Attempts)}
 		m.wg.Go(func() {
 			if err := m.cancelOn(m.ctx, c); err != nil {
 				m.log.Warn("cannot tell the worker to stop a cancelled task: its result will be dropped", ratelog.Limit,
@@ -314,13 +314,20 @@ func (m *master) retryOne(id string) error {
 }
 
 // again makes the failed or cancelled task of record rec pending again,
-// with fresh attempts and its errors kept, and places it.
+// with --max-attempts more attempts and its errors kept, and places it.
 func (m *master) again(rec taskstore.Record) error {
 	if rec.State != taskstore.Failed && rec.State != taskstore.Cancelled {
 		return fmt.Errorf("task %s is %s: only a failed or cancelled task is retried", rec.UUID, rec.State)
 	}
+	if rec.Attempts >= message.MaxAttempts {
+		return fmt.Errorf("task %s has had %d attempts, the most a task gets", rec.UUID, rec.Attempts)
+	}
 	now := time.Now()
-	rec.State, rec.Attempts, rec.Result, rec.Executor, rec.Term = taskstore.Pending, 0, nil, "", m.term
+	// Its attempts go on counting, so that no attempt number is sent twice
+	// for one uuid (workers tell a new attempt from an old one by it), with
+	// --max-attempts more.
+	rec.MaxAttempts = min(rec.Attempts+m.policy.maxAttempts, message.MaxAttempts)
+	rec.State, rec.Result, rec.Term = taskstore.Pending, nil, m.term
 	rec.Started, rec.Finished, rec.NotBefore = time.Time{}, time.Time{}, time.Time{}
 	t, err := m.table.readmit(rec, now)
 	if err != nil {

@@ -3,9 +3,11 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,6 +215,44 @@ func TestWorkerAnswersTheLatestSending(t *testing.T) {
 	}
 	if s := worker.Status().Worker; s.Completed != 1 || s.Redelivered != 2 {
 		t.Fatalf("worker completed %d and took %d again, want 1 and 2", s.Completed, s.Redelivered)
+	}
+}
+
+// A later attempt of a task whose attempt failed on a worker runs again
+// there; the failed attempt sent again is answered with its error, not run.
+func TestWorkerRunsALaterAttemptAfterAnError(t *testing.T) {
+	var runs atomic.Int32
+	c := newCluster(t, func(cfg *node.Config) {
+		cfg.TaskInterval = 0
+		cfg.Handlers = meshpool.NewMux()
+		cfg.Handlers.HandleFunc("flaky", func(_ context.Context, task *meshpool.Task) (json.RawMessage, error) {
+			runs.Add(1)
+			if task.Attempt < 2 {
+				return nil, errors.New("first attempt fails")
+			}
+			return json.RawMessage(`"ok"`), nil
+		})
+	})
+	master, workers := c.startN(2)
+	worker := workers[0]
+	term := master.Status().Dispatch.Term
+	res := watchResults(t, worker)
+	send := func(attempt int64) {
+		t.Helper()
+		task := message.Task{UUID: "4f0c5e0e-2c4b-4b8e-9d7a-6a5b4c3d2e1f", Executor: worker.ID(), Kind: "flaky", Payload: json.RawMessage("null"), Term: term, Attempt: attempt}
+		if _, err := res.conn.Request(message.TaskSubject(worker.ID()), task.AppendJSON(nil), 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1)
+	testutil.Eventually(t, 10*time.Second, "attempt 1's error", func() bool { return len(res.snapshot()) == 1 })
+	send(1) // again: its error published again, not run
+	testutil.Eventually(t, 10*time.Second, "attempt 1's error again", func() bool { return len(res.snapshot()) == 2 })
+	send(2)
+	testutil.Eventually(t, 10*time.Second, "attempt 2's result", func() bool { return len(res.snapshot()) == 3 })
+	got := res.snapshot()
+	if got[1].Error == "" || got[1].Attempt != 1 || got[2].Attempt != 2 || string(got[2].Result) != `"ok"` || runs.Load() != 2 {
+		t.Fatalf("results %+v after %d runs; want attempt 1's error twice, then attempt 2 run and done", got, runs.Load())
 	}
 }
 

@@ -142,7 +142,7 @@ func (w *worker) handle(msg *nats.Msg) {
 	}
 	// A task sent before its cancel may arrive after it: they travel on
 	// two subscriptions.
-	if w.cancels.has(task.UUID, time.Now()) {
+	if w.cancels.has(task.UUID, task.Attempt, time.Now()) {
 		w.mu.Unlock()
 		w.refuse(msg, "cancelled", "uuid", task.UUID)
 		return
@@ -157,7 +157,9 @@ func (w *worker) handle(msg *nats.Msg) {
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
 		return
 	}
-	if res, print, ok := w.recent.get(task.UUID); ok && print == key.print {
+	// A later attempt of a task whose attempt failed here runs again: the
+	// error answered the attempt it was made for, not this one.
+	if res, print, ok := w.recent.get(task.UUID); ok && print == key.print && (res.Error == "" || task.Attempt <= res.Attempt) {
 		w.mu.Unlock()
 		w.redelivered.Add(1)
 		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})

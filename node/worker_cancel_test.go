@@ -78,7 +78,7 @@ func (r *termRig) sendTask(task message.Task) {
 // cancel sends the master's cancel of id, of term, for executor.
 func (r *termRig) cancel(id, executor string, term int64) message.Ack {
 	r.t.Helper()
-	body, err := json.Marshal(message.Cancel{UUID: id, Executor: executor, Term: term})
+	body, err := json.Marshal(message.Cancel{UUID: id, Executor: executor, Term: term, Attempt: 1})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -304,6 +304,11 @@ func TestWorkerCancelChecks(t *testing.T) {
 	if ack := r.request(message.TaskSubject(r.w.id), late.AppendJSON(nil)); ack.Accepted || ack.Reason != "cancelled" {
 		t.Fatalf("a task after its cancel: ack %+v, want refused as cancelled", ack)
 	}
+	// A later attempt of it (a retry: its attempts go on counting) is not.
+	late.Attempt = 2
+	if ack := r.request(message.TaskSubject(r.w.id), late.AppendJSON(nil)); !ack.Accepted {
+		t.Fatalf("a later attempt of a cancelled task: ack %+v, want taken", ack)
+	}
 	if got := r.w.cancelled.Load(); got != 0 {
 		t.Fatalf("cancelled %d, want 0", got)
 	}
@@ -313,20 +318,23 @@ func TestWorkerCancelChecks(t *testing.T) {
 func TestCancelledIDs(t *testing.T) {
 	c := newCancelledIDs(2, time.Minute)
 	now := time.Now()
-	c.add("a", now)
-	c.add("b", now)
-	c.add("a", now) // again: b is now the oldest
-	if !c.has("a", now) || !c.has("b", now) || c.has("c", now) {
+	c.add("a", 1, now)
+	c.add("b", 1, now)
+	c.add("a", 1, now) // again: b is now the oldest
+	if !c.has("a", 1, now) || !c.has("b", 1, now) || c.has("c", 1, now) {
 		t.Fatal("a and b, not c, should be remembered")
 	}
-	if c.has("a", now.Add(time.Minute)) {
+	if c.has("a", 1, now.Add(time.Minute)) {
 		t.Fatal("a is remembered past its minute")
 	}
-	c.add("c", now)
-	if !c.has("a", now) || c.has("b", now) || !c.has("c", now) {
+	c.add("c", 1, now)
+	if !c.has("a", 1, now) || c.has("b", 1, now) || !c.has("c", 1, now) {
 		t.Fatal("b, the oldest, should be forgotten for c")
 	}
 	if len(c.at) != 2 {
 		t.Fatalf("%d uuids kept, capacity 2", len(c.at))
+	}
+	if c.has("a", 2, now) {
+		t.Fatal("attempt 2 of a taken for cancelled: only attempt 1 was")
 	}
 }
