@@ -19,27 +19,35 @@ import (
 
 // Errors, for errors.Is.
 var (
-	// ErrNoMaster: nobody answered on tasks.submit until the deadline.
+	// ErrNoMaster: nobody answered until the deadline.
 	ErrNoMaster = errors.New("client: no master answered")
 	// ErrRefused: the master answered and did not accept the task.
 	ErrRefused = errors.New("client: task refused")
 	// ErrNotAccepted: a master answered, but only with temporary refusals
-	// (nothing recorded, try again), until the deadline. The error names
-	// the last answer's reason.
+	// or errors (nothing done, try again), until the deadline. The error
+	// names the last answer's reason.
 	ErrNotAccepted = errors.New("client: not accepted")
+	// ErrFailed: the master answered an operation (Get, Cancel, …) with
+	// an error that trying again does not mend, such as no such task. The
+	// error gives the master's text.
+	ErrFailed = errors.New("client: request failed")
+	// ErrCancelled: Wait's task was cancelled; it has no result.
+	ErrCancelled = errors.New("client: task cancelled")
 )
 
 // Client talks to one cluster through one NATS connection.
 type Client struct {
 	nc *nats.Conn
-	// RequestTimeout bounds one attempt; Submit retries until its ctx ends.
+	// RequestTimeout bounds one attempt; Submit and the operations retry
+	// until their ctx ends.
 	RequestTimeout time.Duration
 
 	mu      sync.Mutex
 	sub     *nats.Subscription
-	waiters map[string]chan message.Result
-	results map[string]message.Result // every result seen, first one kept
-	dups    int                       // results seen again for a uuid
+	waiters map[string]chan struct{}  // told when something is seen of the uuid
+	ends    map[string]end            // the tasks known to be over, the first end kept
+	errs    map[string]message.Result // an attempt's error seen, the task not known to be over
+	dups    int                       // results seen on the subject for a task already over
 	sent    map[string]message.Submit // what was submitted, to ask again in Wait
 }
 
@@ -51,8 +59,8 @@ func Dial(url string, opts ...nats.Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: cannot connect to %s: %w", url, err)
 	}
-	return &Client{nc: nc, RequestTimeout: 2 * time.Second, waiters: map[string]chan message.Result{},
-		sent: map[string]message.Submit{}}, nil
+	return &Client{nc: nc, RequestTimeout: 2 * time.Second, waiters: map[string]chan struct{}{},
+		ends: map[string]end{}, errs: map[string]message.Result{}, sent: map[string]message.Submit{}}, nil
 }
 
 // Close closes the connection.
@@ -65,7 +73,6 @@ func (c *Client) Follow() error {
 	if c.sub != nil {
 		return nil
 	}
-	c.results = map[string]message.Result{}
 	sub, err := c.nc.Subscribe(message.SubjectResults, c.onResult)
 	if err != nil {
 		return fmt.Errorf("client: cannot subscribe to results: %w", err)
@@ -96,23 +103,47 @@ func (c *Client) onResult(msg *nats.Msg) {
 		// result. The master's own answer (Wait asks it) is the real one.
 		return
 	}
-	c.keep(res, true)
+	c.keep(res)
 }
 
-// keep records a result; one seen again on the subject counts as a duplicate.
-func (c *Client) keep(res message.Result, published bool) {
+// keep records a result seen on results. One without an error ends its
+// task; one with an error is an attempt's, which may be followed by
+// another: Wait asks the master. A result for a task already over counts
+// as a duplicate.
+func (c *Client) keep(res message.Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, seen := c.results[res.UUID]; seen {
-		if published {
-			c.dups++
-		}
+	if _, over := c.ends[res.UUID]; over {
+		c.dups++
 		return
 	}
-	c.results[res.UUID] = res
-	if ch, ok := c.waiters[res.UUID]; ok {
-		ch <- res
-		delete(c.waiters, res.UUID)
+	if res.Error == "" {
+		c.ends[res.UUID] = end{state: message.StateDone, res: res}
+		delete(c.errs, res.UUID)
+	} else {
+		c.errs[res.UUID] = res
+	}
+	c.tell(res.UUID)
+}
+
+// settle records the end of task id as the master told it; the first end
+// known is kept.
+func (c *Client) settle(id string, e end) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, over := c.ends[id]; over {
+		return
+	}
+	c.ends[id] = e
+	delete(c.errs, id)
+	c.tell(id)
+}
+
+// tell wakes the Wait for id, if any. c.mu is held.
+func (c *Client) tell(id string) {
+	select {
+	case c.waiters[id] <- struct{}{}: // a nil channel (no waiter) is never ready
+	default: // told already
 	}
 }
 
@@ -184,20 +215,21 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 	}
 }
 
-// Wait returns the result for id, waiting until ctx ends. Follow must have
-// been called before the task was submitted. A publication on results is not
-// guaranteed to reach every subscriber (a client's interest may not have
-// reached the worker's server yet), so while it waits, Wait also asks the
-// master again with the same uuid: a task that is done is answered with its
-// result.
+// Wait returns the final outcome of task id, waiting until ctx ends: the
+// result of a task done, or the last result of a task failed (its Error
+// set), or ErrCancelled for a task cancelled. Follow must have been called
+// before the task was submitted.
+//
+// A result with an error may be followed by another attempt, so when one
+// is seen Wait asks the master (Get) whether the task is over. And a
+// publication on results is not guaranteed to reach every subscriber (a
+// client's interest may not have reached the worker's server yet), so
+// while it waits, Wait also asks the master again with the same uuid: a
+// task that is over is answered with its state and result.
 func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
 	id = message.CanonicalUUID(id)
+	ch := make(chan struct{}, 1)
 	c.mu.Lock()
-	if res, ok := c.results[id]; ok {
-		c.mu.Unlock()
-		return res, nil
-	}
-	ch := make(chan message.Result, 1)
 	c.waiters[id] = ch
 	c.mu.Unlock()
 	defer func() {
@@ -205,55 +237,155 @@ func (c *Client) Wait(ctx context.Context, id string) (message.Result, error) {
 		delete(c.waiters, id)
 		c.mu.Unlock()
 	}()
-	ask := time.NewTimer(time.Second)
+	const first = time.Second
+	ask := time.NewTimer(first)
 	defer ask.Stop()
-	for backoff := time.Second; ; backoff = min(2*backoff, 5*time.Second) {
+	backoff := first
+	for {
+		if e, ok := c.end(id); ok {
+			return e.outcome(id)
+		}
+		if c.attemptFailed(id) {
+			if c.askMaster(ctx, id) {
+				continue
+			}
+			// Not over, or not recorded yet: ask again soon.
+			ask.Reset(first)
+			backoff = first
+		}
 		select {
-		case res := <-ch:
-			return res, nil
+		case <-ch:
+			continue
 		case <-ctx.Done():
 			return message.Result{}, fmt.Errorf("client: no result for %s: %w", id, ctx.Err())
 		case <-ask.C:
 		}
-		if res, ok := c.askAgain(ctx, id); ok {
-			return res, nil
-		}
+		c.askAgain(ctx, id)
+		backoff = min(2*backoff, 5*time.Second)
 		ask.Reset(backoff)
 	}
 }
 
-// askAgain submits id again, with one attempt: the master answers a task
-// that is done with its result, which is kept as if it had been seen on
-// results. It reports false for a task not done, or not submitted here.
-func (c *Client) askAgain(ctx context.Context, id string) (message.Result, bool) {
+// end returns the end of task id, if known.
+func (c *Client) end(id string) (end, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.ends[id]
+	return e, ok
+}
+
+// attemptFailed reports, once, that a result with an error was seen for id.
+func (c *Client) attemptFailed(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.errs[id]
+	delete(c.errs, id)
+	return ok
+}
+
+// askAgain asks the master for task id and records its end, if it is
+// over: a task submitted here is submitted again with the same uuid (the
+// master answers a known task with its state, and its result when done or
+// failed), any other is asked for with Get.
+func (c *Client) askAgain(ctx context.Context, id string) {
 	c.mu.Lock()
 	sub, known := c.sent[id]
 	c.mu.Unlock()
 	if !known {
-		return message.Result{}, false
+		c.askMaster(ctx, id)
+		return
 	}
 	actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
 	reply, err := c.Submit(actx, sub)
 	cancel()
-	if err != nil || reply.Result == nil {
-		return message.Result{}, false
+	if err != nil {
+		return
 	}
-	c.keep(*reply.Result, false)
-	return *reply.Result, true
+	ti := message.TaskInfo{UUID: id, State: reply.State, Result: reply.Result}
+	if ti.State == "" && ti.Result != nil { // a master that does not say
+		ti.State = message.StateDone
+		if ti.Result.Error != "" {
+			ti.State = message.StateFailed
+		}
+	}
+	if ti.State == message.StateFailed && ti.Result == nil {
+		c.askMaster(ctx, id) // the errors are in its TaskInfo
+		return
+	}
+	if e, over := endOf(ti); over {
+		c.settle(id, e)
+	}
 }
 
-// Results returns how many distinct results were seen and how many results
-// came again for a uuid already seen.
+// askMaster asks the master (Get) whether task id is over, and records its
+// end if it is; it reports whether it is.
+func (c *Client) askMaster(ctx context.Context, id string) bool {
+	actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+	ti, err := c.Get(actx, id)
+	cancel()
+	if err != nil {
+		return false
+	}
+	e, over := endOf(ti)
+	if over {
+		c.settle(id, e)
+	}
+	return over
+}
+
+// end is a task's final outcome: done or failed with its result, or
+// cancelled.
+type end struct {
+	state string
+	res   message.Result
+}
+
+// outcome is what Wait returns for the end of task id.
+func (e end) outcome(id string) (message.Result, error) {
+	if e.state == message.StateCancelled {
+		return e.res, fmt.Errorf("%w: %s", ErrCancelled, id)
+	}
+	return e.res, nil
+}
+
+// endOf is the end ti tells, if its task is over. A failed task without a
+// result gets one made of its last error.
+func endOf(ti message.TaskInfo) (end, bool) {
+	switch ti.State {
+	case message.StateDone:
+		if ti.Result == nil {
+			return end{}, false
+		}
+		return end{state: ti.State, res: *ti.Result}, true
+	case message.StateFailed:
+		if ti.Result != nil {
+			return end{state: ti.State, res: *ti.Result}, true
+		}
+		res := message.Result{UUID: ti.UUID, Kind: ti.Kind, Executor: ti.Executor, Error: "failed"}
+		if n := len(ti.Errors); n > 0 {
+			last := ti.Errors[n-1]
+			res.Executor, res.Error, res.Attempt, res.Finish = last.Executor, last.Error, int64(last.Attempt), last.At
+		}
+		return end{state: ti.State, res: res}, true
+	case message.StateCancelled:
+		return end{state: ti.State, res: message.Result{UUID: ti.UUID, Kind: ti.Kind}}, true
+	}
+	return end{}, false
+}
+
+// Results returns how many tasks are known to be over (done, failed or
+// cancelled) and how many results came on the subject for a task already
+// over.
 func (c *Client) Results() (distinct, duplicates int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.results), c.dups
+	return len(c.ends), c.dups
 }
 
-// HasResult reports whether a result for id was seen.
+// HasResult reports whether task id is known to be over.
 func (c *Client) HasResult(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.results[id]
+	_, ok := c.ends[id]
 	return ok
 }

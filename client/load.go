@@ -18,7 +18,7 @@ type LoadReport struct {
 	Duplicates    int           `json:"duplicate_answers"` // accepted earlier, answer lost, resubmitted
 	Refused       int           `json:"refused"`
 	NoMaster      int           `json:"no_master"`
-	Results       int           `json:"results"`            // accepted tasks with a result
+	Results       int           `json:"results"`            // accepted tasks over: a result, or cancelled
 	Missing       int           `json:"missing"`            // accepted tasks without a result by the deadline
 	ExtraSeen     int           `json:"results_seen_again"` // results on the subject for a uuid seen before
 	Took          time.Duration `json:"took_ns"`
@@ -138,7 +138,7 @@ func (c *Client) missing(ids []string) int {
 	defer c.mu.Unlock()
 	n := 0
 	for _, id := range ids {
-		if _, ok := c.results[id]; !ok {
+		if _, ok := c.ends[id]; !ok {
 			n++
 		}
 	}
