@@ -35,6 +35,8 @@ type LoadSpec struct {
 	// of a random number.
 	Kind    string
 	Payload json.RawMessage
+	// Options are every task's.
+	Options message.Options
 }
 
 // Load submits spec.N tasks with up to spec.Concurrency in flight and, when
@@ -55,7 +57,7 @@ func (c *Client) Load(ctx context.Context, spec LoadSpec) (LoadReport, error) {
 	for range max(concurrency, 1) {
 		wg.Go(func() {
 			for range jobs {
-				sub := message.Submit{Kind: spec.Kind, Payload: spec.Payload, Durability: spec.Durability}
+				sub := message.Submit{Kind: spec.Kind, Payload: spec.Payload, Durability: spec.Durability, Options: spec.Options}
 				if spec.Kind == "" {
 					sub.Number = rand.Int64N(1000)
 				}

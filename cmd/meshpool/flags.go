@@ -20,8 +20,13 @@ import (
 func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("meshpool "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	usage := "meshpool " + name + " [flags]"
+	if strings.HasPrefix(synopsis, "meshpool ") { // a command with arguments says how it is called
+		usage, synopsis, _ = strings.Cut(synopsis, "\n\n")
+		usage = strings.ReplaceAll(usage, "\n", "\n       ")
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: meshpool %s [flags]\n\n%s\n\nFlags (each also MESHPOOL_<FLAG> in the environment):\n", name, synopsis)
+		fmt.Fprintf(out, "Usage: %s\n\n%s\n\nFlags (each also MESHPOOL_<FLAG> in the environment):\n", usage, synopsis)
 		fs.SetOutput(out)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
@@ -33,6 +38,14 @@ func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
 // given on the command line wins. -h prints the usage and returns errHelp;
 // any other mistake comes back as a one-line usage error.
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	_, err := parseArgs(fs, args, getenv)
+	return err
+}
+
+// parseArgs is parse for a command that takes arguments, named by names,
+// before, between or after its flags: it returns those given, at most
+// len(names); the command checks for missing ones.
+func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string, names ...string) ([]string, error) {
 	name := strings.TrimPrefix(fs.Name(), "meshpool ")
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -44,23 +57,29 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 		}
 	})
 	if err := errors.Join(envErrs...); err != nil {
-		return usagef("%s: %w", name, err)
+		return nil, usagef("%s: %w", name, err)
 	}
 	usage := fs.Usage
 	fs.Usage = func() {} // the flag package calls it on every error
-	err := fs.Parse(args)
-	fs.Usage = usage
-	if errors.Is(err, flag.ErrHelp) {
-		usage()
-		return errHelp
+	defer func() { fs.Usage = usage }()
+	var given []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, usagef("%s: %w (see 'meshpool %s --help')", name, err, name)
+		}
+		if fs.NArg() == 0 {
+			return given, nil
+		}
+		if len(given) == len(names) {
+			return nil, usagef("%s: unexpected argument %q (see 'meshpool %s --help')", name, fs.Arg(0), name)
+		}
+		given, args = append(given, fs.Arg(0)), fs.Args()[1:]
 	}
-	if err != nil {
-		return usagef("%s: %w (see 'meshpool %s --help')", name, err, name)
-	}
-	if fs.NArg() > 0 {
-		return usagef("%s: unexpected argument %q (see 'meshpool %s --help')", name, fs.Arg(0), name)
-	}
-	return nil
 }
 
 // noZero are the flags whose zero is not a setting of its own. To a

@@ -68,6 +68,11 @@ Usage:
   meshpool dev     [flags]   run a local cluster: embedded etcd and N nodes on 127.0.0.x
   meshpool status  [flags]   show the members, the master and its term
   meshpool submit  [flags]   submit a task (or --count N of them) and optionally wait for results
+  meshpool get UUID [flags]  show a task: its state, attempts, errors and result
+  meshpool tasks   [flags]   list tasks, newest first (--state, --kind, --limit)
+  meshpool cancel UUID [flags]  cancel a task pending, retrying or running
+  meshpool retry UUID | --state failed|cancelled [flags]  run failed or cancelled tasks again
+  meshpool schedule add|remove|list [flags]  recurring tasks on a cron schedule
   meshpool watch   [flags]   follow results and cluster events as readable lines
   meshpool secure-setup [flags]  write a CA, certificates, a route secret and users for a secure cluster
   meshpool version           print the version
@@ -91,6 +96,16 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runStatus(ctx, rest)
 	case "submit":
 		return m.runSubmit(ctx, rest)
+	case "get":
+		return m.runGet(ctx, rest)
+	case "tasks":
+		return m.runTasks(ctx, rest)
+	case "cancel":
+		return m.runCancel(ctx, rest)
+	case "retry":
+		return m.runRetry(ctx, rest)
+	case "schedule":
+		return m.runSchedule(ctx, rest)
 	case "watch":
 		return m.runWatch(ctx, rest)
 	case "secure-setup":

@@ -49,6 +49,8 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
 	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions in flight at once")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	var opts taskOptionFlags
+	opts.bind(fs, true)
 	var natsSec natsClientFlags
 	natsSec.bind(fs)
 	if err := parse(fs, args, m.Getenv); err != nil {
@@ -72,6 +74,9 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
 	}
+	if sub.Options, err = opts.options(fs); err != nil {
+		return usagef("submit: %w", err)
+	}
 	if err := m.taskOf(&sub, payload, payloadFile); err != nil {
 		return usagef("submit: %w", err)
 	}
@@ -84,7 +89,7 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	defer cancel()
 
 	if count > 0 {
-		spec := client.LoadSpec{N: count, Concurrency: concurrency, Wait: wait, Durability: sub.Durability}
+		spec := client.LoadSpec{N: count, Concurrency: concurrency, Wait: wait, Durability: sub.Durability, Options: sub.Options}
 		if sub.Kind != message.KindTriple {
 			spec.Kind, spec.Payload = sub.Kind, sub.Payload
 		}
@@ -117,9 +122,11 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	if err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
-	if !wait || (reply.Duplicate && reply.Result != nil) {
+	if !wait || (reply.Duplicate && reply.Result != nil && reply.Result.Error == "") {
 		return m.print(asJSON, reply, fmt.Sprintf("accepted %s (term %d)%s", reply.UUID, reply.Term, duplicateNote(reply)))
 	}
+	// Only a final outcome ends the wait: a failed attempt may be
+	// followed by another (client.Wait).
 	res, err := c.Wait(ctx, reply.UUID)
 	if err != nil {
 		return fmt.Errorf("submit: accepted %s but %w", reply.UUID, err)
@@ -136,26 +143,9 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 // taskOf completes sub from --kind, --payload, --payload-file and
 // --number, as the master will read it.
 func (m *Main) taskOf(sub *message.Submit, payload, payloadFile string) error {
-	if payload != "" && payloadFile != "" {
-		return errors.New("give --payload or --payload-file, not both")
-	}
-	switch {
-	case payloadFile == "-":
-		stdin := m.Stdin
-		if stdin == nil {
-			stdin = strings.NewReader("")
-		}
-		b, err := io.ReadAll(io.LimitReader(stdin, message.MaxData+1))
-		if err != nil {
-			return fmt.Errorf("cannot read the payload from stdin: %w", err)
-		}
-		payload = string(b)
-	case payloadFile != "":
-		b, err := os.ReadFile(payloadFile)
-		if err != nil {
-			return fmt.Errorf("cannot read the payload: %w", err)
-		}
-		payload = string(b)
+	payload, err := m.payloadOf(payload, payloadFile)
+	if err != nil {
+		return err
 	}
 	if sub.Kind == "" && (payload != "" || payloadFile != "") {
 		return errors.New("a payload needs --kind (the demo kind takes --number)")
@@ -164,16 +154,9 @@ func (m *Main) taskOf(sub *message.Submit, payload, payloadFile string) error {
 		return errors.New("--number is the demo kind's; give --payload with --kind")
 	}
 	if sub.Kind != "" {
-		if payload = strings.TrimSpace(payload); payload == "" {
-			payload = "null"
+		if sub.Payload, err = jsonPayload(payload); err != nil {
+			return err
 		}
-		if !json.Valid([]byte(payload)) {
-			return fmt.Errorf("the payload is not JSON: %.60q (a string needs its quotes: '\"text\"')", payload)
-		}
-		if len(payload) > message.MaxData {
-			return fmt.Errorf("the payload is %d bytes, more than a node takes at most (%d)", len(payload), message.MaxData)
-		}
-		sub.Payload = json.RawMessage(payload)
 	}
 	// The rest of the rules are the master's: read it as the master will.
 	read, err := message.DecodeSubmit(sub.AppendJSON(nil))
@@ -183,6 +166,48 @@ func (m *Main) taskOf(sub *message.Submit, payload, payloadFile string) error {
 	read.UUID = sub.UUID // as given: the client canonicalises it itself
 	*sub = read
 	return nil
+}
+
+// payloadOf is the text of --payload, or of the file --payload-file names
+// (- for stdin): "" when neither is given.
+func (m *Main) payloadOf(payload, payloadFile string) (string, error) {
+	if payload != "" && payloadFile != "" {
+		return "", errors.New("give --payload or --payload-file, not both")
+	}
+	switch {
+	case payloadFile == "-":
+		stdin := m.Stdin
+		if stdin == nil {
+			stdin = strings.NewReader("")
+		}
+		b, err := io.ReadAll(io.LimitReader(stdin, message.MaxData+1))
+		if err != nil {
+			return "", fmt.Errorf("cannot read the payload from stdin: %w", err)
+		}
+		return string(b), nil
+	case payloadFile != "":
+		b, err := os.ReadFile(payloadFile)
+		if err != nil {
+			return "", fmt.Errorf("cannot read the payload: %w", err)
+		}
+		return string(b), nil
+	}
+	return payload, nil
+}
+
+// jsonPayload checks a payload's text: JSON ("" is null) no larger than a
+// node takes.
+func jsonPayload(payload string) (json.RawMessage, error) {
+	if payload = strings.TrimSpace(payload); payload == "" {
+		payload = "null"
+	}
+	if !json.Valid([]byte(payload)) {
+		return nil, fmt.Errorf("the payload is not JSON: %.60q (a string needs its quotes: '\"text\"')", payload)
+	}
+	if len(payload) > message.MaxData {
+		return nil, fmt.Errorf("the payload is %d bytes, more than a node takes at most (%d)", len(payload), message.MaxData)
+	}
+	return json.RawMessage(payload), nil
 }
 
 // resultText is one line about a result.
@@ -203,7 +228,7 @@ func duplicateNote(r message.SubmitReply) string {
 	}
 	if r.Result != nil {
 		if r.Result.Error != "" {
-			return ", a duplicate: done, error " + r.Result.Error
+			return fmt.Sprintf(", a duplicate: %s, error %s", r.State, r.Result.Error)
 		}
 		return fmt.Sprintf(", a duplicate: done, result %s", r.Result.Result)
 	}
