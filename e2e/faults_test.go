@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,12 +260,30 @@ func (c *pcluster) suppressed() int64 {
 }
 
 // stream submits tasks of faultKind at a steady rate, each retried with its
-// uuid until the master answers. Task i's payload is {"n":i}.
+// uuid until the master answers. Task i's payload is {"n":i}; one task in
+// five fails its first attempt and is retried ({"n":i,"fail":1}), one in
+// seven is delayed (delayed keeps by how much), so that each fault strikes
+// tasks retrying and waiting for their time as well as running ones.
 type stream struct {
 	mu       sync.Mutex
 	accepted []string
+	delayed  map[string]time.Duration
+	flaky    map[string]bool
 	failed   int
 	done     chan struct{}
+}
+
+// streamTask is task i of a stream: its payload and options.
+func streamTask(i int) (payload json.RawMessage, opts message.Options) {
+	payload = json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)
+	if i%5 == 1 {
+		payload = json.RawMessage(`{"n":` + strconv.Itoa(i) + `,"fail":1}`)
+		opts.Backoff = message.Duration(200 * time.Millisecond)
+	}
+	if i%7 == 3 {
+		opts.Delay = message.Duration(time.Second + time.Duration(i%3)*500*time.Millisecond)
+	}
+	return payload, opts
 }
 
 func startStream(t *testing.T, ctx context.Context, url string, n, rate int) *stream {
@@ -276,7 +295,7 @@ func startStream(t *testing.T, ctx context.Context, url string, n, rate int) *st
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	s := &stream{done: make(chan struct{})}
+	s := &stream{done: make(chan struct{}), delayed: map[string]time.Duration{}, flaky: map[string]bool{}}
 	go func() {
 		defer close(s.done)
 		var wg sync.WaitGroup
@@ -293,8 +312,8 @@ func startStream(t *testing.T, ctx context.Context, url string, n, rate int) *st
 			wg.Go(func() {
 				sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 				defer cancel()
-				payload := json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)
-				reply, err := cl.Submit(sctx, message.Submit{Kind: faultKind, Payload: payload})
+				payload, opts := streamTask(i)
+				reply, err := cl.Submit(sctx, message.Submit{Kind: faultKind, Payload: payload, Options: opts})
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				if err != nil {
@@ -302,6 +321,10 @@ func startStream(t *testing.T, ctx context.Context, url string, n, rate int) *st
 					return
 				}
 				s.accepted = append(s.accepted, reply.UUID)
+				if opts.Delay > 0 {
+					s.delayed[reply.UUID] = opts.Delay.D()
+				}
+				s.flaky[reply.UUID] = opts.Backoff > 0
 			})
 		}
 		wg.Wait()
@@ -374,15 +397,17 @@ func runFault(t *testing.T, c *pcluster, f fault) faultRow {
 	if !rep.OK() || rep.Accepted < faultTasks*9/10 {
 		t.Fatalf("invariant broken or too few accepted: %s; stale: %v", rep, rep.Stale)
 	}
-	c.checkResults(all)
+	c.checkResults(all, s)
 	return row
 }
 
 // checkResults reads the records of the accepted tasks and checks that each
 // is of faultKind and that its result is the handler's answer to its own
 // payload: the script ran, and no result went to the wrong task. The audit
-// counts a task done whatever its result says.
-func (c *pcluster) checkResults(ids []string) {
+// counts a task done whatever its result says. A delayed task's last
+// attempt started no earlier than its delay after its acceptance; a flaky
+// one kept the error of its first attempt.
+func (c *pcluster) checkResults(ids []string, s *stream) {
 	t := c.t
 	t.Helper()
 	resp, err := c.cli.Get(t.Context(), keyspace.Tasks(c.prefix), clientv3.WithPrefix())
@@ -398,8 +423,19 @@ func (c *pcluster) checkResults(ids []string) {
 		records[r.UUID] = r
 	}
 	var wrong []string
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, id := range ids {
-		if p := resultProblem(records[id]); p != "" {
+		r := records[id]
+		p := resultProblem(r)
+		if d, ok := s.delayed[id]; ok && p == "" && r.Result.Start.Add(time.Millisecond).Before(r.Submitted.Add(d)) {
+			p = fmt.Sprintf("delayed %s from %s, started early at %s", d, r.Submitted.Format(message.TimeLayout), r.Result.Start)
+		}
+		// A flaky task's first attempt fails, or a fault ends it first.
+		if s.flaky[id] && p == "" && (r.Attempts < 2 || !slices.ContainsFunc(r.Errors, func(e message.AttemptError) bool { return e.Attempt == 1 })) {
+			p = fmt.Sprintf("a flaky task done at attempt %d with errors %v: its first attempt's error is not kept", r.Attempts, r.Errors)
+		}
+		if p != "" {
 			wrong = append(wrong, id+": "+p)
 		}
 	}

@@ -97,6 +97,16 @@ func start(t *testing.T, name string, args ...string) *proc {
 
 func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
 
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *proc) kill() {
 	select {
 	case <-p.done:

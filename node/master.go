@@ -251,8 +251,11 @@ func (m *master) resume(mem registry.Membership) {
 			return false
 		}
 		if m.ownWorker(mem, t) == "" {
-			t.lost = &failure{executor: t.rec.Executor, attempt: t.rec.Attempts,
-				err: lostText(t.rec.Executor, t.rec.Attempts, "the worker left the cluster before it sent a result")}
+			why := "the worker left the cluster before it sent a result"
+			if t.rec.Executor == m.id {
+				why = "its worker became the master, which runs no task"
+			}
+			t.lost = &failure{executor: t.rec.Executor, attempt: t.rec.Attempts, err: lostText(t.rec.Executor, t.rec.Attempts, why)}
 			lost = append(lost, t)
 		} else {
 			own = append(own, t)
