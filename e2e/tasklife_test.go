@@ -290,7 +290,7 @@ func TestPoisonTask(t *testing.T) {
 	poison := submit(t, cl, message.Submit{Kind: "poison", Payload: c.payload(""), Options: message.Options{MaxAttempts: 3}})
 	var others []string
 	for i := range 20 {
-		others = append(others, submit(t, cl, message.Submit{Kind: "echo", Payload: c.payload(`"n":`+strconv.Itoa(i))}))
+		others = append(others, submit(t, cl, message.Submit{Kind: "echo", Payload: c.payload(`"n":` + strconv.Itoa(i))}))
 	}
 	// Restart each worker the poison kills, as systemd would.
 	kills := 0
@@ -358,10 +358,10 @@ func TestPriorities(t *testing.T) {
 	readPID(t, filepath.Join(c.dir, hold+".1.pid"))
 	var low, high []string
 	for i := range 5 {
-		low = append(low, submit(t, cl, message.Submit{Kind: "echo", Payload: c.payload(`"low":`+strconv.Itoa(i))}))
+		low = append(low, submit(t, cl, message.Submit{Kind: "echo", Payload: c.payload(`"low":` + strconv.Itoa(i))}))
 	}
 	for i := range 3 {
-		high = append(high, submit(t, cl, message.Submit{Kind: "echo", Payload: c.payload(`"high":`+strconv.Itoa(i)), Options: message.Options{Priority: 9}}))
+		high = append(high, submit(t, cl, message.Submit{Kind: "echo", Payload: c.payload(`"high":` + strconv.Itoa(i)), Options: message.Options{Priority: 9}}))
 	}
 	for _, id := range append(slices.Clone(low), high...) {
 		final(t, cl, id, 30*time.Second)
