@@ -425,9 +425,13 @@ func (c *pcluster) checkResults(ids []string, s *stream) {
 	var wrong []string
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var late []time.Duration // delayed tasks: how long after their time their last attempt started
 	for _, id := range ids {
 		r := records[id]
 		p := resultProblem(r)
+		if d, ok := s.delayed[id]; ok && p == "" && r.Attempts == 1 {
+			late = append(late, r.Result.Start.Sub(r.Submitted.Add(d)))
+		}
 		if d, ok := s.delayed[id]; ok && p == "" && r.Result.Start.Add(time.Millisecond).Before(r.Submitted.Add(d)) {
 			p = fmt.Sprintf("delayed %s from %s, started early at %s", d, r.Submitted.Format(message.TimeLayout), r.Result.Start)
 		}
@@ -441,6 +445,11 @@ func (c *pcluster) checkResults(ids []string, s *stream) {
 	}
 	if len(wrong) > 0 {
 		t.Fatalf("%d of %d accepted tasks without the handler's answer, e.g. %s", len(wrong), len(ids), strings.Join(wrong[:min(5, len(wrong))], "; "))
+	}
+	if len(late) > 0 {
+		slices.Sort(late)
+		t.Logf("%d delayed tasks run at their first attempt started after their time by: median %s, p99 %s, max %s",
+			len(late), late[len(late)/2], late[len(late)*99/100], late[len(late)-1])
 	}
 }
 

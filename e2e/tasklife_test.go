@@ -207,9 +207,11 @@ func TestTaskLife(t *testing.T) {
 		}
 		// Backoff after attempt n: backoff × 2^(n-1), of which at most half is taken off.
 		for i, want := range []time.Duration{backoff / 2, backoff} {
-			if gap := runs[i+1].at.Sub(runs[i].at); gap < want {
+			gap := runs[i+1].at.Sub(runs[i].at)
+			if gap < want {
 				t.Errorf("attempt %d started %s after attempt %d, want at least %s", i+2, gap, i+1, want)
 			}
+			t.Logf("attempt %d started %s after attempt %d (backoff %s to %s, plus the attempt's own time)", i+2, gap.Round(time.Millisecond), i+1, want, 2*want)
 		}
 	})
 
