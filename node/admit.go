@@ -38,9 +38,10 @@ func (m *master) generate() {
 }
 
 func (m *master) onSubmit(msg *nats.Msg) {
-	if msg.Reply != "" && message.OwnSubject(msg.Reply) {
+	if msg.Reply != "" && m.badReply(msg.Reply) {
 		// An answer there would come back as a submission, a task, a
-		// result or an event: the submission is not taken at all.
+		// result or an event, or as a worker's ack: the submission is not
+		// taken at all.
 		m.stats.badReplies.Add(1)
 		m.log.Warn("submission dropped unanswered: its reply subject is one of meshpool's own", ratelog.Limit,
 			"reply", ratelog.Truncate(msg.Reply))

@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,5 +388,63 @@ func TestGet(t *testing.T) {
 	m.wg.Wait()
 	if ti := m.get(testUUID); ti.State != message.StateDone || ti.Result == nil || ti.Finished == nil || string(ti.Payload) != "5" {
 		t.Fatalf("get of a done task: %+v", ti)
+	}
+}
+
+// A cancel whose write fails leaves a delayed task waiting for its time:
+// not run early by the next rescue.
+func TestFailedCancelLeavesADelayedTaskWaiting(t *testing.T) {
+	var failComplete atomic.Bool
+	m, sent, st := lifeMaster(t, nil)
+	m.records.(*fakeRecords).complete = func(r taskstore.Record) error {
+		if failComplete.Load() {
+			return errors.New("etcd down")
+		}
+		return st.put(r)
+	}
+	submitKind(t, m, testUUID, message.Options{Delay: message.Duration(time.Hour)})
+	failComplete.Store(true)
+	if ti := m.cancel(testUUID); !ti.Temporary {
+		t.Fatalf("cancel with etcd down: %+v, want a temporary error", ti)
+	}
+	m.rescue(time.Now())
+	m.dispatch()
+	m.wg.Wait()
+	if n := len(sent.all()); n != 0 {
+		t.Fatalf("a task delayed by an hour sent %d times after a failed cancel", n)
+	}
+	if task := m.table.lookup(testUUID); task == nil || task.timer == 0 {
+		t.Fatal("the task is not waiting for its time")
+	}
+}
+
+// A retry of many reads each task again: a snapshot that went stale (the
+// task retried and failed again meanwhile) does not send an attempt
+// number twice.
+func TestRetryOfManyReadsEachTaskAgain(t *testing.T) {
+	m, sent, st := lifeMaster(t, nil)
+	submitKind(t, m, testUUID, message.Options{MaxAttempts: 1})
+	m.takeResult(failedResult(sent.all()[0], "boom", false))
+	m.wg.Wait()
+	stale := st.recs[testUUID]
+	m.records.(*fakeRecords).load = func() ([]taskstore.Record, int64, error) { return []taskstore.Record{stale}, 1, nil }
+	if reply := m.retry(message.RetryRequest{UUID: testUUID}); reply.Error != "" {
+		t.Fatalf("retry: %+v", reply)
+	}
+	m.wg.Wait()
+	tasks := sent.all()
+	m.takeResult(failedResult(tasks[len(tasks)-1], "boom 2", true))
+	m.wg.Wait()
+	if reply := m.retry(message.RetryRequest{State: message.StateFailed}); reply.Error != "" || len(reply.Retried) != 1 {
+		t.Fatalf("retry of the failed: %+v", reply)
+	}
+	m.wg.Wait()
+	tasks = sent.all()
+	var attempts []int64
+	for _, task := range tasks {
+		attempts = append(attempts, task.Attempt)
+	}
+	if fmt.Sprint(attempts) != "[1 2 3]" {
+		t.Fatalf("attempts sent %v, want [1 2 3]", attempts)
 	}
 }

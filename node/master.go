@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,8 +85,13 @@ type master struct {
 	wg    sync.WaitGroup // placements and recordings under way
 	slots chan struct{}  // bounds concurrent submissions being recorded
 	ops   chan struct{}  // bounds the operations answered at once (maxOps)
-	scan  chan struct{}  // one listing of etcd's records at a time
+	scan  chan struct{}  // one listing at a time
 	sched schedules
+
+	retryMu sync.Mutex // one retry at a time: read the record, follow it again, write it
+	// ownInbox prefixes the reply subjects of this node's own requests (a
+	// worker's ack of a task comes there): nothing is answered there.
+	ownInbox string
 
 	// callbacks counts NATS callbacks under way: Unsubscribe does not wait
 	// for one that has started, so run waits for them itself.
@@ -127,6 +133,9 @@ func (m *master) run() error {
 		m.callbacks.Wait()
 		m.wg.Wait()
 	}()
+	if p := m.conn.NewRespInbox(); strings.LastIndexByte(p, '.') > 0 {
+		m.ownInbox = p[:strings.LastIndexByte(p, '.')+1]
+	}
 	handlers := m.opsHandlers()
 	maps.Copy(handlers, m.scheduleHandlers())
 	handlers[message.SubjectResults], handlers[message.SubjectSubmit] = m.onResult, m.onSubmit
@@ -284,4 +293,12 @@ func (m *master) ownWorker(mem registry.Membership, t *tracked) string {
 // submission does not copy the membership.
 func (m *master) setWorkers(mem registry.Membership) {
 	m.table.setWorkers(mem.Others(m.id))
+}
+
+// badReply reports whether an answer may not go to reply: one of
+// meshpool's own subjects (it would come back as a submission, a task, a
+// result or an event), or this node's own request inbox (it would be
+// taken for a worker's ack).
+func (m *master) badReply(reply string) bool {
+	return message.OwnSubject(reply) || m.ownInbox != "" && strings.HasPrefix(reply, m.ownInbox)
 }

@@ -67,7 +67,7 @@ type busyReply struct {
 // master does not answer: the real master does.
 func (m *master) op(do func(data []byte) any) nats.MsgHandler {
 	return func(msg *nats.Msg) {
-		if msg.Reply == "" || message.OwnSubject(msg.Reply) {
+		if msg.Reply == "" || m.badReply(msg.Reply) {
 			m.stats.badReplies.Add(1)
 			return
 		}
@@ -119,6 +119,12 @@ func (m *master) list(req message.ListRequest) message.ListReply {
 	if limit == 0 {
 		limit = message.DefaultListLimit
 	}
+	select {
+	case m.scan <- struct{}{}:
+		defer func() { <-m.scan }()
+	default:
+		return message.ListReply{Tasks: []message.TaskInfo{}, Error: "busy: another listing is under way; try again", Temporary: true}
+	}
 	tasks := m.table.live(req.State, req.Kind)
 	if req.State == "" || message.Final(req.State) {
 		recs, err := m.finalRecords(req.State, req.Kind)
@@ -156,14 +162,8 @@ func cmpString(a, b string) int {
 }
 
 // finalRecords reads the final records in state (any final state when
-// "") of kind (any when "") from etcd.
+// "") of kind (any when "") from etcd. The caller holds m.scan.
 func (m *master) finalRecords(state, kind string) ([]taskstore.Record, error) {
-	select {
-	case m.scan <- struct{}{}:
-		defer func() { <-m.scan }()
-	default:
-		return nil, errors.New("busy: another listing is reading etcd; try again")
-	}
 	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
 	defer cancel()
 	recs, _, err := m.records.Load(ctx)
@@ -262,7 +262,13 @@ func (m *master) retry(req message.RetryRequest) message.RetryReply {
 	if limit == 0 {
 		limit = message.DefaultListLimit
 	}
+	select {
+	case m.scan <- struct{}{}:
+	default:
+		return message.RetryReply{Retried: []string{}, Error: "busy: a listing is under way; try again", Temporary: true}
+	}
 	recs, err := m.finalRecords(req.State, req.Kind)
+	<-m.scan
 	if err != nil {
 		return message.RetryReply{Retried: []string{}, Error: err.Error(), Temporary: true}
 	}
@@ -270,7 +276,12 @@ func (m *master) retry(req message.RetryRequest) message.RetryReply {
 		if len(reply.Retried) == limit {
 			break
 		}
-		if err := m.again(r); err != nil {
+		// The snapshot may be stale by now: each is read again.
+		err := m.retryOne(r.UUID)
+		switch {
+		case errors.Is(err, errNotFinal):
+			continue // retried or done meanwhile
+		case err != nil:
 			reply.Error = fmt.Sprintf("task %s: %s (%d retried before it)", r.UUID, err, len(reply.Retried))
 			reply.Temporary = isTemporary(err)
 			return reply
@@ -279,6 +290,9 @@ func (m *master) retry(req message.RetryRequest) message.RetryReply {
 	}
 	return reply
 }
+
+// errNotFinal refuses to retry a task that is not failed or cancelled.
+var errNotFinal = errors.New("only a failed or cancelled task is retried")
 
 // temporaryError marks an error after which the same request may succeed.
 type temporaryError struct{ error }
@@ -290,12 +304,16 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t)
 }
 
-// retryOne makes task id pending again, if it is failed or cancelled.
+// retryOne makes task id pending again, if it is failed or cancelled: its
+// record is read from etcd and written back pending with one retry at a
+// time, so two retries never both start from the same record.
 func (m *master) retryOne(id string) error {
+	m.retryMu.Lock()
+	defer m.retryMu.Unlock()
 	ti, final, ok := m.table.info(id)
 	switch {
 	case ok && !final:
-		return fmt.Errorf("task %s is %s: nothing to retry", id, ti.State)
+		return fmt.Errorf("%w: task %s is %s: nothing to retry", errNotFinal, id, ti.State)
 	case ok && ti.Durability == message.DurabilityNone:
 		return fmt.Errorf("task %s is of durability none: its payload is not kept; submit it again", id)
 	}
@@ -317,7 +335,7 @@ func (m *master) retryOne(id string) error {
 // with --max-attempts more attempts and its errors kept, and places it.
 func (m *master) again(rec taskstore.Record) error {
 	if rec.State != taskstore.Failed && rec.State != taskstore.Cancelled {
-		return fmt.Errorf("task %s is %s: only a failed or cancelled task is retried", rec.UUID, rec.State)
+		return fmt.Errorf("%w: task %s is %s", errNotFinal, rec.UUID, rec.State)
 	}
 	if rec.Attempts >= message.MaxAttempts {
 		return fmt.Errorf("task %s has had %d attempts, the most a task gets", rec.UUID, rec.Attempts)
@@ -332,7 +350,7 @@ func (m *master) again(rec taskstore.Record) error {
 	t, err := m.table.readmit(rec, now)
 	if err != nil {
 		if errors.Is(err, errLive) {
-			return err
+			return fmt.Errorf("%w: %w", errNotFinal, err)
 		}
 		return temporaryError{err}
 	}

@@ -81,6 +81,9 @@ func (m *master) rescue(now time.Time) {
 			unrecorded = append(unrecorded, t)
 		case t.queued != nil || t.timer != 0:
 			return false // waiting for a slot or a time
+		case t.rec.State != taskstore.Running && t.rec.NotBefore.After(now):
+			m.table.parkLocked(t, now) // its time has not come: it waits for it
+			return false
 		case t.rec.State == taskstore.Running && !t.sent.IsZero():
 			timeout := m.policy.timeoutOf(&t.rec)
 			if now.Sub(t.sent) < timeout+ResultSlack(timeout) {

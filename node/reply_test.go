@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -77,4 +78,50 @@ func TestSubmissionWithOurSubjectAsReplyIsDropped(t *testing.T) {
 			return
 		}
 	}
+}
+
+// Nor does the master answer into its own request inbox, where its
+// workers' acks come: a get or a submission naming it as the reply
+// subject is dropped and counted, and the master's placements go on.
+func TestRequestWithTheMastersInboxAsReplyIsDropped(t *testing.T) {
+	c := durable(t, nil)
+	master, workers := c.startN(2)
+	nc, err := nats.Connect(clientURL(t, master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// The master's inbox: the reply subject of a task it sends.
+	sendings := make(chan *nats.Msg, 10)
+	sub, err := nc.ChanSubscribe(message.TaskSubject(workers[0].ID()), sendings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cl := dial(t, master)
+	if _, err := cl.Submit(t.Context(), message.Submit{Number: 5}); err != nil {
+		t.Fatal(err)
+	}
+	var inbox string
+	select {
+	case m := <-sendings:
+		inbox = m.Reply
+	case <-time.After(10 * time.Second):
+		t.Fatal("no task sent")
+	}
+	_ = sub.Unsubscribe()
+	before := master.Status().Dispatch.BadReplies
+	reply := inbox[:strings.LastIndexByte(inbox, '.')+1] + "forged"
+	for _, subject := range []string{message.SubjectGet, message.SubjectSubmit} {
+		body := `{"uuid":"0b5f0000-0000-4000-8000-0000000000ab"}`
+		if subject == message.SubjectSubmit {
+			body = `{"number":7}`
+		}
+		if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Data: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "both dropped", func() bool { return master.Status().Dispatch.BadReplies == before+2 })
 }

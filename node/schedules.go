@@ -25,6 +25,10 @@ import (
 
 // schedules is the master's schedules, by name.
 type schedules struct {
+	// write is held across a change of a schedule in etcd and in memory:
+	// an add, a remove, a tick recorded. So a tick fired while its schedule
+	// is removed never writes it back.
+	write  sync.Mutex
 	mu     sync.Mutex
 	byName map[string]schedule.Schedule
 	firing bool      // a pass of fire is under way
@@ -174,6 +178,8 @@ func (m *master) fire(sc schedule.Schedule, tick time.Time, skipped int) {
 	}
 	m.stats.ticksFired.Add(1)
 	m.log.Info("schedule fired", "schedule", sc.Name, "tick", tick, "uuid", reply.UUID, "duplicate", reply.Duplicate)
+	m.sched.write.Lock()
+	defer m.sched.write.Unlock()
 	m.sched.mu.Lock()
 	cur, ok := m.sched.byName[sc.Name]
 	if !ok || !cur.Created.Equal(sc.Created) {
@@ -230,6 +236,11 @@ func (m *master) scheduleHandlers() map[string]nats.MsgHandler {
 
 // addSchedule keeps a new schedule: in etcd first, then in memory.
 func (m *master) addSchedule(sc schedule.Schedule) schedule.Reply {
+	if len(sc.Payload) > m.maxPayload {
+		return schedule.Reply{Schedules: []schedule.Entry{}, Error: fmt.Sprintf("invalid request: payload is %d bytes, more than --max-payload %d", len(sc.Payload), m.maxPayload)}
+	}
+	m.sched.write.Lock()
+	defer m.sched.write.Unlock()
 	m.sched.mu.Lock()
 	_, exists := m.sched.byName[sc.Name]
 	n := len(m.sched.byName)
@@ -254,6 +265,8 @@ func (m *master) addSchedule(sc schedule.Schedule) schedule.Reply {
 
 // removeSchedule forgets a schedule: in etcd first, then in memory.
 func (m *master) removeSchedule(name string) schedule.Reply {
+	m.sched.write.Lock()
+	defer m.sched.write.Unlock()
 	m.sched.mu.Lock()
 	sc, exists := m.sched.byName[name]
 	m.sched.mu.Unlock()

@@ -491,6 +491,11 @@ func (tt *taskTable) settled(t *tracked, rec taskstore.Record, res *message.Resu
 	defer tt.mu.Unlock()
 	t.busy = false
 	if !ok {
+		// Not written: the task stands as it was. One that was waiting
+		// (claimed by a cancel) waits again, for its time or a slot.
+		if t.result == nil && t.lost == nil && t.rec.State != taskstore.Running {
+			tt.parkLocked(t, now)
+		}
 		return time.Time{}, false
 	}
 	sent = t.sent

@@ -206,10 +206,13 @@ func (tt *taskTable) placed(t *tracked, how outcome, now time.Time) (recordNow b
 		t.retryAt, t.failures = time.Time{}, 0
 	case noSlot:
 		if t.result == nil && t.lost == nil {
-			tt.queues.push(t, now)
+			tt.parkLocked(t, now)
 		}
 	case refusal:
 		t.unplaceableLocked(now)
+		if !t.taken { // no worker runs it: its slot is free until it is placed
+			tt.freeSlotLocked(t)
+		}
 	}
 	return tt.releaseLocked(t)
 }
