@@ -252,15 +252,9 @@ func (s natsSender) send(ctx context.Context, task message.Task, ephemeral bool)
 		}
 		return s.conn.Publish(subject, body)
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.ackTimeout)
-	defer cancel()
-	reply, err := s.conn.RequestWithContext(rctx, subject, body)
+	ack, err := s.request(ctx, subject, body)
 	if err != nil {
 		return err
-	}
-	ack, err := message.DecodeAck(reply.Data)
-	if err != nil {
-		return fmt.Errorf("bad ack: %w", err)
 	}
 	if !ack.Accepted {
 		if ack.Term > task.Term {
@@ -273,22 +267,32 @@ func (s natsSender) send(ctx context.Context, task message.Task, ephemeral bool)
 
 // cancel tells a worker to stop running a task, and waits for its ack.
 func (s natsSender) cancel(ctx context.Context, c message.Cancel) error {
-	rctx, cancel := context.WithTimeout(ctx, s.ackTimeout)
-	defer cancel()
 	body, err := encodeJSON(c)
 	if err != nil {
 		return err
 	}
-	reply, err := s.conn.RequestWithContext(rctx, message.CancelSubject(c.Executor), body)
+	ack, err := s.request(ctx, message.CancelSubject(c.Executor), body)
 	if err != nil {
 		return err
-	}
-	ack, err := message.DecodeAck(reply.Data)
-	if err != nil {
-		return fmt.Errorf("bad ack: %w", err)
 	}
 	if !ack.Accepted {
 		return fmt.Errorf("refused: %s", ack.Reason)
 	}
 	return nil
+}
+
+// request sends body to a worker on subject and returns its ack, within
+// the ack timeout.
+func (s natsSender) request(ctx context.Context, subject string, body []byte) (message.Ack, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.ackTimeout)
+	defer cancel()
+	reply, err := s.conn.RequestWithContext(rctx, subject, body)
+	if err != nil {
+		return message.Ack{}, err
+	}
+	ack, err := message.DecodeAck(reply.Data)
+	if err != nil {
+		return message.Ack{}, fmt.Errorf("bad ack: %w", err)
+	}
+	return ack, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/meshpool/meshpool/internal/etcdpage"
 	"github.com/meshpool/meshpool/internal/keyspace"
 )
 
@@ -26,44 +27,28 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Schedule,
 	if err := keyspace.CheckPrefix(prefix); err != nil {
 		return nil, 0, fmt.Errorf("schedule: %w", err)
 	}
-	p := keyspace.Schedules(prefix)
-	end := clientv3.GetPrefixRangeEnd(p)
 	var (
 		schedules []Schedule
 		bad       BadRecordsError
-		rev       int64
-		from      = p
 	)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPage)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := cli.Get(ctx, from, opts...)
-		if err != nil {
-			return nil, 0, fmt.Errorf("schedule: cannot load schedules: %w", err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-			schedules = make([]Schedule, 0, resp.Count)
-		}
-		for _, kv := range resp.Kvs {
-			s, err := Decode(string(kv.Key), kv.Value)
+	rev, err := etcdpage.Range(ctx, cli, keyspace.Schedules(prefix), loadPage,
+		func(n int64) { schedules = make([]Schedule, 0, n) },
+		func(key string, value []byte) {
+			s, err := Decode(key, value)
 			if err != nil {
-				bad.Keys = append(bad.Keys, string(kv.Key))
+				bad.Keys = append(bad.Keys, key)
 				bad.Errs = append(bad.Errs, err)
-				continue
+				return
 			}
 			schedules = append(schedules, s)
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			if len(bad.Keys) > 0 {
-				return schedules, rev, &bad
-			}
-			return schedules, rev, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		})
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("schedule: cannot load schedules: %w", err)
+	case len(bad.Keys) > 0:
+		return schedules, rev, &bad
 	}
+	return schedules, rev, nil
 }
 
 // BadRecordsError lists the records Load left out because they do not

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/meshpool/meshpool/internal/etcdpage"
 	"github.com/meshpool/meshpool/internal/keyspace"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -26,44 +27,28 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, i
 	if err := keyspace.CheckPrefix(prefix); err != nil {
 		return nil, 0, fmt.Errorf("taskstore: %w", err)
 	}
-	p := keyspace.Tasks(prefix)
-	end := clientv3.GetPrefixRangeEnd(p)
 	var (
 		records []Record
 		bad     BadRecordsError
-		rev     int64
-		from    = p
 	)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPage)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := cli.Get(ctx, from, opts...)
-		if err != nil {
-			return nil, 0, fmt.Errorf("taskstore: cannot load tasks: %w", err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-			records = make([]Record, 0, resp.Count)
-		}
-		for _, kv := range resp.Kvs {
-			r, err := Decode(string(kv.Key), kv.Value)
+	rev, err := etcdpage.Range(ctx, cli, keyspace.Tasks(prefix), loadPage,
+		func(n int64) { records = make([]Record, 0, n) },
+		func(key string, value []byte) {
+			r, err := Decode(key, value)
 			if err != nil {
-				bad.Keys = append(bad.Keys, string(kv.Key))
+				bad.Keys = append(bad.Keys, key)
 				bad.Errs = append(bad.Errs, err)
-				continue
+				return
 			}
 			records = append(records, r)
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			if len(bad.Keys) > 0 {
-				return records, rev, &bad
-			}
-			return records, rev, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		})
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("taskstore: cannot load tasks: %w", err)
+	case len(bad.Keys) > 0:
+		return records, rev, &bad
 	}
+	return records, rev, nil
 }
 
 // Get reads the record of task uuid. found is false when there is none. A

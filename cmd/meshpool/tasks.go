@@ -9,15 +9,24 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/meshpool/meshpool/client"
 	"github.com/meshpool/meshpool/message"
 )
 
 // The commands on tasks the master answers: get, tasks, cancel, retry.
 
 func (m *Main) runGet(ctx context.Context, args []string) error {
+	return m.oneTask(ctx, args, "get", "Shows one task: its state, attempts and their errors, its result and its times.",
+		(*client.Client).Get, func(ti message.TaskInfo) { showTask(m.Stdout, ti) })
+}
+
+// oneTask runs a command on one task named by its UUID (get, cancel):
+// it asks the master with op, then prints the task as JSON or with show.
+func (m *Main) oneTask(ctx context.Context, args []string, name, synopsis string,
+	op func(*client.Client, context.Context, string) (message.TaskInfo, error), show func(message.TaskInfo)) error {
 	var sf serverFlags
 	asJSON := false
-	fs := newFlagSet("get", "meshpool get UUID [flags]\n\nShows one task: its state, attempts and their errors, its result and its times.", m.Stdout)
+	fs := newFlagSet(name, "meshpool "+name+" UUID [flags]\n\n"+synopsis, m.Stdout)
 	sf.bind(fs)
 	fs.BoolVar(&asJSON, "json", false, "print the task as one JSON object (message.TaskInfo)")
 	given, err := parseArgs(fs, args, m.Getenv, "UUID")
@@ -25,23 +34,23 @@ func (m *Main) runGet(ctx context.Context, args []string) error {
 		return helpIsNoError(err)
 	}
 	if len(given) == 0 {
-		return usagef("get: want the task's UUID (see 'meshpool get --help')")
+		return usagef("%s: want the task's UUID (see 'meshpool %s --help')", name, name)
 	}
-	c, err := sf.dial("get")
+	c, err := sf.dial(name)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
 	defer cancel()
-	ti, err := c.Get(ctx, given[0])
+	ti, err := op(c, ctx, given[0])
 	if err != nil {
-		return fmt.Errorf("get: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if asJSON {
 		return m.print(true, ti, "")
 	}
-	showTask(m.Stdout, ti)
+	show(ti)
 	return nil
 }
 
@@ -155,30 +164,10 @@ func checkSelection(name, state, kind string, limit int) error {
 }
 
 func (m *Main) runCancel(ctx context.Context, args []string) error {
-	var sf serverFlags
-	asJSON := false
-	fs := newFlagSet("cancel", "meshpool cancel UUID [flags]\n\nCancels a task pending, retrying or running (its worker is told to stop it): it never runs again.", m.Stdout)
-	sf.bind(fs)
-	fs.BoolVar(&asJSON, "json", false, "print the task as one JSON object (message.TaskInfo)")
-	given, err := parseArgs(fs, args, m.Getenv, "UUID")
-	if err != nil {
-		return helpIsNoError(err)
-	}
-	if len(given) == 0 {
-		return usagef("cancel: want the task's UUID (see 'meshpool cancel --help')")
-	}
-	c, err := sf.dial("cancel")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, sf.timeout)
-	defer cancel()
-	ti, err := c.Cancel(ctx, given[0])
-	if err != nil {
-		return fmt.Errorf("cancel: %w", err)
-	}
-	return m.print(asJSON, ti, fmt.Sprintf("cancelled %s (%s, %s attempts)", ti.UUID, orDash(ti.Kind), attempts(ti)))
+	return m.oneTask(ctx, args, "cancel", "Cancels a task pending, retrying or running (its worker is told to stop it): it never runs again.",
+		(*client.Client).Cancel, func(ti message.TaskInfo) {
+			fmt.Fprintf(m.Stdout, "cancelled %s (%s, %s attempts)\n", ti.UUID, orDash(ti.Kind), attempts(ti))
+		})
 }
 
 func (m *Main) runRetry(ctx context.Context, args []string) error {
