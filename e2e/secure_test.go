@@ -132,7 +132,7 @@ func startSecureEtcd(t *testing.T, s secureSetup) {
 		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
 		func() error { _, err := cli.RoleAdd(ctx, "meshpool"); return err },
 		func() error {
-			_, err := cli.RoleGrantPermission(ctx, "meshpool", secPrefix, clientv3.GetPrefixRangeEnd(secPrefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			_, err := cli.RoleGrantPermission(ctx, "meshpool", secPrefix+"/", clientv3.GetPrefixRangeEnd(secPrefix+"/"), clientv3.PermissionType(clientv3.PermReadWrite))
 			return err
 		},
 		func() error { _, err := cli.UserAdd(ctx, "meshpool", s.secrets["etcd.password"]); return err },

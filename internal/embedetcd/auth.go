@@ -9,13 +9,16 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// User is an etcd user that may read and write every key under Prefix.
+// User is an etcd user that may read and write every key under Prefix + "/"
+// (a cluster's keys: "/meshpool/…"), and nothing else: not the keys of a
+// prefix that only starts the same ("/meshpool-staging/…").
 type User struct {
 	Name, Password, Prefix string
 }
 
 // EnableAuth adds root (with rootPassword) and users, each with a role of
-// its own name granting read-write on its prefix, and turns etcd's
+// its own name granting read-write on its prefix and the slash after it,
+// and turns etcd's
 // authentication on: from then on every request needs a user.
 func (s *Server) EnableAuth(ctx context.Context, rootPassword string, users ...User) error {
 	srv := s.etcd.Server
@@ -35,7 +38,7 @@ func (s *Server) EnableAuth(ctx context.Context, rootPassword string, users ...U
 			func() error { _, err := srv.RoleAdd(ctx, &pb.AuthRoleAddRequest{Name: u.Name}); return err },
 			func() error {
 				_, err := srv.RoleGrantPermission(ctx, &pb.AuthRoleGrantPermissionRequest{Name: u.Name, Perm: &authpb.Permission{
-					PermType: authpb.READWRITE, Key: []byte(u.Prefix), RangeEnd: []byte(clientv3.GetPrefixRangeEnd(u.Prefix)),
+					PermType: authpb.READWRITE, Key: []byte(u.Prefix + "/"), RangeEnd: []byte(clientv3.GetPrefixRangeEnd(u.Prefix + "/")),
 				}})
 				return err
 			},

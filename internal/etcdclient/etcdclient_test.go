@@ -88,8 +88,12 @@ func TestConnectSecure(t *testing.T) {
 		if _, err := cli.Put(t.Context(), "/meshpool/x", "y"); err != nil {
 			t.Fatalf("put under the prefix: %v", err)
 		}
-		if _, err := cli.Put(t.Context(), "/other/x", "y"); err == nil {
-			t.Fatal("put outside the prefix succeeded; want permission denied")
+		// Outside the prefix, and under a prefix that only starts the
+		// same: the grant is the prefix and its slash.
+		for _, key := range []string{"/other/x", "/meshpool-staging/x", "/meshpool"} {
+			if _, err := cli.Put(t.Context(), key, "y"); err == nil {
+				t.Fatalf("put %s succeeded; want permission denied", key)
+			}
 		}
 	})
 
