@@ -136,6 +136,9 @@ func (f *natsClientFlags) options() ([]nats.Option, error) {
 	case f.nkeyFile != "" && f.user != "":
 		return nil, usagef("give --nats-user or --nats-nkey, not both")
 	case f.nkeyFile != "":
+		if err := secret.Check("nkey seed", f.nkeyFile); err != nil {
+			return nil, usagef("--nats-nkey: %w", err)
+		}
 		o, err := nats.NkeyOptionFromSeed(f.nkeyFile)
 		if err != nil {
 			return nil, usagef("--nats-nkey: %w", err)

@@ -39,6 +39,27 @@ func TestReadFile(t *testing.T) {
 	if _, err := secret.ReadFile("test secret", filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "test secret file") {
 		t.Fatalf("missing file: %v", err)
 	}
+	// A secret given where its file's path belongs is not echoed.
+	if _, err := secret.ReadFile("test secret", "hunter2-s3cret"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("a secret given as the path: %v; want an error that does not repeat it", err)
+	}
+	// Only its owner may write it, and others may not read it.
+	f := filepath.Join(dir, "modes")
+	for _, tt := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o400, true}, {0o640, true}, {0o644, false}, {0o660, false}, {0o604, false}, {0o666, false}} {
+		if err := os.WriteFile(f, []byte("s3cret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := secret.ReadFile("test secret", f)
+		if (err == nil) != tt.ok || err != nil && !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode %04o: %v; want ok %v", tt.mode, err, tt.ok)
+		}
+	}
 }
 
 func TestRedactor(t *testing.T) {
