@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,12 +33,30 @@ const (
 	streamHeartbeat = 15 * time.Second // a comment line keeps proxies and browsers from giving up
 )
 
+// pageCSP is the page's Content-Security-Policy: it loads nothing from
+// anywhere, and runs only its own script and style, named by their
+// hashes: no other inline script (an injected one) runs.
+var pageCSP = "default-src 'none'; connect-src 'self'; script-src " + inlineHash(pageHTML, "script") +
+	"; style-src " + inlineHash(pageHTML, "style") + "; img-src 'self' data:"
+
+// inlineHash is the CSP source of the one <tag> element in page: the
+// SHA-256 of its content, as browsers hash it.
+func inlineHash(page []byte, tag string) string {
+	_, rest, ok := bytes.Cut(page, []byte("<"+tag+">"))
+	content, _, closed := bytes.Cut(rest, []byte("</"+tag+">"))
+	if !ok || !closed || bytes.Contains(rest[len(content):], []byte("<"+tag)) {
+		panic("node: page.html must hold exactly one <" + tag + "> element")
+	}
+	sum := sha256.Sum256(content)
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
+
 func servePage(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	// The page loads nothing from anywhere: say so to the browser too.
-	h.Set("Content-Security-Policy", "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:")
+	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(pageHTML)
 }

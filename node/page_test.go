@@ -3,6 +3,8 @@ package node_test
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"regexp"
 	"strings"
@@ -24,6 +26,19 @@ func TestPageIsSelfContained(t *testing.T) {
 	}
 	code, body := httpGet(t, master, "/")
 	page := string(body)
+	// Its own script and style run, named by hash; no other inline one.
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, tag := range []string{"script", "style"} {
+		_, rest, _ := strings.Cut(page, "<"+tag+">")
+		content, _, _ := strings.Cut(rest, "</"+tag+">")
+		sum := sha256.Sum256([]byte(content))
+		if want := tag + "-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q, want %s", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe") {
+		t.Errorf("Content-Security-Policy %q allows unsafe sources", csp)
+	}
 	if code != http.StatusOK || !strings.Contains(page, "data-member") {
 		t.Fatalf("GET /: %d, %.200s", code, page)
 	}
