@@ -13,3 +13,11 @@ func ShortenMinCompactionRetention(t testing.TB, d time.Duration) {
 	minCompactionRetention = d
 	t.Cleanup(func() { minCompactionRetention = old })
 }
+
+// ShortenUnroutedGrace lets a member without a route stop blocking
+// /readyz after d instead of unroutedGrace, until the test ends.
+func ShortenUnroutedGrace(t testing.TB, d time.Duration) {
+	old := unroutedGrace
+	unroutedGrace = d
+	t.Cleanup(func() { unroutedGrace = old })
+}

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meshpool/meshpool/broker"
+
+	"github.com/meshpool/meshpool/registry"
 )
 
 // The HTTP server's limits. Every endpoint answers from memory at once, so
@@ -35,9 +38,10 @@ func newHTTPServer(h http.Handler) *http.Server {
 //	/          the live page: members, master, results as they come
 //	/stream    results and cluster events as server-sent events
 //	/healthz   200 while the process serves HTTP
-//	/readyz    200 when registered, routed to every member, a master is
-//	           known that is a live member, and etcd raises no alarm; else 503
-//	           with the reason on one line
+//	/readyz    200 when registered, routed to every member (but one that
+//	           has had no route for unroutedGrace: see routeWatch), a master
+//	           is known that is a live member, and etcd raises no alarm; else
+//	           503 with the reason on one line
 //	/status    the Status, as JSON
 //	/metrics   Prometheus text format
 //	/nats/varz, /nats/routez, /nats/connz, /nats/subsz
@@ -95,11 +99,8 @@ func (n *Node) notReady() string {
 		return "not registered"
 	}
 	mem, _ := p.registry.Membership()
-	routes := p.broker.Routes()
-	for _, r := range mem.Others(n.id) {
-		if _, found := slices.BinarySearch(routes, r.ID); !found {
-			return "no route to " + r.ID
-		}
+	if id := n.unrouted.blocking(mem.Others(n.id), p.broker.Routes(), time.Now()); id != "" {
+		return "no route to " + id
 	}
 	if leader, _ := p.election.Leader(); leader.ID == "" {
 		return "no master"
@@ -111,4 +112,64 @@ func writeText(w http.ResponseWriter, code int, line string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(line + "\n"))
+}
+
+// unroutedGrace is how long a member without a route to this node keeps it
+// not ready: long enough for a joining node to be routed in, short enough
+// that one registered member that never routes (misconfigured, or a fake
+// record) does not keep every node unready for as long as it is
+// registered. It is then listed in /status as unrouted instead.
+var unroutedGrace = 30 * time.Second
+
+// routeWatch remembers since when each member has had no route to this node.
+type routeWatch struct {
+	mu    sync.Mutex
+	since map[string]time.Time // member ID → since when it has had no route; absent when routed
+}
+
+// blocking returns the first of members without a route for less than
+// unroutedGrace, or ""; it forgets the members that left or are routed.
+func (w *routeWatch) blocking(members []registry.Record, routes []string, now time.Time) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.since == nil {
+		w.since = make(map[string]time.Time)
+	}
+	seen := make(map[string]bool, len(members))
+	block := ""
+	for _, r := range members {
+		seen[r.ID] = true
+		if _, found := slices.BinarySearch(routes, r.ID); found {
+			delete(w.since, r.ID)
+			continue
+		}
+		since, ok := w.since[r.ID]
+		if !ok {
+			since = now
+			w.since[r.ID] = now
+		}
+		if block == "" && now.Sub(since) < unroutedGrace {
+			block = r.ID
+		}
+	}
+	for id := range w.since {
+		if !seen[id] {
+			delete(w.since, id)
+		}
+	}
+	return block
+}
+
+// list returns the members without a route for unroutedGrace or longer, sorted.
+func (w *routeWatch) list(now time.Time) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for id, since := range w.since {
+		if now.Sub(since) >= unroutedGrace {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/node"
+	"github.com/meshpool/meshpool/registry"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // httpGet fetches path from n's HTTP server. Keep-alives are off so that no
@@ -150,5 +153,36 @@ func TestNATSMonitoringIsProxied(t *testing.T) {
 		if subsz.NumSubs == 0 {
 			t.Errorf("%s /nats/subsz: no subscriptions, want at least the worker's", n.ID())
 		}
+	}
+}
+
+// A registered member that never routes keeps the nodes unready only for
+// a grace: then /readyz answers 200 again and /status lists it unrouted.
+func TestMemberThatNeverRoutesStopsBlockingReadiness(t *testing.T) {
+	node.ShortenUnroutedGrace(t, 2*time.Second)
+	c := newCluster(t, nil)
+	c.startN(2)
+	const ghost = "ghost-00000000"
+	rec := registry.Record{ID: ghost, Name: "ghost", IP: "127.0.0.9", ClientURL: "nats://127.0.0.9:1",
+		ClusterURL: "nats-route://127.0.0.9:1", HTTPURL: "http://127.0.0.9:1", Version: "test", Started: time.Now()}
+	val, _ := json.Marshal(rec)
+	lease, err := c.cli.Grant(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.Put(t.Context(), keyspace.Node(c.cfg.Prefix, ghost), string(val), clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.running() {
+		testutil.Eventually(t, 5*time.Second, n.ID()+" unready for the ghost", func() bool {
+			code, body := httpGet(t, n, "/readyz")
+			return code == http.StatusServiceUnavailable && string(body) == "no route to "+ghost+"\n"
+		})
+	}
+	for _, n := range c.running() {
+		testutil.Eventually(t, 10*time.Second, n.ID()+" ready again, the ghost listed unrouted", func() bool {
+			code, _ := httpGet(t, n, "/readyz")
+			return code == http.StatusOK && slices.Contains(n.Status().Unrouted, ghost)
+		})
 	}
 }

@@ -34,6 +34,7 @@ type Node struct {
 	// streamRefused counts messages /stream refused to relay (page.go).
 	streamRefused atomic.Int64
 	master        masterHealth
+	unrouted      routeWatch // members without a route to this node (/readyz, /status)
 
 	parts atomic.Pointer[parts] // set while Run is running
 }

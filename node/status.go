@@ -20,9 +20,12 @@ type Status struct {
 	IsMaster   bool              `json:"is_master"`
 	Members    []registry.Record `json:"members"`
 	Routes     []string          `json:"routes"`
-	EtcdAlarms []string          `json:"etcd_alarms,omitempty"` // etcd's alarms raised now, e.g. ["NOSPACE"]
-	Worker     WorkerStatus      `json:"worker"`
-	Dispatch   DispatchStatus    `json:"dispatch"`
+	// Unrouted lists the members this node has had no route to for longer
+	// than a grace (30 s): /readyz no longer waits for them.
+	Unrouted   []string       `json:"unrouted,omitempty"`
+	EtcdAlarms []string       `json:"etcd_alarms,omitempty"` // etcd's alarms raised now, e.g. ["NOSPACE"]
+	Worker     WorkerStatus   `json:"worker"`
+	Dispatch   DispatchStatus `json:"dispatch"`
 
 	// SkippedRecords counts node records left out of Members (each version
 	// once): bad ones, and ones of another cluster name.
@@ -110,6 +113,7 @@ func (n *Node) Status() Status {
 	s.MasterProblem = n.master.get()
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
+	s.Unrouted = n.unrouted.list(time.Now())
 	s.Worker.Term = p.worker.term.Load()
 	s.Dispatch.Term = term
 	if t := n.table.Load(); t != nil {
