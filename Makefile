@@ -5,9 +5,11 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: build demo demo-secure test lint fuzz bench clean
 
-# A static binary: the same file runs on the host and in the Vagrant VMs.
+# Static binaries: the same files run on the host and in the Vagrant VMs.
+# bin/etcd is etcd built from the module meshpool pins (internal/cmd/etcd).
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/meshpool ./cmd/meshpool
+	CGO_ENABLED=0 $(GO) build -o bin/etcd ./internal/cmd/etcd
 
 demo: build
 	./bin/meshpool dev --nodes 3 --task-interval 2s --work-time 500ms-3s

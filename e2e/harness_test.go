@@ -26,7 +26,13 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if _, err := exec.LookPath("etcd"); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: MESHPOOL_E2E=1 but no etcd on PATH; run scripts/install-test-deps.sh")
+		fmt.Fprintln(os.Stderr, "e2e: MESHPOOL_E2E=1 but no etcd on PATH; build it: go build -o bin/etcd ./internal/cmd/etcd, and put bin first on PATH (make test does)")
+		os.Exit(1)
+	}
+	// etcd 3.4 and 3.5 skip permission checks under the NOSPACE alarm: the
+	// secure tests prove nothing against them.
+	if v, err := etcdVersion(); err != nil || !atLeast36(v) {
+		fmt.Fprintf(os.Stderr, "e2e: the etcd on PATH is %q (%v); want 3.6 or later: go build -o bin/etcd ./internal/cmd/etcd, and put bin first on PATH (make test does)\n", v, err)
 		os.Exit(1)
 	}
 	dir, err := os.MkdirTemp("", "meshpool-e2e-")
@@ -93,6 +99,29 @@ func start(t *testing.T, name string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// etcdVersion is the version the etcd on PATH reports, e.g. "3.7.3".
+func etcdVersion() (string, error) {
+	out, err := exec.Command("etcd", "--version").Output()
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(out)) {
+		if v, ok := strings.CutPrefix(line, "etcd Version: "); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no version in %q", out)
+}
+
+// atLeast36 reports whether version v (major.minor.patch) is 3.6 or later.
+func atLeast36(v string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 3 || major == 3 && minor >= 6
 }
 
 func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }

@@ -1,11 +1,12 @@
 #!/bin/sh
 # Builds bin/meshpool and measures a loopback cluster of real processes
-# (etcd from the PATH, meshpool nodes on 127.0.X.Y) into BENCHMARKS.md.
-# On a fresh machine without etcd it installs Debian's etcd-server (as root).
+# (etcd built from the module meshpool pins, bin/etcd, first on PATH;
+# meshpool nodes on 127.0.X.Y) into BENCHMARKS.md.
 set -eu
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-scripts/install-test-deps.sh etcd
+CGO_ENABLED=0 "$GO" build -o bin/etcd ./internal/cmd/etcd
+export PATH="$PWD/bin:$PATH"
 # The version names the measured commit; -dirty only when something other
 # than the report itself differs from it.
 if [ -z "${VERSION:-}" ]; then

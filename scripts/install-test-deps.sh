@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests need and the machine may lack: an etcd server
-# process for the end-to-end tests (Debian's etcd-server), iproute2 for the
+# Installs what the tests need and the machine may lack: iproute2 for the
 # network-namespace fault suite, shellcheck and ruby for the deployment
 # files, promtool for the metrics, chromium for the live page, Node.js and
-# npm for the JavaScript example, and the nats CLI. Skipped for what is present. With the argument "etcd" it installs
-# only the etcd server (what make bench needs).
+# npm for the JavaScript example, and the nats CLI. Skipped for what is
+# present. etcd is not installed: scripts/test.sh builds it from the module
+# meshpool pins (internal/cmd/etcd).
 set -euo pipefail
 need=()
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 only_etcd=
-[ "${1:-}" = etcd ] && only_etcd=1
+[ "${1:-}" = etcd ] && only_etcd=1 # kept for older callers: nothing to install
 if [ -z "$only_etcd" ]; then
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
   command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)       # deploy and scripts lint
@@ -35,12 +34,10 @@ echo "install-test-deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# The packages start their services (a system etcd on 127.0.0.1:2379, a
-# prometheus server); the tests start their own etcd and only want promtool.
-# Stop just what was installed now, by its service user, never other etcds.
+# The prometheus package starts its server; the tests only want promtool.
+# Stop just what was installed now, by its service user.
 for pkg in "${need[@]}"; do
   case "$pkg" in
-    etcd-server) svc=etcd user=etcd ;;
     prometheus) svc=prometheus user=prometheus ;;
     *) continue ;;
   esac

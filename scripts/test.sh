@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
+# The end-to-end tests and the fault suite run etcd built from the module
+# meshpool pins (etcd >= 3.6: see internal/cmd/etcd), found first on PATH.
+CGO_ENABLED=0 go build -o bin/etcd ./internal/cmd/etcd
+export PATH="$PWD/bin:$PATH"
 scripts/lint.sh
 export MESHPOOL_E2E=1
 export MESHPOOL_ARTIFACTS="$PWD/artifacts"

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Provisions the etcd machine: Debian's etcd-server, listening for clients on
-# the private IP (and loopback). Idempotent: run it again to no effect.
+# Provisions the etcd machine: Debian's etcd-server (its user, unit and
+# defaults) running the etcd that `make build` builds from the module
+# meshpool pins (/vagrant/bin/etcd, 3.6 or later: 3.4 and 3.5 skip their
+# permission checks while the NOSPACE alarm is raised), listening for clients
+# on the private IP (and loopback). Idempotent: run it again to no effect.
+# On a fresh machine: an etcd data directory of 3.4 cannot be opened by 3.7.
 #
 #   provision-etcd.sh ETCD_IP
 set -euo pipefail
@@ -16,6 +20,32 @@ install_etcd() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends etcd-server
   fi
+}
+
+# use_module_etcd: the package's unit runs /usr/local/bin/etcd, a copy of
+# /vagrant/bin/etcd. Prints "changed" when the binary or the unit changed.
+use_module_etcd() {
+  local src=/vagrant/bin/etcd dst=/usr/local/bin/etcd dir=/etc/systemd/system/etcd.service.d want changed=
+  if [[ ! -x $src ]]; then
+    echo "no $src: run make build on the host first (it builds etcd from the module)" >&2
+    exit 1
+  fi
+  if ! cmp -s "$src" "$dst"; then
+    install -m 0755 "$src" "$dst"
+    changed=1
+  fi
+  want="# Written by deploy/vagrant/provision-etcd.sh: etcd built from meshpool's module.
+[Service]
+ExecStart=
+ExecStart=$dst"
+  mkdir -p "$dir"
+  if [[ ! -f $dir/meshpool.conf || "$(cat "$dir/meshpool.conf")" != "$want" ]]; then
+    printf '%s\n' "$want" >"$dir/meshpool.conf"
+    systemctl daemon-reload
+    changed=1
+  fi
+  [[ -n $changed ]] && echo changed
+  return 0
 }
 
 # write_config IP: /etc/default/etcd, read by the package's unit. The member
@@ -57,7 +87,10 @@ main() {
   local ip=$1
   install_etcd
   systemctl enable etcd >/dev/null 2>&1
-  if [[ "$(write_config "$ip")" == changed ]] || ! systemctl is-active --quiet etcd; then
+  local binary config
+  binary=$(use_module_etcd)
+  config=$(write_config "$ip")
+  if [[ $binary == changed || $config == changed ]] || ! systemctl is-active --quiet etcd; then
     systemctl restart etcd
   fi
   wait_healthy "$ip"
