@@ -141,6 +141,10 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		m.stats.overloaded.Add(1)
 		return message.SubmitReply{}, nil, fmt.Errorf("busy: the master holds %d tasks (--max-pending %d) of %d payload bytes (--max-pending-bytes %d); try again later",
 			a.tasks, m.limits.tasks, a.bytes, m.limits.bytes)
+	case fullEphemeral:
+		m.stats.overloaded.Add(1)
+		return message.SubmitReply{}, nil, fmt.Errorf("busy: the master holds %d tasks of durability none (--max-ephemeral %d); try again later",
+			a.tasks, m.limits.ephemeral)
 	case recording:
 		// The first submission's write is under way and may fail: it
 		// is not accepted yet.

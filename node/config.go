@@ -78,6 +78,11 @@ type Config struct {
 	// refused as temporary.
 	MaxPending      int
 	MaxPendingBytes int64
+	// MaxEphemeral bounds, of those tasks, the ones of durability none: they
+	// cost the master's memory only, and nothing outside it (no etcd quota)
+	// stops a flood of them. Beyond it a non-durable submission is refused
+	// as temporary; durable ones are still taken.
+	MaxEphemeral int
 	// AckTimeout bounds the wait for a worker's ack before the master tries
 	// the next worker.
 	AckTimeout time.Duration
@@ -199,6 +204,7 @@ func DefaultConfig() Config {
 		MaxResult:           1 << 20,
 		MaxPending:          100_000,
 		MaxPendingBytes:     256 << 20,
+		MaxEphemeral:        10_000,
 		Version:             "dev",
 	}
 }
@@ -231,7 +237,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	for _, f := range []struct{ v, def *int }{{&c.DoneIndexSize, &d.DoneIndexSize}, {&c.Slots, &d.Slots},
-		{&c.MaxPayload, &d.MaxPayload}, {&c.MaxResult, &d.MaxResult}, {&c.MaxPending, &d.MaxPending}, {&c.MaxAttempts, &d.MaxAttempts}} {
+		{&c.MaxPayload, &d.MaxPayload}, {&c.MaxResult, &d.MaxResult}, {&c.MaxPending, &d.MaxPending}, {&c.MaxEphemeral, &d.MaxEphemeral}, {&c.MaxAttempts, &d.MaxAttempts}} {
 		if *f.v == 0 {
 			*f.v = *f.def
 		}
@@ -314,6 +320,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPending < 0 || c.MaxPendingBytes < 0 {
 		errs = append(errs, fmt.Errorf("max pending %d, max pending bytes %d: want at least 1", c.MaxPending, c.MaxPendingBytes))
+	}
+	if c.MaxEphemeral < 0 {
+		errs = append(errs, fmt.Errorf("max ephemeral %d: want at least 1", c.MaxEphemeral))
 	}
 	if c.DoneIndexSize < 0 {
 		errs = append(errs, fmt.Errorf("done index size %d: want at least 1", c.DoneIndexSize))

@@ -46,16 +46,20 @@ type taskTable struct {
 	limits pendingLimits
 	wake   chan struct{} // signalled when a slot may have freed, or a task waits for a time
 
+	ephemeral int // the tasks followed of durability none, bound by limits.ephemeral
+
 	finished map[string]map[taskstore.State]int64 // moves into done, failed, cancelled, retrying, per kind (countLocked)
 	failures []failedAttempt                      // the latest failed attempts, oldest first
 	seed     maphash.Seed                         // of the work fingerprints (workPrint)
 }
 
 // pendingLimits bound what the table follows: Config.MaxPending and
-// MaxPendingBytes. Zero means no bound (tests).
+// MaxPendingBytes, and of those tasks the ones of durability none
+// (Config.MaxEphemeral). Zero means no bound (tests).
 type pendingLimits struct {
-	tasks int
-	bytes int64
+	tasks     int
+	bytes     int64
+	ephemeral int
 }
 
 func newTaskTable(doneMax int, limits pendingLimits) *taskTable {
@@ -102,12 +106,18 @@ func (tt *taskTable) followLocked(t *tracked) {
 	t.seq = tt.seq
 	tt.tasks[t.rec.UUID] = t
 	tt.bytes += int64(len(t.rec.Payload))
+	if t.ephemeral {
+		tt.ephemeral++
+	}
 }
 
 // unfollowLocked removes t from the tasks followed, and its load.
 func (tt *taskTable) unfollowLocked(t *tracked) {
 	delete(tt.tasks, t.rec.UUID)
 	tt.bytes -= int64(len(t.rec.Payload))
+	if t.ephemeral {
+		tt.ephemeral--
+	}
 	tt.queues.remove(t)
 	tt.unscheduleLocked(t)
 	tt.freeSlotLocked(t)
@@ -151,12 +161,13 @@ func (tt *taskTable) resume(recs []taskstore.Record, until, failedUntil time.Tim
 type known int
 
 const (
-	unknown   known = iota // new: admit added it, claimed, as admission.t
-	lookUp                 // the done index may have forgotten it: look in etcd, then admit again with lookedUp
-	recording              // its first submission's write is still under way
-	pending                // accepted, live (pending, running or retrying)
-	done                   // recorded in a final state
-	full                   // new, but the table holds its limit of tasks or bytes: refused, not added
+	unknown       known = iota // new: admit added it, claimed, as admission.t
+	lookUp                     // the done index may have forgotten it: look in etcd, then admit again with lookedUp
+	recording                  // its first submission's write is still under way
+	pending                    // accepted, live (pending, running or retrying)
+	done                       // recorded in a final state
+	full                       // new, but the table holds its limit of tasks or bytes: refused, not added
+	fullEphemeral              // new, of durability none, but the table holds its limit of those: refused, not added
 )
 
 // admission is what admit found, and for a known uuid what its answer
@@ -171,7 +182,7 @@ type admission struct {
 	term      int64
 	result    *message.Result
 	state     string // pending, done: the task's state
-	tasks     int    // full: the tasks the table holds
+	tasks     int    // full: the tasks the table holds; fullEphemeral: those of durability none
 	bytes     int64  // full: their payload bytes
 }
 
@@ -201,6 +212,9 @@ func (tt *taskTable) admit(sub message.Submit, rec taskstore.Record, print uint6
 	}
 	if tt.limits.tasks > 0 && len(tt.tasks) >= tt.limits.tasks || tt.limits.bytes > 0 && tt.bytes+int64(len(sub.Payload)) > tt.limits.bytes {
 		return admission{known: full, tasks: len(tt.tasks), bytes: tt.bytes}
+	}
+	if sub.Ephemeral() && tt.limits.ephemeral > 0 && tt.ephemeral >= tt.limits.ephemeral {
+		return admission{known: fullEphemeral, tasks: tt.ephemeral}
 	}
 	return admission{known: unknown, t: tt.addLocked(rec, sub.Ephemeral(), print, now)}
 }

@@ -76,6 +76,41 @@ func TestAdmissionIsBounded(t *testing.T) {
 	}
 }
 
+// Admission stops at --max-ephemeral tasks of durability none; durable
+// ones are still taken, a known uuid is still answered, and a non-durable
+// task that leaves the table makes room for another.
+func TestAdmissionBoundsNonDurable(t *testing.T) {
+	tt := newTaskTable(10, pendingLimits{tasks: 10, ephemeral: 2})
+	sub := func(i int, durability string) message.Submit {
+		return message.Submit{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Kind: "k", Payload: json.RawMessage(`1`), Durability: durability}
+	}
+	first := admitTest(tt, sub(1, message.DurabilityNone), time.Now())
+	if first.known != unknown {
+		t.Fatalf("first: %v", first.known)
+	}
+	for _, step := range []struct {
+		name string
+		sub  message.Submit
+		want known
+	}{
+		{"second non-durable", sub(2, message.DurabilityNone), unknown},
+		{"beyond the non-durable", sub(3, message.DurabilityNone), fullEphemeral},
+		{"durable", sub(4, message.DurabilityDurable), unknown},
+		{"known non-durable uuid", sub(1, message.DurabilityNone), pending},
+	} {
+		if a := admitTest(tt, step.sub, time.Now()); a.known != step.want {
+			t.Fatalf("%s: %v, want %v", step.name, a.known, step.want)
+		}
+	}
+	tt.drop(first.t)
+	if a := admitTest(tt, sub(5, message.DurabilityNone), time.Now()); a.known != unknown {
+		t.Fatalf("after one left: %v, want room for it", a.known)
+	}
+	if a := admitTest(tt, sub(6, message.DurabilityNone), time.Now()); a.known != fullEphemeral || a.tasks != 2 {
+		t.Fatalf("full again: %v holding %d, want fullEphemeral holding 2", a.known, a.tasks)
+	}
+}
+
 // A worker that runs several kinds takes the oldest waiting task of any of
 // them first.
 func TestOldestWaitingTaskOfAnyKindGoesFirst(t *testing.T) {

@@ -88,7 +88,7 @@ func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string, name
 // meant as "any port", a --task-timeout 0 meant as "none"), so it is
 // refused instead of quietly becoming the default.
 var noZero = []string{"etcd", "prefix", "cluster-name", "ttl", "task-timeout", "client-port", "cluster-port", "http-port",
-	"slots", "max-payload", "max-result", "max-pending", "max-pending-bytes", "max-attempts", "backoff", "backoff-max", "failed-retention"}
+	"slots", "max-payload", "max-result", "max-pending", "max-pending-bytes", "max-ephemeral", "max-attempts", "backoff", "backoff-max", "failed-retention"}
 
 // refuseZero says which of the noZero flags were given as zero.
 func refuseZero(fs *flag.FlagSet) error {
