@@ -107,7 +107,8 @@ func Start(cfg Config) (*Broker, error) {
 	log.Info("broker started", slog.String("client_url", b.clientURL), slog.String("cluster_url", b.clusterURL),
 		slog.String("cluster", cfg.ClusterName), slog.String("server_id", srv.ID()),
 		slog.Bool("tls", cfg.Security.CertFile != ""), slog.Bool("route_secret", cfg.Security.RoutePassword != ""),
-		slog.Int("users", len(cfg.Security.Users)))
+		slog.Int("users", len(cfg.Security.Users)), slog.Int("max_connections", cfg.MaxConnections),
+		slog.Int("max_subscriptions", cfg.MaxSubscriptions), slog.Int64("max_pending", cfg.MaxPending))
 	return b, nil
 }
 
@@ -134,6 +135,12 @@ func serverOptions(cfg Config, debug bool) *server.Options {
 		// Room for a task's payload or result at its largest
 		// (message.MaxData) and its envelope.
 		MaxPayload: message.MaxSize,
+		// Client connections, and per connection its subscriptions and
+		// pending bytes: per server, not per user or role (nats-server
+		// has those only in JWT accounts). See Config.
+		MaxConn:    cfg.MaxConnections,
+		MaxSubs:    cfg.MaxSubscriptions,
+		MaxPending: cfg.MaxPending,
 	}
 }
 

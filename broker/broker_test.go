@@ -45,6 +45,11 @@ func TestConfigValidate(t *testing.T) {
 		{"cluster port too big", valid(func(c *broker.Config) { c.ClusterPort = 70000 }), "cluster port must be between"},
 		{"same ports", valid(func(c *broker.Config) { c.ClientPort, c.ClusterPort = 5000, 5000 }), "must differ"},
 		{"same as default port", valid(func(c *broker.Config) { c.ClientPort, c.ClusterPort = 6222, 0 }), "must differ"},
+		{"limits", valid(func(c *broker.Config) { c.MaxConnections, c.MaxSubscriptions, c.MaxPending = 1, 32, 1 }), ""},
+		{"negative max connections", valid(func(c *broker.Config) { c.MaxConnections = -1 }), "max connections -1"},
+		{"max subscriptions below a node's", valid(func(c *broker.Config) { c.MaxSubscriptions = 31 }), "at least 32"},
+		{"negative max subscriptions", valid(func(c *broker.Config) { c.MaxSubscriptions = -1 }), "max subscriptions -1"},
+		{"negative max pending", valid(func(c *broker.Config) { c.MaxPending = -1 }), "max pending -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

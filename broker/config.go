@@ -41,6 +41,23 @@ type Config struct {
 	// Security is the TLS, route secret and client users; the zero value
 	// is an open server (see Security).
 	Security Security
+	// MaxConnections bounds the client connections the server holds, the
+	// node's own included; one more is refused ("maximum connections
+	// exceeded"). 0 means DefaultMaxConnections, or half the process's
+	// open-file limit when that is less, so that routes, etcd, HTTP and
+	// the tasks' commands still get descriptors when clients hold theirs.
+	// Routes do not count.
+	MaxConnections int
+	// MaxSubscriptions bounds the subscriptions of one client connection,
+	// the node's own included; one more is refused ("maximum subscriptions
+	// exceeded") and the connection stays. 0 means DefaultMaxSubscriptions;
+	// otherwise at least 32, room for the node's own. Routes, which carry
+	// the interest of a peer's clients, are not bound.
+	MaxSubscriptions int
+	// MaxPending bounds the bytes the server holds for one client that
+	// does not read fast enough; beyond, it disconnects the client as a
+	// slow consumer. 0 means DefaultMaxPending.
+	MaxPending int64
 	// Logger receives the broker's log lines, nats-server's own (with
 	// origin=nats-server; its debug lines only if Logger is enabled for
 	// slog.LevelDebug) and the in-process client's connection events
@@ -78,6 +95,9 @@ func (c Config) Validate() error {
 	if err := validPort("cluster port", c.ClusterPort); err != nil {
 		return err
 	}
+	if err := c.validLimits(); err != nil {
+		return err
+	}
 	if err := c.Security.Validate(); err != nil {
 		return err
 	}
@@ -109,6 +129,15 @@ func (c Config) withDefaults() Config {
 	}
 	if ip := net.ParseIP(c.Host); ip != nil {
 		c.Host = ip.String() // canonical form, as peers compare it
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = maxConnections(openFileLimit())
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
