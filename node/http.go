@@ -20,7 +20,7 @@ const (
 	httpReadHeaderTimeout = 5 * time.Second
 	httpReadTimeout       = 10 * time.Second
 	httpWriteTimeout      = 30 * time.Second
-	httpIdleTimeout       = 2 * time.Minute
+	httpIdleTimeout       = 30 * time.Second // an idle keep-alive connection holds a slot (maxHTTPConns)
 )
 
 func newHTTPServer(h http.Handler) *http.Server {

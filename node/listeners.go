@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshpool/meshpool/broker"
@@ -74,6 +76,7 @@ func (n *Node) serveHTTP(bg *group, br *broker.Broker, l *httpListeners) (stop f
 	st := newStreams(br.Conn(), log, &n.streamRefused)
 	var servers []*http.Server
 	serve := func(h http.Handler, ln net.Listener) {
+		ln = capConns(ln, maxHTTPConns, &n.httpRefused)
 		srv := newHTTPServer(h)
 		srv.RegisterOnShutdown(st.close) // Shutdown would otherwise wait for open streams
 		servers = append(servers, srv)
@@ -97,4 +100,53 @@ func (n *Node) serveHTTP(bg *group, br *broker.Broker, l *httpListeners) (stop f
 			_ = srv.Shutdown(ctx)
 		}
 	}
+}
+
+// maxHTTPConns bounds the open connections of each HTTP listener: idle
+// keep-alive connections must not take the descriptors the node's NATS
+// clients and routes need (1,024 idle /healthz connections at a descriptor
+// limit of 1,024 stopped every new NATS client). Prometheus, a prober, a
+// few pages and /stream's 16 clients need far fewer.
+const maxHTTPConns = 256
+
+// capConns wraps ln so that at most max connections are open at once: one
+// more is closed as soon as it is accepted (the client sees it at once,
+// and the kernel's backlog does not fill), and counted in refused.
+func capConns(ln net.Listener, max int, refused *atomic.Int64) net.Listener {
+	return &capListener{Listener: ln, slots: make(chan struct{}, max), refused: refused}
+}
+
+type capListener struct {
+	net.Listener
+	slots   chan struct{}
+	refused *atomic.Int64
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &cappedConn{Conn: c, slots: l.slots}, nil
+		default:
+			l.refused.Add(1)
+			_ = c.Close()
+		}
+	}
+}
+
+// cappedConn gives its slot back when closed, once.
+type cappedConn struct {
+	net.Conn
+	slots chan struct{}
+	once  sync.Once
+}
+
+func (c *cappedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { <-c.slots })
+	return err
 }

@@ -33,8 +33,10 @@ type Node struct {
 	table   atomic.Pointer[taskTable] // the master's tasks while master, for /status and /metrics
 	// streamRefused counts messages /stream refused to relay (page.go).
 	streamRefused atomic.Int64
-	master        masterHealth
-	unrouted      routeWatch // members without a route to this node (/readyz, /status)
+	// httpRefused counts HTTP connections closed at once: maxHTTPConns open.
+	httpRefused atomic.Int64
+	master      masterHealth
+	unrouted    routeWatch // members without a route to this node (/readyz, /status)
 
 	parts atomic.Pointer[parts] // set while Run is running
 }

@@ -32,6 +32,9 @@ type Status struct {
 	SkippedRecords int64 `json:"skipped_node_records"`
 	// StreamRefused counts messages on results or events that /stream refused to relay.
 	StreamRefused int64 `json:"stream_refused"`
+	// HTTPRefused counts HTTP connections closed at once because a
+	// listener held its most open connections.
+	HTTPRefused int64 `json:"http_connections_refused"`
 	// MasterProblem says why the master is not a live member (its election
 	// key has no lease or is not a candidate's, or it names no registered
 	// node); "" when it is, or when there is no master.
