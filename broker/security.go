@@ -224,16 +224,17 @@ func applySecurity(o *server.Options, cfg Config) (string, error) {
 		return "", fmt.Errorf("broker: NATS %w", err)
 	}
 	// Clients: TLS with this certificate; they authenticate by password.
-	o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
+	// nats-server uses both configs as they are (its own cipher list is
+	// only for configuration files): Harden sets the suites.
+	o.TLSConfig = tlsfiles.Harden(&tls.Config{Certificates: []tls.Certificate{kp}})
 	o.TLSTimeout = 2
 	// Routes: TLS both ways, with the cluster CA only.
-	o.Cluster.TLSConfig = &tls.Config{
+	o.Cluster.TLSConfig = tlsfiles.Harden(&tls.Config{
 		Certificates: []tls.Certificate{kp},
 		RootCAs:      pool,
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS12,
-	}
+	})
 	o.Cluster.TLSTimeout = 2
 	if sec.RoutePassword != "" {
 		o.Cluster.Username, o.Cluster.Password = RouteUser, sec.RoutePassword

@@ -125,12 +125,13 @@ func (f *natsClientFlags) bind(fs *flag.FlagSet) {
 func (f *natsClientFlags) options() ([]nats.Option, error) {
 	var opts []nats.Option
 	if f.ca != "" {
-		// nats.RootCAs reads the file only when connecting: read it now,
-		// so a missing one is a usage error.
-		if _, err := tlsfiles.CAPool(f.ca); err != nil {
+		// Read now, so a missing file is a usage error; hardened like
+		// every TLS config meshpool builds.
+		tc, err := tlsfiles.ClientConfig(f.ca, "", "")
+		if err != nil {
 			return nil, usagef("--nats-ca: %w", err)
 		}
-		opts = append(opts, nats.RootCAs(f.ca))
+		opts = append(opts, nats.Secure(tc))
 	}
 	switch {
 	case f.nkeyFile != "" && f.user != "":

@@ -15,6 +15,8 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
 // Config says where the embedded etcd keeps its data and listens.
@@ -96,6 +98,7 @@ func start(cfg Config) (*Server, error) {
 	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
 	if cfg.CertFile != "" {
 		ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile = cfg.CertFile, cfg.KeyFile
+		ec.CipherSuites = tlsfiles.SuiteNames()
 		if cfg.ClientCAFile != "" {
 			ec.ClientTLSInfo.TrustedCAFile, ec.ClientTLSInfo.ClientCertAuth = cfg.ClientCAFile, true
 		}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"strings"
+
+	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
 // ErrNotEtcd: something answers at the endpoint, but not etcd's gRPC (an
@@ -73,7 +75,7 @@ func firstWords(ctx context.Context, addr string) ([]byte, error) {
 func speaksTLS(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}} //nolint:gosec // only asks whether it speaks TLS
+	d := &tls.Dialer{Config: tlsfiles.Harden(&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})} //nolint:gosec // only asks whether it speaks TLS
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
 		conn.Close()

@@ -77,9 +77,9 @@ func CheckIssuedFor(kp tls.Certificate, certFile string, pool *x509.CertPool, ip
 }
 
 // ClientConfig returns a TLS client configuration trusting caFile (system
-// roots if ""), presenting certFile/keyFile if given.
+// roots if ""), presenting certFile/keyFile if given, hardened (Harden).
 func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := Harden(&tls.Config{})
 	if caFile != "" {
 		pool, err := CAPool(caFile)
 		if err != nil {
