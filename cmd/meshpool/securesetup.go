@@ -30,9 +30,6 @@ type secureFiles struct {
 	EtcdPW, EtcdRootPW              string // etcd passwords of that user and of root
 }
 
-// certValidity is how long secure-setup's certificates are valid.
-const certValidity = 365 * 24 * time.Hour
-
 func filesIn(dir string) secureFiles {
 	p := func(name string) string { return filepath.Join(dir, name) }
 	return secureFiles{
@@ -56,7 +53,7 @@ func writeSecureFiles(dir string, nodeIPs, etcdIPs []string) (secureFiles, error
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return f, err
 	}
-	ca, err := pki.NewCA("meshpool cluster CA", pki.ValidFor(certValidity))
+	ca, err := pki.NewCA("meshpool cluster CA", pki.ValidFor(pki.CALifetime))
 	if err != nil {
 		return f, err
 	}
@@ -66,22 +63,8 @@ func writeSecureFiles(dir string, nodeIPs, etcdIPs []string) (secureFiles, error
 	if err := ca.WriteKey(f.CAKey); err != nil {
 		return f, err
 	}
-	for _, c := range []struct {
-		name      string
-		ips       []string
-		cert, key string
-	}{{"meshpool-node", nodeIPs, f.NodeCert, f.NodeKey}, {"etcd", etcdIPs, f.EtcdCert, f.EtcdKey}} {
-		ips, err := pki.IPs(c.ips...)
-		if err != nil {
-			return f, err
-		}
-		leaf, err := ca.Issue(c.name, ips, pki.ValidFor(certValidity))
-		if err != nil {
-			return f, err
-		}
-		if err := leaf.Write(c.cert, c.key); err != nil {
-			return f, err
-		}
+	if err := issueLeaves(ca, f, nodeIPs, etcdIPs); err != nil {
+		return f, err
 	}
 	for _, file := range []string{f.RouteSecret, f.EtcdPW, f.EtcdRootPW} {
 		if err := writeSecret(file, rand.Text()); err != nil {
@@ -108,6 +91,45 @@ func writeSecureFiles(dir string, nodeIPs, etcdIPs []string) (secureFiles, error
 	return f, nil
 }
 
+// issueLeaves writes a node certificate for nodeIPs and an etcd
+// certificate for etcdIPs, issued by ca, each valid for pki.LeafLifetime.
+func issueLeaves(ca *pki.CA, f secureFiles, nodeIPs, etcdIPs []string) error {
+	for _, c := range []struct {
+		name      string
+		ips       []string
+		cert, key string
+	}{{"meshpool-node", nodeIPs, f.NodeCert, f.NodeKey}, {"etcd", etcdIPs, f.EtcdCert, f.EtcdKey}} {
+		ips, err := pki.IPs(c.ips...)
+		if err != nil {
+			return err
+		}
+		leaf, err := ca.Issue(c.name, ips, pki.ValidFor(pki.LeafLifetime))
+		if err != nil {
+			return err
+		}
+		if err := leaf.Write(c.cert, c.key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renewLeaves issues new node and etcd certificates in a directory
+// writeSecureFiles filled, from its CA (ca.pem, ca-key.pem), and leaves the
+// CA and the secrets as they are. It returns the CA's expiry.
+func renewLeaves(dir string, nodeIPs, etcdIPs []string) (secureFiles, time.Time, error) {
+	f := filesIn(dir)
+	ca, err := pki.LoadCA(f.CA, f.CAKey)
+	if err != nil {
+		return f, time.Time{}, fmt.Errorf("cannot load the CA to renew with: %w", err)
+	}
+	if time.Now().After(ca.Cert.NotAfter) {
+		return f, time.Time{}, fmt.Errorf("the CA in %s expired at %s: make a new one (a new directory) and roll it out",
+			f.CA, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return f, ca.Cert.NotAfter, issueLeaves(ca, f, nodeIPs, etcdIPs)
+}
+
 func writeSecret(file, s string) error {
 	if err := os.WriteFile(file, []byte(s+"\n"), 0o600); err != nil {
 		return fmt.Errorf("cannot write %s: %w", file, err)
@@ -116,12 +138,14 @@ func writeSecret(file, s string) error {
 }
 
 func (m *Main) runSecureSetup(_ context.Context, args []string) error {
-	dir := ""
+	dir, renew := "", false
 	var nodeIPs, etcdIPs listFlag
 	fs := newFlagSet("secure-setup", "Writes what a secure cluster needs into a new directory: a cluster CA, a node certificate\n"+
 		"for the node IPs, an etcd server certificate, a route secret, and the NATS users node, submitter and\n"+
-		"observer with random passwords. Secrets go into files (mode 0600), never to the terminal. See docs/security.md.", m.Stdout)
+		"observer with random passwords. Secrets go into files (mode 0600), never to the terminal. The CA lasts\n"+
+		"10 years, the certificates 1 year: --renew issues new ones from the same CA. See docs/security.md.", m.Stdout)
 	fs.StringVar(&dir, "dir", "", "directory to create and fill (required)")
+	fs.BoolVar(&renew, "renew", false, "in a --dir secure-setup filled, write new node and etcd certificates from its CA; the CA and the secrets stay")
 	fs.Var(&nodeIPs, "node-ips", "the nodes' advertise IPs, comma-separated (the certificate is valid for all of them)")
 	fs.Var(&etcdIPs, "etcd-ips", "etcd's IPs, comma-separated, for its server certificate")
 	if err := parse(fs, args, m.Getenv); err != nil {
@@ -137,6 +161,15 @@ func (m *Main) runSecureSetup(_ context.Context, args []string) error {
 		if _, err := pki.IPs(ips.ips...); err != nil {
 			return usagef("secure-setup: %s: %w", ips.flag, err)
 		}
+	}
+	if renew {
+		f, caNotAfter, err := renewLeaves(dir, nodeIPs, etcdIPs)
+		if err != nil {
+			return fmt.Errorf("secure-setup: %w", err)
+		}
+		fmt.Fprintf(m.Stdout, "wrote new node.pem, node-key.pem, etcd.pem, etcd-key.pem into %s from its CA (which expires at %s);\n"+
+			"restart the nodes one at a time, and etcd, to load them\n", f.Dir, caNotAfter.UTC().Format(time.RFC3339))
+		return nil
 	}
 	f, err := writeSecureFiles(dir, nodeIPs, etcdIPs)
 	if err != nil {

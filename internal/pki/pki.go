@@ -26,6 +26,14 @@ type CA struct {
 	PEM []byte
 }
 
+// The lifetimes of what `meshpool secure-setup` writes. The CA outlives
+// its leaves by years, so leaves can be renewed from it (one node at a
+// time) many times before the CA itself must be replaced.
+const (
+	CALifetime   = 10 * 365 * 24 * time.Hour // the cluster CA: 10 years
+	LeafLifetime = 365 * 24 * time.Hour      // node and etcd certificates: 1 year
+)
+
 // Validity is the time range a certificate is valid for.
 type Validity struct{ NotBefore, NotAfter time.Time }
 
@@ -70,7 +78,11 @@ type Leaf struct {
 // Issue signs a certificate for name, valid for the given IP addresses
 // (subject alternative names) and usable both as a TLS server and as a TLS
 // client (route connections dial as clients and are dialled as servers).
+// A certificate never outlives its CA: v.NotAfter is cut to the CA's.
 func (ca *CA) Issue(name string, ips []net.IP, v Validity) (Leaf, error) {
+	if v.NotAfter.After(ca.Cert.NotAfter) {
+		v.NotAfter = ca.Cert.NotAfter
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Leaf{}, fmt.Errorf("pki: cannot make a key: %w", err)

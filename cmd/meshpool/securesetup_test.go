@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meshpool/meshpool/internal/pki"
+)
+
+// TestSecureSetupLifetimes: the CA outlives the certificates it issues by
+// years, and --renew issues new certificates from the same CA, leaving the
+// CA and the secrets as they were.
+func TestSecureSetupLifetimes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	secureSetup := func(extra ...string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+		args := append([]string{"secure-setup", "--dir", dir, "--node-ips", "10.0.0.1,10.0.0.2", "--etcd-ips", "10.0.0.9"}, extra...)
+		if err := m.Run(t.Context(), args); err != nil {
+			t.Fatalf("%v: %v; stderr: %s", args, err, stderr.String())
+		}
+	}
+	secureSetup()
+	f := filesIn(dir)
+	ca := readCert(t, f.CA)
+	near := func(what string, got, want time.Time) {
+		t.Helper()
+		if d := got.Sub(want); d < -time.Minute || d > time.Minute {
+			t.Errorf("%s expires at %s, want about %s", what, got, want)
+		}
+	}
+	now := time.Now()
+	near("the CA", ca.NotAfter, now.Add(pki.CALifetime))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	leaves := func() []*x509.Certificate {
+		var out []*x509.Certificate
+		for _, file := range []string{f.NodeCert, f.EtcdCert} {
+			c := readCert(t, file)
+			near(file, c.NotAfter, time.Now().Add(pki.LeafLifetime))
+			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				t.Errorf("%s does not verify against the CA: %v", file, err)
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	before := leaves()
+	caPEM, secret := mustReadFile(t, f.CA), mustReadFile(t, f.RouteSecret)
+
+	secureSetup("--renew")
+	after := leaves()
+	for i := range before {
+		if before[i].SerialNumber.Cmp(after[i].SerialNumber) == 0 {
+			t.Errorf("--renew left certificate %s as it was", after[i].Subject.CommonName)
+		}
+	}
+	if !bytes.Equal(caPEM, mustReadFile(t, f.CA)) || !bytes.Equal(secret, mustReadFile(t, f.RouteSecret)) {
+		t.Error("--renew changed the CA or the route secret")
+	}
+}
+
+func readCert(t *testing.T, file string) *x509.Certificate {
+	t.Helper()
+	b, _ := pem.Decode(mustReadFile(t, file))
+	if b == nil {
+		t.Fatalf("%s holds no PEM block", file)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustReadFile(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
