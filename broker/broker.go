@@ -47,6 +47,9 @@ type Broker struct {
 	// routeUser is the user info SetPeers puts in route URLs: the route
 	// secret, or nil without one.
 	routeUser *url.Userinfo
+	// certNotAfter is when the certificate the server presents expires;
+	// zero without TLS.
+	certNotAfter time.Time
 
 	// template holds the options the server was started with, before the
 	// server touched them. It is never handed to the server: the server
@@ -82,7 +85,7 @@ func Start(cfg Config) (*Broker, error) {
 	srv.SetLoggerV2(nlog, tmpl.Debug, false, false)
 	srv.Start() // starts the accept loops in goroutines and returns
 
-	b := &Broker{log: log, srv: srv, template: tmpl, ncClosed: make(chan struct{})}
+	b := &Broker{log: log, srv: srv, template: tmpl, ncClosed: make(chan struct{}), certNotAfter: certNotAfter(tmpl)}
 	if cfg.Security.RoutePassword != "" {
 		b.routeUser = url.UserPassword(RouteUser, cfg.Security.RoutePassword)
 	}
@@ -109,7 +112,31 @@ func Start(cfg Config) (*Broker, error) {
 		slog.Bool("tls", cfg.Security.CertFile != ""), slog.Bool("route_secret", cfg.Security.RoutePassword != ""),
 		slog.Int("users", len(cfg.Security.Users)), slog.Int("max_connections", cfg.MaxConnections),
 		slog.Int("max_subscriptions", cfg.MaxSubscriptions), slog.Int64("max_pending", cfg.MaxPending))
+	if !b.certNotAfter.IsZero() {
+		left := time.Until(b.certNotAfter)
+		level := slog.LevelInfo
+		if left < certWarnBefore {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "TLS certificate expires in "+left.Round(time.Hour).String()+": renew it before (docs/security.md)",
+			slog.String("file", cfg.Security.CertFile), slog.Time("not_after", b.certNotAfter))
+	}
 	return b, nil
+}
+
+// certWarnBefore is how close to its expiry a certificate makes Start warn.
+const certWarnBefore = 30 * 24 * time.Hour
+
+// CertNotAfter returns when the certificate this node presents on its
+// client and route ports expires, or the zero time without TLS. The
+// certificate is read once, at Start: a renewed one takes a restart.
+func (b *Broker) CertNotAfter() time.Time { return b.certNotAfter }
+
+func certNotAfter(o *server.Options) time.Time {
+	if tc := o.TLSConfig; tc != nil && len(tc.Certificates) > 0 && tc.Certificates[0].Leaf != nil {
+		return tc.Certificates[0].Leaf.NotAfter
+	}
+	return time.Time{}
 }
 
 // serverOptions builds the options template for cfg (without routes).

@@ -81,6 +81,13 @@ func counterTable() []counter {
 			})},
 		{metric: "master_not_member", gauge: true, help: "1 while the master etcd names is not a live member (see master_problem in /status), else 0.",
 			value: func(n *Node) float64 { return boolFloat(n.master.get() != "") }},
+		{metric: "tls_cert_expiry_seconds", gauge: true, help: "Unix time at which this node's NATS TLS certificate expires (its NotAfter; tls_not_after in /status), 0 without TLS. Alert on meshpool_tls_cert_expiry_seconds > 0 and meshpool_tls_cert_expiry_seconds - time() < 30 * 86400.",
+			value: running(func(p *parts) int64 {
+				if t := p.broker.CertNotAfter(); !t.IsZero() {
+					return t.Unix()
+				}
+				return 0
+			})},
 		{metric: "routes", gauge: true, help: "Peers this node's NATS server has a live route with.",
 			value: running(func(p *parts) int64 { return int64(len(p.broker.Routes())) })},
 		{metric: "tasks_in_flight", gauge: true, help: "Tasks the master accepted whose result is not recorded yet.",

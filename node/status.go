@@ -22,10 +22,13 @@ type Status struct {
 	Routes     []string          `json:"routes"`
 	// Unrouted lists the members this node has had no route to for longer
 	// than a grace (30 s): /readyz no longer waits for them.
-	Unrouted   []string       `json:"unrouted,omitempty"`
-	EtcdAlarms []string       `json:"etcd_alarms,omitempty"` // etcd's alarms raised now, e.g. ["NOSPACE"]
-	Worker     WorkerStatus   `json:"worker"`
-	Dispatch   DispatchStatus `json:"dispatch"`
+	Unrouted   []string `json:"unrouted,omitempty"`
+	EtcdAlarms []string `json:"etcd_alarms,omitempty"` // etcd's alarms raised now, e.g. ["NOSPACE"]
+	// TLSNotAfter is when this node's NATS TLS certificate expires (absent
+	// without TLS): renew it before then (docs/security.md).
+	TLSNotAfter time.Time      `json:"tls_not_after,omitzero"`
+	Worker      WorkerStatus   `json:"worker"`
+	Dispatch    DispatchStatus `json:"dispatch"`
 
 	// SkippedRecords counts node records left out of Members (each version
 	// once): bad ones, and ones of another cluster name.
@@ -117,6 +120,7 @@ func (n *Node) Status() Status {
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()
 	s.Unrouted = n.unrouted.list(time.Now())
+	s.TLSNotAfter = p.broker.CertNotAfter()
 	s.Worker.Term = p.worker.term.Load()
 	s.Dispatch.Term = term
 	if t := n.table.Load(); t != nil {

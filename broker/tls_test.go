@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
@@ -78,4 +79,20 @@ func hostPort(t *testing.T, rawURL string) string {
 	u, err := url.Parse(rawURL)
 	check(t, err)
 	return u.Host
+}
+
+// TestCertNotAfter: a secure broker reports when its certificate expires;
+// one without TLS reports the zero time.
+func TestCertNotAfter(t *testing.T) {
+	p := newSecurePKI(t)
+	a := startSecure(t, "a", 0, p.security(0))
+	kp, err := tlsfiles.KeyPair(p.certs[0], p.keys[0])
+	check(t, err)
+	if got, want := a.b.CertNotAfter(), kp.Leaf.NotAfter; !got.Equal(want) {
+		t.Errorf("CertNotAfter() = %s, want %s", got, want)
+	}
+	plain := startSecure(t, "plain", 1, broker.Security{})
+	if got := plain.b.CertNotAfter(); !got.IsZero() {
+		t.Errorf("without TLS, CertNotAfter() = %s, want zero", got)
+	}
 }
