@@ -75,9 +75,9 @@ func logSecureTryOut(log *slog.Logger, f secureFiles, cfg node.Config) {
 	log.Info("secure cluster starting; CA, certificates and secrets in "+f.Dir,
 		"etcd", cfg.Etcd[0], "etcd_user", f.EtcdUser, "nats_users", "node, submitter, observer")
 	cmds := []struct{ what, cmd string }{
-		{"follow results as the observer", fmt.Sprintf("nats -s %s --tlsca %s --user observer --password \"$(cat %s)\" sub results", server, f.CA, f.ObserverPW)},
+		{"follow results as the observer", fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --user observer sub results", f.ObserverPW, server, f.CA)},
 		{"submit as the submitter", fmt.Sprintf("meshpool submit --server %s --nats-ca %s --nats-user submitter --nats-password-file %s --number 42 --wait", server, f.CA, f.SubmitterPW)},
-		{"a refusal: the observer may not publish", fmt.Sprintf("nats -s %s --tlsca %s --user observer --password \"$(cat %s)\" pub results fake", server, f.CA, f.ObserverPW)},
+		{"a refusal: the observer may not publish", fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --user observer pub results fake", f.ObserverPW, server, f.CA)},
 		{"a refusal: no credentials", fmt.Sprintf("nats -s %s --tlsca %s pub tasks.submit '{\"number\":1}'", server, f.CA)},
 		{"the status from etcd", fmt.Sprintf("meshpool status --etcd %s --etcd-cacert %s --etcd-cert %s --etcd-key %s --etcd-user %s --etcd-password-file %s",
 			cfg.Etcd[0], f.CA, f.NodeCert, f.NodeKey, f.EtcdUser, f.EtcdPW)},
