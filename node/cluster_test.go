@@ -13,14 +13,17 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"encoding/json"
 	"github.com/meshpool/meshpool/client"
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/internal/audit"
 	"github.com/meshpool/meshpool/internal/embedetcd"
+	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/testutil/etcdtest"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
+	"github.com/meshpool/meshpool/registry"
 )
 
 // The test cluster: an embedded etcd and nodes started against it, and
@@ -256,4 +259,23 @@ func checkInvariant(t *testing.T, a *audit.Audit, accepted []string) {
 		t.Fatalf("invariant broken: %s; %v; stale: %v", rep, err, rep.Stale)
 	}
 	t.Logf("invariant holds: %s", rep)
+}
+
+// registerFake registers a member record of id on 127.0.0.9, under a lease
+// of its own, as a node would: a member no node can route to.
+func (c *cluster) registerFake(t *testing.T, id, name string) {
+	t.Helper()
+	rec := registry.Record{ID: id, Name: name, IP: "127.0.0.9", ClientURL: "nats://127.0.0.9:1",
+		ClusterURL: "nats-route://127.0.0.9:1", HTTPURL: "http://127.0.0.9:1", Version: "test", Started: time.Now()}
+	val, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := c.cli.Grant(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cli.Put(t.Context(), keyspace.Node(c.cfg.Prefix, id), string(val), clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
 }

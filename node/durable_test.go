@@ -14,7 +14,6 @@ import (
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
-	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -177,16 +176,7 @@ func TestSilentWorkerTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = nc.Flush()
-	rec := registry.Record{ID: silent, Name: "silent", IP: "127.0.0.9", ClientURL: "nats://127.0.0.9:1",
-		ClusterURL: "nats-route://127.0.0.9:1", HTTPURL: "http://127.0.0.9:1", Version: "test", Started: time.Now()}
-	val, _ := json.Marshal(rec)
-	lease, err := c.cli.Grant(t.Context(), 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.cli.Put(t.Context(), keyspace.Node(c.cfg.Prefix, silent), string(val), clientv3.WithLease(lease.ID)); err != nil {
-		t.Fatal(err)
-	}
+	c.registerFake(t, silent, "silent")
 	testutil.Eventually(t, 5*time.Second, "the master sees the silent worker", func() bool { return len(master.Status().Members) == 2 })
 
 	a := startAudit(t, c)

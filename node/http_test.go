@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/node"
-	"github.com/meshpool/meshpool/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // httpGet fetches path from n's HTTP server. Keep-alives are off so that no
@@ -163,16 +160,7 @@ func TestMemberThatNeverRoutesStopsBlockingReadiness(t *testing.T) {
 	c := newCluster(t, nil)
 	c.startN(2)
 	const ghost = "ghost-00000000"
-	rec := registry.Record{ID: ghost, Name: "ghost", IP: "127.0.0.9", ClientURL: "nats://127.0.0.9:1",
-		ClusterURL: "nats-route://127.0.0.9:1", HTTPURL: "http://127.0.0.9:1", Version: "test", Started: time.Now()}
-	val, _ := json.Marshal(rec)
-	lease, err := c.cli.Grant(t.Context(), 60)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.cli.Put(t.Context(), keyspace.Node(c.cfg.Prefix, ghost), string(val), clientv3.WithLease(lease.ID)); err != nil {
-		t.Fatal(err)
-	}
+	c.registerFake(t, ghost, "ghost")
 	for _, n := range c.running() {
 		testutil.Eventually(t, 5*time.Second, n.ID()+" unready for the ghost", func() bool {
 			code, body := httpGet(t, n, "/readyz")

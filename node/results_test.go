@@ -12,14 +12,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshpool/meshpool"
 	"github.com/meshpool/meshpool/internal/keyspace"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/message"
 	"github.com/meshpool/meshpool/node"
-	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -47,16 +45,7 @@ func fakeWorker(t *testing.T, c *cluster, master *node.Node, id string) (<-chan 
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	rec := registry.Record{ID: id, Name: "fake", IP: "127.0.0.9", ClientURL: "nats://127.0.0.9:1",
-		ClusterURL: "nats-route://127.0.0.9:1", HTTPURL: "http://127.0.0.9:1", Version: "test", Started: time.Now()}
-	val, _ := json.Marshal(rec)
-	lease, err := c.cli.Grant(t.Context(), 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.cli.Put(t.Context(), keyspace.Node(c.cfg.Prefix, id), string(val), clientv3.WithLease(lease.ID)); err != nil {
-		t.Fatal(err)
-	}
+	c.registerFake(t, id, "fake")
 	testutil.Eventually(t, 5*time.Second, "the master sees the fake worker", func() bool {
 		_, ok := master.Status().Members, false
 		for _, m := range master.Status().Members {
