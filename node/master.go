@@ -295,10 +295,16 @@ func (m *master) setWorkers(mem registry.Membership) {
 	m.table.setWorkers(mem.Others(m.id))
 }
 
-// badReply reports whether an answer may not go to reply: one of
-// meshpool's own subjects (it would come back as a submission, a task, a
-// result or an event), or this node's own request inbox (it would be
-// taken for a worker's ack).
+// badReply reports whether an answer may not go to reply: anything but a
+// reply inbox (_INBOX.…, where NATS clients' requests wait: an answer
+// elsewhere would be a message published in the master's name on any
+// subject its requester chose), and this node's own request inbox (it
+// would be taken for a worker's ack).
 func (m *master) badReply(reply string) bool {
-	return message.OwnSubject(reply) || m.ownInbox != "" && strings.HasPrefix(reply, m.ownInbox)
+	return !strings.HasPrefix(reply, replyInboxPrefix) || message.OwnSubject(reply) ||
+		m.ownInbox != "" && strings.HasPrefix(reply, m.ownInbox)
 }
+
+// replyInboxPrefix is where NATS clients wait for answers by default
+// (nats.go's, nats.js's and the nats CLI's): the master answers there only.
+const replyInboxPrefix = "_INBOX."

@@ -40,7 +40,7 @@ func TestSubmissionWithOurSubjectAsReplyIsDropped(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	replies := []string{message.SubjectSubmit, message.TaskSubject(workers[0].ID()), "tasks.anything",
-		message.SubjectResults, message.SubjectEvents}
+		message.SubjectResults, message.SubjectEvents, "orders.created", "_INBOXX.x"}
 	bodies := []string{`{"number":"not a number"}`, `{"number":5}`}
 	for _, reply := range replies {
 		for _, body := range bodies {
