@@ -1,6 +1,8 @@
 package node
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -56,5 +58,57 @@ func TestHTTPConnectionsAreCapped(t *testing.T) {
 	})
 	if srv.IdleTimeout != 30*time.Second {
 		t.Fatalf("idle timeout %s, want 30s", srv.IdleTimeout)
+	}
+}
+
+// An idle keep-alive connection is closed after the server's idle timeout,
+// and its slot is free again: idle connections cannot hold the cap.
+func TestIdleHTTPConnectionIsClosedAndFreesItsSlot(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused atomic.Int64
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
+	srv.IdleTimeout = 300 * time.Millisecond // httpIdleTimeout, shortened
+	go func() { _ = srv.Serve(capConns(ln, 1, &refused)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		t.Fatal("the server closed the connection after the request; want it kept alive")
+	}
+	start := time.Now()
+	if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("the idle connection: read %d, %v; want it closed (EOF)", n, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the idle connection was closed after %s, want about %s", d, srv.IdleTimeout)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	testutil.EventuallyNil(t, 5*time.Second, func() error {
+		resp, err := hc.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	})
+	if got := refused.Load(); got != 0 {
+		t.Fatalf("refused %d, want 0", got)
 	}
 }

@@ -146,7 +146,8 @@ type cappedConn struct {
 }
 
 func (c *cappedConn) Close() error {
-	err := c.Conn.Close()
+	// The slot first: a client that sees this close and dials again
+	// must find it free.
 	c.once.Do(func() { <-c.slots })
-	return err
+	return c.Conn.Close()
 }
