@@ -16,15 +16,7 @@ import (
 // An HTTP listener holds at most its cap of open connections: one more is
 // closed at once and counted; closing one makes room again.
 func TestHTTPConnectionsAreCapped(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var refused atomic.Int64
-	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
-	go func() { _ = srv.Serve(capConns(ln, 3, &refused)) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	srv, addr, refused := cappedServer(t, 3, 0)
 
 	var idle []net.Conn
 	for range 3 {
@@ -64,16 +56,7 @@ func TestHTTPConnectionsAreCapped(t *testing.T) {
 // An idle keep-alive connection is closed after the server's idle timeout,
 // and its slot is free again: idle connections cannot hold the cap.
 func TestIdleHTTPConnectionIsClosedAndFreesItsSlot(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var refused atomic.Int64
-	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
-	srv.IdleTimeout = 300 * time.Millisecond // httpIdleTimeout, shortened
-	go func() { _ = srv.Serve(capConns(ln, 1, &refused)) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	srv, addr, refused := cappedServer(t, 1, 300*time.Millisecond) // httpIdleTimeout, shortened
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -111,4 +94,24 @@ func TestIdleHTTPConnectionIsClosedAndFreesItsSlot(t *testing.T) {
 	if got := refused.Load(); got != 0 {
 		t.Fatalf("refused %d, want 0", got)
 	}
+}
+
+// cappedServer serves "ok" over HTTP on a loopback listener capped at max
+// connections, with idle as the idle timeout (0: newHTTPServer's); it
+// returns the server, its
+// address and the count of connections refused.
+func cappedServer(t *testing.T, max int, idle time.Duration) (*http.Server, string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := new(atomic.Int64)
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
+	if idle > 0 {
+		srv.IdleTimeout = idle
+	}
+	go func() { _ = srv.Serve(capConns(ln, max, refused)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv, ln.Addr().String(), refused
 }

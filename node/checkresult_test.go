@@ -13,7 +13,7 @@ import (
 func TestCheckResult(t *testing.T) {
 	task := &tracked{rec: taskstore.Record{UUID: "00000000-0000-4000-8000-000000000001", Kind: message.KindTriple, Payload: json.RawMessage("5"), Number: 5, Term: 7}}
 	task.addPlacementLocked("a", 1)
-	task.timedOutLocked("a")
+	task.overLocked(1) // attempt 1, on a, timed out
 	task.addPlacementLocked("b", 2)
 	task.addPlacementLocked("a", 3) // a later attempt on a: a sending of its own
 	now := message.NewTimestamp(time.Now())

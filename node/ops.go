@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -139,7 +140,7 @@ func (m *master) list(req message.ListRequest) message.ListReply {
 		if c := b.Submitted.Compare(a.Submitted.Time); c != 0 {
 			return c
 		}
-		return cmpString(a.UUID, b.UUID)
+		return strings.Compare(a.UUID, b.UUID)
 	})
 	reply := message.ListReply{Tasks: tasks}
 	if len(tasks) > limit {
@@ -149,16 +150,6 @@ func (m *master) list(req message.ListRequest) message.ListReply {
 		reply.Tasks = []message.TaskInfo{}
 	}
 	return reply
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // finalRecords reads the final records in state (any final state when

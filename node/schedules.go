@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,7 +83,7 @@ func (s *schedules) list(now time.Time) []schedule.Entry {
 	for _, sc := range s.byName {
 		out = append(out, schedule.Entry{Schedule: sc, Next: sc.Next(now)})
 	}
-	slices.SortFunc(out, func(a, b schedule.Entry) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b schedule.Entry) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

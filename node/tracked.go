@@ -57,17 +57,6 @@ func (t *tracked) sentLocked(executor string, attempt int64) (p placement, ok bo
 	return placement{}, false
 }
 
-// timedOutLocked marks the sendings to executor as timed out; whatever
-// executor answers from now on comes after the task timeout. The table's
-// lock is held.
-func (t *tracked) timedOutLocked(executor string) {
-	for i := range t.sentTo {
-		if t.sentTo[i].executor == executor {
-			t.sentTo[i].timedOut = true
-		}
-	}
-}
-
 // overLocked marks the sendings of attempts up to attempt as over: an
 // error from them comes after their failure was recorded. The table's lock
 // is held.

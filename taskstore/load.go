@@ -3,7 +3,6 @@ package taskstore
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/meshpool/meshpool/internal/etcdpage"
 	"github.com/meshpool/meshpool/internal/keyspace"
@@ -27,26 +26,12 @@ func Load(ctx context.Context, cli *clientv3.Client, prefix string) ([]Record, i
 	if err := keyspace.CheckPrefix(prefix); err != nil {
 		return nil, 0, fmt.Errorf("taskstore: %w", err)
 	}
-	var (
-		records []Record
-		bad     BadRecordsError
-	)
-	rev, err := etcdpage.Range(ctx, cli, keyspace.Tasks(prefix), loadPage,
-		func(n int64) { records = make([]Record, 0, n) },
-		func(key string, value []byte) {
-			r, err := Decode(key, value)
-			if err != nil {
-				bad.Keys = append(bad.Keys, key)
-				bad.Errs = append(bad.Errs, err)
-				return
-			}
-			records = append(records, r)
-		})
+	records, rev, bad, err := etcdpage.Load(ctx, cli, keyspace.Tasks(prefix), loadPage, Decode)
 	switch {
 	case err != nil:
 		return nil, 0, fmt.Errorf("taskstore: cannot load tasks: %w", err)
 	case len(bad.Keys) > 0:
-		return records, rev, &bad
+		return records, rev, (*BadRecordsError)(&bad)
 	}
 	return records, rev, nil
 }
@@ -71,32 +56,10 @@ func Get(ctx context.Context, cli *clientv3.Client, prefix, uuid string) (r Reco
 
 // BadRecordsError lists the records Load left out because they do not
 // decode. It matches ErrBadRecord with errors.Is.
-type BadRecordsError struct {
-	Keys []string
-	Errs []error
-}
+type BadRecordsError etcdpage.Bad
 
-// badRecordsQuoted is how many of the errors Error quotes: a log line
-// carrying it stays short however many records are bad.
-const badRecordsQuoted = 3
-
-// Error gives the count and the first few reasons, each cut short, never
-// every key: thousands of garbage records must not make one huge line.
-func (e *BadRecordsError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "taskstore: %d task records do not decode, left out", len(e.Keys))
-	for i, err := range e.Errs[:min(len(e.Errs), badRecordsQuoted)] {
-		sep := ": "
-		if i > 0 {
-			sep = "; "
-		}
-		b.WriteString(sep + truncateN(err.Error(), 256))
-	}
-	if n := len(e.Errs) - badRecordsQuoted; n > 0 {
-		fmt.Fprintf(&b, "; and %d more", n)
-	}
-	return b.String()
-}
+// Error gives the count and the first few reasons (etcdpage.Describe).
+func (e *BadRecordsError) Error() string { return etcdpage.Describe("taskstore", "task", e.Errs) }
 
 // Unwrap gives each decoding error, so errors.Is(err, ErrBadRecord) holds.
 func (e *BadRecordsError) Unwrap() []error { return e.Errs }
