@@ -3,7 +3,6 @@
 package command_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,38 +219,6 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// pidFile polls path until a script has written a pid to it.
-func pidFile(t *testing.T, path string) int {
-	t.Helper()
-	var pid int
-	testutil.EventuallyNil(t, 10*time.Second, func() error {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if !bytes.HasSuffix(b, []byte("\n")) {
-			return fmt.Errorf("%s: %q is not a whole line yet", path, b)
-		}
-		pid, err = strconv.Atoi(string(bytes.TrimSpace(b)))
-		return err
-	})
-	return pid
-}
-
-// gone reports whether process pid has ended: there is none, or it is a
-// zombie that its parent (not us: see reaped) has yet to reap.
-func gone(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return errors.Is(err, fs.ErrNotExist)
-	}
-	i := bytes.LastIndexByte(stat, ')') // the state follows the command's name
-	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
-}
-
 // reaped fails the test when pid is a child of ours that nobody reaped.
 func reaped(t *testing.T, pid int) {
 	t.Helper()
@@ -301,7 +267,7 @@ func TestStop(t *testing.T) {
 				res, err := h.Work(ctx, task(`{}`))
 				done <- outcome{res, err}
 			}()
-			leader, kid := pidFile(t, filepath.Join(dir, "leader.pid")), pidFile(t, filepath.Join(dir, "child.pid"))
+			leader, kid := testutil.ReadPID(t, filepath.Join(dir, "leader.pid")), testutil.ReadPID(t, filepath.Join(dir, "child.pid"))
 			t.Cleanup(func() { _ = syscall.Kill(kid, syscall.SIGKILL) }) // should the test fail
 			var stopped time.Time
 			if deadline, ok := ctx.Deadline(); ok {
@@ -327,11 +293,11 @@ func TestStop(t *testing.T) {
 			if !tc.slow && took > tc.grace/2 {
 				t.Errorf("Work returned %s after the end of its context: the leader's exit should end the grace", took)
 			}
-			if !gone(leader) {
+			if !testutil.ProcessGone(leader) {
 				t.Errorf("leader %d is still there", leader)
 			}
 			reaped(t, leader)
-			testutil.Eventually(t, 2*time.Second, "the child gone", func() bool { return gone(kid) })
+			testutil.Eventually(t, 2*time.Second, "the child gone", func() bool { return testutil.ProcessGone(kid) })
 			reaped(t, kid)
 		})
 	}
@@ -352,13 +318,13 @@ func TestLeftBehind(t *testing.T) {
 		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("Work took %s", took)
 		}
-		leader, kid := pidFile(t, filepath.Join(dir, "leader.pid")), pidFile(t, filepath.Join(dir, "child.pid"))
+		leader, kid := testutil.ReadPID(t, filepath.Join(dir, "leader.pid")), testutil.ReadPID(t, filepath.Join(dir, "child.pid"))
 		t.Cleanup(func() { _ = syscall.Kill(kid, syscall.SIGKILL) })
-		if !gone(leader) {
+		if !testutil.ProcessGone(leader) {
 			t.Errorf("leader %d is still there", leader)
 		}
 		reaped(t, leader)
-		testutil.Eventually(t, 2*time.Second, "the child gone", func() bool { return gone(kid) })
+		testutil.Eventually(t, 2*time.Second, "the child gone", func() bool { return testutil.ProcessGone(kid) })
 	})
 
 	t.Run("out of the group", func(t *testing.T) {
@@ -373,7 +339,7 @@ func TestLeftBehind(t *testing.T) {
 			command.Options{KillGrace: grace, Env: []string{"DIR=" + dir}})
 		start := time.Now()
 		res, err := h.Work(t.Context(), task(`{}`))
-		kid := pidFile(t, filepath.Join(dir, "child.pid"))
+		kid := testutil.ReadPID(t, filepath.Join(dir, "child.pid"))
 		_ = syscall.Kill(kid, syscall.SIGKILL)
 		if err != nil || string(res) != `"out"` {
 			t.Fatalf("Work: result %s, error %v", res, err)
