@@ -37,7 +37,7 @@ func (m *master) opsHandlers() map[string]nats.MsgHandler {
 		message.SubjectList: m.op(func(data []byte) any {
 			req, err := message.DecodeList(data)
 			if err != nil {
-				return message.ListReply{Error: "invalid request: " + err.Error()}
+				return message.ListReply{Tasks: []message.TaskInfo{}, Error: "invalid request: " + err.Error()}
 			}
 			return m.list(req)
 		}),
@@ -51,7 +51,7 @@ func (m *master) opsHandlers() map[string]nats.MsgHandler {
 		message.SubjectRetry: m.op(func(data []byte) any {
 			req, err := message.DecodeRetry(data)
 			if err != nil {
-				return message.RetryReply{Error: "invalid request: " + err.Error()}
+				return message.RetryReply{Retried: []string{}, Error: "invalid request: " + err.Error()}
 			}
 			return m.retry(req)
 		}),
