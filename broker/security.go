@@ -228,12 +228,15 @@ func applySecurity(o *server.Options, cfg Config) (string, error) {
 	// only for configuration files): Harden sets the suites.
 	o.TLSConfig = tlsfiles.Harden(&tls.Config{Certificates: []tls.Certificate{kp}})
 	o.TLSTimeout = 2
-	// Routes: TLS both ways, with the cluster CA only.
+	// Routes: TLS both ways, with the cluster CA only, and each side
+	// must prove the route identity before anything else is sent: the
+	// dialling side's CONNECT holds the route secret.
 	o.Cluster.TLSConfig = tlsfiles.Harden(&tls.Config{
-		Certificates: []tls.Certificate{kp},
-		RootCAs:      pool,
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		Certificates:     []tls.Certificate{kp},
+		RootCAs:          pool,
+		ClientCAs:        pool,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		VerifyConnection: tlsfiles.VerifyNodePeer,
 	})
 	o.Cluster.TLSTimeout = 2
 	if sec.RoutePassword != "" {

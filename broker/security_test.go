@@ -3,9 +3,12 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/pki"
 	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
 // The secure tests' addresses: each node's certificate is for its own.
@@ -37,6 +41,7 @@ const (
 type securePKI struct {
 	dir           string
 	ca            string
+	authority     *pki.CA
 	certs, keys   []string // per secureIPs
 	foreign       string   // cert for secureIPs[3] from another CA
 	foreignKey    string
@@ -53,6 +58,7 @@ func newSecurePKI(t *testing.T) securePKI {
 	p := securePKI{dir: dir, ca: filepath.Join(dir, "ca.pem")}
 	ca, err := pki.NewCA("cluster CA", pki.ValidFor(time.Hour))
 	check(t, err)
+	p.authority = ca
 	other, err := pki.NewCA("other CA", pki.ValidFor(time.Hour))
 	check(t, err)
 	check(t, ca.WriteCert(p.ca))
@@ -252,6 +258,114 @@ func TestSecureRoutes(t *testing.T) {
 		if s := n.text.String(); strings.Contains(s, routeSecret) || !strings.Contains(s, "Trying to connect to route") {
 			t.Errorf("%s: the route secret is in the log, or the log is not at debug level", n.name)
 		}
+	}
+}
+
+// TestRouteIdentity: a route needs the route identity on both sides, not
+// only a certificate from the cluster CA. A listener presenting etcd's
+// server certificate (same CA, right IP) that a node is told to dial gets
+// no CONNECT, so never the route secret, and is dialled again about once
+// a second, not faster; a peer dialling in with an operator's client
+// certificate from the same CA gets nothing either. A node certificate
+// from the same CA does get the server's INFO: the refusals are the
+// identity's doing.
+func TestRouteIdentity(t *testing.T) {
+	p := newSecurePKI(t)
+	a := startSecure(t, "a", 0, p.security(0))
+	roguePool, err := tlsfiles.CAPool(p.ca)
+	check(t, err)
+	leaf := func(use pki.Use, ip string) tls.Certificate {
+		var ips []net.IP
+		if ip != "" {
+			ips, err = pki.IPs(ip)
+			check(t, err)
+		}
+		l, err := p.authority.IssueFor(use, "rogue", ips, pki.ValidFor(time.Hour))
+		check(t, err)
+		kp, err := tls.X509KeyPair(l.CertPEM, l.KeyPEM)
+		check(t, err)
+		return kp
+	}
+
+	t.Run("a node dials a listener with etcd's certificate", func(t *testing.T) {
+		ln, err := tls.Listen("tcp", net.JoinHostPort(secureIPs[3], "0"), &tls.Config{
+			Certificates: []tls.Certificate{leaf(pki.Server, secureIPs[3])}, ClientAuth: tls.RequestClientCert})
+		check(t, err)
+		defer ln.Close()
+		var mu sync.Mutex
+		var accepted int
+		var got bytes.Buffer
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				accepted++
+				mu.Unlock()
+				go func() {
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+					b, _ := io.ReadAll(c)
+					mu.Lock()
+					got.Write(b)
+					mu.Unlock()
+				}()
+			}
+		}()
+		start := time.Now()
+		check(t, a.b.SetPeers([]string{"nats-route://" + ln.Addr().String()}))
+		testutil.EventuallyNil(t, 10*time.Second, func() error {
+			if !strings.Contains(a.text.String(), tlsfiles.NodeURI) {
+				return fmt.Errorf("a has not logged that the peer lacks %s", tlsfiles.NodeURI)
+			}
+			return nil
+		})
+		time.Sleep(4 * time.Second)
+		check(t, a.b.SetPeers(nil))
+		mu.Lock()
+		defer mu.Unlock()
+		elapsed := time.Since(start)
+		if accepted == 0 {
+			t.Fatal("a never dialled the listener")
+		}
+		if rate := float64(accepted) / elapsed.Seconds(); rate > 3 {
+			t.Errorf("a dialled the listener %d times in %s (%.1f/s): want about once a second", accepted, elapsed.Round(time.Millisecond), rate)
+		}
+		if got.Len() > 0 || strings.Contains(a.text.String(), "Route connection created") {
+			t.Errorf("the listener was sent %d bytes after the handshake (%q) or a routed to it", got.Len(), got.String())
+		}
+		t.Logf("a dialled the listener %d times in %s; it was sent nothing", accepted, elapsed.Round(time.Millisecond))
+	})
+
+	dialIn := func(cert tls.Certificate) (string, error) {
+		_, port, err := net.SplitHostPort(strings.TrimPrefix(a.b.ClusterURL(), "nats-route://"))
+		check(t, err)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", net.JoinHostPort(secureIPs[0], port),
+			&tls.Config{RootCAs: roguePool, Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		b := make([]byte, 4096)
+		n, err := c.Read(b)
+		return string(b[:n]), err
+	}
+	t.Run("a peer dials in with a client certificate from the cluster CA", func(t *testing.T) {
+		got, err := dialIn(leaf(pki.Client, ""))
+		if strings.Contains(got, "INFO") || err == nil {
+			t.Fatalf("read %q, %v: want the connection refused with nothing sent", got, err)
+		}
+	})
+	t.Run("a node certificate from the cluster CA is answered", func(t *testing.T) {
+		if got, err := dialIn(leaf(pki.Node, secureIPs[3])); !strings.Contains(got, "INFO") {
+			t.Fatalf("read %q, %v: want the server's INFO", got, err)
+		}
+	})
+	if strings.Contains(a.text.String(), routeSecret) {
+		t.Error("a logged the route secret")
 	}
 }
 

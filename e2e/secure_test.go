@@ -27,7 +27,7 @@ import (
 
 // The secure cluster's addresses: etcd on .90 (a fixed port below the
 // ephemeral range, used by no other test), nodes on .96-.98, a stranger on
-// .99. The node certificate from secure-setup is valid for .96-.99: the
+// .99. secure-setup makes a node certificate for each of .96-.99: the
 // stranger has a real certificate and lacks only what each case takes away.
 const (
 	secEtcdIP   = "127.0.0.90"
@@ -45,8 +45,17 @@ type secureSetup struct {
 	file     func(name string) string
 	secrets  map[string]string // file name -> secret
 	etcdURL  string
-	etcdArgs []string // the node flags for etcd
-	natsArgs []string // the node flags for NATS
+	etcdArgs []string // the etcd flags of an operator's tool: the client certificate
+}
+
+// nodeArgs returns the etcd and NATS flags of the node at ip, with its own
+// certificate.
+func (s secureSetup) nodeArgs(ip string) []string {
+	cert, key := s.file("node-"+ip+".pem"), s.file("node-"+ip+"-key.pem")
+	return []string{"--etcd", s.etcdURL, "--etcd-cacert", s.file("ca.pem"), "--etcd-cert", cert,
+		"--etcd-key", key, "--etcd-user", "meshpool", "--etcd-password-file", s.file("etcd.password"),
+		"--nats-ca", s.file("ca.pem"), "--nats-cert", cert, "--nats-key", key,
+		"--route-secret-file", s.file("route.secret"), "--nats-users", s.file("users")}
 }
 
 func newSecureSetup(t *testing.T) secureSetup {
@@ -88,10 +97,8 @@ func newSecureSetup(t *testing.T) secureSetup {
 	}
 	s.secrets["nkey.seed"] = string(seed)
 	s.etcdURL = fmt.Sprintf("https://%s:%d", secEtcdIP, secEtcdPort)
-	s.etcdArgs = []string{"--etcd", s.etcdURL, "--etcd-cacert", s.file("ca.pem"), "--etcd-cert", s.file("node.pem"),
-		"--etcd-key", s.file("node-key.pem"), "--etcd-user", "meshpool", "--etcd-password-file", s.file("etcd.password")}
-	s.natsArgs = []string{"--nats-ca", s.file("ca.pem"), "--nats-cert", s.file("node.pem"), "--nats-key", s.file("node-key.pem"),
-		"--route-secret-file", s.file("route.secret"), "--nats-users", s.file("users")}
+	s.etcdArgs = []string{"--etcd", s.etcdURL, "--etcd-cacert", s.file("ca.pem"), "--etcd-cert", s.file("client.pem"),
+		"--etcd-key", s.file("client-key.pem"), "--etcd-user", "meshpool", "--etcd-password-file", s.file("etcd.password")}
 	return s
 }
 
@@ -113,7 +120,7 @@ func startSecureEtcd(t *testing.T, s secureSetup) {
 		"--trusted-ca-file", s.file("ca.pem"), "--client-cert-auth",
 		"--log-level", "error", "--logger", "zap")
 	o := etcdclient.Options{Endpoints: []string{s.etcdURL}, DialTimeout: 2 * time.Second,
-		CACert: s.file("ca.pem"), Cert: s.file("node.pem"), Key: s.file("node-key.pem")}
+		CACert: s.file("ca.pem"), Cert: s.file("client.pem"), Key: s.file("client-key.pem")}
 	var cli *clientv3.Client
 	testutil.Eventually(t, 20*time.Second, "etcd serves TLS", func() bool {
 		var err error
@@ -150,8 +157,7 @@ func startSecureNode(t *testing.T, s secureSetup, ip, name string, extra ...stri
 	t.Helper()
 	args := append([]string{binary, "node", "--prefix", secPrefix, "--advertise", ip, "--name", name,
 		"--ttl", "3s", "--task-interval", "200ms", "--work-time", "10ms-50ms", "--log-format", "json", "--log-level", "debug"},
-		s.etcdArgs...)
-	args = append(args, s.natsArgs...)
+		s.nodeArgs(ip)...)
 	// Flags given later win: the cases below override one setting.
 	return start(t, "node "+name, append(args, extra...)...)
 }
@@ -183,9 +189,10 @@ func TestSecureCluster(t *testing.T) {
 		// Node b and c take the etcd password from the environment.
 		args := []string{"env", "MESHPOOL_ETCD_PASSWORD=" + s.secrets["etcd.password"], binary, "node", "--prefix", secPrefix,
 			"--advertise", ip, "--name", string(rune('b' + i)), "--ttl", "3s", "--task-interval", "200ms", "--work-time", "10ms-50ms",
-			"--log-format", "json", "--log-level", "debug", "--etcd", s.etcdURL, "--etcd-cacert", ca, "--etcd-cert", s.file("node.pem"),
-			"--etcd-key", s.file("node-key.pem"), "--etcd-user", "meshpool"}
-		nodes = append(nodes, start(t, "node "+string(rune('b'+i)), append(args, s.natsArgs...)...))
+			"--log-format", "json", "--log-level", "debug"}
+		args = append(args, s.nodeArgs(ip)...)
+		args = append(args, "--etcd-password-file", "")
+		nodes = append(nodes, start(t, "node "+string(rune('b'+i)), args...))
 	}
 	var st clusterStatus
 	testutil.Eventually(t, 20*time.Second, "status shows 3 members and a master", func() bool {
@@ -420,6 +427,8 @@ func TestSecureCluster(t *testing.T) {
 			{"etcd client certificate from another CA", []string{"--etcd-cert", filepath.Join(other, "node.pem"), "--etcd-key", filepath.Join(other, "node-key.pem")}, "etcd TLS failed"},
 			{"expired NATS certificate", []string{"--nats-cert", expired[0], "--nats-key", expired[1]}, "expired at"},
 			{"NATS certificate from another CA", []string{"--nats-cert", filepath.Join(other, "node.pem"), "--nats-key", filepath.Join(other, "node-key.pem")}, "does not verify against the CA"},
+			{"NATS certificate from the cluster CA without the route identity (etcd's)", []string{"--nats-cert", s.file("etcd.pem"), "--nats-key", s.file("etcd-key.pem")}, "incompatible key usage"},
+			{"NATS certificate from the cluster CA without the route identity (an operator's)", []string{"--nats-cert", s.file("client.pem"), "--nats-key", s.file("client-key.pem")}, "incompatible key usage"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {

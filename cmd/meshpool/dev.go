@@ -98,6 +98,9 @@ func (m *Main) runDev(ctx context.Context, args []string) error {
 		}
 		c.Advertise = fmt.Sprintf("127.0.0.%d", i+2)
 		c.Logger = log
+		if secure {
+			devNodeCert(sf, &c)
+		}
 		n, err := node.New(c)
 		if err != nil {
 			return usageError{err}

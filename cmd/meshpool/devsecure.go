@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/meshpool/meshpool/broker"
@@ -21,6 +22,11 @@ import (
 func devSecureFiles(dir string, n int) (secureFiles, error) {
 	if dir != "" {
 		if _, err := os.Stat(filesIn(dir).CA); err == nil {
+			cert, _ := filesIn(dir).NodeCert("127.0.0." + strconv.Itoa(n+1))
+			if _, err := os.Stat(cert); err != nil {
+				return secureFiles{}, fmt.Errorf("%s holds a CA but no certificate for node %d (%s): it was made for fewer nodes "+
+					"or by an older meshpool; use another --secure-dir", dir, n, filepath.Base(cert))
+			}
 			return filesIn(dir), nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return secureFiles{}, err
@@ -39,8 +45,8 @@ func devSecureFiles(dir string, n int) (secureFiles, error) {
 }
 
 // devSecure turns etcd's authentication on and sets the nodes' security:
-// etcd over TLS with the node certificate and the meshpool user; NATS with
-// TLS, the route secret and the users file.
+// etcd over TLS with the meshpool user; NATS with TLS, the route secret
+// and the users file. Each node's certificates are set by devNodeCert.
 func devSecure(ctx context.Context, etcd *embedetcd.Server, f secureFiles, cfg *node.Config) error {
 	etcdPW, err := secret.ReadFile("etcd password", f.EtcdPW)
 	if err != nil {
@@ -62,10 +68,17 @@ func devSecure(ctx context.Context, etcd *embedetcd.Server, f secureFiles, cfg *
 		return err
 	}
 	cfg.Etcd = []string{"https://" + etcd.Endpoint()}
-	cfg.EtcdCACert, cfg.EtcdCert, cfg.EtcdKey = f.CA, f.NodeCert, f.NodeKey
+	cfg.EtcdCACert = f.CA
 	cfg.EtcdUser, cfg.EtcdPassword = f.EtcdUser, etcdPW
-	cfg.NATS = broker.Security{CAFile: f.CA, CertFile: f.NodeCert, KeyFile: f.NodeKey, RoutePassword: routePW, Users: users}
+	cfg.NATS = broker.Security{CAFile: f.CA, RoutePassword: routePW, Users: users}
 	return nil
+}
+
+// devNodeCert sets c's certificate, for NATS and etcd, to its node's own.
+func devNodeCert(f secureFiles, c *node.Config) {
+	cert, key := f.NodeCert(c.Advertise)
+	c.EtcdCert, c.EtcdKey = cert, key
+	c.NATS.CertFile, c.NATS.KeyFile = cert, key
 }
 
 // logSecureTryOut logs the commands to try the secure cluster with. They
@@ -80,7 +93,7 @@ func logSecureTryOut(log *slog.Logger, f secureFiles, cfg node.Config) {
 		{"a refusal: the observer may not publish", fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --user observer pub results fake", f.ObserverPW, server, f.CA)},
 		{"a refusal: no credentials", fmt.Sprintf("nats -s %s --tlsca %s pub tasks.submit '{\"number\":1}'", server, f.CA)},
 		{"the status from etcd", fmt.Sprintf("meshpool status --etcd %s --etcd-cacert %s --etcd-cert %s --etcd-key %s --etcd-user %s --etcd-password-file %s",
-			cfg.Etcd[0], f.CA, f.NodeCert, f.NodeKey, f.EtcdUser, f.EtcdPW)},
+			cfg.Etcd[0], f.CA, f.ClientCert, f.ClientKey, f.EtcdUser, f.EtcdPW)},
 	}
 	for _, c := range cmds {
 		log.Info("try: "+c.what, "cmd", c.cmd)

@@ -15,13 +15,14 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/meshpool/meshpool/internal/pki"
+	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
 // secureFiles are the files secure-setup writes into one directory.
 type secureFiles struct {
 	Dir                             string
 	CA, CAKey                       string // the cluster CA (its key: keep it offline)
-	NodeCert, NodeKey               string // for every node IP: NATS TLS, and etcd client certificate
+	ClientCert, ClientKey           string // operators' etcd client certificate (meshpool status, etcdctl)
 	EtcdCert, EtcdKey               string // etcd's server certificate, for the etcd IPs
 	RouteSecret                     string // the route secret
 	Users                           string // the NATS users file (bcrypt hashes)
@@ -33,11 +34,18 @@ type secureFiles struct {
 func filesIn(dir string) secureFiles {
 	p := func(name string) string { return filepath.Join(dir, name) }
 	return secureFiles{
-		Dir: dir, CA: p("ca.pem"), CAKey: p("ca-key.pem"), NodeCert: p("node.pem"), NodeKey: p("node-key.pem"),
+		Dir: dir, CA: p("ca.pem"), CAKey: p("ca-key.pem"), ClientCert: p("client.pem"), ClientKey: p("client-key.pem"),
 		EtcdCert: p("etcd.pem"), EtcdKey: p("etcd-key.pem"), RouteSecret: p("route.secret"), Users: p("users"),
 		NodePW: p("node.password"), SubmitterPW: p("submitter.password"), ObserverPW: p("observer.password"),
 		EtcdUser: "meshpool", EtcdPW: p("etcd.password"), EtcdRootPW: p("etcd-root.password"),
 	}
+}
+
+// NodeCert returns the certificate and key files of the node at ip: its
+// NATS certificate, which carries the route identity, and its etcd client
+// certificate.
+func (f secureFiles) NodeCert(ip string) (cert, key string) {
+	return filepath.Join(f.Dir, "node-"+ip+".pem"), filepath.Join(f.Dir, "node-"+ip+"-key.pem")
 }
 
 // writeSecureFiles makes a CA, a node certificate for nodeIPs, an etcd
@@ -91,30 +99,39 @@ func writeSecureFiles(dir string, nodeIPs, etcdIPs []string) (secureFiles, error
 	return f, nil
 }
 
-// issueLeaves writes a node certificate for nodeIPs and an etcd
-// certificate for etcdIPs, issued by ca, each valid for pki.LeafLifetime.
+// issueLeaves writes, all issued by ca and valid for pki.LeafLifetime: a
+// node certificate for each of nodeIPs (the only certificates with the
+// route identity), a server-only certificate for etcd's etcdIPs, and a
+// client-only certificate for operators.
 func issueLeaves(ca *pki.CA, f secureFiles, nodeIPs, etcdIPs []string) error {
-	for _, c := range []struct {
+	type leaf struct {
+		use       pki.Use
 		name      string
 		ips       []string
 		cert, key string
-	}{{"meshpool-node", nodeIPs, f.NodeCert, f.NodeKey}, {"etcd", etcdIPs, f.EtcdCert, f.EtcdKey}} {
+	}
+	leaves := []leaf{{pki.Server, "etcd", etcdIPs, f.EtcdCert, f.EtcdKey}, {pki.Client, "meshpool-operator", nil, f.ClientCert, f.ClientKey}}
+	for _, ip := range nodeIPs {
+		cert, key := f.NodeCert(ip)
+		leaves = append(leaves, leaf{pki.Node, "meshpool-node " + ip, []string{ip}, cert, key})
+	}
+	for _, c := range leaves {
 		ips, err := pki.IPs(c.ips...)
 		if err != nil {
 			return err
 		}
-		leaf, err := ca.Issue(c.name, ips, pki.ValidFor(pki.LeafLifetime))
+		l, err := ca.IssueFor(c.use, c.name, ips, pki.ValidFor(pki.LeafLifetime))
 		if err != nil {
 			return err
 		}
-		if err := leaf.Write(c.cert, c.key); err != nil {
+		if err := l.Write(c.cert, c.key); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// renewLeaves issues new node and etcd certificates in a directory
+// renewLeaves issues new node, etcd and client certificates in a directory
 // writeSecureFiles filled, from its CA (ca.pem, ca-key.pem), and leaves the
 // CA and the secrets as they are. It returns the CA's expiry.
 func renewLeaves(dir string, nodeIPs, etcdIPs []string) (secureFiles, time.Time, error) {
@@ -140,13 +157,13 @@ func writeSecret(file, s string) error {
 func (m *Main) runSecureSetup(_ context.Context, args []string) error {
 	dir, renew := "", false
 	var nodeIPs, etcdIPs listFlag
-	fs := newFlagSet("secure-setup", "Writes what a secure cluster needs into a new directory: a cluster CA, a node certificate\n"+
-		"for the node IPs, an etcd server certificate, a route secret, and the NATS users node, submitter and\n"+
+	fs := newFlagSet("secure-setup", "Writes what a secure cluster needs into a new directory: a cluster CA, a certificate for\n"+
+		"each node IP, an etcd server certificate, an operators' client certificate, a route secret, and the NATS users node, submitter and\n"+
 		"observer with random passwords. Secrets go into files (mode 0600), never to the terminal. The CA lasts\n"+
 		"10 years, the certificates 1 year: --renew issues new ones from the same CA. See docs/security.md.", m.Stdout)
 	fs.StringVar(&dir, "dir", "", "directory to create and fill (required)")
-	fs.BoolVar(&renew, "renew", false, "in a --dir secure-setup filled, write new node and etcd certificates from its CA; the CA and the secrets stay")
-	fs.Var(&nodeIPs, "node-ips", "the nodes' advertise IPs, comma-separated (the certificate is valid for all of them)")
+	fs.BoolVar(&renew, "renew", false, "in a --dir secure-setup filled, write new node, etcd and client certificates from its CA; the CA and the secrets stay")
+	fs.Var(&nodeIPs, "node-ips", "the nodes' advertise IPs, comma-separated (one certificate for each: node-IP.pem)")
 	fs.Var(&etcdIPs, "etcd-ips", "etcd's IPs, comma-separated, for its server certificate")
 	if err := parse(fs, args, m.Getenv); err != nil {
 		return helpIsNoError(err)
@@ -167,7 +184,7 @@ func (m *Main) runSecureSetup(_ context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("secure-setup: %w", err)
 		}
-		fmt.Fprintf(m.Stdout, "wrote new node.pem, node-key.pem, etcd.pem, etcd-key.pem into %s from its CA (which expires at %s);\n"+
+		fmt.Fprintf(m.Stdout, "wrote new node-IP.pem, node-IP-key.pem, etcd.pem, etcd-key.pem, client.pem, client-key.pem into %s from its CA (which expires at %s);\n"+
 			"restart the nodes one at a time, and etcd, to load them\n", f.Dir, caNotAfter.UTC().Format(time.RFC3339))
 		return nil
 	}
@@ -182,10 +199,13 @@ func (m *Main) runSecureSetup(_ context.Context, args []string) error {
 func printSecureFiles(w io.Writer, f secureFiles) {
 	fmt.Fprintf(w, `wrote into %s:
   ca.pem, ca-key.pem          the cluster CA (keep ca-key.pem offline: it signs certificates the cluster trusts)
-  node.pem, node-key.pem      every node's certificate: NATS TLS (--nats-cert/--nats-key) and etcd client certificate
-  etcd.pem, etcd-key.pem      etcd's server certificate (etcd --cert-file/--key-file, --trusted-ca-file ca.pem --client-cert-auth)
+  node-IP.pem, node-IP-key.pem
+                              each node's own certificate (copy only its own to a node): NATS TLS
+                              (--nats-cert/--nats-key) with the route identity %s, and etcd client certificate
+  etcd.pem, etcd-key.pem      etcd's server certificate, server only (etcd --cert-file/--key-file, --trusted-ca-file ca.pem --client-cert-auth)
+  client.pem, client-key.pem  operators' etcd client certificate, client only (meshpool status --etcd-cert/--etcd-key)
   route.secret                the route secret (--route-secret-file)
   users                       NATS users (--nats-users); passwords in node.password, submitter.password, observer.password
   etcd.password               password of etcd user %q (--etcd-user %s --etcd-password-file); etcd-root.password for root
-`, f.Dir, f.EtcdUser, f.EtcdUser)
+`, f.Dir, tlsfiles.NodeURI, f.EtcdUser, f.EtcdUser)
 }

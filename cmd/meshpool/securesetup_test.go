@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshpool/meshpool/internal/pki"
+	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
 // TestSecureSetupLifetimes: the CA outlives the certificates it issues by
@@ -39,9 +40,11 @@ func TestSecureSetupLifetimes(t *testing.T) {
 	near("the CA", ca.NotAfter, now.Add(pki.CALifetime))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
+	nodeA, _ := f.NodeCert("10.0.0.1")
+	nodeB, _ := f.NodeCert("10.0.0.2")
 	leaves := func() []*x509.Certificate {
 		var out []*x509.Certificate
-		for _, file := range []string{f.NodeCert, f.EtcdCert} {
+		for _, file := range []string{nodeA, nodeB, f.EtcdCert, f.ClientCert} {
 			c := readCert(t, file)
 			near(file, c.NotAfter, time.Now().Add(pki.LeafLifetime))
 			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
@@ -52,6 +55,28 @@ func TestSecureSetupLifetimes(t *testing.T) {
 		return out
 	}
 	before := leaves()
+	// Each node has its own certificate, for its own IP only, and only
+	// the nodes' carry the route identity; etcd's is server only and the
+	// operators' client only.
+	for i, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.9", ""} {
+		c := before[i]
+		var ips []string
+		for _, a := range c.IPAddresses {
+			ips = append(ips, a.String())
+		}
+		if want := ip; (want == "" && len(ips) != 0) || (want != "" && (len(ips) != 1 || ips[0] != want)) {
+			t.Errorf("certificate %q is for %v, want %q", c.Subject.CommonName, ips, want)
+		}
+		if isNode := i < 2; tlsfiles.IsNode(c) != isNode {
+			t.Errorf("certificate %q: route identity %v, want %v", c.Subject.CommonName, !isNode, isNode)
+		}
+	}
+	if u := before[2].ExtKeyUsage; len(u) != 1 || u[0] != x509.ExtKeyUsageServerAuth {
+		t.Errorf("etcd.pem key usages %v, want server only", u)
+	}
+	if u := before[3].ExtKeyUsage; len(u) != 1 || u[0] != x509.ExtKeyUsageClientAuth {
+		t.Errorf("client.pem key usages %v, want client only", u)
+	}
 	caPEM, secret := mustReadFile(t, f.CA), mustReadFile(t, f.RouteSecret)
 
 	secureSetup("--renew")

@@ -14,8 +14,11 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"time"
+
+	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
 // CA is a certificate authority that can issue certificates.
@@ -75,11 +78,32 @@ type Leaf struct {
 	CertPEM, KeyPEM []byte
 }
 
-// Issue signs a certificate for name, valid for the given IP addresses
-// (subject alternative names) and usable both as a TLS server and as a TLS
-// client (route connections dial as clients and are dialled as servers).
-// A certificate never outlives its CA: v.NotAfter is cut to the CA's.
+// Use is what a certificate may be used for.
+type Use int
+
+const (
+	// Node is a meshpool node's certificate: a TLS server and a TLS
+	// client (route connections dial as clients and are dialled as
+	// servers; the node is also etcd's client), carrying the route
+	// identity tlsfiles.NodeURI that routes require of a peer.
+	Node Use = iota
+	// Server is a TLS server's certificate only, without the route
+	// identity: etcd's. It cannot dial a route, nor be dialled as one.
+	Server
+	// Client is a TLS client's certificate only, without the route
+	// identity: operators' tools that reach etcd (meshpool status).
+	Client
+)
+
+// Issue signs a node certificate (Node) for name, valid for the given IP
+// addresses (subject alternative names). A certificate never outlives its
+// CA: v.NotAfter is cut to the CA's.
 func (ca *CA) Issue(name string, ips []net.IP, v Validity) (Leaf, error) {
+	return ca.IssueFor(Node, name, ips, v)
+}
+
+// IssueFor signs a certificate for use, as Issue does.
+func (ca *CA) IssueFor(use Use, name string, ips []net.IP, v Validity) (Leaf, error) {
 	if v.NotAfter.After(ca.Cert.NotAfter) {
 		v.NotAfter = ca.Cert.NotAfter
 	}
@@ -94,7 +118,17 @@ func (ca *CA) Issue(name string, ips []net.IP, v Validity) (Leaf, error) {
 		NotAfter:     v.NotAfter,
 		IPAddresses:  ips,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	switch use {
+	case Node:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		tmpl.URIs = []*url.URL{tlsfiles.NodeURL()}
+	case Server:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	case Client:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	default:
+		return Leaf{}, fmt.Errorf("pki: unknown certificate use %d", use)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {

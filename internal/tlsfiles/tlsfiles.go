@@ -53,8 +53,9 @@ func KeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	return kp, nil
 }
 
-// CheckIssuedFor checks that kp's certificate was issued by a CA in pool
-// for ip, for use as a TLS server and client (as a NATS route needs).
+// CheckIssuedFor checks that kp's certificate is a node certificate
+// issued by a CA in pool for ip: usable as a TLS server and client, with
+// the route identity NodeURI (as a NATS route needs).
 func CheckIssuedFor(kp tls.Certificate, certFile string, pool *x509.CertPool, ip string) error {
 	inter := x509.NewCertPool()
 	for _, der := range kp.Certificate[1:] {
@@ -66,6 +67,10 @@ func CheckIssuedFor(kp tls.Certificate, certFile string, pool *x509.CertPool, ip
 		if _, err := kp.Leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
 			return fmt.Errorf("%w: certificate %s does not verify against the CA: %w", ErrInvalid, certFile, err)
 		}
+	}
+	if !IsNode(kp.Leaf) {
+		return fmt.Errorf("%w: certificate %s is not a meshpool node certificate: it lacks the URI SAN %s that routes require "+
+			"(meshpool secure-setup makes node certificates; --renew makes new ones from the same CA)", ErrInvalid, certFile, NodeURI)
 	}
 	if ip != "" {
 		if err := kp.Leaf.VerifyHostname(ip); err != nil {
