@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/pki"
@@ -48,6 +49,28 @@ type secureSetup struct {
 	etcdArgs []string // the etcd flags of an operator's tool: the client certificate
 }
 
+// as returns the option to connect as secure-setup's NATS user of role,
+// with its nkey.
+func (s secureSetup) as(t *testing.T, role string) nats.Option {
+	t.Helper()
+	o, err := nats.NkeyOptionFromSeed(s.file(role + ".nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// unknownNkey returns the option to log in with an nkey no users file lists.
+func unknownNkey(t *testing.T) nats.Option {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	return nats.Nkey(pub, kp.Sign)
+}
+
 // nodeArgs returns the etcd and NATS flags of the node at ip, with its own
 // certificate.
 func (s secureSetup) nodeArgs(ip string) []string {
@@ -67,7 +90,7 @@ func newSecureSetup(t *testing.T) secureSetup {
 		t.Fatalf("secure-setup: exit %d: %s", code, errOut)
 	}
 	s := secureSetup{dir: dir, file: func(n string) string { return filepath.Join(dir, n) }, secrets: map[string]string{}}
-	for _, f := range []string{"route.secret", "etcd.password", "etcd-root.password", "node.password", "submitter.password", "observer.password"} {
+	for _, f := range []string{"route.secret", "etcd.password", "etcd-root.password", "node.nk", "submitter.nk", "observer.nk"} {
 		b, err := os.ReadFile(s.file(f))
 		if err != nil {
 			t.Fatal(err)
@@ -77,25 +100,26 @@ func newSecureSetup(t *testing.T) secureSetup {
 			t.Fatalf("secure-setup printed the secret of %s", f)
 		}
 	}
-	// An nkey user too: its public key in the users file, its seed in a file.
-	kp, err := nkeys.CreateUser()
+	// secure-setup's users have nkeys; a password user too, to try the
+	// other kind of login: its bcrypt hash in the users file, its password
+	// in a file.
+	pw := "pw-" + uuid.NewString()
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := kp.PublicKey()
-	seed, _ := kp.Seed()
 	f, err := os.OpenFile(s.file("users"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fmt.Fprintf(f, "%s submitter\n", pub); err != nil {
+	if _, err := fmt.Fprintf(f, "pwsubmitter submitter %s\n", hash); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := os.WriteFile(s.file("nkey.seed"), seed, 0o600); err != nil {
+	if err := os.WriteFile(s.file("pwsubmitter.password"), []byte(pw+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.secrets["nkey.seed"] = string(seed)
+	s.secrets["pwsubmitter.password"] = pw
 	s.etcdURL = fmt.Sprintf("https://%s:%d", secEtcdIP, secEtcdPort)
 	s.etcdArgs = []string{"--etcd", s.etcdURL, "--etcd-cacert", s.file("ca.pem"), "--etcd-cert", s.file("client.pem"),
 		"--etcd-key", s.file("client-key.pem"), "--etcd-user", "meshpool", "--etcd-password-file", s.file("etcd.password")}
@@ -225,8 +249,8 @@ func TestSecureCluster(t *testing.T) {
 	}
 	server := worker.ClientURL
 
-	// An observer follows results, over TLS, with its password.
-	obs := connect(t, server, nats.RootCAs(ca), nats.UserInfo("observer", s.secrets["observer.password"]))
+	// An observer follows results, over TLS, with its nkey.
+	obs := connect(t, server, nats.RootCAs(ca), s.as(t, "observer"))
 	results := newResultLog()
 	if _, err := obs.nc.Subscribe("results", results.add); err != nil {
 		t.Fatal(err)
@@ -234,15 +258,16 @@ func TestSecureCluster(t *testing.T) {
 	testutil.Eventually(t, 15*time.Second, "5 results seen by the observer", func() bool { return results.count() >= 5 })
 
 	t.Run("submitter submits and gets results", func(t *testing.T) {
-		out, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-user", "submitter",
-			"--nats-password-file", s.file("submitter.password"), "--count", "50", "--wait", "--timeout", "20s")
+		out, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-nkey", s.file("submitter.nk"),
+			"--count", "50", "--wait", "--timeout", "20s")
 		if code != 0 || !strings.Contains(out, "accepted 50") || !strings.Contains(out, "results 50, missing 0") {
 			t.Fatalf("submit exit %d: %s %s", code, out, errOut)
 		}
 	})
 
-	t.Run("an nkey submitter submits", func(t *testing.T) {
-		out, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-nkey", s.file("nkey.seed"),
+	t.Run("a password submitter submits", func(t *testing.T) {
+		out, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-user", "pwsubmitter",
+			"--nats-password-file", s.file("pwsubmitter.password"),
 			"--number", "5", "--wait", "--timeout", "10s")
 		if code != 0 || !strings.Contains(out, "5*3 = 15") {
 			t.Fatalf("submit exit %d: %s %s", code, out, errOut)
@@ -251,7 +276,7 @@ func TestSecureCluster(t *testing.T) {
 
 	t.Run("an observer's meshpool watch shows results", func(t *testing.T) {
 		w := start(t, "meshpool watch (observer)", binary, "watch", "--server", server, "--nats-ca", ca,
-			"--nats-user", "observer", "--nats-password-file", s.file("observer.password"))
+			"--nats-nkey", s.file("observer.nk"))
 		testutil.Eventually(t, 10*time.Second, "a result line and the refusal of events", func() bool {
 			out := w.out.String()
 			return strings.Contains(out, " result ") && strings.Contains(out, `Subscription to "events"`)
@@ -290,7 +315,9 @@ func TestSecureCluster(t *testing.T) {
 		for _, opts := range [][]nats.Option{
 			{nats.RootCAs(ca)},
 			{nats.RootCAs(ca), nats.UserInfo("submitter", "guess")},
-			{nats.RootCAs(ca), nats.UserInfo("node", s.secrets["submitter.password"])},
+			{nats.RootCAs(ca), nats.UserInfo("node", s.secrets["pwsubmitter.password"])},
+			{nats.RootCAs(ca), nats.UserInfo("pwsubmitter", "guess")},
+			{nats.RootCAs(ca), unknownNkey(t)},
 		} {
 			nc, err := nats.Connect(server, append(opts, nats.MaxReconnects(0))...)
 			if err == nil {
@@ -308,15 +335,14 @@ func TestSecureCluster(t *testing.T) {
 	})
 	t.Run("meshpool submit as observer fails at once", func(t *testing.T) {
 		begin := time.Now()
-		_, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-user", "observer",
-			"--nats-password-file", s.file("observer.password"), "--number", "1")
+		_, errOut, code := run(t, "submit", "--server", server, "--nats-ca", ca, "--nats-nkey", s.file("observer.nk"), "--number", "1")
 		if code != 1 || !strings.Contains(errOut, `submit: not permitted: nats: permissions violation`) || time.Since(begin) > 5*time.Second {
 			t.Fatalf("exit %d after %s: %s", code, time.Since(begin), errOut)
 		}
 	})
 	for _, who := range []string{"observer", "submitter"} {
 		t.Run(who+" may not send tasks or results", func(t *testing.T) {
-			c := connect(t, server, nats.RootCAs(ca), nats.UserInfo(who, s.secrets[who+".password"]))
+			c := connect(t, server, nats.RootCAs(ca), s.as(t, who))
 			subjects := map[string][]byte{"tasks." + worker.ID: fakeTask(), "results": fakeResult, "events": []byte(`{"kind":"left"}`)}
 			if who == "observer" {
 				subjects["tasks.submit"] = []byte(`{"number":5}`)
@@ -361,7 +387,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("bad input from an authorised submitter is refused cleanly", func(t *testing.T) {
-		c := connect(t, server, nats.RootCAs(ca), nats.UserInfo("submitter", s.secrets["submitter.password"]))
+		c := connect(t, server, nats.RootCAs(ca), s.as(t, "submitter"))
 		for _, body := range []string{`{"number":"x"}`, `not json`, `{"number":1,"uuid":"not-a-uuid"}`, `{"number":1} {"number":2}`, `{"number":2000000000000000000}`,
 			`{"number":` + strings.Repeat("9", 5000) + `}`, ``} {
 			msg, err := c.nc.Request("tasks.submit", []byte(body), 5*time.Second)
@@ -381,7 +407,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("malformed tasks from a node-role user are refused by the worker", func(t *testing.T) {
-		c := connect(t, server, nats.RootCAs(ca), nats.UserInfo("node", s.secrets["node.password"]))
+		c := connect(t, server, nats.RootCAs(ca), s.as(t, "node"))
 		for _, body := range []string{`{"uuid":"x"}`, `not json`, fmt.Sprintf(`{"uuid":%q,"executor":"someone-else","number":1,"term":%d}`, uuid.NewString(), term)} {
 			msg, err := c.nc.Request("tasks."+worker.ID, []byte(body), 5*time.Second)
 			if err != nil {
@@ -399,13 +425,13 @@ func TestSecureCluster(t *testing.T) {
 
 	if nats, err := exec.LookPath("nats"); err == nil {
 		t.Run("the nats CLI as observer", func(t *testing.T) {
-			out, err := exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--user", "observer",
-				"--password", s.secrets["observer.password"], "sub", "results", "--count", "1", "--timeout", "10s").CombinedOutput()
+			out, err := exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--nkey", s.file("observer.nk"),
+				"sub", "results", "--count", "1", "--timeout", "10s").CombinedOutput()
 			if err != nil || !strings.Contains(string(out), `"uuid"`) {
 				t.Fatalf("nats sub results as observer: %v\n%s", err, out)
 			}
-			out, err = exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--user", "observer",
-				"--password", s.secrets["observer.password"], "pub", "results", "fake").CombinedOutput()
+			out, err = exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--nkey", s.file("observer.nk"),
+				"pub", "results", "fake").CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "Permissions Violation") {
 				t.Fatalf("nats pub results as observer: %v\n%s", err, out)
 			}
@@ -723,7 +749,7 @@ func TestDevSecure(t *testing.T) {
 		t.Fatalf("dev exit %d", code)
 	}
 	log := dev.out.String()
-	for _, f := range []string{"route.secret", "etcd.password", "etcd-root.password", "node.password", "submitter.password", "observer.password"} {
+	for _, f := range []string{"route.secret", "etcd.password", "etcd-root.password", "node.nk", "submitter.nk", "observer.nk"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

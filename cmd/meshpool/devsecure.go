@@ -27,7 +27,11 @@ func devSecureFiles(dir string, n int) (secureFiles, error) {
 				return secureFiles{}, fmt.Errorf("%s holds a CA but no certificate for node %d (%s): it was made for fewer nodes "+
 					"or by an older meshpool; use another --secure-dir", dir, n, filepath.Base(cert))
 			}
-			return filesIn(dir), nil
+			f := filesIn(dir)
+			if _, err := os.Stat(f.UserSecret(broker.RoleSubmitter)); err != nil {
+				f.Passwords = true // made by secure-setup --passwords
+			}
+			return f, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return secureFiles{}, err
 		}
@@ -41,7 +45,7 @@ func devSecureFiles(dir string, n int) (secureFiles, error) {
 	for i := range n {
 		ips = append(ips, "127.0.0."+strconv.Itoa(i+2))
 	}
-	return writeSecureFiles(dir, ips, []string{"127.0.0.1"})
+	return writeSecureFiles(dir, ips, []string{"127.0.0.1"}, false)
 }
 
 // devSecure turns etcd's authentication on and sets the nodes' security:
@@ -87,10 +91,20 @@ func logSecureTryOut(log *slog.Logger, f secureFiles, cfg node.Config) {
 	server := "tls://127.0.0.2:" + strconv.Itoa(cfg.ClientPort)
 	log.Info("secure cluster starting; CA, certificates and secrets in "+f.Dir,
 		"etcd", cfg.Etcd[0], "etcd_user", f.EtcdUser, "nats_users", "node, submitter, observer")
+	natsAs := func(role broker.Role) string { // the nats CLI's credentials
+		if f.Passwords {
+			return fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --user %s", f.UserSecret(role), server, f.CA, role)
+		}
+		return fmt.Sprintf("nats -s %s --tlsca %s --nkey %s", server, f.CA, f.UserSecret(role))
+	}
+	submitAs := "--nats-nkey " + f.UserSecret(broker.RoleSubmitter)
+	if f.Passwords {
+		submitAs = "--nats-user submitter --nats-password-file " + f.UserSecret(broker.RoleSubmitter)
+	}
 	cmds := []struct{ what, cmd string }{
-		{"follow results as the observer", fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --user observer sub results", f.ObserverPW, server, f.CA)},
-		{"submit as the submitter", fmt.Sprintf("meshpool submit --server %s --nats-ca %s --nats-user submitter --nats-password-file %s --number 42 --wait", server, f.CA, f.SubmitterPW)},
-		{"a refusal: the observer may not publish", fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --user observer pub results fake", f.ObserverPW, server, f.CA)},
+		{"follow results as the observer", natsAs(broker.RoleObserver) + " sub results"},
+		{"submit as the submitter", fmt.Sprintf("meshpool submit --server %s --nats-ca %s %s --number 42 --wait", server, f.CA, submitAs)},
+		{"a refusal: the observer may not publish", natsAs(broker.RoleObserver) + " pub results fake"},
 		{"a refusal: no credentials", fmt.Sprintf("nats -s %s --tlsca %s pub tasks.submit '{\"number\":1}'", server, f.CA)},
 		{"the status from etcd", fmt.Sprintf("meshpool status --etcd %s --etcd-cacert %s --etcd-cert %s --etcd-key %s --etcd-user %s --etcd-password-file %s",
 			cfg.Etcd[0], f.CA, f.ClientCert, f.ClientKey, f.EtcdUser, f.EtcdPW)},

@@ -12,23 +12,25 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/pki"
 	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
 
 // secureFiles are the files secure-setup writes into one directory.
 type secureFiles struct {
-	Dir                             string
-	CA, CAKey                       string // the cluster CA (its key: keep it offline)
-	ClientCert, ClientKey           string // operators' etcd client certificate (meshpool status, etcdctl)
-	EtcdCert, EtcdKey               string // etcd's server certificate, for the etcd IPs
-	RouteSecret                     string // the route secret
-	Users                           string // the NATS users file (bcrypt hashes)
-	NodePW, SubmitterPW, ObserverPW string // the NATS users' passwords
-	EtcdUser                        string // etcd user name for the nodes
-	EtcdPW, EtcdRootPW              string // etcd passwords of that user and of root
+	Dir                   string
+	CA, CAKey             string // the cluster CA (its key: keep it offline)
+	ClientCert, ClientKey string // operators' etcd client certificate (meshpool status, etcdctl)
+	EtcdCert, EtcdKey     string // etcd's server certificate, for the etcd IPs
+	RouteSecret           string // the route secret
+	Users                 string // the NATS users file (public nkeys, or bcrypt hashes)
+	Passwords             bool   // the NATS users have passwords, not nkeys
+	EtcdUser              string // etcd user name for the nodes
+	EtcdPW, EtcdRootPW    string // etcd passwords of that user and of root
 }
 
 func filesIn(dir string) secureFiles {
@@ -36,9 +38,21 @@ func filesIn(dir string) secureFiles {
 	return secureFiles{
 		Dir: dir, CA: p("ca.pem"), CAKey: p("ca-key.pem"), ClientCert: p("client.pem"), ClientKey: p("client-key.pem"),
 		EtcdCert: p("etcd.pem"), EtcdKey: p("etcd-key.pem"), RouteSecret: p("route.secret"), Users: p("users"),
-		NodePW: p("node.password"), SubmitterPW: p("submitter.password"), ObserverPW: p("observer.password"),
 		EtcdUser: "meshpool", EtcdPW: p("etcd.password"), EtcdRootPW: p("etcd-root.password"),
 	}
+}
+
+// The NATS users secure-setup makes, one per role but node's own
+// in-process one.
+var setupUsers = []broker.Role{broker.RoleNode, broker.RoleSubmitter, broker.RoleObserver}
+
+// UserSecret returns the file holding the secret of the NATS user of
+// role: its nkey seed, role.nk, or its password, role.password.
+func (f secureFiles) UserSecret(role broker.Role) string {
+	if f.Passwords {
+		return filepath.Join(f.Dir, string(role)+".password")
+	}
+	return filepath.Join(f.Dir, string(role)+".nk")
 }
 
 // NodeCert returns the certificate and key files of the node at ip: its
@@ -48,10 +62,11 @@ func (f secureFiles) NodeCert(ip string) (cert, key string) {
 	return filepath.Join(f.Dir, "node-"+ip+".pem"), filepath.Join(f.Dir, "node-"+ip+"-key.pem")
 }
 
-// writeSecureFiles makes a CA, a node certificate for nodeIPs, an etcd
-// certificate for etcdIPs, a route secret and the three NATS users with
-// random passwords, in dir (created 0700). It refuses to overwrite.
-func writeSecureFiles(dir string, nodeIPs, etcdIPs []string) (secureFiles, error) {
+// writeSecureFiles makes a CA, a certificate for each of nodeIPs, an etcd
+// and a client certificate, a route secret and the three NATS users (with
+// nkeys, or with random passwords), in dir (created 0700). It refuses to
+// overwrite.
+func writeSecureFiles(dir string, nodeIPs, etcdIPs []string, passwords bool) (secureFiles, error) {
 	f := filesIn(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return f, fmt.Errorf("cannot make %s: %w", dir, err)
@@ -79,19 +94,19 @@ func writeSecureFiles(dir string, nodeIPs, etcdIPs []string) (secureFiles, error
 			return f, err
 		}
 	}
+	f.Passwords = passwords
 	var users strings.Builder
-	users.WriteString("# meshpool NATS users: <name> <role> <bcrypt hash of the password>, or <nkey> <role>.\n" +
-		"# Roles: node (everything), submitter (tasks.submit; reads results, events, _INBOX.>), observer (reads results).\n")
-	for _, u := range []struct{ name, file string }{{"node", f.NodePW}, {"submitter", f.SubmitterPW}, {"observer", f.ObserverPW}} {
-		pw := rand.Text()
-		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	users.WriteString("# meshpool NATS users: <public nkey> <role>, or <name> <role> <bcrypt hash of the password>.\n" +
+		"# Roles: node (everything), submitter (submits; reads results, events, its replies), observer (reads results).\n")
+	for _, role := range setupUsers {
+		line, secret, err := newUser(role, passwords)
 		if err != nil {
 			return f, err
 		}
-		if err := writeSecret(u.file, pw); err != nil {
+		if err := writeSecret(f.UserSecret(role), secret); err != nil {
 			return f, err
 		}
-		fmt.Fprintf(&users, "%s %s %s\n", u.name, u.name, hash)
+		fmt.Fprintf(&users, "# %s: its secret is in %s\n%s\n", role, filepath.Base(f.UserSecret(role)), line)
 	}
 	if err := os.WriteFile(f.Users, []byte(users.String()), 0o600); err != nil {
 		return f, err
@@ -147,6 +162,33 @@ func renewLeaves(dir string, nodeIPs, etcdIPs []string) (secureFiles, time.Time,
 	return f, ca.Cert.NotAfter, issueLeaves(ca, f, nodeIPs, etcdIPs)
 }
 
+// newUser makes a NATS user of role: an nkey (the users file's line has
+// its public key; the secret is its seed) or a random password (the line
+// has its bcrypt hash).
+func newUser(role broker.Role, password bool) (line, secret string, err error) {
+	if password {
+		pw := rand.Text()
+		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+		if err != nil {
+			return "", "", err
+		}
+		return fmt.Sprintf("%s %s %s", role, role, hash), pw, nil
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", "", err
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return "", "", err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return "", "", err
+	}
+	return pub + " " + string(role), string(seed), nil
+}
+
 func writeSecret(file, s string) error {
 	if err := os.WriteFile(file, []byte(s+"\n"), 0o600); err != nil {
 		return fmt.Errorf("cannot write %s: %w", file, err)
@@ -155,14 +197,15 @@ func writeSecret(file, s string) error {
 }
 
 func (m *Main) runSecureSetup(_ context.Context, args []string) error {
-	dir, renew := "", false
+	dir, renew, passwords := "", false, false
 	var nodeIPs, etcdIPs listFlag
 	fs := newFlagSet("secure-setup", "Writes what a secure cluster needs into a new directory: a cluster CA, a certificate for\n"+
 		"each node IP, an etcd server certificate, an operators' client certificate, a route secret, and the NATS users node, submitter and\n"+
-		"observer with random passwords. Secrets go into files (mode 0600), never to the terminal. The CA lasts\n"+
+		"observer with nkeys (or --passwords). Secrets go into files (mode 0600), never to the terminal. The CA lasts\n"+
 		"10 years, the certificates 1 year: --renew issues new ones from the same CA. See docs/security.md.", m.Stdout)
 	fs.StringVar(&dir, "dir", "", "directory to create and fill (required)")
 	fs.BoolVar(&renew, "renew", false, "in a --dir secure-setup filled, write new node, etcd and client certificates from its CA; the CA and the secrets stay")
+	fs.BoolVar(&passwords, "passwords", false, "give the NATS users random passwords (bcrypt hashes in users) instead of nkeys: for clients that cannot use nkeys; each failed login then costs the servers about 60 ms of CPU")
 	fs.Var(&nodeIPs, "node-ips", "the nodes' advertise IPs, comma-separated (one certificate for each: node-IP.pem)")
 	fs.Var(&etcdIPs, "etcd-ips", "etcd's IPs, comma-separated, for its server certificate")
 	if err := parse(fs, args, m.Getenv); err != nil {
@@ -188,7 +231,7 @@ func (m *Main) runSecureSetup(_ context.Context, args []string) error {
 			"restart the nodes one at a time, and etcd, to load them\n", f.Dir, caNotAfter.UTC().Format(time.RFC3339))
 		return nil
 	}
-	f, err := writeSecureFiles(dir, nodeIPs, etcdIPs)
+	f, err := writeSecureFiles(dir, nodeIPs, etcdIPs, passwords)
 	if err != nil {
 		return fmt.Errorf("secure-setup: %w", err)
 	}
@@ -205,7 +248,12 @@ func printSecureFiles(w io.Writer, f secureFiles) {
   etcd.pem, etcd-key.pem      etcd's server certificate, server only (etcd --cert-file/--key-file, --trusted-ca-file ca.pem --client-cert-auth)
   client.pem, client-key.pem  operators' etcd client certificate, client only (meshpool status --etcd-cert/--etcd-key)
   route.secret                the route secret (--route-secret-file)
-  users                       NATS users (--nats-users); passwords in node.password, submitter.password, observer.password
+  users                       NATS users (--nats-users): node, submitter and observer
   etcd.password               password of etcd user %q (--etcd-user %s --etcd-password-file); etcd-root.password for root
 `, f.Dir, tlsfiles.NodeURI, f.EtcdUser, f.EtcdUser)
+	if f.Passwords {
+		fmt.Fprintf(w, "  node.password, submitter.password, observer.password\n                              the NATS users' passwords (--nats-user NAME --nats-password-file FILE)\n")
+		return
+	}
+	fmt.Fprintf(w, "  node.nk, submitter.nk, observer.nk\n                              the NATS users' nkey seeds (--nats-nkey FILE; nats --nkey FILE)\n")
 }

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/meshpool/meshpool/broker"
 	"github.com/meshpool/meshpool/internal/pki"
 	"github.com/meshpool/meshpool/internal/tlsfiles"
 )
@@ -111,4 +115,59 @@ func mustReadFile(t *testing.T, file string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestSecureSetupUsers: by default the NATS users have nkeys (a seed file
+// each, mode 0600, whose public key the users file lists with its role);
+// with --passwords, bcrypt hashes of passwords kept in files.
+func TestSecureSetupUsers(t *testing.T) {
+	for _, passwords := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "s")
+		args := []string{"secure-setup", "--dir", dir, "--node-ips", "10.0.0.1", "--etcd-ips", "10.0.0.9"}
+		if passwords {
+			args = append(args, "--passwords")
+		}
+		var stdout, stderr bytes.Buffer
+		m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+		if err := m.Run(t.Context(), args); err != nil {
+			t.Fatalf("%v: %v; stderr: %s", args, err, stderr.String())
+		}
+		users, err := broker.ReadUsers(filepath.Join(dir, "users"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filesIn(dir)
+		f.Passwords = passwords
+		if len(users) != len(setupUsers) {
+			t.Fatalf("users %+v, want one per role", users)
+		}
+		for i, u := range users {
+			role := setupUsers[i]
+			file := f.UserSecret(role)
+			st, err := os.Stat(file)
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: %v, mode %v", file, err, st.Mode())
+			}
+			secret := bytes.TrimSpace(mustReadFile(t, file))
+			if bytes.Contains(stdout.Bytes(), secret) {
+				t.Errorf("secure-setup printed the secret of %s", file)
+			}
+			if u.Role != role {
+				t.Errorf("user %d has role %s, want %s", i, u.Role, role)
+			}
+			if passwords {
+				if u.Nkey != "" || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), secret) != nil {
+					t.Errorf("%s: the users file's hash is not of the password in %s", role, file)
+				}
+				continue
+			}
+			kp, err := nkeys.FromSeed(secret)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			if pub, _ := kp.PublicKey(); u.Nkey != pub || u.PasswordHash != "" {
+				t.Errorf("%s: the users file lists %q, the seed's public key is %q", role, u.Nkey, pub)
+			}
+		}
+	}
 }
