@@ -35,6 +35,10 @@ type Security struct {
 	// Users may connect to the client port, each with the permissions of
 	// its role. With none, clients need no credentials. Requires TLS.
 	Users []User
+	// TLSFirst makes clients start TLS at once: the server sends nothing
+	// before the handshake (its INFO names its version and every node's
+	// client URL). Clients must be told (nats.go TLSHandshakeFirst).
+	TLSFirst bool
 }
 
 // RouteUser is the user name routes authenticate with.
@@ -228,6 +232,7 @@ func applySecurity(o *server.Options, cfg Config) (string, error) {
 	// only for configuration files): Harden sets the suites.
 	o.TLSConfig = tlsfiles.Harden(&tls.Config{Certificates: []tls.Certificate{kp}})
 	o.TLSTimeout = 2
+	o.TLSHandshakeFirst = sec.TLSFirst
 	// Routes: TLS both ways, with the cluster CA only, and each side
 	// must prove the route identity before anything else is sent: the
 	// dialling side's CONNECT holds the route secret.

@@ -676,3 +676,36 @@ func (m multiHandler) WithGroup(g string) slog.Handler {
 	}
 	return out
 }
+
+// TestTLSFirst: with TLSFirst the client port says nothing to a client
+// that does not start TLS (no INFO, so neither the version nor the other
+// nodes' URLs), and a client that starts TLS at once logs in; without it
+// the server greets every TCP connection with its INFO.
+func TestTLSFirst(t *testing.T) {
+	p := newSecurePKI(t)
+	for _, first := range []bool{true, false} {
+		t.Run(fmt.Sprintf("TLSFirst=%v", first), func(t *testing.T) {
+			sec := p.security(0)
+			sec.TLSFirst = first
+			a := startSecure(t, "a", 0, sec)
+			c, err := net.Dial("tcp", strings.TrimPrefix(a.b.ClientURL(), "nats://"))
+			check(t, err)
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			b := make([]byte, 4096)
+			n, _ := c.Read(b)
+			if got := string(b[:n]); first != (n == 0) || (!first && !strings.HasPrefix(got, "INFO ")) {
+				t.Fatalf("a plain TCP client read %q", got)
+			}
+			pool, err := tlsfiles.CAPool(p.ca)
+			check(t, err)
+			opts := []nats.Option{nats.Secure(&tls.Config{RootCAs: pool}), nats.UserInfo("submitter", submitterPassword), nats.MaxReconnects(0)}
+			if first {
+				opts = append(opts, nats.TLSHandshakeFirst())
+			}
+			nc, err := nats.Connect(a.b.ClientURL(), opts...)
+			check(t, err)
+			nc.Close()
+		})
+	}
+}

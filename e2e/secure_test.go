@@ -250,7 +250,7 @@ func TestSecureCluster(t *testing.T) {
 	server := worker.ClientURL
 
 	// An observer follows results, over TLS, with its nkey.
-	obs := connect(t, server, nats.RootCAs(ca), s.as(t, "observer"))
+	obs := connect(t, server, nats.RootCAs(ca), nats.TLSHandshakeFirst(), s.as(t, "observer"))
 	results := newResultLog()
 	if _, err := obs.nc.Subscribe("results", results.add); err != nil {
 		t.Fatal(err)
@@ -313,11 +313,11 @@ func TestSecureCluster(t *testing.T) {
 		fakeUUID, worker.ID, term))
 	t.Run("without credentials nobody connects", func(t *testing.T) {
 		for _, opts := range [][]nats.Option{
-			{nats.RootCAs(ca)},
-			{nats.RootCAs(ca), nats.UserInfo("submitter", "guess")},
-			{nats.RootCAs(ca), nats.UserInfo("node", s.secrets["pwsubmitter.password"])},
-			{nats.RootCAs(ca), nats.UserInfo("pwsubmitter", "guess")},
-			{nats.RootCAs(ca), unknownNkey(t)},
+			{nats.RootCAs(ca), nats.TLSHandshakeFirst()},
+			{nats.RootCAs(ca), nats.TLSHandshakeFirst(), nats.UserInfo("submitter", "guess")},
+			{nats.RootCAs(ca), nats.TLSHandshakeFirst(), nats.UserInfo("node", s.secrets["pwsubmitter.password"])},
+			{nats.RootCAs(ca), nats.TLSHandshakeFirst(), nats.UserInfo("pwsubmitter", "guess")},
+			{nats.RootCAs(ca), nats.TLSHandshakeFirst(), unknownNkey(t)},
 		} {
 			nc, err := nats.Connect(server, append(opts, nats.MaxReconnects(0))...)
 			if err == nil {
@@ -342,7 +342,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 	for _, who := range []string{"observer", "submitter"} {
 		t.Run(who+" may not send tasks or results", func(t *testing.T) {
-			c := connect(t, server, nats.RootCAs(ca), s.as(t, who))
+			c := connect(t, server, nats.RootCAs(ca), nats.TLSHandshakeFirst(), s.as(t, who))
 			subjects := map[string][]byte{"tasks." + worker.ID: fakeTask(), "results": fakeResult, "events": []byte(`{"kind":"left"}`)}
 			if who == "observer" {
 				subjects["tasks.submit"] = []byte(`{"number":5}`)
@@ -387,7 +387,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("bad input from an authorised submitter is refused cleanly", func(t *testing.T) {
-		c := connect(t, server, nats.RootCAs(ca), s.as(t, "submitter"))
+		c := connect(t, server, nats.RootCAs(ca), nats.TLSHandshakeFirst(), s.as(t, "submitter"))
 		for _, body := range []string{`{"number":"x"}`, `not json`, `{"number":1,"uuid":"not-a-uuid"}`, `{"number":1} {"number":2}`, `{"number":2000000000000000000}`,
 			`{"number":` + strings.Repeat("9", 5000) + `}`, ``} {
 			msg, err := c.nc.Request("tasks.submit", []byte(body), 5*time.Second)
@@ -407,7 +407,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("malformed tasks from a node-role user are refused by the worker", func(t *testing.T) {
-		c := connect(t, server, nats.RootCAs(ca), s.as(t, "node"))
+		c := connect(t, server, nats.RootCAs(ca), nats.TLSHandshakeFirst(), s.as(t, "node"))
 		for _, body := range []string{`{"uuid":"x"}`, `not json`, fmt.Sprintf(`{"uuid":%q,"executor":"someone-else","number":1,"term":%d}`, uuid.NewString(), term)} {
 			msg, err := c.nc.Request("tasks."+worker.ID, []byte(body), 5*time.Second)
 			if err != nil {
@@ -425,12 +425,12 @@ func TestSecureCluster(t *testing.T) {
 
 	if nats, err := exec.LookPath("nats"); err == nil {
 		t.Run("the nats CLI as observer", func(t *testing.T) {
-			out, err := exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--nkey", s.file("observer.nk"),
+			out, err := exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--tlsfirst", "--nkey", s.file("observer.nk"),
 				"sub", "results", "--count", "1", "--timeout", "10s").CombinedOutput()
 			if err != nil || !strings.Contains(string(out), `"uuid"`) {
 				t.Fatalf("nats sub results as observer: %v\n%s", err, out)
 			}
-			out, err = exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--nkey", s.file("observer.nk"),
+			out, err = exec.CommandContext(t.Context(), nats, "-s", server, "--tlsca", ca, "--tlsfirst", "--nkey", s.file("observer.nk"),
 				"pub", "results", "fake").CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "Permissions Violation") {
 				t.Fatalf("nats pub results as observer: %v\n%s", err, out)

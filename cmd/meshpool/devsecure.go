@@ -74,7 +74,7 @@ func devSecure(ctx context.Context, etcd *embedetcd.Server, f secureFiles, cfg *
 	cfg.Etcd = []string{"https://" + etcd.Endpoint()}
 	cfg.EtcdCACert = f.CA
 	cfg.EtcdUser, cfg.EtcdPassword = f.EtcdUser, etcdPW
-	cfg.NATS = broker.Security{CAFile: f.CA, RoutePassword: routePW, Users: users}
+	cfg.NATS = broker.Security{CAFile: f.CA, RoutePassword: routePW, Users: users, TLSFirst: true}
 	return nil
 }
 
@@ -93,9 +93,9 @@ func logSecureTryOut(log *slog.Logger, f secureFiles, cfg node.Config) {
 		"etcd", cfg.Etcd[0], "etcd_user", f.EtcdUser, "nats_users", "node, submitter, observer")
 	natsAs := func(role broker.Role) string { // the nats CLI's credentials
 		if f.Passwords {
-			return fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --user %s", f.UserSecret(role), server, f.CA, role)
+			return fmt.Sprintf("NATS_PASSWORD=\"$(cat %s)\" nats -s %s --tlsca %s --tlsfirst --user %s", f.UserSecret(role), server, f.CA, role)
 		}
-		return fmt.Sprintf("nats -s %s --tlsca %s --nkey %s", server, f.CA, f.UserSecret(role))
+		return fmt.Sprintf("nats -s %s --tlsca %s --tlsfirst --nkey %s", server, f.CA, f.UserSecret(role))
 	}
 	submitAs := "--nats-nkey " + f.UserSecret(broker.RoleSubmitter)
 	if f.Passwords {
@@ -105,7 +105,7 @@ func logSecureTryOut(log *slog.Logger, f secureFiles, cfg node.Config) {
 		{"follow results as the observer", natsAs(broker.RoleObserver) + " sub results"},
 		{"submit as the submitter", fmt.Sprintf("meshpool submit --server %s --nats-ca %s %s --number 42 --wait", server, f.CA, submitAs)},
 		{"a refusal: the observer may not publish", natsAs(broker.RoleObserver) + " pub results fake"},
-		{"a refusal: no credentials", fmt.Sprintf("nats -s %s --tlsca %s pub tasks.submit '{\"number\":1}'", server, f.CA)},
+		{"a refusal: no credentials", fmt.Sprintf("nats -s %s --tlsca %s --tlsfirst pub tasks.submit '{\"number\":1}'", server, f.CA)},
 		{"the status from etcd", fmt.Sprintf("meshpool status --etcd %s --etcd-cacert %s --etcd-cert %s --etcd-key %s --etcd-user %s --etcd-password-file %s",
 			cfg.Etcd[0], f.CA, f.ClientCert, f.ClientKey, f.EtcdUser, f.EtcdPW)},
 	}

@@ -73,6 +73,7 @@ func (f *etcdSecurityFlags) apply(cfg *node.Config, getenv func(string) string) 
 // natsServerFlags lock a node's embedded NATS server down.
 type natsServerFlags struct {
 	ca, cert, key, routeSecretFile, usersFile string
+	tlsFirst                                  bool
 }
 
 func (f *natsServerFlags) bind(fs *flag.FlagSet) {
@@ -81,12 +82,14 @@ func (f *natsServerFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.key, "nats-key", "", "PEM file of this node's certificate's key")
 	fs.StringVar(&f.routeSecretFile, "route-secret-file", "", "file holding the cluster's route secret: only nodes with it may route in")
 	fs.StringVar(&f.usersFile, "nats-users", "", "file listing NATS client users and roles (node, submitter, observer); see docs/security.md")
+	fs.BoolVar(&f.tlsFirst, "nats-tls-first", true, "with NATS TLS, clients must start TLS at once (nats.go TLSHandshakeFirst, nats --tlsfirst): "+
+		"the server sends nothing before; false sends its INFO (version, every node's client URL) in clear first, for clients that cannot")
 }
 
 // security reads the files into a broker.Security. The TLS files are read
 // here too, so a missing or unreadable one is a usage error.
 func (f *natsServerFlags) security() (broker.Security, error) {
-	sec := broker.Security{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key}
+	sec := broker.Security{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, TLSFirst: f.tlsFirst}
 	var err error
 	if f.ca != "" && f.cert != "" && f.key != "" { // else the config check says all three
 		if _, err := tlsfiles.CAPool(f.ca); err != nil {
@@ -113,6 +116,7 @@ func (f *natsServerFlags) security() (broker.Security, error) {
 // CA, and a user with a password file or an nkey seed file.
 type natsClientFlags struct {
 	ca, user, passwordFile, nkeyFile string
+	tlsFirst                         bool
 }
 
 func (f *natsClientFlags) bind(fs *flag.FlagSet) {
@@ -120,6 +124,7 @@ func (f *natsClientFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.user, "nats-user", "", "NATS user name (with --nats-password-file)")
 	fs.StringVar(&f.passwordFile, "nats-password-file", "", "file holding the NATS user's password")
 	fs.StringVar(&f.nkeyFile, "nats-nkey", "", "file holding an nkey seed (SU...), instead of a user and password")
+	fs.BoolVar(&f.tlsFirst, "nats-tls-first", true, "with --nats-ca, start TLS at once, before the server's INFO (as nodes expect unless run with --nats-tls-first=false)")
 }
 
 func (f *natsClientFlags) options() ([]nats.Option, error) {
@@ -132,6 +137,9 @@ func (f *natsClientFlags) options() ([]nats.Option, error) {
 			return nil, usagef("--nats-ca: %w", err)
 		}
 		opts = append(opts, nats.Secure(tc))
+		if f.tlsFirst {
+			opts = append(opts, nats.TLSHandshakeFirst())
+		}
 	}
 	switch {
 	case f.nkeyFile != "" && f.user != "":
