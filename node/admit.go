@@ -121,6 +121,10 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	if !m.lead.Valid() {
 		return message.SubmitReply{}, nil, errNotLeading
 	}
+	if why := m.etcdFullFor(sub); why != "" {
+		m.stats.overloaded.Add(1)
+		return message.SubmitReply{}, nil, errors.New("busy: " + why)
+	}
 	now := time.Now()
 	rec, err := m.newRecord(sub, now)
 	if err != nil {
@@ -284,4 +288,13 @@ func (m *master) lookUp(sub message.Submit, print uint64) (reply message.SubmitR
 	}
 	m.stats.duplicates.Add(1)
 	return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: string(rec.State), Result: rec.Result, Term: m.term}, true, nil
+}
+
+// etcdFullFor says why sub, if durable, must wait for room in etcd, or "".
+// A task of durability none is not written to etcd and is still taken.
+func (m *master) etcdFullFor(sub message.Submit) string {
+	if m.etcdFull == nil || sub.Durability == message.DurabilityNone {
+		return ""
+	}
+	return m.etcdFull()
 }

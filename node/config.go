@@ -116,6 +116,13 @@ type Config struct {
 	// so that no watch of a node is ever behind it. Compaction is
 	// etcd-wide: other users of the etcd lose that history too.
 	CompactionRetention time.Duration
+	// EtcdMaxFill is the share of etcd's space quota in use (the fullest
+	// member's) from which the master refuses new durable tasks as
+	// temporary, so that what must still be written (registrations,
+	// elections, the moves of accepted tasks) always has room and etcd never
+	// raises NOSPACE because of meshpool's tasks. Default 0.8; 1 leaves it
+	// all to etcd's NOSPACE.
+	EtcdMaxFill float64
 	// DoneIndexSize is how many done tasks the master remembers in memory
 	// to answer re-submissions within the retention. Beyond it the oldest
 	// are forgotten and a re-submitted uuid is looked up in etcd instead.
@@ -198,6 +205,7 @@ func DefaultConfig() Config {
 		Backoff:             time.Second,
 		BackoffMax:          10 * time.Minute,
 		CompactionRetention: taskstore.DefaultCompactionRetention,
+		EtcdMaxFill:         0.8,
 		DoneIndexSize:       200_000,
 		Slots:               runtime.NumCPU(),
 		MaxPayload:          256 << 10,
@@ -241,6 +249,9 @@ func (c Config) withDefaults() Config {
 		if *f.v == 0 {
 			*f.v = *f.def
 		}
+	}
+	if c.EtcdMaxFill == 0 {
+		c.EtcdMaxFill = d.EtcdMaxFill
 	}
 	if c.MaxPendingBytes == 0 {
 		c.MaxPendingBytes = d.MaxPendingBytes
@@ -343,6 +354,9 @@ func (c Config) Validate() error {
 	}
 	if c.TaskTimeout > message.MaxTimeout {
 		errs = append(errs, fmt.Errorf("task timeout %s: want at most %s", c.TaskTimeout, message.MaxTimeout))
+	}
+	if !(c.EtcdMaxFill >= 0 && c.EtcdMaxFill <= 1) { // NaN too
+		errs = append(errs, fmt.Errorf("etcd max fill %v: want more than 0 and at most 1 (a share of etcd's quota)", c.EtcdMaxFill))
 	}
 	if c.CompactionRetention != 0 && c.CompactionRetention < minCompactionRetention {
 		errs = append(errs, fmt.Errorf("compaction retention %s: want 0 (off: etcd compacts) or at least %s, so that no watch is behind it",

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,10 @@ func TestValidateDurations(t *testing.T) {
 		{"compaction min", func(c *node.Config) { c.CompactionRetention = node.MinCompactionRetention }, ""},
 		{"compaction too short", func(c *node.Config) { c.CompactionRetention = time.Second }, "compaction retention 1s: want 0 (off: etcd compacts) or at least 1m0s"},
 		{"compaction negative", func(c *node.Config) { c.CompactionRetention = -time.Minute }, "compaction retention"},
+		{"etcd max fill all", func(c *node.Config) { c.EtcdMaxFill = 1 }, ""},
+		{"etcd max fill over 1", func(c *node.Config) { c.EtcdMaxFill = 1.5 }, "etcd max fill 1.5: want more than 0 and at most 1"},
+		{"etcd max fill negative", func(c *node.Config) { c.EtcdMaxFill = -0.1 }, "etcd max fill"},
+		{"etcd max fill NaN", func(c *node.Config) { c.EtcdMaxFill = math.NaN() }, "etcd max fill"},
 		{"task interval negative", func(c *node.Config) { c.TaskInterval = -time.Second }, "task interval"},
 		{"work time reversed", func(c *node.Config) { c.WorkTime = node.WorkTime{Min: 2 * time.Second, Max: time.Second} }, "work time"},
 		{"ack timeout 0 is the default", func(c *node.Config) { c.AckTimeout = 0 }, ""},

@@ -88,6 +88,10 @@ func counterTable() []counter {
 				}
 				return 0
 			})},
+		{metric: "etcd_db_in_use_bytes", gauge: true, help: "Bytes in use in the fullest etcd member's database (etcd_space.in_use in /status), as last asked. New durable tasks are refused from --etcd-max-fill of the quota.",
+			value: running(func(p *parts) int64 { return p.alarms.Space().InUse })},
+		{metric: "etcd_db_quota_bytes", gauge: true, help: "That member's space quota (etcd --quota-backend-bytes; 2 GiB unset). Alert on meshpool_etcd_db_in_use_bytes / meshpool_etcd_db_quota_bytes > 0.7.",
+			value: running(func(p *parts) int64 { return p.alarms.Space().Quota })},
 		{metric: "routes", gauge: true, help: "Peers this node's NATS server has a live route with.",
 			value: running(func(p *parts) int64 { return int64(len(p.broker.Routes())) })},
 		{metric: "tasks_in_flight", gauge: true, help: "Tasks the master accepted whose result is not recorded yet.",

@@ -71,9 +71,12 @@ type masterConfig struct {
 	doneMax         int        // done tasks remembered in memory at most
 	maxPayload      int        // a submission's payload bytes at most
 	limits          pendingLimits
-	log             *slog.Logger
-	stats           *masterStats
-	latency         func(kind string, d time.Duration) // observes a done task's ack-to-record time; nil for none
+	// etcdFull says why etcd has no room for a new durable task, or "";
+	// nil in tests that do not watch etcd's space.
+	etcdFull func() string
+	log      *slog.Logger
+	stats    *masterStats
+	latency  func(kind string, d time.Duration) // observes a done task's ack-to-record time; nil for none
 }
 
 // master runs the master duties for one term. It lives exactly as long as

@@ -3,6 +3,7 @@ package node_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -30,6 +31,7 @@ func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
 	c := newClusterOn(t, embedetcd.Config{QuotaBackendBytes: 8 << 20}, func(cfg *node.Config) {
 		cfg.TaskInterval = 0
 		cfg.ResultRetention = time.Minute
+		cfg.EtcdMaxFill = 1 // etcd's own NOSPACE, not the master's refusal before it
 	})
 	master, _ := c.startN(2)
 	nc, err := nats.Connect(clientURL(t, master))
@@ -91,6 +93,73 @@ func TestEtcdOutOfSpaceIsReportedAndRecovers(t *testing.T) {
 			code, _ := httpGet(t, n, "/readyz")
 			return code == http.StatusOK && n.Status().EtcdAlarms == nil
 		})
+	}
+}
+
+// TestDurableTasksWaitForRoomInEtcd: once etcd has EtcdMaxFill of its
+// quota in use, the master refuses new durable tasks as temporary, saying
+// why, and takes tasks of durability none; /status shows the space. When
+// room comes back (an operator deletes and compacts), durable tasks are
+// taken again, and etcd never raised NOSPACE.
+func TestDurableTasksWaitForRoomInEtcd(t *testing.T) {
+	c := newClusterOn(t, embedetcd.Config{QuotaBackendBytes: 16 << 20}, func(cfg *node.Config) {
+		cfg.TaskInterval = 0
+		cfg.EtcdMaxFill = 0.5
+	})
+	master, _ := c.startN(2)
+	nc, err := nats.Connect(clientURL(t, master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	submit := func(body string) message.SubmitReply {
+		t.Helper()
+		msg, err := nc.Request(message.SubjectSubmit, []byte(body), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, err := message.DecodeSubmitReply(msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reply
+	}
+	if r := submit(`{"number":1}`); !r.Accepted {
+		t.Fatalf("first durable task: %+v", r)
+	}
+
+	value := strings.Repeat("x", 256<<10)
+	var keys int
+	for ; master.Status().EtcdSpace.Fill() < 0.5; keys++ {
+		if _, err := c.cli.Put(t.Context(), fmt.Sprintf("%s/fill/%d", c.cfg.Prefix, keys), value); err != nil || keys == 200 {
+			t.Fatalf("filling etcd: %d puts, %v; space %+v", keys, err, master.Status().EtcdSpace)
+		}
+		time.Sleep(300 * time.Millisecond) // the space is asked every 3 s: fill slowly
+	}
+	const why = "busy: etcd holds "
+	testutil.Eventually(t, 10*time.Second, "a durable task refused for lack of room", func() bool {
+		r := submit(`{"number":2}`)
+		return !r.Accepted && r.Temporary && strings.HasPrefix(r.Error, why) && strings.Contains(r.Error, "--etcd-max-fill 50%")
+	})
+	if r := submit(`{"number":3,"durability":"none"}`); !r.Accepted {
+		t.Fatalf("a task of durability none while etcd is full: %+v", r)
+	}
+	var s node.Status
+	getJSON(t, master, "/status", &s)
+	if s.EtcdSpace.Quota != 16<<20 || s.EtcdSpace.InUse < 8<<20 {
+		t.Errorf("/status etcd_space %+v, want the 16 MiB quota and more than half of it in use", s.EtcdSpace)
+	}
+
+	resp, err := c.cli.Delete(t.Context(), c.cfg.Prefix+"/fill/", clientv3.WithPrefix())
+	if err != nil || resp.Deleted != int64(keys) {
+		t.Fatalf("deleting the fill: %+v, %v", resp, err)
+	}
+	if _, err := c.cli.Compact(t.Context(), resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 15*time.Second, "durable tasks taken again", func() bool { return submit(`{"number":4}`).Accepted })
+	if al := master.Status().EtcdAlarms; al != nil {
+		t.Errorf("etcd raised %v", al)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/meshpool/meshpool/election"
 	"github.com/meshpool/meshpool/registry"
+	"github.com/meshpool/meshpool/taskstore"
 )
 
 // Status is what a node knows about itself and the cluster at one moment.
@@ -24,6 +25,10 @@ type Status struct {
 	// than a grace (30 s): /readyz no longer waits for them.
 	Unrouted   []string `json:"unrouted,omitempty"`
 	EtcdAlarms []string `json:"etcd_alarms,omitempty"` // etcd's alarms raised now, e.g. ["NOSPACE"]
+	// EtcdSpace is how full the fullest etcd member's database is, as last
+	// asked (every 3 s); from --etcd-max-fill of its quota in use, the
+	// master refuses new durable tasks.
+	EtcdSpace taskstore.Space `json:"etcd_space"`
 	// TLSNotAfter is when this node's NATS TLS certificate expires (absent
 	// without TLS): renew it before then (docs/security.md).
 	TLSNotAfter time.Time      `json:"tls_not_after,omitzero"`
@@ -116,6 +121,7 @@ func (n *Node) Status() Status {
 	s.Master = leader
 	s.IsMaster = term != 0
 	s.EtcdAlarms = p.alarms.Active()
+	s.EtcdSpace = p.alarms.Space()
 	s.MasterProblem = n.master.get()
 	s.Members = mem.Members
 	s.Routes = p.broker.Routes()

@@ -3,6 +3,7 @@ package taskstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -22,9 +23,10 @@ var ErrNoSpace = errors.New("etcd is out of space (NOSPACE alarm)")
 // DefaultAlarmInterval is how often Alarms lists etcd's alarms by default.
 const DefaultAlarmInterval = 3 * time.Second
 
-// Alarms follows etcd's alarms (NOSPACE, CORRUPT) by listing them every
-// Interval, so that a node can show them without asking etcd per request.
-// Create it with NewAlarms and drive it with Run.
+// Alarms follows etcd's alarms (NOSPACE, CORRUPT) and how full its
+// database is, by asking every Interval, so that a node can show them, and
+// refuse work before etcd is full, without asking etcd per request. Create
+// it with NewAlarms and drive it with Run.
 type Alarms struct {
 	cli *clientv3.Client
 	log *slog.Logger
@@ -34,6 +36,26 @@ type Alarms struct {
 
 	mu     sync.Mutex
 	active []string // alarm types raised on any member, sorted
+	space  Space    // the fullest member's, the last time one answered
+}
+
+// Space is how full an etcd member's database is.
+type Space struct {
+	InUse int64 `json:"in_use"` // bytes the keys, values and history take (what compaction frees)
+	Size  int64 `json:"size"`   // bytes of the database file (shrinks only by defragmentation)
+	Quota int64 `json:"quota"`  // the file's quota: beyond it, etcd raises NOSPACE and refuses every write
+}
+
+// DefaultQuota is etcd's space quota when it is not set (2 GiB); an etcd
+// older than 3.6 does not say its quota, and this is assumed.
+const DefaultQuota = 2 << 30
+
+// Fill is the share of the quota in use.
+func (s Space) Fill() float64 {
+	if s.Quota <= 0 {
+		return 0
+	}
+	return float64(s.InUse) / float64(s.Quota)
 }
 
 // NewAlarms returns an Alarms that lists the alarms every
@@ -76,9 +98,13 @@ func (a *Alarms) refresh(ctx context.Context) {
 		}
 	}
 	slices.Sort(now)
+	space, spaceOK := a.measure(ctx)
 	a.mu.Lock()
 	before := a.active
 	a.active = now
+	if spaceOK {
+		a.space = space
+	}
 	a.mu.Unlock()
 	for _, al := range now {
 		if !slices.Contains(before, al) {
@@ -90,6 +116,49 @@ func (a *Alarms) refresh(ctx context.Context) {
 			a.log.Info("etcd alarm cleared", "alarm", al)
 		}
 	}
+}
+
+// measure asks every endpoint how full its database is and returns the
+// fullest, or false when none answered.
+func (a *Alarms) measure(ctx context.Context) (Space, bool) {
+	var fullest Space
+	ok := false
+	for _, ep := range a.cli.Endpoints() {
+		st, err := a.cli.Status(ctx, ep)
+		if err != nil {
+			a.log.Debug("cannot ask etcd how full it is", "endpoint", ep, "err", err)
+			continue
+		}
+		s := Space{InUse: st.DbSizeInUse, Size: st.DbSize, Quota: st.DbSizeQuota}
+		if s.Quota <= 0 {
+			s.Quota = DefaultQuota
+		}
+		if !ok || s.Fill() > fullest.Fill() {
+			fullest, ok = s, true
+		}
+	}
+	return fullest, ok
+}
+
+// Space returns how full the fullest member's database was when last
+// asked; the zero Space before any answer.
+func (a *Alarms) Space() Space {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.space
+}
+
+// Full says why a new durable task should be refused because the fullest
+// member's database has limit (0 < limit <= 1) of its quota in use, or "".
+// The rest of the quota is kept for what must still be written: member
+// registrations, elections, and the moves of tasks already accepted.
+func (a *Alarms) Full(limit float64) string {
+	s := a.Space()
+	if limit <= 0 || s.Quota == 0 || s.Fill() < limit {
+		return ""
+	}
+	return fmt.Sprintf("etcd holds %d MiB of its %d MiB quota in use (%.0f%%, --etcd-max-fill %.0f%%): new durable tasks wait until finished ones expire, or an operator gives etcd more room",
+		s.InUse>>20, s.Quota>>20, 100*s.Fill(), 100*limit)
 }
 
 // Active returns the alarm types raised now, e.g. ["NOSPACE"]; nil for none.
