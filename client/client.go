@@ -5,6 +5,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,15 +53,27 @@ type Client struct {
 }
 
 // Dial connects to the cluster at url (any node's client URL). The
-// connection reconnects forever, since any node will do.
+// connection reconnects forever, since any node will do. Logged in as a
+// user (nats.UserInfo, an nkey), its requests' answers come to the user's
+// own inboxes, message.InboxPrefix, unless opts set nats.CustomInboxPrefix:
+// in a secure cluster those are the only ones it may read.
 func Dial(url string, opts ...nats.Option) (*Client, error) {
 	opts = append([]nats.Option{nats.Name("meshpool client"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts...)
+	opts = append(opts, userInbox)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: cannot connect to %s: %w", url, err)
 	}
 	return &Client{nc: nc, RequestTimeout: 2 * time.Second, waiters: map[string]chan struct{}{},
 		ends: map[string]end{}, errs: map[string]message.Result{}, sent: map[string]message.Submit{}}, nil
+}
+
+// userInbox sets the inbox prefix of a user's connection to its own.
+func userInbox(o *nats.Options) error {
+	if id := cmp.Or(o.User, o.Nkey); id != "" && o.InboxPrefix == "" {
+		o.InboxPrefix = message.InboxPrefix(id)
+	}
+	return nil
 }
 
 // Close closes the connection.

@@ -29,3 +29,9 @@ func OwnSubject(subject string) bool {
 	}
 	return false
 }
+
+// InboxPrefix is where the replies to requests of NATS user user (its
+// name, or its public nkey) come: _INBOX.<user>. In a secure cluster a
+// submitter or observer may read only its own (broker's roles), so no one
+// reads another's answers. The Go client uses it when it logs in as a user.
+func InboxPrefix(user string) string { return "_INBOX." + user }
