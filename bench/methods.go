@@ -30,8 +30,9 @@ func methods(cfg config) string {
 		"at which these processes alone would use every core. The machine is shared, so other people's processes take their share too: " +
 		"*the whole machine* is the busy share of all cores from the first line of /proc/stat (everything but idle and iowait) over the same window.")
 	p("**Throughput with etcd's data on disk**: etcd restarted with its data dir under %s (ext4 on the machine's disk, so every commit waits "+
-		"for an fsync, as in production), a fresh 3-node cluster; each run: the serial put rate of that etcd for %s, then the same durable load as above. "+
-		"The ratio shows what batching gains over one write per request when a write costs an fsync.", diskDir, cfg.window)
+		"for an fsync, as in production), a fresh 3-node cluster; each run: the serial put rate of that etcd for %s, then the same durable load as above "+
+		"with its CPU per task, then %d sequential durable `Submit` + `Wait` as under Latency. "+
+		"The ratio shows what batching gains over one write per request when a write costs an fsync.", diskDir, cfg.window, cfg.latency)
 	p("**Latency**: %d sequential `Submit` + `Wait` on fresh uuids through a worker (after `Follow` and 20 warm-up tasks), durable and then "+
 		"non-durable. Baseline, in the same run: a responder subscribed through the third node's client port, %d sequential requests through the "+
 		"worker's port, so each crosses one route. The p99 is the sample at index ⌊0.99·(n−1)⌋ of the sorted samples.", cfg.latency, cfg.latency)
