@@ -248,7 +248,8 @@ func table(b *strings.Builder, rows []row) {
 }
 
 // pivot writes one line per row name and one column per col, each cell
-// "median (min–max)".
+// "median (min–max)". Rows without a unit (their columns name it) have no
+// unit column.
 func pivot(b *strings.Builder, rows []row) {
 	var names, cols []string
 	for _, x := range rows {
@@ -260,11 +261,20 @@ func pivot(b *strings.Builder, rows []row) {
 		}
 	}
 	goals := slices.ContainsFunc(rows, func(x row) bool { return x.goal != "" })
-	b.WriteString("| | unit | " + strings.Join(cols, " | "))
+	units := slices.ContainsFunc(rows, func(x row) bool { return x.unit != "" })
+	b.WriteString("| | ")
+	if units {
+		b.WriteString("unit | ")
+	}
+	b.WriteString(strings.Join(cols, " | "))
 	if goals {
 		b.WriteString(" | goal | ")
 	}
-	b.WriteString(" |\n|---|---|" + strings.Repeat("---:|", len(cols)))
+	b.WriteString(" |\n|---|")
+	if units {
+		b.WriteString("---|")
+	}
+	b.WriteString(strings.Repeat("---:|", len(cols)))
 	if goals {
 		b.WriteString("---|---|")
 	}
@@ -296,7 +306,10 @@ func pivot(b *strings.Builder, rows []row) {
 		if note != "" {
 			name += " — " + note
 		}
-		fmt.Fprintf(b, "| %s | %s | %s", name, unit, strings.Join(cells, " | "))
+		if units {
+			name += " | " + unit
+		}
+		fmt.Fprintf(b, "| %s | %s", name, strings.Join(cells, " | "))
 		if goals {
 			fmt.Fprintf(b, " | %s | %s", goal, strings.Join(verdicts, ", "))
 		}
