@@ -1,6 +1,8 @@
 // Command bench measures a meshpool cluster of real processes on loopback
 // (an etcd process from the PATH and meshpool nodes on 127.0.X.Y) and
-// writes the figures, with their baselines, to a Markdown file.
+// writes the figures, with their baselines, to a Markdown file. Its
+// JetStream baselines run this binary again as servers and workers (see
+// jsprocess.go).
 //
 //	go run ./bench -binary bin/meshpool -out BENCHMARKS.md
 package main
@@ -53,6 +55,14 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case jsServerCmd:
+			return jsServer(ctx, args[1:])
+		case jsWorkerCmd:
+			return jsWorker(ctx, args[1:])
+		}
+	}
 	var cfg config
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&cfg.binary, "binary", "bin/meshpool", "the meshpool binary to run")
@@ -74,7 +84,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.scale.joins, "scale-joins", 5, "joins of one more node per size")
 	fs.DurationVar(&cfg.scale.window, "scale-window", 4*time.Second, "each of the 3 idle etcd windows per size")
 	fs.IntVar(&cfg.scale.rate, "scale-rate", 100, "durable tasks/s while etcd's loaded rate is measured")
-	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,handlers,failover,join,disk,scale); all when empty")
+	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,handlers,failover,join,disk,jetstream,scale); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
@@ -151,6 +161,10 @@ func measure(ctx context.Context, e *env, cfg config, r *report) {
 		if err := diskFigures(ctx, e, cfg, r); err != nil {
 			r.fail("durable throughput with etcd's data on disk", err)
 		}
+	}
+	if want("jetstream") && ctx.Err() == nil {
+		progress("jetstream: work-queue baselines, %d jobs, %d in flight, %d worker processes", cfg.durableN, cfg.inflight, jsWorkers)
+		jetstreamFigures(ctx, e, cfg, r)
 	}
 	if want("scale") && ctx.Err() == nil {
 		progress("scale: a fresh etcd")

@@ -36,6 +36,32 @@ func methods(cfg config) string {
 	p("**Latency**: %d sequential `Submit` + `Wait` on fresh uuids through a worker (after `Follow` and 20 warm-up tasks), durable and then "+
 		"non-durable. Baseline, in the same run: a responder subscribed through the third node's client port, %d sequential requests through the "+
 		"worker's port, so each crosses one route. The p99 is the sample at index ⌊0.99·(n−1)⌋ of the sorted samples.", cfg.latency, cfg.latency)
+	p("**JetStream work queues** (group jetstream; nats-server and nats.go's jetstream package from the module meshpool pins, so the "+
+		"nats-server meshpool embeds). Each run measures three systems in turn, each on fresh processes and a fresh store: *R1*, one "+
+		"server with its file store in /dev/shm; *R3*, three servers clustered over routes, file store in /dev/shm; *R1 synced*, one "+
+		"server with SyncAlways (every write to the store is synced) and its store under %s, beside meshpool with etcd on disk. "+
+		"Every server and every worker is a process of its own (this bench binary run again with a hidden argument), on its own "+
+		"address 127.0.255.x (ports %d and %d). The stream has subject `%s`, WorkQueuePolicy, file storage and 1 or 3 replicas; one "+
+		"durable pull consumer with explicit acks (the other settings JetStream's defaults); %d worker processes, worker k connected "+
+		"to server k, each `Consume` on that consumer and `Ack` of every message (not a double ack), publishing nothing else: the "+
+		"jobs do no work, as the demo kind with --work-time 0s. In R3 the load generator connects to a server that is not the "+
+		"stream's leader, as meshpool's connects to a worker and not the master, so each job crosses a route to be stored.\n\n"+
+		"- *throughput*: %d `PublishAsync` of a %d-byte body with at most %d pub acks pending (a job is enqueued when its pub ack "+
+		"comes: stored, and in R3 on a majority); jobs/s = jobs ÷ time from the first publish to the last worker's ack seen. The "+
+		"load generator sees the acks by subscribing to them (`$JS.ACK.>`), as any client may, so it gets each ack when the server "+
+		"that holds the consumer does, as meshpool's load generator gets each result on `results` when the master does; neither "+
+		"waits for the store to record the completion. After the timed part the stream must be empty (every job acked and removed) "+
+		"or the run fails. The time is that of the last ack's arrival; meshpool's `Load` notices its last result on a 20 ms poll, "+
+		"which counts up to 20 ms against meshpool, under 1 %% of a run of several seconds.\n"+
+		"- *latency*: after 20 warm-up jobs, %d sequential jobs, each timed from before its `Publish` until both its pub ack and "+
+		"its worker's ack have come, as meshpool's is `Submit` (answered once the master has accepted the task; a durable one once it is recorded) until its result is seen.\n"+
+		"- *CPU per job*: as for meshpool, utime+stime of every server and worker from /proc/<pid>/stat and getrusage of the bench "+
+		"(the load generator), before and after the throughput load, ÷ the jobs.\n"+
+		"- *the comparison*: meshpool's lines are the shared group's durable and non-durable figures and the disk group's; each "+
+		"ratio meshpool ÷ JetStream divides run i by run i of this bench run (minutes apart, not interleaved), and the table gives "+
+		"the median of those ratios. The statement under it calls meshpool ahead or behind where the median ratio is better or "+
+		"worse by more than 10 %%, level otherwise.",
+		diskDir, jsClientPort, jsRoutePort, jsSubject, jsWorkers, cfg.durableN, len(echoBody), cfg.inflight, cfg.latency)
 	p("**Task kinds** (one 3-node cluster whose nodes also run `--exec %s=%s`, so every node runs both kinds; the load generator dials a worker). "+
 		"Each run, in this order: the Go handler (the demo kind, triple, a Go function that does nothing with `--work-time 0s`): the durable throughput "+
 		"load above (%d tasks, %d in flight, etcd compacted first) with its CPU per task, then %d sequential durable `Submit` + `Wait` after 20 "+

@@ -89,6 +89,8 @@ var groups = []struct {
 	{"cpu", "CPU during the throughput runs", true},
 	{"disk", "Throughput with etcd's data on disk", false},
 	{"latency", "Latency, one task in flight", false},
+	{"jetstream", "meshpool beside JetStream work queues, same job shape", true},
+	{"jetstream-vs", "meshpool ÷ JetStream, same bench run", false},
 	{"handlers", "Task kinds: a Go handler and a process per task", false},
 	{"failover", "Fail-over", false},
 	{"node", "One node", false},
@@ -96,8 +98,8 @@ var groups = []struct {
 	{"scale", "Scale", true},
 }
 
-// figures are the rows of issue 5's table and issue 12's (task kinds), to
-// list what is missing.
+// figures are the rows of issue 5's table, issue 12's (task kinds) and
+// issue 15's JetStream baselines, to list what is missing.
 var figures = []struct{ key, name string }{
 	{"durable", "durable throughput"},
 	{"etcd-bound", "etcd write capacity (the bound of durable throughput)"},
@@ -105,6 +107,8 @@ var figures = []struct{ key, name string }{
 	{"none", "non-durable dispatch throughput"},
 	{"lat-durable", "durable latency p50/p99"},
 	{"lat-none", "non-durable latency p50/p99"},
+	{"jetstream", "JetStream work-queue baselines: R1 and R3 in /dev/shm, R1 with every write synced on disk (issue 15)"},
+	{"vs-jetstream", "meshpool ÷ JetStream, from the same bench run (issue 15; needs the groups shared or disk, and jetstream)"},
 	{"kind-go", "a Go handler that does nothing: durable throughput, CPU per task, latency"},
 	{"kind-exec", "a process per task (--exec): durable throughput, CPU per task, latency, and the process's cost"},
 	{"kind-before", "the Go handler compared with an earlier report's figures (-before)"},
@@ -174,7 +178,8 @@ func (r *report) markdown() string {
 	b.WriteString("Everything runs on this one machine over loopback: one etcd process (data dir in /dev/shm) and meshpool " +
 		"node processes on their own 127.0.X.Y addresses (default ports 4222/6222/8222) with " +
 		"`--task-interval 0 --work-time 0s --ttl 3s --log-level warn --slots 256` (and `--exec nop=/bin/true` in the task kinds' cluster); " +
-		"the load generator shares the same cores. " +
+		"the load generator shares the same cores. The JetStream baselines run nats-server and worker processes (this bench binary run again) " +
+		"on 127.0.255.x, with their stores in /dev/shm or, with every write synced, on disk. " +
 		"The machine is shared with other work, so absolute figures are noisy; a ratio to a baseline measured in the " +
 		"same run is the figure to compare.\n\n")
 	fmt.Fprintf(&b, "## Figures\n\nEach figure is the median of its runs (%d unless the figure says otherwise), with the min and max. "+
@@ -208,7 +213,7 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("## Not measured in this run\n\n")
 	if len(missing) == 0 && len(r.failed) == 0 {
-		b.WriteString("Nothing: every figure of issues 5 and 12 is in the tables.\n")
+		b.WriteString("Nothing: every figure of issues 5 and 12, and issue 15's JetStream baselines, is in the tables.\n")
 	}
 	for _, s := range missing {
 		fmt.Fprintf(&b, "- %s\n", s)

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsSpec is one JetStream baseline.
+type jsSpec struct {
+	name     string // in the report's table
+	short    string // in progress lines and sentences
+	replicas int
+	sync     bool // SyncAlways, with the store on disk (diskDir)
+}
+
+// jsSpecs are the baselines, in the order each run measures them.
+func jsSpecs() []jsSpec {
+	return []jsSpec{
+		{"JetStream R1, file store in /dev/shm", "JetStream R1", 1, false},
+		{"JetStream R3 (3 servers, raft), file store in /dev/shm", "JetStream R3", 3, false},
+		{fmt.Sprintf("JetStream R1, every write synced (SyncAlways), file store on disk (%s)", diskDir), "JetStream R1 synced", 1, true},
+	}
+}
+
+// jsRun is one baseline's figures in one run.
+type jsRun struct {
+	load jsLoadResult
+	lat  latencies
+}
+
+// jetstreamFigures measures each JetStream baseline cfg.runs times, the
+// baselines in turn within each run, and sets them beside meshpool's
+// figures of this bench run. A baseline that fails is listed as not
+// measured; the others go on.
+func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
+	specs := jsSpecs()
+	got := make([]series, len(specs))
+	byProc := make([]map[string][]float64, len(specs))
+	failed := make([]bool, len(specs))
+	for k, sp := range specs {
+		got[k].name, got[k].short = sp.name, sp.short
+		byProc[k] = map[string][]float64{}
+	}
+	for i := range cfg.runs {
+		for k, sp := range specs {
+			if failed[k] || ctx.Err() != nil {
+				continue
+			}
+			progress("jetstream: run %d/%d, %s (%d jobs, %d in flight; %d sequential)", i+1, cfg.runs, sp.short, cfg.durableN, cfg.inflight, cfg.latency)
+			x, err := jsMeasure(ctx, e, cfg, sp)
+			if err != nil {
+				r.fail(sp.name, err)
+				failed[k] = true
+				continue
+			}
+			var sum float64
+			for _, kind := range jsProcessKinds {
+				sum += x.load.cpu[kind]
+				byProc[k][kind] = append(byProc[k][kind], x.load.cpu[kind])
+			}
+			progress("  %.0f jobs/s in %.2f s, %.0f µs/job (servers %.0f, workers %.0f, load generator %.0f); p50 %.2f ms p99 %.2f ms",
+				x.load.rate, x.load.took.Seconds(), sum, x.load.cpu["servers"], x.load.cpu["workers"], x.load.cpu["load generator"], x.lat.p50, x.lat.p99)
+			if x.load.took < time.Second {
+				progress("  WARNING: a load took %.2f s, under 1 s: not a steady state; raise -durable-n", x.load.took.Seconds())
+				r.note("jetstream", "Warning: the load of %s in run %d took %.2f s, under 1 s, so it is not a steady state; raise -durable-n.", sp.short, i+1, x.load.took.Seconds())
+			}
+			s := &got[k]
+			s.rate, s.cpu = append(s.rate, x.load.rate), append(s.cpu, sum)
+			s.p50, s.p99 = append(s.p50, x.lat.p50), append(s.p99, x.lat.p99)
+		}
+	}
+	var by []string
+	for k := range specs {
+		if failed[k] {
+			got[k] = series{name: specs[k].name, short: specs[k].short}
+			continue
+		}
+		if len(got[k].rate) == 0 {
+			continue
+		}
+		var parts []string
+		for _, kind := range jsProcessKinds {
+			parts = append(parts, fmt.Sprintf("%s %.1f", kind, median(byProc[k][kind])))
+		}
+		by = append(by, specs[k].short+": "+strings.Join(parts, ", "))
+	}
+	if len(by) > 0 {
+		r.note("jetstream", "CPU per job by process, median µs: %s.", strings.Join(by, "; "))
+	}
+	compareJetStream(r, got[0], got[1], got[2])
+}
+
+// jsMeasure starts spec's servers on a fresh store, makes the stream, starts
+// the workers, and measures throughput and then latency; it stops every
+// process it started.
+func jsMeasure(ctx context.Context, e *env, cfg config, spec jsSpec) (jsRun, error) {
+	var x jsRun
+	s, err := startJS(e, spec)
+	if err != nil {
+		return x, err
+	}
+	defer s.close()
+	nc, err := s.connect(ctx)
+	if err != nil {
+		return x, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return x, fmt.Errorf("cannot use JetStream: %w", err)
+	}
+	leader, err := s.makeStream(ctx, js)
+	if err != nil {
+		return x, err
+	}
+	if err := s.startWorkers(ctx, e, js, jsWorkers); err != nil {
+		return x, err
+	}
+	url := s.clientURL(leader)
+	if x.load, err = jsLoad(ctx, s, url, cfg.durableN, cfg.inflight); err != nil {
+		return x, fmt.Errorf("throughput: %w", err)
+	}
+	if err := drained(ctx, js); err != nil {
+		return x, err
+	}
+	if x.lat, err = jsLatency(ctx, url, cfg.latency); err != nil {
+		return x, fmt.Errorf("latency: %w", err)
+	}
+	return x, nil
+}
