@@ -309,3 +309,37 @@ func TestTripleNumber(t *testing.T) {
 		}
 	}
 }
+
+// A submission's subject names its submitter: tasks.submit is the
+// anonymous one, tasks.submit.<user> a user; nothing else is a
+// submission's subject, and no token that is not a valid name is taken.
+func TestSubmitterOf(t *testing.T) {
+	nkey := "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"
+	for _, who := range []string{"", "alice", "ci-bot_2", nkey} {
+		subject := message.SubmitSubject(who)
+		got, ok := message.SubmitterOf(subject)
+		if !ok || got != who {
+			t.Errorf("SubmitterOf(%q) = %q, %v; want %q", subject, got, ok, who)
+		}
+		if err := message.ValidSubmitter(who); (err == nil) != (who != "") {
+			t.Errorf("ValidSubmitter(%q) = %v", who, err)
+		}
+	}
+	if s := message.SubmitSubject(""); s != message.SubjectSubmit {
+		t.Errorf("the anonymous submitter submits on %s, want %s", s, message.SubjectSubmit)
+	}
+	for _, subject := range []string{"tasks.submit.", "tasks.submit.*", "tasks.submit.>", "tasks.submit.a.b", "tasks.submit.é",
+		"tasks.submit." + message.MasterSubmitter, "tasks.submit." + strings.Repeat("a", message.MaxSubmitterLen+1), "tasks.submitx", "tasks.get", "results"} {
+		if got, ok := message.SubmitterOf(subject); ok {
+			t.Errorf("SubmitterOf(%q) = %q, want no submitter", subject, got)
+		}
+	}
+	for _, name := range []string{"a.b", "a b", "*", ">", message.MasterSubmitter, strings.Repeat("a", message.MaxSubmitterLen+1)} {
+		if err := message.ValidSubmitter(name); err == nil {
+			t.Errorf("ValidSubmitter(%q) = nil, want an error", name)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { message.SubmitterOf("tasks.submit.alice") }); n != 0 {
+		t.Errorf("SubmitterOf allocates %v times", n)
+	}
+}
