@@ -19,7 +19,7 @@ func TestEncodeIsJSONMarshal(t *testing.T) {
 		for _, ts := range times {
 			for _, r := range []Record{
 				{V: 1, UUID: s, Kind: "triple", Payload: json.RawMessage("-5"), Number: -5, Executor: s, Term: 9, State: Pending, Submitted: ts, Attempts: 2},
-				{V: 1, UUID: s, Kind: "k", Payload: json.RawMessage(`{"a":[1,"x"]}`), State: Done, Submitted: ts, Result: res},
+				{V: 1, UUID: s, Kind: "k", Payload: json.RawMessage(`{"a":[1,"x"]}`), State: Done, Submitted: ts, Result: res, Submitter: s},
 				{V: 1, Payload: json.RawMessage("null")},
 				{V: 1, UUID: s, Kind: "k", Payload: json.RawMessage("1"), State: Retrying, Submitted: ts, Attempts: 3,
 					MaxAttempts: 5, Priority: 7, Timeout: message.Duration(90 * time.Second), Backoff: message.Duration(time.Second),

@@ -46,6 +46,12 @@ type Record struct {
 	Term      int64           `json:"term"`               // term of the master that last wrote it
 	State     State           `json:"state"`
 	Submitted time.Time       `json:"submitted"`
+	// Submitter is who submitted the task (message.SubmitterOf): a NATS
+	// user's name or public nkey, message.MasterSubmitter for a task the
+	// master made (a schedule's tick), "" for an anonymous submission and
+	// in a record written before the field. A new master counts each
+	// submitter's live tasks from it.
+	Submitter string `json:"submitter,omitempty"`
 	// Attempts is the current or last attempt's number: 0 before the
 	// first placement, n while attempt n runs and after it failed.
 	Attempts int             `json:"attempts"`
@@ -74,7 +80,8 @@ var (
 
 // Validate checks every field: the version, a canonical UUID, a kind and
 // payload (message.ValidWork), an executor that is empty
-// or one NATS subject token, a positive term, a known state, a submission
+// or one NATS subject token, a submitter that is empty, the master or a
+// valid name (message.ValidSubmitter), a positive term, a known state, a submission
 // time, no negative attempts, and a result exactly when the task is Done,
 // valid and about this task (same UUID and kind).
 func (r Record) Validate() error {
@@ -98,6 +105,11 @@ func (r Record) problem() string {
 	if r.Executor != "" {
 		if err := message.ValidToken(r.Executor); err != nil {
 			return fmt.Sprintf("executor: %s", err)
+		}
+	}
+	if r.Submitter != "" && r.Submitter != message.MasterSubmitter {
+		if err := message.ValidSubmitter(r.Submitter); err != nil {
+			return fmt.Sprintf("submitter: %s", err)
 		}
 	}
 	switch {
@@ -195,6 +207,9 @@ func (r Record) appendJSON(b []byte) (string, error) {
 	b, err := jsonw.Time(jsonw.Key(b, "submitted"), r.Submitted)
 	if err != nil {
 		return "", fmt.Errorf("taskstore: cannot encode task %s: %w", r.UUID, err)
+	}
+	if r.Submitter != "" {
+		b = jsonw.String(jsonw.Key(b, "submitter"), r.Submitter)
 	}
 	b = jsonw.Int(jsonw.Key(b, "attempts"), int64(r.Attempts))
 	if r.Result != nil {

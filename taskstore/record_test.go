@@ -62,6 +62,10 @@ func TestRecordValidate(t *testing.T) {
 		{"a demo payload that is not its number", func(r *taskstore.Record) { r.Payload = json.RawMessage("41") }, "number 42 is not the payload 41"},
 		{"a result of another kind", func(r *taskstore.Record) { *r = done(*r); r.Result.Kind = "other" }, "kind"},
 		{"another kind with a payload", func(r *taskstore.Record) { r.Kind, r.Number, r.Payload = "resize", 0, json.RawMessage(`{"w":1}`) }, ""},
+		{"a submitter", func(r *taskstore.Record) { r.Submitter = "ci-bot_2" }, ""},
+		{"a submitter known by its nkey", func(r *taskstore.Record) { r.Submitter = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4" }, ""},
+		{"the master's own task", func(r *taskstore.Record) { r.Submitter = message.MasterSubmitter }, ""},
+		{"a submitter that is not one subject token", func(r *taskstore.Record) { r.Submitter = "a.b" }, "submitter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,14 +100,29 @@ func TestDecode(t *testing.T) {
 			t.Fatalf("Decode = %+v, want %+v", got, r)
 		}
 	})
+	t.Run("a submitter", func(t *testing.T) {
+		r := pending(3)
+		r.Submitter = "alice"
+		value, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(value), `"submitter":"alice"`) {
+			t.Fatalf("record %s does not name its submitter", value)
+		}
+		got, err := taskstore.Decode(keyspace.Task(prefix, r.UUID), value)
+		if err != nil || got.Submitter != "alice" {
+			t.Fatalf("Decode = %+v, %v; want submitter alice", got, err)
+		}
+	})
 	t.Run("a record written before kinds", func(t *testing.T) {
 		id := pending(1).UUID
 		old := `{"uuid":"` + id + `","number":7,"executor":"node-a-1234abcd","term":1,"state":"done","submitted":"2025-03-01T12:00:00.123Z","attempts":1,` +
 			`"result":{"uuid":"` + id + `","executor":"node-a-1234abcd","number":7,"result":21,"start":"2025-03-01T12:00:01.000Z","finish":"2025-03-01T12:00:02.000Z","term":1,"attempt":1}}`
 		got, err := taskstore.Decode(keyspace.Task(prefix, id), []byte(old))
 		if err != nil || got.Kind != message.KindTriple || string(got.Payload) != "7" || got.Number != 7 ||
-			got.Result.Kind != message.KindTriple || string(got.Result.Result) != "21" {
-			t.Fatalf("Decode = %+v, %v; want a triple task of 7 with its result 21", got, err)
+			got.Result.Kind != message.KindTriple || string(got.Result.Result) != "21" || got.Submitter != "" {
+			t.Fatalf("Decode = %+v, %v; want a triple task of 7 with its result 21, of the anonymous submitter", got, err)
 		}
 	})
 	invalid := r
