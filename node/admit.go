@@ -28,7 +28,7 @@ func (m *master) generate() {
 	m.wg.Go(func() {
 		n := 30 + rand.Int64N(31)
 		sub := message.Submit{Kind: message.KindTriple, Payload: strconv.AppendInt(nil, n, 10), Number: n, Durability: message.DurabilityNone}
-		_, t, err := m.accept(sub)
+		_, t, err := m.accept(sub, message.MasterSubmitter)
 		if err != nil {
 			m.log.Warn("demo task not accepted", ratelog.Limit, "err", err)
 			return
@@ -37,6 +37,10 @@ func (m *master) generate() {
 	})
 }
 
+// onSubmit takes a submission on tasks.submit (the anonymous submitter)
+// or tasks.submit.<submitter>. One whose submitter holds its bound of
+// tasks or of submissions in progress is refused from its subject alone,
+// before it is decoded or takes one of the master's slots.
 func (m *master) onSubmit(msg *nats.Msg) {
 	if msg.Reply != "" && m.badReply(msg.Reply) {
 		// An answer there would come back as a submission, a task, a
@@ -48,11 +52,28 @@ func (m *master) onSubmit(msg *nats.Msg) {
 		return
 	}
 	answer := func(r message.SubmitReply) { respond(msg, r, m.log, slog.LevelDebug) }
+	submitter, ok := message.SubmitterOf(msg.Subject)
+	if !ok {
+		m.stats.refused.Add(1)
+		answer(message.SubmitReply{Error: "invalid task: subject " + ratelog.Truncate(msg.Subject) + " names no submitter: want " +
+			message.SubjectSubmit + ".<name>, the name of letters, digits, '-' and '_'"})
+		return
+	}
+	if refused := m.table.submitters.enter(submitter); refused != "" {
+		m.stats.overQuota.Add(1)
+		answer(message.SubmitReply{Error: refused, Temporary: true})
+		return
+	}
 	select {
 	case m.slots <- struct{}{}:
 	default:
+		m.table.submitters.leave(submitter)
 		answer(message.SubmitReply{Error: "busy: too many submissions in progress", Temporary: true})
 		return
+	}
+	done := func() {
+		<-m.slots
+		m.table.submitters.leave(submitter)
 	}
 	// Decoded here, on the subscription's goroutine: its stack has grown
 	// already, and a fresh goroutine's first act would be to grow its own.
@@ -61,7 +82,7 @@ func (m *master) onSubmit(msg *nats.Msg) {
 		err = fmt.Errorf("%w: payload is %d bytes, more than --max-payload %d", message.ErrTooLarge, len(sub.Payload), m.maxPayload)
 	}
 	if err != nil {
-		<-m.slots
+		done()
 		if errors.Is(err, message.ErrVersion) {
 			m.stats.badVersion.Add(1)
 		}
@@ -71,15 +92,15 @@ func (m *master) onSubmit(msg *nats.Msg) {
 		return
 	}
 	m.wg.Go(func() {
-		defer func() { <-m.slots }()
-		m.submit(sub, answer)
+		defer done()
+		m.submit(sub, submitter, answer)
 	})
 }
 
-// submit accepts sub, answers its submitter, and places the task. A deposed
-// master does not answer: the real master does.
-func (m *master) submit(sub message.Submit, answer func(message.SubmitReply)) {
-	reply, t, err := m.accept(sub)
+// submit accepts sub from submitter, answers it, and places the task. A
+// deposed master does not answer: the real master does.
+func (m *master) submit(sub message.Submit, submitter string, answer func(message.SubmitReply)) {
+	reply, t, err := m.accept(sub, submitter)
 	if errors.Is(err, errNotLeading) {
 		return
 	}
@@ -111,10 +132,11 @@ var errNotLeading = errors.New("not the master any more")
 // errRecording answers a uuid whose first submission is still being recorded.
 var errRecording = errors.New("not accepted yet: the same uuid is still being recorded")
 
-// accept records a new task; the caller hands the task it returns to a
-// worker with placeNow. A known uuid is not run again: the answer says it is
-// a duplicate and where it stands, and no task is returned.
-func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, error) {
+// accept records a new task of submitter (message.MasterSubmitter for
+// the master's own); the caller hands the task it returns to a worker with
+// placeNow. A known uuid is not run again: the answer says it is a
+// duplicate and where it stands, and no task is returned.
+func (m *master) accept(sub message.Submit, submitter string) (message.SubmitReply, *tracked, error) {
 	if sub.UUID == "" {
 		sub.UUID = uuid.NewString()
 	}
@@ -126,7 +148,7 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		return message.SubmitReply{}, nil, errors.New("busy: " + why)
 	}
 	now := time.Now()
-	rec, err := m.newRecord(sub, now)
+	rec, err := m.newRecord(sub, submitter, now)
 	if err != nil {
 		return message.SubmitReply{UUID: sub.UUID, Error: "invalid task: " + err.Error()}, nil, nil
 	}
@@ -141,6 +163,9 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 		a = m.table.admit(sub, rec, print, time.Now(), true)
 	}
 	switch a.known {
+	case fullSubmitter:
+		m.stats.overQuota.Add(1)
+		return message.SubmitReply{}, nil, errors.New(a.refusal)
 	case full:
 		m.stats.overloaded.Add(1)
 		return message.SubmitReply{}, nil, fmt.Errorf("busy: the master holds %d tasks (--max-pending %d) of %d payload bytes (--max-pending-bytes %d); try again later",
@@ -182,12 +207,12 @@ func (m *master) accept(sub message.Submit) (message.SubmitReply, *tracked, erro
 	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: string(t.rec.State), Term: m.term}, t, nil
 }
 
-// newRecord is sub's record as accepted at now: its options, the node's
-// defaults where it gave none, and the time it may start (run_at, or now
-// plus its delay).
-func (m *master) newRecord(sub message.Submit, now time.Time) (taskstore.Record, error) {
+// newRecord is sub's record as accepted from submitter at now: its
+// options, the node's defaults where it gave none, and the time it may
+// start (run_at, or now plus its delay).
+func (m *master) newRecord(sub message.Submit, submitter string, now time.Time) (taskstore.Record, error) {
 	r := taskstore.Record{UUID: sub.UUID, Kind: sub.Kind, Payload: sub.Payload, Number: sub.Number, Term: m.term,
-		State: taskstore.Pending, Submitted: now.UTC(), MaxAttempts: sub.MaxAttempts, Priority: sub.Priority,
+		State: taskstore.Pending, Submitted: now.UTC(), Submitter: submitter, MaxAttempts: sub.MaxAttempts, Priority: sub.Priority,
 		Timeout: sub.Timeout, Backoff: sub.Backoff, BackoffMax: sub.BackoffMax}
 	switch {
 	case sub.Delay > 0:

@@ -20,7 +20,8 @@ import (
 // Config is everything a node needs. As every Config in meshpool, a zero
 // field means its default (DefaultConfig's value), except the fields whose
 // comment says what zero means: TaskInterval, ShutdownGrace,
-// ResultRetention and CompactionRetention (0 turns them off), WorkTime (no
+// ResultRetention, CompactionRetention and MaxPendingPerSubmitter (0 turns
+// them off), WorkTime (no
 // time at all), Name, HTTPAddr and MetricsAddr. Advertise has no default.
 // Handlers nil means the demo kind alone.
 type Config struct {
@@ -83,6 +84,14 @@ type Config struct {
 	// stops a flood of them. Beyond it a non-durable submission is refused
 	// as temporary; durable ones are still taken.
 	MaxEphemeral int
+	// MaxPendingPerSubmitter bounds, of those tasks, the ones of one
+	// submitter: the NATS user whose subject, tasks.submit.<user>, a
+	// submission came on; every anonymous submission (tasks.submit)
+	// counts as one submitter. Beyond it that submitter's submissions are
+	// refused as temporary, before they are decoded; the others' are still
+	// taken. The tasks the master makes itself (schedules) are nobody's.
+	// 0 means no bound; DefaultConfig's is 25,000.
+	MaxPendingPerSubmitter int
 	// AckTimeout bounds the wait for a worker's ack before the master tries
 	// the next worker.
 	AckTimeout time.Duration
@@ -186,34 +195,35 @@ func (w WorkTime) String() string { return w.Min.String() + "-" + w.Max.String()
 // (docs/configuration.md).
 func DefaultConfig() Config {
 	return Config{
-		Etcd:                []string{"127.0.0.1:2379"},
-		Prefix:              "/meshpool",
-		ClientPort:          4222,
-		ClusterPort:         6222,
-		HTTPPort:            8222,
-		ClusterName:         "meshpool",
-		TTL:                 10 * time.Second,
-		TaskInterval:        10 * time.Second,
-		WorkTime:            WorkTime{Min: time.Second, Max: 15 * time.Second},
-		AckTimeout:          2 * time.Second,
-		InfoInterval:        60 * time.Second,
-		ShutdownGrace:       30 * time.Second,
-		TaskTimeout:         60 * time.Second,
-		ResultRetention:     10 * time.Minute,
-		FailedRetention:     7 * 24 * time.Hour,
-		MaxAttempts:         5,
-		Backoff:             time.Second,
-		BackoffMax:          10 * time.Minute,
-		CompactionRetention: taskstore.DefaultCompactionRetention,
-		EtcdMaxFill:         0.8,
-		DoneIndexSize:       200_000,
-		Slots:               runtime.NumCPU(),
-		MaxPayload:          256 << 10,
-		MaxResult:           1 << 20,
-		MaxPending:          100_000,
-		MaxPendingBytes:     256 << 20,
-		MaxEphemeral:        10_000,
-		Version:             "dev",
+		Etcd:                   []string{"127.0.0.1:2379"},
+		Prefix:                 "/meshpool",
+		ClientPort:             4222,
+		ClusterPort:            6222,
+		HTTPPort:               8222,
+		ClusterName:            "meshpool",
+		TTL:                    10 * time.Second,
+		TaskInterval:           10 * time.Second,
+		WorkTime:               WorkTime{Min: time.Second, Max: 15 * time.Second},
+		AckTimeout:             2 * time.Second,
+		InfoInterval:           60 * time.Second,
+		ShutdownGrace:          30 * time.Second,
+		TaskTimeout:            60 * time.Second,
+		ResultRetention:        10 * time.Minute,
+		FailedRetention:        7 * 24 * time.Hour,
+		MaxAttempts:            5,
+		Backoff:                time.Second,
+		BackoffMax:             10 * time.Minute,
+		CompactionRetention:    taskstore.DefaultCompactionRetention,
+		EtcdMaxFill:            0.8,
+		DoneIndexSize:          200_000,
+		Slots:                  runtime.NumCPU(),
+		MaxPayload:             256 << 10,
+		MaxResult:              1 << 20,
+		MaxPending:             100_000,
+		MaxPendingBytes:        256 << 20,
+		MaxEphemeral:           10_000,
+		MaxPendingPerSubmitter: 25_000,
+		Version:                "dev",
 	}
 }
 
@@ -334,6 +344,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEphemeral < 0 {
 		errs = append(errs, fmt.Errorf("max ephemeral %d: want at least 1", c.MaxEphemeral))
+	}
+	if c.MaxPendingPerSubmitter < 0 {
+		errs = append(errs, fmt.Errorf("max pending per submitter %d: want 0 (no bound) or more", c.MaxPendingPerSubmitter))
 	}
 	if c.DoneIndexSize < 0 {
 		errs = append(errs, fmt.Errorf("done index size %d: want at least 1", c.DoneIndexSize))

@@ -13,7 +13,8 @@ func TestZeroFieldsMeanTheDefaults(t *testing.T) {
 	want := DefaultConfig()
 	// Zero means something of its own here (see Config).
 	want.TaskInterval, want.ShutdownGrace, want.ResultRetention, want.CompactionRetention = 0, 0, 0, 0
-	want.WorkTime = WorkTime{} // --work-time 0s: tasks take no time (make bench)
+	want.MaxPendingPerSubmitter = 0 // no bound
+	want.WorkTime = WorkTime{}      // --work-time 0s: tasks take no time (make bench)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("zero config with defaults\n%+v\nwant\n%+v", got, want)
 	}

@@ -69,6 +69,22 @@ func TestValidateDurations(t *testing.T) {
 	}
 }
 
+// The per-submitter bound: 25,000 by default, 0 for none, never negative.
+func TestValidateMaxPendingPerSubmitter(t *testing.T) {
+	if d := node.DefaultConfig().MaxPendingPerSubmitter; d != 25_000 {
+		t.Fatalf("default %d, want 25000", d)
+	}
+	for n, want := range map[int]string{0: "", 1: "", 25_000: "", -1: "max pending per submitter -1: want 0 (no bound) or more"} {
+		cfg := node.DefaultConfig()
+		cfg.Advertise = "127.0.0.2"
+		cfg.MaxPendingPerSubmitter = n
+		err := cfg.Validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, node.ErrInvalidConfig)) {
+			t.Errorf("MaxPendingPerSubmitter %d: %v, want %q", n, err, want)
+		}
+	}
+}
+
 // TestLongestResultRetentionRecordsResults runs a task with the longest
 // retention Validate accepts: etcd grants the lease and the result is
 // recorded as done.

@@ -22,6 +22,7 @@ type masterStats struct {
 	recordFailures atomic.Int64 // etcd writes that failed (not fenced)
 	badVersion     atomic.Int64 // submissions and results of a format version this node cannot read
 	overloaded     atomic.Int64 // submissions refused: --max-pending or --max-pending-bytes reached
+	overQuota      atomic.Int64 // submissions refused: their submitter's --max-pending-per-submitter or share of the slots reached
 	errResults     atomic.Int64 // tasks recorded failed (also in completed)
 	retried        atomic.Int64 // attempts that failed with another to come: recorded retrying
 	cancelled      atomic.Int64 // tasks recorded cancelled
@@ -149,6 +150,9 @@ func counterTable() []counter {
 		{metric: "submissions_overloaded_total", help: "Submissions refused as temporary because the master held --max-pending tasks or --max-pending-bytes of payload.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.overloaded }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Overloaded })},
+		{metric: "submissions_over_quota_total", help: "Submissions refused as temporary because their submitter held --max-pending-per-submitter tasks, or its share (1024) of the submissions in progress.",
+			value: st(func(s *masterStats) *atomic.Int64 { return &s.overQuota }),
+			field: dispatch(func(d *DispatchStatus) *int64 { return &d.OverQuota })},
 		{metric: "messages_newer_version_total", help: "Submissions and results of a newer format version than this node reads, refused: upgrade this node.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.badVersion }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.NewerVersion })},

@@ -10,13 +10,15 @@
 // leadership context lives (lead.go). A master does not take tasks itself;
 // once demoted it is an ordinary worker again. Its duties, by file:
 //
-//   - admit.go: submissions on tasks.submit, from any client through any
-//     node. A durable task (the default) is written to etcd, fenced by the
-//     master's term, before the submitter is told it is accepted; a task
-//     with durability none is kept only in the master's memory. The uuid is
-//     the idempotency key: a known uuid is answered with where its task
-//     stands (and its result), never run again; the same uuid with another
-//     request is a conflict.
+//   - admit.go: submissions on tasks.submit and tasks.submit.<submitter>,
+//     from any client through any node. A durable task (the default) is
+//     written to etcd, fenced by the master's term, before the submitter
+//     is told it is accepted; a task with durability none is kept only in
+//     the master's memory. The uuid is the idempotency key: a known uuid is
+//     answered with where its task stands (and its result), never run
+//     again; the same uuid with another request is a conflict.
+//   - submitters.go: what each submitter holds, and its bounds; a flood
+//     from one is refused from the subject, before it is decoded.
 //   - place.go: each task goes to the live worker with the fewest tasks, at
 //     random among equals (loadbook.go); one that does not take it is
 //     passed, a task whose worker left or timed out goes to another, and a

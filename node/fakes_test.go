@@ -120,7 +120,7 @@ const testUUID = "00000000-0000-4000-8000-000000000001"
 func submitted(t *testing.T, m *master, n int64) {
 	t.Helper()
 	var reply message.SubmitReply
-	m.submit(demoTask(testUUID, n), func(r message.SubmitReply) { reply = r })
+	m.submit(demoTask(testUUID, n), "", func(r message.SubmitReply) { reply = r })
 	if !reply.Accepted {
 		t.Fatalf("submission not accepted: %+v", reply)
 	}

@@ -64,7 +64,8 @@ func (n *Node) runMaster(ctx context.Context, l election.Leadership, p *parts, l
 		policy:  lifePolicy{maxAttempts: n.cfg.MaxAttempts, timeout: n.cfg.TaskTimeout, backoff: n.cfg.Backoff, backoffMax: n.cfg.BackoffMax},
 		doneMax: n.cfg.DoneIndexSize, log: log, stats: &n.stats,
 		latency: n.metrics.observeLatency, maxPayload: n.cfg.MaxPayload,
-		limits:   pendingLimits{tasks: n.cfg.MaxPending, bytes: n.cfg.MaxPendingBytes, ephemeral: n.cfg.MaxEphemeral},
+		limits: pendingLimits{tasks: n.cfg.MaxPending, bytes: n.cfg.MaxPendingBytes, ephemeral: n.cfg.MaxEphemeral,
+			perSubmitter: n.cfg.MaxPendingPerSubmitter},
 		etcdFull: func() string { return p.alarms.Full(n.cfg.EtcdMaxFill) },
 	})
 	n.table.Store(m.table)

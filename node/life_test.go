@@ -123,7 +123,7 @@ func (s *store) written() string {
 func submitKind(t *testing.T, m *master, id string, opts message.Options) message.SubmitReply {
 	t.Helper()
 	var reply message.SubmitReply
-	m.submit(message.Submit{UUID: id, Kind: message.KindTriple, Payload: json.RawMessage("5"), Number: 5, Options: opts},
+	m.submit(message.Submit{UUID: id, Kind: message.KindTriple, Payload: json.RawMessage("5"), Number: 5, Options: opts}, "",
 		func(r message.SubmitReply) { reply = r })
 	m.wg.Wait()
 	if !reply.Accepted {

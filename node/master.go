@@ -86,7 +86,7 @@ type master struct {
 	ctx   context.Context // the leadership context
 	table *taskTable
 	wg    sync.WaitGroup // placements and recordings under way
-	slots chan struct{}  // bounds concurrent submissions being recorded
+	slots chan struct{}  // bounds concurrent submissions being recorded: submitSlots, of which slotsPerSubmitter per submitter (submitters)
 	ops   chan struct{}  // bounds the operations answered at once (maxOps)
 	scan  chan struct{}  // one listing at a time
 	sched schedules
@@ -107,7 +107,7 @@ var errNoWorker = errors.New("no worker accepted the task")
 
 // newMaster returns a master for the term ctx runs under; run starts it.
 func newMaster(ctx context.Context, cfg masterConfig) *master {
-	return &master{masterConfig: cfg, ctx: ctx, table: newTaskTable(cfg.doneMax, cfg.limits), slots: make(chan struct{}, 4096),
+	return &master{masterConfig: cfg, ctx: ctx, table: newTaskTable(cfg.doneMax, cfg.limits), slots: make(chan struct{}, submitSlots),
 		ops: make(chan struct{}, maxOps), scan: make(chan struct{}, 1)}
 }
 
@@ -141,7 +141,8 @@ func (m *master) run() error {
 	}
 	handlers := m.opsHandlers()
 	maps.Copy(handlers, m.scheduleHandlers())
-	handlers[message.SubjectResults], handlers[message.SubjectSubmit] = m.onResult, m.onSubmit
+	handlers[message.SubjectResults] = m.onResult
+	handlers[message.SubjectSubmit], handlers[message.SubjectSubmitAs] = m.onSubmit, m.onSubmit
 	for subject, handle := range handlers {
 		sub, err := m.conn.Subscribe(subject, m.gate(handle))
 		if err != nil {

@@ -121,7 +121,7 @@ func TestFencedWriteLeavesTheMasterSilent(t *testing.T) {
 			})
 			m.table.setWorkers(workers("w-a"))
 			var answers []message.SubmitReply
-			m.submit(demoTask(testUUID, 5), func(r message.SubmitReply) { answers = append(answers, r) })
+			m.submit(demoTask(testUUID, 5), "", func(r message.SubmitReply) { answers = append(answers, r) })
 			m.wg.Wait()
 			if got := len(answers) > 0; got != tt.answered {
 				t.Fatalf("answered %v (%+v), want %v", got, answers, tt.answered)
@@ -316,7 +316,7 @@ func TestRefusedTaskGoesToTheNextWorker(t *testing.T) {
 	mu.Lock()
 	refuse["w-b"], refuse["w-c"] = true, true
 	mu.Unlock()
-	m.submit(demoTask("00000000-0000-4000-8000-000000000002", 6), func(message.SubmitReply) {})
+	m.submit(demoTask("00000000-0000-4000-8000-000000000002", 6), "", func(message.SubmitReply) {})
 	m.wg.Wait()
 	task := m.table.tasks["00000000-0000-4000-8000-000000000002"]
 	if task.failures != 1 || !task.sent.IsZero() || task.retryAt.IsZero() {

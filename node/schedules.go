@@ -161,7 +161,7 @@ func (m *master) fire(sc schedule.Schedule, tick time.Time, skipped int) {
 		m.log.Warn("schedule ticks missed while no master ran are skipped: the latest fires", ratelog.Limit,
 			"schedule", sc.Name, "skipped", skipped, "fires", tick)
 	}
-	reply, t, err := m.accept(sc.Submit(tick))
+	reply, t, err := m.accept(sc.Submit(tick), message.MasterSubmitter)
 	if err == nil && !reply.Accepted {
 		err = errors.New(reply.Error)
 	}

@@ -84,6 +84,7 @@ type DispatchStatus struct {
 	RecordFailures   int64 `json:"record_failures"`
 	Skipped          int64 `json:"skipped_no_worker"`
 	Overloaded       int64 `json:"overloaded_submissions"`
+	OverQuota        int64 `json:"over_quota_submissions"`
 	NewerVersion     int64 `json:"newer_version_messages"`
 	ErrorResults     int64 `json:"error_results"`
 	Retried          int64 `json:"retried"`

@@ -48,6 +48,10 @@ type taskTable struct {
 
 	ephemeral int // the tasks followed of durability none, bound by limits.ephemeral
 
+	// submitters counts the tasks followed per submitter, bound by
+	// limits.perSubmitter; followLocked and unfollowLocked keep it.
+	submitters *submitters
+
 	finished map[string]map[taskstore.State]int64 // moves into done, failed, cancelled, retrying, per kind (countLocked)
 	failures []failedAttempt                      // the latest failed attempts, oldest first
 	seed     maphash.Seed                         // of the work fingerprints (workPrint)
@@ -55,17 +59,19 @@ type taskTable struct {
 
 // pendingLimits bound what the table follows: Config.MaxPending and
 // MaxPendingBytes, and of those tasks the ones of durability none
-// (Config.MaxEphemeral). Zero means no bound (tests).
+// (Config.MaxEphemeral) and the ones of one submitter
+// (Config.MaxPendingPerSubmitter). Zero means no bound (tests).
 type pendingLimits struct {
-	tasks     int
-	bytes     int64
-	ephemeral int
+	tasks        int
+	bytes        int64
+	ephemeral    int
+	perSubmitter int
 }
 
 func newTaskTable(doneMax int, limits pendingLimits) *taskTable {
 	return &taskTable{tasks: make(map[string]*tracked), done: newDoneIndex(doneMax), book: newLoadBook(),
 		queues: make(waitQueues), limits: limits, finished: make(map[string]map[taskstore.State]int64),
-		wake: make(chan struct{}, 1), seed: maphash.MakeSeed()}
+		wake: make(chan struct{}, 1), seed: maphash.MakeSeed(), submitters: newSubmitters(limits.perSubmitter, slotsPerSubmitter)}
 }
 
 // setWorkers replaces the workers tasks may be placed on.
@@ -109,6 +115,7 @@ func (tt *taskTable) followLocked(t *tracked) {
 	if t.ephemeral {
 		tt.ephemeral++
 	}
+	tt.submitters.follow(t.rec.Submitter)
 }
 
 // unfollowLocked removes t from the tasks followed, and its load.
@@ -118,6 +125,7 @@ func (tt *taskTable) unfollowLocked(t *tracked) {
 	if t.ephemeral {
 		tt.ephemeral--
 	}
+	tt.submitters.unfollow(t.rec.Submitter)
 	tt.queues.remove(t)
 	tt.unscheduleLocked(t)
 	tt.freeSlotLocked(t)
@@ -168,6 +176,7 @@ const (
 	done                       // recorded in a final state
 	full                       // new, but the table holds its limit of tasks or bytes: refused, not added
 	fullEphemeral              // new, of durability none, but the table holds its limit of those: refused, not added
+	fullSubmitter              // new, but its submitter holds its limit of tasks: refused (refusal says why), not added
 )
 
 // admission is what admit found, and for a known uuid what its answer
@@ -184,12 +193,15 @@ type admission struct {
 	state     string // pending, done: the task's state
 	tasks     int    // full: the tasks the table holds; fullEphemeral: those of durability none
 	bytes     int64  // full: their payload bytes
+	refusal   string // fullSubmitter: the answer
 }
 
 // admit looks sub's uuid up, and when it is new, adds it as a task with
 // record rec, claimed and, when a slot is free and its time has come,
 // running on the least loaded worker; print is sub's work fingerprint
-// (workPrint), made before the lock is taken.
+// (workPrint), made before the lock is taken. A known uuid is answered
+// whoever submits it; a new one is refused when its submitter
+// (rec.Submitter) holds its bound of tasks, or the table its own.
 // Unless lookedUp, a durable uuid the done index may have forgotten is not
 // added: the caller looks in etcd first.
 func (tt *taskTable) admit(sub message.Submit, rec taskstore.Record, print uint64, now time.Time, lookedUp bool) admission {
@@ -209,6 +221,9 @@ func (tt *taskTable) admit(sub message.Submit, rec taskstore.Record, print uint6
 	}
 	if !lookedUp && !sub.Ephemeral() && tt.done.mayHaveForgotten(sub.UUID, now) {
 		return admission{known: lookUp}
+	}
+	if refusal, full := tt.submitters.full(rec.Submitter); full {
+		return admission{known: fullSubmitter, refusal: refusal}
 	}
 	if tt.limits.tasks > 0 && len(tt.tasks) >= tt.limits.tasks || tt.limits.bytes > 0 && tt.bytes+int64(len(sub.Payload)) > tt.limits.bytes {
 		return admission{known: full, tasks: len(tt.tasks), bytes: tt.bytes}
@@ -240,12 +255,15 @@ var errLive = errors.New("the task is not failed or cancelled")
 
 // readmit follows again a failed or cancelled task, of record rec made
 // pending with fresh attempts (retry), as addLocked does a new one. It
-// refuses when the task is live or the table is full.
+// refuses when the task is live, or its submitter or the table is full.
 func (tt *taskTable) readmit(rec taskstore.Record, now time.Time) (*tracked, error) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	if t, ok := tt.tasks[rec.UUID]; ok {
 		return nil, fmt.Errorf("%w: it is %s", errLive, t.rec.State)
+	}
+	if refusal, full := tt.submitters.full(rec.Submitter); full {
+		return nil, errors.New(refusal)
 	}
 	if tt.limits.tasks > 0 && len(tt.tasks) >= tt.limits.tasks || tt.limits.bytes > 0 && tt.bytes+int64(len(rec.Payload)) > tt.limits.bytes {
 		return nil, fmt.Errorf("busy: the master holds %d tasks of %d payload bytes; try again later", len(tt.tasks), tt.bytes)

@@ -11,7 +11,7 @@ import (
 // tracked is an accepted task the master follows until its result is
 // recorded. Its fields are guarded by the table's lock, except those set at
 // creation (ephemeral, print, seq, rec.UUID, rec.Kind, rec.Payload,
-// rec.Number) and those only the claim's
+// rec.Number, rec.Submitter) and those only the claim's
 // holder changes (rec.Executor, sent), which the holder may read without it.
 type tracked struct {
 	rec       taskstore.Record
