@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -39,6 +40,9 @@ var (
 // Client talks to one cluster through one NATS connection.
 type Client struct {
 	nc *nats.Conn
+	// submitTo is where Submit submits: tasks.submit.<user> as the
+	// connection's NATS user, tasks.submit without one (Submitter).
+	submitTo string
 	// RequestTimeout bounds one attempt; Submit and the operations retry
 	// until their ctx ends.
 	RequestTimeout time.Duration
@@ -53,10 +57,11 @@ type Client struct {
 }
 
 // Dial connects to the cluster at url (any node's client URL). The
-// connection reconnects forever, since any node will do. Logged in as a
-// user (nats.UserInfo, an nkey), its requests' answers come to the user's
-// own inboxes, message.InboxPrefix, unless opts set nats.CustomInboxPrefix:
-// in a secure cluster those are the only ones it may read.
+// connection reconnects forever, since any node will do. Its NATS user, if
+// any, is who the client submits as (Submitter); logged in as a user, its
+// requests' answers come to the user's own inboxes, message.InboxPrefix,
+// unless opts set nats.CustomInboxPrefix: in a secure cluster those are the
+// only ones it may read.
 func Dial(url string, opts ...nats.Option) (*Client, error) {
 	opts = append([]nats.Option{nats.Name("meshpool client"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts...)
 	opts = append(opts, userInbox)
@@ -64,16 +69,55 @@ func Dial(url string, opts ...nats.Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: cannot connect to %s: %w", url, err)
 	}
-	return &Client{nc: nc, RequestTimeout: 2 * time.Second, waiters: map[string]chan struct{}{},
+	return &Client{nc: nc, submitTo: message.SubmitSubject(submitter(nc)), RequestTimeout: 2 * time.Second, waiters: map[string]chan struct{}{},
 		ends: map[string]end{}, errs: map[string]message.Result{}, sent: map[string]message.Submit{}}, nil
 }
 
-// userInbox sets the inbox prefix of a user's connection to its own.
+// userInbox sets the inbox prefix of a user's connection to its own: the
+// user's of its options, or of its server URLs.
 func userInbox(o *nats.Options) error {
-	if id := cmp.Or(o.User, o.Nkey); id != "" && o.InboxPrefix == "" {
+	id := cmp.Or(o.User, o.Nkey, urlUser(o.Url))
+	for _, s := range o.Servers {
+		id = cmp.Or(id, urlUser(s))
+	}
+	if id != "" && o.InboxPrefix == "" {
 		o.InboxPrefix = message.InboxPrefix(id)
 	}
 	return nil
+}
+
+// submitter is who nc submits as: the user in its server URL, its user
+// (nats.UserInfo) or its public nkey (nats.Nkey, nats.NkeyOptionFromSeed),
+// as it authenticated; "" (anonymous) with none of them, or with a name no
+// secure cluster has (message.ValidSubmitter: an open cluster ignores
+// credentials). In secure mode a submitter may submit only on its own
+// subject, tasks.submit.<user>, and the master bounds what each one holds.
+func submitter(nc *nats.Conn) string {
+	user := cmp.Or(urlUser(nc.ConnectedUrl()), nc.Opts.User, nc.Opts.Nkey)
+	if message.ValidSubmitter(user) != nil {
+		return ""
+	}
+	return user
+}
+
+// urlUser is the user a server URL authenticates as: "" for none, or for a
+// token (a user without a password).
+func urlUser(server string) string {
+	u, err := url.Parse(server)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	if _, ok := u.User.Password(); !ok {
+		return ""
+	}
+	return u.User.Username()
+}
+
+// Submitter is who Submit submits as (see Dial): the connection's NATS
+// user name or public nkey, or "" (anonymous).
+func (c *Client) Submitter() string {
+	s, _ := message.SubmitterOf(c.submitTo)
+	return s
 }
 
 // Close closes the connection.
@@ -160,8 +204,10 @@ func (c *Client) tell(id string) {
 	}
 }
 
-// Submit sends sub until a master answers or ctx ends. Without a uuid one is
-// made, so retries are idempotent. An answer that does not accept the task
+// Submit sends sub until a master answers or ctx ends, on
+// tasks.submit.<user> when the connection has a NATS user or nkey, else on
+// tasks.submit (Submitter). Without a uuid one is made, so retries are
+// idempotent. An answer that does not accept the task
 // is returned with ErrRefused; a temporary refusal is tried again, and when
 // ctx ends after one, Submit returns the last with ErrNotAccepted. When no
 // master answered at all, the error is ErrNoMaster.
@@ -184,7 +230,7 @@ func (c *Client) Submit(ctx context.Context, sub message.Submit) (message.Submit
 	for {
 		tries++
 		rctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
-		msg, err := c.nc.RequestWithContext(rctx, message.SubjectSubmit, body)
+		msg, err := c.nc.RequestWithContext(rctx, c.submitTo, body)
 		cancel()
 		if err == nil {
 			reply, err := message.DecodeSubmitReply(msg.Data)
@@ -311,6 +357,12 @@ func (c *Client) askAgain(ctx context.Context, id string) {
 	actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
 	reply, err := c.Submit(actx, sub)
 	cancel()
+	if errors.Is(err, ErrNotAccepted) {
+		// Refused as temporary (its submitter holds its bound, say),
+		// which a look-up is not.
+		c.askMaster(ctx, id)
+		return
+	}
 	if err != nil {
 		return
 	}

@@ -222,3 +222,50 @@ func TestWaitIgnoresResultsThatDoNotAnswerTheSubmission(t *testing.T) {
 		t.Fatalf("Wait = %+v, %v; want the master's answer 14*3 = 42", res, err)
 	}
 }
+
+// A client with a NATS user (in its options or its URL) submits on
+// tasks.submit.<user> (with an nkey: TestSubmitterOfAnNkey), where a secure cluster lets it and no one else
+// submit in its name; one without, or with a name no secure cluster has,
+// on tasks.submit.
+func TestSubmitsOnTheSubjectOfItsUser(t *testing.T) {
+	b := startNATS(t) // open: it takes any credentials
+	subjects := make(chan string, 1)
+	if _, err := b.Conn().Subscribe(message.SubjectSubmit+".>", func(m *nats.Msg) { subjects <- m.Subject }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Conn().Subscribe(message.SubjectSubmit, func(m *nats.Msg) { subjects <- m.Subject }); err != nil {
+		t.Fatal(err)
+	}
+	server := b.ClientURL()
+	for _, tt := range []struct {
+		name   string
+		server string
+		opts   []nats.Option
+		want   string
+	}{
+		{"anonymous", server, nil, "tasks.submit"},
+		{"a user", server, []nats.Option{nats.UserInfo("alice", "pw")}, "tasks.submit.alice"},
+		{"a user in the URL", strings.Replace(server, "nats://", "nats://bob:pw@", 1), nil, "tasks.submit.bob"},
+		{"a name that is not one token", server, []nats.Option{nats.UserInfo("a.b", "pw")}, "tasks.submit"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := client.Dial(tt.server, tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got := message.SubmitSubject(c.Submitter()); got != tt.want {
+				t.Errorf("Submitter %q submits on %s, want %s", c.Submitter(), got, tt.want)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			_, _ = c.Submit(ctx, message.Submit{Number: 1}) // nobody answers
+			if got := <-subjects; got != tt.want {
+				t.Fatalf("submitted on %s, want %s", got, tt.want)
+			}
+			for len(subjects) > 0 {
+				<-subjects
+			}
+		})
+	}
+}

@@ -32,6 +32,7 @@ func TestUserInbox(t *testing.T) {
 	}{
 		{nats.Options{User: "alice"}, "_INBOX.alice"},
 		{nats.Options{Nkey: "UABC"}, "_INBOX.UABC"},
+		{nats.Options{Servers: []string{"nats://bob:pw@127.0.0.1:4222"}}, "_INBOX.bob"},
 		{nats.Options{User: "alice", InboxPrefix: "_MINE"}, "_MINE"},
 		{nats.Options{}, ""},
 	} {

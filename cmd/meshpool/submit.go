@@ -35,7 +35,7 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	timeout := 30 * time.Second
 	count, concurrency := 0, 16
 	asJSON := false
-	fs := newFlagSet("submit", "Submits a task on tasks.submit to any node; the master answers once the task is recorded.\nWith --count, submits many and reports how many were accepted and got results.", m.Stdout)
+	fs := newFlagSet("submit", "Submits a task to any node, on tasks.submit.<user> as --nats-user or --nats-nkey, else on tasks.submit; the master answers once the task is recorded.\nWith --count, submits many and reports how many were accepted and got results.", m.Stdout)
 	fs.StringVar(&server, "server", server, "NATS URL of any node")
 	var payload, payloadFile string
 	fs.StringVar(&sub.Kind, "kind", "", "the task's kind: the handler that runs it (default the demo kind, "+message.KindTriple+", with --number)")
