@@ -14,8 +14,8 @@ import (
 )
 
 // retryingMaster accepts every submission, answers a submission again
-// with state and result of again (nil: still pending), and Get with
-// info's answer.
+// with state and result of again (nil: still pending), or with again's
+// Error as a temporary refusal, and Get with info's answer.
 type retryingMaster struct {
 	mu    sync.Mutex
 	again message.SubmitReply
@@ -45,7 +45,10 @@ func startRetryingMaster(t *testing.T, b *broker.Broker) *retryingMaster {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		reply := message.SubmitReply{UUID: s.UUID, Accepted: true, State: message.StatePending, Term: 1}
-		if seen[s.UUID] && m.again.State != "" {
+		switch {
+		case seen[s.UUID] && m.again.Error != "":
+			reply = message.SubmitReply{Error: m.again.Error, Temporary: true}
+		case seen[s.UUID] && m.again.State != "":
 			reply.Duplicate, reply.State, reply.Result = true, m.again.State, m.again.Result
 		}
 		seen[s.UUID] = true
@@ -210,5 +213,23 @@ func TestWaitAskingAgainReturnsOnlyAnEnd(t *testing.T) {
 				t.Fatalf("result error %q, want %q", res.Error, tt.wantError)
 			}
 		})
+	}
+}
+
+// A submitter at its bound has its re-submissions refused as temporary,
+// which tells nothing of the task: Wait asks with Get instead.
+func TestWaitAsksWithGetWhenAskingAgainIsRefused(t *testing.T) {
+	b := startNATS(t)
+	m := startRetryingMaster(t, b)
+	done := result(taskID, "k", "", `"fine"`)
+	m.set(message.SubmitReply{Error: "busy: submitter alice holds 2 unfinished tasks (--max-pending-per-submitter 2); try again later"},
+		message.TaskInfo{State: message.StateDone, Kind: "k", Result: &done})
+	c, id := submitted(t, b)
+	c.RequestTimeout = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := c.Wait(ctx, id) // no result is published: only the master knows
+	if err != nil || string(res.Result) != `"fine"` || m.asked() == 0 {
+		t.Fatalf("Wait = %+v, %v after %d gets; want the result Get answers", res, err, m.asked())
 	}
 }
