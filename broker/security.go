@@ -81,15 +81,19 @@ type Role string
 // The roles. A node needs everything; the others are for people and tools.
 const (
 	// RoleNode may publish and subscribe on every subject: tasks.<id>,
-	// results, events, tasks.submit and the request inboxes. Each node's
-	// own in-process connection has it; give it to operators' tools only.
+	// results, events, tasks.submit, every tasks.submit.<user> and the
+	// request inboxes. Each node's own in-process connection has it; give
+	// it to operators' tools only.
 	RoleNode Role = "node"
-	// RoleSubmitter may publish tasks.submit and the operations on tasks
-	// (tasks.get, tasks.list, tasks.cancel, tasks.retry, tasks.schedule.*)
-	// and subscribe results, events and reply inboxes (_INBOX.>): submit
-	// work, wait for its answer and its result, look at, cancel and retry
-	// any task, manage schedules. It may not publish tasks.<id> (a task or
-	// a cancel in the master's name) or results (a fake result).
+	// RoleSubmitter may publish its own submission subject,
+	// tasks.submit.<its name or nkey> (message.SubmitSubject), and the
+	// operations on tasks (tasks.get, tasks.list, tasks.cancel,
+	// tasks.retry, tasks.schedule.*), and subscribe results, events and
+	// reply inboxes (_INBOX.>): submit work, wait for its answer and its
+	// result, look at, cancel and retry any task, manage schedules. It may
+	// not publish tasks.submit or another user's tasks.submit.<name> (the
+	// master counts submissions by the name in their subject), tasks.<id>
+	// (a task or a cancel in the master's name) or results (a fake result).
 	RoleSubmitter Role = "submitter"
 	// RoleObserver may read: subscribe results, and ask tasks.get,
 	// tasks.list and tasks.schedule.list (their answers come to reply
@@ -98,12 +102,13 @@ const (
 	RoleObserver Role = "observer"
 )
 
-// permissions returns the server permissions of role; nil means all.
-func (r Role) permissions() *server.Permissions {
+// permissions returns the server permissions of role for user, its name or
+// public nkey; nil means all.
+func (r Role) permissions(user string) *server.Permissions {
 	switch r {
 	case RoleSubmitter:
 		return &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{message.SubjectSubmit, message.SubjectGet, message.SubjectList,
+			Publish: &server.SubjectPermission{Allow: []string{message.SubmitSubject(user), message.SubjectGet, message.SubjectList,
 				message.SubjectCancel, message.SubjectRetry, message.SubjectScheduleAdd, message.SubjectScheduleRemove, message.SubjectScheduleList}},
 			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, message.SubjectEvents, "_INBOX.>"}},
 		}
@@ -145,6 +150,9 @@ func (u User) validate() error {
 	}
 	if u.Name == "" || u.Name == inProcessUser || u.Name == RouteUser {
 		return fmt.Errorf("user %q: name reserved or empty", u.Name)
+	}
+	if err := message.ValidSubmitter(u.Name); err != nil {
+		return fmt.Errorf("user name %w", err)
 	}
 	if !strings.HasPrefix(u.PasswordHash, "$2") {
 		return fmt.Errorf("user %q: the password must be a bcrypt hash ($2a$...), not the password itself", u.Name)
@@ -264,10 +272,10 @@ func applySecurity(o *server.Options, cfg Config) (string, error) {
 	}}
 	for _, u := range sec.Users {
 		if u.Nkey != "" {
-			o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: u.Nkey, Permissions: u.Role.permissions()})
+			o.Nkeys = append(o.Nkeys, &server.NkeyUser{Nkey: u.Nkey, Permissions: u.Role.permissions(u.Nkey)})
 			continue
 		}
-		o.Users = append(o.Users, &server.User{Username: u.Name, Password: u.PasswordHash, Permissions: u.Role.permissions()})
+		o.Users = append(o.Users, &server.User{Username: u.Name, Password: u.PasswordHash, Permissions: u.Role.permissions(u.Name)})
 	}
 	return password, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/meshpool/meshpool/broker"
@@ -50,6 +51,7 @@ type securePKI struct {
 	users         []broker.User
 	usersFile     string
 	submitterHash string
+	nkey          nkeys.KeyPair // of a submitter known by its public nkey
 }
 
 func newSecurePKI(t *testing.T) securePKI {
@@ -84,14 +86,23 @@ func newSecurePKI(t *testing.T) securePKI {
 		check(t, err)
 		return string(h)
 	}
+	p.nkey, err = nkeys.CreateUser()
+	check(t, err)
+	nkey, err := p.nkey.PublicKey()
+	check(t, err)
 	p.users = []broker.User{
 		{Name: "submitter", Role: broker.RoleSubmitter, PasswordHash: hash(submitterPassword)},
 		{Name: "observer", Role: broker.RoleObserver, PasswordHash: hash(observerPassword)},
+		{Nkey: nkey, Role: broker.RoleSubmitter},
 	}
 	p.usersFile = filepath.Join(dir, "users")
 	var b strings.Builder
 	b.WriteString("# name role bcrypt\n\n")
 	for _, u := range p.users {
+		if u.Nkey != "" {
+			fmt.Fprintf(&b, "%s %s\n", u.Nkey, u.Role)
+			continue
+		}
 		fmt.Fprintf(&b, "%s %s %s\n", u.Name, u.Role, u.PasswordHash)
 	}
 	check(t, os.WriteFile(p.usersFile, []byte(b.String()), 0o600))
@@ -387,9 +398,10 @@ func TestClientPermissions(t *testing.T) {
 	connectAll(t, []node{a.node, b.node})
 
 	// What a node would receive: the worker's tasks.<id>, the master's
-	// results and submissions (on the other node, across the route).
+	// results and submissions, anonymous and named (on the other node,
+	// across the route).
 	got := make(chan *nats.Msg, 64)
-	for _, subj := range []string{"tasks.b-1234", "results", "tasks.submit", "events"} {
+	for _, subj := range []string{"tasks.b-1234", "results", "tasks.submit", "tasks.submit.*", "events"} {
 		sub, err := b.b.Conn().ChanSubscribe(subj, got)
 		check(t, err)
 		t.Cleanup(func() { _ = sub.Unsubscribe() })
@@ -397,7 +409,7 @@ func TestClientPermissions(t *testing.T) {
 	check(t, b.b.Conn().Flush())
 	// Wait until a knows b's interest, so that a forbidden message would
 	// reach b if the server let it through.
-	for _, subj := range []string{"tasks.b-1234", "results", "tasks.submit", "events"} {
+	for _, subj := range []string{"tasks.b-1234", "results", "tasks.submit", "tasks.submit.x", "events"} {
 		testutil.EventuallyNil(t, 5*time.Second, func() error { return publishUntilReceived(a.b.Conn(), subj, "ping", got) })
 	}
 	for len(got) > 0 {
@@ -465,7 +477,11 @@ func TestClientPermissions(t *testing.T) {
 	})
 	t.Run("submitter", func(t *testing.T) {
 		nc, errs := dial(t, nats.UserInfo("submitter", submitterPassword))
-		for _, subj := range []string{"tasks.b-1234", "tasks.b-1234.cancel", "results", "events"} {
+		// Not a task, a cancel, a result or an event in the master's name;
+		// and a submission only under its own name, so that the master
+		// counts it as the submitter's.
+		for _, subj := range []string{"tasks.b-1234", "tasks.b-1234.cancel", "results", "events",
+			"tasks.submit", "tasks.submit.observer", "tasks.submit." + p.users[2].Nkey, "tasks.submit.*", "tasks.submit.>"} {
 			check(t, nc.Publish(subj, []byte(`{"uuid":"fake"}`)))
 			expectViolation(t, errs, `Publish to "`+subj+`"`)
 		}
@@ -479,11 +495,11 @@ func TestClientPermissions(t *testing.T) {
 		check(t, err)
 		// (Interest crosses the route asynchronously: publish until seen.)
 		testutil.EventuallyNil(t, 5*time.Second, func() error {
-			check(t, nc.Publish("tasks.submit", []byte(`{"number":1}`)))
+			check(t, nc.Publish("tasks.submit.submitter", []byte(`{"number":1}`)))
 			select {
 			case m := <-got:
-				if m.Subject != "tasks.submit" {
-					t.Fatalf("got %s, want tasks.submit", m.Subject)
+				if m.Subject != "tasks.submit.submitter" {
+					t.Fatalf("got %s, want tasks.submit.submitter", m.Subject)
 				}
 				return nil
 			case <-time.After(100 * time.Millisecond):
@@ -502,7 +518,7 @@ func TestClientPermissions(t *testing.T) {
 		}
 		// Request-reply: the answer comes to its inbox; so do those of the
 		// operations on tasks.
-		for _, subj := range []string{"tasks.submit", "tasks.get", "tasks.list", "tasks.cancel", "tasks.retry",
+		for _, subj := range []string{"tasks.submit.submitter", "tasks.get", "tasks.list", "tasks.cancel", "tasks.retry",
 			"tasks.schedule.add", "tasks.schedule.remove", "tasks.schedule.list"} {
 			rs, err := b.b.Conn().Subscribe(subj, func(m *nats.Msg) { _ = m.Respond([]byte("ok")) })
 			check(t, err)
@@ -516,9 +532,33 @@ func TestClientPermissions(t *testing.T) {
 			<-got
 		}
 	})
+	t.Run("a submitter known by its nkey", func(t *testing.T) {
+		pub := p.users[2].Nkey
+		nc, errs := dial(t, nats.Nkey(pub, p.nkey.Sign))
+		for _, subj := range []string{"tasks.submit", "tasks.submit.submitter", "results"} {
+			check(t, nc.Publish(subj, []byte(`{"number":1}`)))
+			expectViolation(t, errs, `Publish to "`+subj+`"`)
+		}
+		nothingArrives(t)
+		testutil.EventuallyNil(t, 5*time.Second, func() error {
+			check(t, nc.Publish("tasks.submit."+pub, []byte(`{"number":1}`)))
+			select {
+			case m := <-got:
+				if m.Subject != "tasks.submit."+pub {
+					t.Fatalf("got %s, want tasks.submit.%s", m.Subject, pub)
+				}
+				return nil
+			case <-time.After(100 * time.Millisecond):
+				return errors.New("the submission did not reach the node")
+			}
+		})
+		for len(got) > 0 {
+			<-got
+		}
+	})
 	t.Run("observer", func(t *testing.T) {
 		nc, errs := dial(t, nats.UserInfo("observer", observerPassword))
-		for _, subj := range []string{"tasks.b-1234", "tasks.b-1234.cancel", "tasks.submit", "tasks.cancel", "tasks.retry",
+		for _, subj := range []string{"tasks.b-1234", "tasks.b-1234.cancel", "tasks.submit", "tasks.submit.observer", "tasks.cancel", "tasks.retry",
 			"tasks.schedule.add", "tasks.schedule.remove", "results", "events"} {
 			check(t, nc.Publish(subj, []byte(`{"number":1}`)))
 			expectViolation(t, errs, `Publish to "`+subj+`"`)
@@ -626,6 +666,8 @@ func TestReadUsers(t *testing.T) {
 		{"unknown role", "x admin " + hash + "\n", "role \"admin\"", 0},
 		{"plain password", "x submitter hunter2\n", "must be a bcrypt hash", 0},
 		{"reserved name", "route node " + hash + "\n", "reserved", 0},
+		{"a name that is not one subject token", "ci.bot submitter " + hash + "\n", `user name "ci.bot" has a character other than a letter, digit, '-' or '_'`, 0},
+		{"a name with a wildcard", "* submitter " + hash + "\n", "user name", 0},
 		{"listed twice", "x node " + hash + "\nx observer " + hash + "\n", "listed twice", 0},
 		{"wrong field count", "x node\n", "line 1", 0},
 		{"empty", "# nobody\n", "lists no user", 0},

@@ -60,6 +60,20 @@ func (s secureSetup) as(t *testing.T, role string) nats.Option {
 	return o
 }
 
+// pub returns the public nkey of secure-setup's NATS user of role.
+func (s secureSetup) pub(t *testing.T, role string) string {
+	t.Helper()
+	kp, err := nkeys.FromSeed([]byte(s.secrets[role+".nk"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
 // unknownNkey returns the option to log in with an nkey no users file lists.
 func unknownNkey(t *testing.T) nats.Option {
 	t.Helper()
@@ -343,9 +357,12 @@ func TestSecureCluster(t *testing.T) {
 	for _, who := range []string{"observer", "submitter"} {
 		t.Run(who+" may not send tasks or results", func(t *testing.T) {
 			c := connect(t, server, nats.RootCAs(ca), nats.TLSHandshakeFirst(), s.as(t, who))
-			subjects := map[string][]byte{"tasks." + worker.ID: fakeTask(), "results": fakeResult, "events": []byte(`{"kind":"left"}`)}
+			// Nor submit anonymously or in another's name: the master
+			// counts a submission as its subject's submitter's.
+			subjects := map[string][]byte{"tasks." + worker.ID: fakeTask(), "results": fakeResult, "events": []byte(`{"kind":"left"}`),
+				"tasks.submit": []byte(`{"number":5}`), "tasks.submit." + s.pub(t, "node"): []byte(`{"number":5}`)}
 			if who == "observer" {
-				subjects["tasks.submit"] = []byte(`{"number":5}`)
+				subjects["tasks.submit."+s.pub(t, "observer")] = []byte(`{"number":5}`)
 			}
 			for subj, body := range subjects {
 				if err := c.nc.Publish(subj, body); err != nil {
@@ -390,7 +407,7 @@ func TestSecureCluster(t *testing.T) {
 		c := connect(t, server, nats.RootCAs(ca), nats.TLSHandshakeFirst(), s.as(t, "submitter"))
 		for _, body := range []string{`{"number":"x"}`, `not json`, `{"number":1,"uuid":"not-a-uuid"}`, `{"number":1} {"number":2}`, `{"number":2000000000000000000}`,
 			`{"number":` + strings.Repeat("9", 5000) + `}`, ``} {
-			msg, err := c.nc.Request("tasks.submit", []byte(body), 5*time.Second)
+			msg, err := c.nc.Request("tasks.submit."+s.pub(t, "submitter"), []byte(body), 5*time.Second)
 			if err != nil {
 				t.Fatalf("submission %.40q: %v", body, err)
 			}

@@ -97,7 +97,8 @@ func writeSecureFiles(dir string, nodeIPs, etcdIPs []string, passwords bool) (se
 	f.Passwords = passwords
 	var users strings.Builder
 	users.WriteString("# meshpool NATS users: <public nkey> <role>, or <name> <role> <bcrypt hash of the password>.\n" +
-		"# Roles: node (everything), submitter (submits; reads results, events, its replies), observer (reads results).\n")
+		"# Names: letters, digits, _ and -. Roles: node (everything), submitter (submits on tasks.submit.<its name or nkey>; reads results,\n" +
+		"# events, its replies), observer (reads results).\n")
 	for _, role := range setupUsers {
 		line, secret, err := newUser(role, passwords)
 		if err != nil {
