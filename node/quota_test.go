@@ -58,7 +58,8 @@ func startFlood(ctx context.Context, t *testing.T, url, subject, kind string, se
 // One submitter flooding the master on tasks.submit.flood holds no more
 // than --max-pending-per-submitter tasks, and another, on
 // tasks.submit.calm, still gets every one of its submissions accepted
-// promptly. The tasks are of a kind no worker runs: they stay pending.
+// promptly: in milliseconds, bar a slow etcd write under the race
+// detector. The tasks are of a kind no worker runs: they stay pending.
 // Without the bound the flood fills --max-pending, and calm is refused.
 func TestAFloodingSubmitterDoesNotStarveAnother(t *testing.T) {
 	const quota, calmTasks = 100, 50
@@ -86,7 +87,7 @@ func TestAFloodingSubmitterDoesNotStarveAnother(t *testing.T) {
 	}
 	var took []time.Duration
 	for i := range calmTasks {
-		sctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		begin := time.Now()
 		reply, err := calm.Submit(sctx, message.Submit{Kind: "nobody", Payload: json.RawMessage("2")})
 		cancel()
@@ -101,8 +102,8 @@ func TestAFloodingSubmitterDoesNotStarveAnother(t *testing.T) {
 	t.Logf("flood: %d sent, %d accepted, %d refused; calm: %d of %d accepted, median %s, slowest %s",
 		f.sent.Load(), f.accepted.Load(), f.refused.Load(), len(took), calmTasks,
 		took[len(took)/2].Round(time.Microsecond), took[len(took)-1].Round(time.Microsecond))
-	if took[len(took)-1] > 2*time.Second {
-		t.Fatalf("calm's slowest submission took %s", took[len(took)-1])
+	if median := took[len(took)/2]; median > 500*time.Millisecond {
+		t.Fatalf("calm's submissions took %s at the median", median)
 	}
 	if n := f.accepted.Load(); n != quota {
 		t.Fatalf("the flood got %d tasks accepted, want its bound %d", n, quota)
