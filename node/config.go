@@ -86,10 +86,10 @@ type Config struct {
 	MaxEphemeral int
 	// MaxPendingPerSubmitter bounds, of those tasks, the ones of one
 	// submitter: the NATS user whose subject, tasks.submit.<user>, a
-	// submission came on; every anonymous submission (tasks.submit)
-	// counts as one submitter. Beyond it that submitter's submissions are
+	// submission came on. Beyond it that submitter's submissions are
 	// refused as temporary, before they are decoded; the others' are still
-	// taken. The tasks the master makes itself (schedules) are nobody's.
+	// taken. Anonymous submissions (tasks.submit) and the tasks the master
+	// makes itself (schedules) have only the master's bounds.
 	// 0 means no bound; DefaultConfig's is 25,000.
 	MaxPendingPerSubmitter int
 	// AckTimeout bounds the wait for a worker's ack before the master tries

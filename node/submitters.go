@@ -10,10 +10,14 @@ import (
 
 // A submitter is who a submission's subject names (message.SubmitterOf): a
 // NATS user on tasks.submit.<user>, or "" for every anonymous submission
-// on tasks.submit together. The master bounds what each one holds, so that
-// one submitter flooding it cannot fill its bounds for the others: the
-// tasks it holds (Config.MaxPendingPerSubmitter) and its submissions in
-// progress (slotsPerSubmitter of the master's submitSlots).
+// on tasks.submit together. The master bounds what each named one holds,
+// so that one submitter flooding it cannot fill its bounds for the others:
+// the tasks it holds (Config.MaxPendingPerSubmitter) and its submissions
+// in progress (slotsPerSubmitter of the master's submitSlots). Anonymous
+// submissions, and the master's own tasks, have only the master's bounds:
+// in a secure cluster only a node-role user may submit anonymously, and
+// in an open one anybody may take any name, so a bound on "" would only
+// shrink every open cluster's capacity.
 
 const (
 	// submitSlots bounds the submissions the master has in progress at
@@ -63,7 +67,7 @@ func (s *submitters) enter(submitter string) (refused string) {
 	switch {
 	case s.overLocked(submitter, l):
 		return s.fullText(submitter, l.held)
-	case l.inFlight >= s.maxSlots:
+	case l.inFlight >= s.maxSlots && bounded(submitter):
 		return fmt.Sprintf("busy: %s has %d submissions in progress, its share of the master's %d; try again later",
 			describeSubmitter(submitter), l.inFlight, submitSlots)
 	}
@@ -123,10 +127,15 @@ func (s *submitters) held(submitter string) int {
 	return 0
 }
 
-// overLocked: the tasks the master makes itself are nobody's, and not
-// bound here.
+// overLocked reports whether submitter holds its bound of tasks.
 func (s *submitters) overLocked(submitter string, l *submitterLoad) bool {
-	return s.maxHeld > 0 && l.held >= s.maxHeld && submitter != message.MasterSubmitter
+	return s.maxHeld > 0 && l.held >= s.maxHeld && bounded(submitter)
+}
+
+// bounded: named submitters are; the anonymous one and the master's own
+// work (nobody's) are not (see submitters).
+func bounded(submitter string) bool {
+	return submitter != "" && submitter != message.MasterSubmitter
 }
 
 func (s *submitters) forgetIdleLocked(submitter string, l *submitterLoad) {
