@@ -89,16 +89,17 @@ const (
 	// tasks.submit.<its name or nkey> (message.SubmitSubject), and the
 	// operations on tasks (tasks.get, tasks.list, tasks.cancel,
 	// tasks.retry, tasks.schedule.*), and subscribe results, events and
-	// reply inboxes (_INBOX.>): submit work, wait for its answer and its
+	// its own reply inboxes, _INBOX.<its name or nkey>.> (message.InboxPrefix;
+	// the Go client asks there): submit work, wait for its answer and its
 	// result, look at, cancel and retry any task, manage schedules. It may
 	// not publish tasks.submit or another user's tasks.submit.<name> (the
 	// master counts submissions by the name in their subject), tasks.<id>
 	// (a task or a cancel in the master's name) or results (a fake result).
 	RoleSubmitter Role = "submitter"
 	// RoleObserver may read: subscribe results, and ask tasks.get,
-	// tasks.list and tasks.schedule.list (their answers come to reply
-	// inboxes, _INBOX.>, which it may subscribe). It may not submit,
-	// cancel or retry.
+	// tasks.list and tasks.schedule.list (their answers come to its own
+	// reply inboxes, _INBOX.<its name or nkey>.>, which it may subscribe).
+	// It may not submit, cancel or retry, nor read another's answers.
 	RoleObserver Role = "observer"
 )
 
@@ -110,12 +111,12 @@ func (r Role) permissions(user string) *server.Permissions {
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{message.SubmitSubject(user), message.SubjectGet, message.SubjectList,
 				message.SubjectCancel, message.SubjectRetry, message.SubjectScheduleAdd, message.SubjectScheduleRemove, message.SubjectScheduleList}},
-			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, message.SubjectEvents, "_INBOX.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, message.SubjectEvents, message.InboxPrefix(user) + ".>"}},
 		}
 	case RoleObserver:
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{message.SubjectGet, message.SubjectList, message.SubjectScheduleList}},
-			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, "_INBOX.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{message.SubjectResults, message.InboxPrefix(user) + ".>"}},
 		}
 	default:
 		return nil

@@ -26,6 +26,7 @@ import (
 	"github.com/meshpool/meshpool/internal/pki"
 	"github.com/meshpool/meshpool/internal/testutil"
 	"github.com/meshpool/meshpool/internal/tlsfiles"
+	"github.com/meshpool/meshpool/message"
 )
 
 // The secure tests' addresses: each node's certificate is for its own.
@@ -476,7 +477,7 @@ func TestClientPermissions(t *testing.T) {
 		}
 	})
 	t.Run("submitter", func(t *testing.T) {
-		nc, errs := dial(t, nats.UserInfo("submitter", submitterPassword))
+		nc, errs := dial(t, nats.UserInfo("submitter", submitterPassword), nats.CustomInboxPrefix(message.InboxPrefix("submitter")))
 		// Not a task, a cancel, a result or an event in the master's name;
 		// and a submission only under its own name, so that the master
 		// counts it as the submitter's.
@@ -557,7 +558,7 @@ func TestClientPermissions(t *testing.T) {
 		}
 	})
 	t.Run("observer", func(t *testing.T) {
-		nc, errs := dial(t, nats.UserInfo("observer", observerPassword))
+		nc, errs := dial(t, nats.UserInfo("observer", observerPassword), nats.CustomInboxPrefix(message.InboxPrefix("observer")))
 		for _, subj := range []string{"tasks.b-1234", "tasks.b-1234.cancel", "tasks.submit", "tasks.submit.observer", "tasks.cancel", "tasks.retry",
 			"tasks.schedule.add", "tasks.schedule.remove", "results", "events"} {
 			check(t, nc.Publish(subj, []byte(`{"number":1}`)))
@@ -574,7 +575,7 @@ func TestClientPermissions(t *testing.T) {
 			})
 			check(t, rs.Unsubscribe())
 		}
-		for _, subj := range []string{"events", "tasks.>"} {
+		for _, subj := range []string{"events", "tasks.>", "_INBOX.>", "_INBOX.submitter.>", "_INBOX.*.>"} {
 			_, err := nc.SubscribeSync(subj)
 			check(t, err)
 			expectViolation(t, errs, `Subscription to "`+subj+`"`)

@@ -24,6 +24,7 @@ import (
 	"github.com/meshpool/meshpool/internal/etcdclient"
 	"github.com/meshpool/meshpool/internal/pki"
 	"github.com/meshpool/meshpool/internal/testutil"
+	"github.com/meshpool/meshpool/message"
 )
 
 // The secure cluster's addresses: etcd on .90 (a fixed port below the
@@ -50,14 +51,20 @@ type secureSetup struct {
 }
 
 // as returns the option to connect as secure-setup's NATS user of role,
-// with its nkey.
+// with its nkey, asking from its own inboxes (the only ones it may read).
 func (s secureSetup) as(t *testing.T, role string) nats.Option {
 	t.Helper()
 	o, err := nats.NkeyOptionFromSeed(s.file(role + ".nk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return o
+	inbox := nats.CustomInboxPrefix(message.InboxPrefix(s.pub(t, role)))
+	return func(opts *nats.Options) error {
+		if err := o(opts); err != nil {
+			return err
+		}
+		return inbox(opts)
+	}
 }
 
 // pub returns the public nkey of secure-setup's NATS user of role.

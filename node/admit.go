@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,8 +52,16 @@ func (m *master) onSubmit(msg *nats.Msg) {
 			"reply", ratelog.Truncate(msg.Reply))
 		return
 	}
-	answer := func(r message.SubmitReply) { respond(msg, r, m.log, slog.LevelDebug) }
 	submitter, ok := message.SubmitterOf(msg.Subject)
+	if ok && submitter != "" && msg.Reply != "" && !strings.HasPrefix(msg.Reply, message.InboxPrefix(submitter)+".") {
+		// A named submitter's answers go to its own inboxes only, the
+		// only ones it may read in a secure cluster: not into another's.
+		m.stats.badReplies.Add(1)
+		m.log.Warn("submission dropped unanswered: its reply subject is not one of its submitter's inboxes", ratelog.Limit,
+			"submitter", submitter, "reply", ratelog.Truncate(msg.Reply), "want", message.InboxPrefix(submitter)+".")
+		return
+	}
+	answer := func(r message.SubmitReply) { respond(msg, r, m.log, slog.LevelDebug) }
 	if !ok {
 		m.stats.refused.Add(1)
 		answer(message.SubmitReply{Error: "invalid task: subject " + ratelog.Truncate(msg.Subject) + " names no submitter: want " +

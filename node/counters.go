@@ -172,7 +172,7 @@ func counterTable() []counter {
 		{metric: "tasks_rerun_total", help: "Failed or cancelled tasks made pending again by a retry request.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.rerun }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Rerun })},
-		{metric: "submissions_bad_reply_total", help: "Submissions and operations dropped unanswered because their reply subject is not a reply inbox (_INBOX.…), or is this master's own request inbox.",
+		{metric: "submissions_bad_reply_total", help: "Submissions and operations dropped unanswered because their reply subject is not a reply inbox (_INBOX.…), is this master's own request inbox, or is not one of a named submitter's own (_INBOX.<submitter>.…).",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.badReplies }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.BadReplies })},
 		{metric: "demo_ticks_skipped_total", help: "Demo tasks the master did not make (--task-interval) because there was no worker.",

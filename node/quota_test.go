@@ -17,16 +17,18 @@ import (
 	"github.com/meshpool/meshpool/node"
 )
 
-// flood submits tasks of kind on subject as fast as its senders get
+// flood submits tasks of kind as submitter (on its subject, asking from its
+// inboxes) as fast as its senders get
 // answers, each a new task, until ctx ends, and counts the answers.
 type flood struct {
 	sent, accepted, refused atomic.Int64
 	wg                      sync.WaitGroup
 }
 
-func startFlood(ctx context.Context, t *testing.T, url, subject, kind string, senders int) *flood {
+func startFlood(ctx context.Context, t *testing.T, url, submitter, kind string, senders int) *flood {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	subject := message.SubmitSubject(submitter)
+	nc, err := nats.Connect(url, nats.CustomInboxPrefix(message.InboxPrefix(submitter)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestAFloodingSubmitterDoesNotStarveAnother(t *testing.T) {
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
-	f := startFlood(ctx, t, url, message.SubmitSubject("flood"), "nobody", 64)
+	f := startFlood(ctx, t, url, "flood", "nobody", 64)
 	testutil.Eventually(t, 20*time.Second, "the flood is refused", func() bool {
 		return f.refused.Load() > 1000
 	})

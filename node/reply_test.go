@@ -49,7 +49,14 @@ func TestSubmissionWithOurSubjectAsReplyIsDropped(t *testing.T) {
 			}
 		}
 	}
-	want := int64(len(replies) * len(bodies))
+	// A named submitter's answers go to its own inboxes only
+	// (_INBOX.<submitter>.), not into another's, nor the default ones.
+	for _, reply := range []string{"_INBOX.bob.x", "_INBOX.x", "_INBOX.alicex.y"} {
+		if err := nc.PublishMsg(&nats.Msg{Subject: message.SubmitSubject("alice"), Reply: reply, Data: []byte(`{"number":5}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := int64(len(replies)*len(bodies) + 3)
 	testutil.Eventually(t, 5*time.Second, "every submission dropped", func() bool { return master.Status().Dispatch.BadReplies >= want })
 	if got := master.Status().Dispatch.BadReplies; got != want {
 		t.Fatalf("%d submissions dropped, want %d", got, want)
