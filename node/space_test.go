@@ -157,7 +157,13 @@ func TestDurableTasksWaitForRoomInEtcd(t *testing.T) {
 	if _, err := c.cli.Compact(t.Context(), resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 15*time.Second, "durable tasks taken again", func() bool { return submit(`{"number":4}`).Accepted })
+	var last message.SubmitReply
+	testutil.EventuallyNil(t, 30*time.Second, func() error {
+		if last = submit(`{"number":4}`); !last.Accepted {
+			return fmt.Errorf("durable tasks not taken again: %+v; etcd %+v", last, master.Status().EtcdSpace)
+		}
+		return nil
+	})
 	if al := master.Status().EtcdAlarms; al != nil {
 		t.Errorf("etcd raised %v", al)
 	}

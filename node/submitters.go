@@ -59,11 +59,7 @@ func newSubmitters(maxHeld, maxSlots int) *submitters {
 func (s *submitters) enter(submitter string) (refused string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.by[submitter]
-	if l == nil {
-		l = &submitterLoad{}
-		s.by[submitter] = l
-	}
+	l := s.loadLocked(submitter)
 	switch {
 	case s.overLocked(submitter, l):
 		return s.fullText(submitter, l.held)
@@ -89,12 +85,17 @@ func (s *submitters) leave(submitter string) {
 func (s *submitters) follow(submitter string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.loadLocked(submitter).held++
+}
+
+// loadLocked returns what submitter holds, a new entry if nothing yet.
+func (s *submitters) loadLocked(submitter string) *submitterLoad {
 	l := s.by[submitter]
 	if l == nil {
 		l = &submitterLoad{}
 		s.by[submitter] = l
 	}
-	l.held++
+	return l
 }
 
 func (s *submitters) unfollow(submitter string) {

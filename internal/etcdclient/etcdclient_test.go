@@ -84,7 +84,11 @@ func TestConnectSecure(t *testing.T) {
 		CACert: f.ca, Cert: f.client, Key: f.clientKey, Username: "meshpool", Password: password}
 
 	t.Run("right credentials", func(t *testing.T) {
-		cli, err := etcdclient.Connect(t.Context(), good, "/meshpool/nodes/", nil)
+		// Success may take longer than a refusal on a loaded machine (all
+		// of make test's packages at once, 2 cores: 4 s were not enough once).
+		slow := good
+		slow.DialTimeout = 15 * time.Second
+		cli, err := etcdclient.Connect(t.Context(), slow, "/meshpool/nodes/", nil)
 		must(t, err)
 		defer cli.Close()
 		if _, err := cli.Put(t.Context(), "/meshpool/x", "y"); err != nil {
