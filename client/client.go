@@ -74,26 +74,29 @@ func Dial(url string, opts ...nats.Option) (*Client, error) {
 }
 
 // userInbox sets the inbox prefix of a user's connection to its own: the
-// user's of its options, or of its server URLs.
+// user of its server URL, else its nkey, else its user name.
 func userInbox(o *nats.Options) error {
-	id := cmp.Or(o.User, o.Nkey, urlUser(o.Url))
+	id := urlUser(o.Url)
 	for _, s := range o.Servers {
 		id = cmp.Or(id, urlUser(s))
 	}
+	id = cmp.Or(id, o.Nkey, o.User) // as user and submitter below: the server's order
 	if id != "" && o.InboxPrefix == "" {
 		o.InboxPrefix = message.InboxPrefix(id)
 	}
 	return nil
 }
 
-// submitter is who nc submits as: the user in its server URL, its user
-// (nats.UserInfo) or its public nkey (nats.Nkey, nats.NkeyOptionFromSeed),
+// submitter is who nc submits as: the user in its server URL, else its
+// public nkey (nats.Nkey, nats.NkeyOptionFromSeed), else its user (nats.UserInfo),
 // as it authenticated; "" (anonymous) with none of them, or with a name no
 // secure cluster has (message.ValidSubmitter: an open cluster ignores
 // credentials). In secure mode a submitter may submit only on its own
 // subject, tasks.submit.<user>, and the master bounds what each one holds.
 func submitter(nc *nats.Conn) string {
-	user := cmp.Or(urlUser(nc.ConnectedUrl()), nc.Opts.User, nc.Opts.Nkey)
+	// The order the user is known by: nats.go sends a URL's user instead
+	// of the options'; nats-server takes an nkey before a user name.
+	user := cmp.Or(urlUser(nc.ConnectedUrl()), nc.Opts.Nkey, nc.Opts.User)
 	if message.ValidSubmitter(user) != nil {
 		return ""
 	}

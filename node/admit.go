@@ -152,10 +152,6 @@ func (m *master) accept(sub message.Submit, submitter string) (message.SubmitRep
 	if !m.lead.Valid() {
 		return message.SubmitReply{}, nil, errNotLeading
 	}
-	if why := m.etcdFullFor(sub); why != "" {
-		m.stats.overloaded.Add(1)
-		return message.SubmitReply{}, nil, errors.New("busy: " + why)
-	}
 	now := time.Now()
 	rec, err := m.newRecord(sub, submitter, now)
 	if err != nil {
@@ -199,6 +195,14 @@ func (m *master) accept(sub message.Submit, submitter string) (message.SubmitRep
 		return message.SubmitReply{UUID: sub.UUID, Accepted: true, Duplicate: true, State: a.state, Term: a.term}, nil, nil
 	}
 	t := a.t
+	// Only a new task waits for room in etcd: a known uuid was answered as
+	// the duplicate it is above, so that its submitter does not take a
+	// refusal for a loss and submit the work again under another uuid.
+	if why := m.etcdFullFor(sub); why != "" {
+		m.table.drop(t)
+		m.stats.overloaded.Add(1)
+		return message.SubmitReply{}, nil, errors.New("busy: " + why)
+	}
 	if !t.ephemeral {
 		if err := m.records.Put(m.ctx, t.rec); err != nil {
 			m.table.drop(t)

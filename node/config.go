@@ -345,6 +345,10 @@ func (c Config) Validate() error {
 	if c.MaxEphemeral < 0 {
 		errs = append(errs, fmt.Errorf("max ephemeral %d: want at least 1", c.MaxEphemeral))
 	}
+	if c.MaxPendingPerSubmitter > c.MaxPending && c.MaxPending > 0 {
+		errs = append(errs, fmt.Errorf("max pending per submitter %d is more than max pending %d: one submitter could fill the master; "+
+			"lower it (a quarter of max pending is the default) or 0 for no bound", c.MaxPendingPerSubmitter, c.MaxPending))
+	}
 	if c.MaxPendingPerSubmitter < 0 {
 		errs = append(errs, fmt.Errorf("max pending per submitter %d: want 0 (no bound) or more", c.MaxPendingPerSubmitter))
 	}

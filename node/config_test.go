@@ -41,6 +41,7 @@ func TestValidateDurations(t *testing.T) {
 		{"compaction too short", func(c *node.Config) { c.CompactionRetention = time.Second }, "compaction retention 1s: want 0 (off: etcd compacts) or at least 1m0s"},
 		{"compaction negative", func(c *node.Config) { c.CompactionRetention = -time.Minute }, "compaction retention"},
 		{"etcd max fill all", func(c *node.Config) { c.EtcdMaxFill = 1 }, ""},
+		{"per submitter over max pending", func(c *node.Config) { c.MaxPending = 1000 }, "max pending per submitter 25000 is more than max pending 1000"},
 		{"etcd max fill over 1", func(c *node.Config) { c.EtcdMaxFill = 1.5 }, "etcd max fill 1.5: want more than 0 and at most 1"},
 		{"etcd max fill negative", func(c *node.Config) { c.EtcdMaxFill = -0.1 }, "etcd max fill"},
 		{"etcd max fill NaN", func(c *node.Config) { c.EtcdMaxFill = math.NaN() }, "etcd max fill"},

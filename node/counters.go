@@ -147,7 +147,7 @@ func counterTable() []counter {
 		{metric: "submissions_conflict_total", help: "Submissions of a known uuid with another kind, payload or durability, refused.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.conflicts }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Conflicts })},
-		{metric: "submissions_overloaded_total", help: "Submissions refused as temporary because the master held --max-pending tasks or --max-pending-bytes of payload.",
+		{metric: "submissions_overloaded_total", help: "Submissions refused as temporary because the master held --max-pending tasks or --max-pending-bytes of payload, or etcd had --etcd-max-fill of its quota in use.",
 			value: st(func(s *masterStats) *atomic.Int64 { return &s.overloaded }),
 			field: dispatch(func(d *DispatchStatus) *int64 { return &d.Overloaded })},
 		{metric: "submissions_over_quota_total", help: "Submissions refused as temporary because their submitter held --max-pending-per-submitter tasks, or its share (1024) of the submissions in progress.",

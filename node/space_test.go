@@ -124,7 +124,8 @@ func TestDurableTasksWaitForRoomInEtcd(t *testing.T) {
 		}
 		return reply
 	}
-	if r := submit(`{"number":1}`); !r.Accepted {
+	const first = "0b5f0000-0000-4000-8000-0000000000f1"
+	if r := submit(`{"uuid":"` + first + `","kind":"nobody","payload":1}`); !r.Accepted {
 		t.Fatalf("first durable task: %+v", r)
 	}
 
@@ -143,6 +144,11 @@ func TestDurableTasksWaitForRoomInEtcd(t *testing.T) {
 	})
 	if r := submit(`{"number":3,"durability":"none"}`); !r.Accepted {
 		t.Fatalf("a task of durability none while etcd is full: %+v", r)
+	}
+	// A task already accepted is answered as the duplicate it is, not
+	// refused: its submitter must not submit the work again.
+	if r := submit(`{"uuid":"` + first + `","kind":"nobody","payload":1}`); !r.Accepted || !r.Duplicate {
+		t.Fatalf("the first task submitted again while etcd is full: %+v, want a duplicate", r)
 	}
 	var s node.Status
 	getJSON(t, master, "/status", &s)

@@ -148,13 +148,23 @@ func (a *Alarms) Space() Space {
 	return a.space
 }
 
-// Full says why a new durable task should be refused because the fullest
-// member's database has limit (0 < limit <= 1) of its quota in use, or "".
-// The rest of the quota is kept for what must still be written: member
-// registrations, elections, and the moves of tasks already accepted.
+// Full says why a new durable task should be refused, or "": the fullest
+// member's database has limit (0 < limit <= 1) of its quota in use, or its
+// file, which only defragmentation shrinks and on which etcd raises
+// NOSPACE, has reached half the way from limit to the whole quota (a file
+// grows past what is in use when freed pages are too scattered for large
+// values). The rest of the quota is kept for what must still be written:
+// member registrations, elections, and the moves of tasks already accepted.
 func (a *Alarms) Full(limit float64) string {
 	s := a.Space()
-	if limit <= 0 || s.Quota == 0 || s.Fill() < limit {
+	if limit <= 0 || limit >= 1 || s.Quota == 0 {
+		return ""
+	}
+	if fileLimit := (1 + limit) / 2; float64(s.Size) >= fileLimit*float64(s.Quota) {
+		return fmt.Sprintf("etcd's database file is %d MiB of its %d MiB quota (%.0f%%; --etcd-max-fill %.0f%% leaves the file up to %.0f%%), %d MiB in use: new durable tasks wait until an operator defragments etcd (etcdctl defrag) or gives it more room",
+			s.Size>>20, s.Quota>>20, 100*float64(s.Size)/float64(s.Quota), 100*limit, 100*fileLimit, s.InUse>>20)
+	}
+	if s.Fill() < limit {
 		return ""
 	}
 	return fmt.Sprintf("etcd holds %d MiB of its %d MiB quota in use (%.0f%%, --etcd-max-fill %.0f%%): new durable tasks wait until finished ones expire, or an operator gives etcd more room",

@@ -39,6 +39,7 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	if err := refuseZero(fs); err != nil {
 		return err
 	}
+	perSubmitterDefault(fs, &cfg)
 	var err error
 	if cfg.Handlers, err = work.handlers(cfg); err != nil {
 		return usagef("%s: %w", strings.TrimPrefix(fs.Name(), "meshpool "), err)

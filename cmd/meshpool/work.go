@@ -30,7 +30,7 @@ func (w *workFlags) bind(fs *flag.FlagSet, cfg *node.Config) {
 	fs.IntVar(&cfg.MaxPending, "max-pending", cfg.MaxPending, "tasks the master holds accepted and not done, at most; beyond, submissions are refused as temporary")
 	fs.Var(byteSize[int64]{&cfg.MaxPendingBytes}, "max-pending-bytes", "payload bytes of the pending tasks, at most (e.g. 256MiB)")
 	fs.IntVar(&cfg.MaxEphemeral, "max-ephemeral", cfg.MaxEphemeral, "of the pending tasks, those of --durability none, at most; beyond, such submissions are refused as temporary")
-	fs.IntVar(&cfg.MaxPendingPerSubmitter, "max-pending-per-submitter", cfg.MaxPendingPerSubmitter, "of the pending tasks, those of one submitter (a NATS user, on tasks.submit.<user>; anonymous submissions are not bound by it), at most; 0 for no bound; beyond, its submissions are refused as temporary")
+	fs.IntVar(&cfg.MaxPendingPerSubmitter, "max-pending-per-submitter", cfg.MaxPendingPerSubmitter, "of the pending tasks, those of one submitter (a NATS user, on tasks.submit.<user>; anonymous submissions are not bound by it), at most; default a quarter of --max-pending; 0 for no bound; beyond, its submissions are refused as temporary")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", cfg.MaxAttempts, "attempts a task gets when its submission does not say (1-100)")
 	fs.DurationVar(&cfg.Backoff, "backoff", cfg.Backoff, "wait before a task's second attempt when its submission does not say; doubles after each attempt")
 	fs.DurationVar(&cfg.BackoffMax, "backoff-max", cfg.BackoffMax, "longest wait between two attempts of a task when its submission does not say")
@@ -39,6 +39,17 @@ func (w *workFlags) bind(fs *flag.FlagSet, cfg *node.Config) {
 
 // handlers builds the node's kinds: the demo's unless --no-demo, and one
 // per --exec. A command that cannot run is refused here, at start.
+// perSubmitterDefault makes --max-pending-per-submitter, when not given,
+// a quarter of --max-pending, so that lowering --max-pending alone keeps a
+// flooding submitter to a quarter of it.
+func perSubmitterDefault(fs *flag.FlagSet, cfg *node.Config) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "max-pending-per-submitter" })
+	if !set {
+		cfg.MaxPendingPerSubmitter = max(1, cfg.MaxPending/4)
+	}
+}
+
 func (w *workFlags) handlers(cfg node.Config) (*meshpool.Mux, error) {
 	mux := meshpool.NewMux()
 	if !w.noDemo {
