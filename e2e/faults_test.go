@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -637,11 +638,12 @@ func lateDispatches(log string, term int64, since time.Time) []string {
 	var late []string
 	for _, line := range strings.Split(log, "\n") {
 		var e struct {
-			Time time.Time `json:"time"`
-			Msg  string    `json:"msg"`
-			Term int64     `json:"term"`
+			Time   time.Time `json:"time"`
+			SentAt time.Time `json:"sent_at"` // when it went out; Time is when the worker's ack was read
+			Msg    string    `json:"msg"`
+			Term   int64     `json:"term"`
 		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "task sent" && e.Term == term && !e.Time.Before(since) {
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "task sent" && e.Term == term && !cmp.Or(e.SentAt, e.Time).Before(since) {
 			late = append(late, line)
 		}
 	}

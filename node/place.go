@@ -207,8 +207,14 @@ func (m *master) placeOn(t *tracked, w string) error {
 		m.table.moved(t, rec)
 	}
 	// The sending counts as made before it is sent: its result may come
-	// even when the ack does not.
+	// even when the ack does not. The leadership is checked again right
+	// before: the process may have been stopped since the first check
+	// (workers refuse a deposed term anyway).
+	if !m.lead.Valid() {
+		return errNotLeading
+	}
 	m.table.sending(t, w, rec.Attempts)
+	sentAt := time.Now()
 	if err := m.sendRecord(rec, t.ephemeral); err != nil {
 		m.log.Debug("worker did not take the task", "uuid", rec.UUID, "worker", w, "err", err)
 		return fmt.Errorf("%w: %w", errTryNext, err)
@@ -218,7 +224,9 @@ func (m *master) placeOn(t *tracked, w string) error {
 	if placedBefore {
 		m.stats.redispatched.Add(1)
 	}
-	m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "kind", rec.Kind)
+	// sent_at is when it went out; the line is written when the worker
+	// acked, which may be much later for a process that was stopped.
+	m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "kind", rec.Kind, "sent_at", sentAt)
 	return nil
 }
 
