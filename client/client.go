@@ -73,30 +73,35 @@ func Dial(url string, opts ...nats.Option) (*Client, error) {
 		ends: map[string]end{}, errs: map[string]message.Result{}, sent: map[string]message.Submit{}}, nil
 }
 
-// userInbox sets the inbox prefix of a user's connection to its own: the
-// user of its server URL, else its nkey, else its user name.
+// userInbox sets the inbox prefix of a user's connection to its own
+// (identity's) unless its options chose one.
 func userInbox(o *nats.Options) error {
-	id := urlUser(o.Url)
-	for _, s := range o.Servers {
-		id = cmp.Or(id, urlUser(s))
-	}
-	id = cmp.Or(id, o.Nkey, o.User) // as user and submitter below: the server's order
-	if id != "" && o.InboxPrefix == "" {
+	if id := identity(o); id != "" && o.InboxPrefix == "" {
 		o.InboxPrefix = message.InboxPrefix(id)
 	}
 	return nil
 }
 
-// submitter is who nc submits as: the user in its server URL, else its
-// public nkey (nats.Nkey, nats.NkeyOptionFromSeed), else its user (nats.UserInfo),
-// as it authenticated; "" (anonymous) with none of them, or with a name no
-// secure cluster has (message.ValidSubmitter: an open cluster ignores
-// credentials). In secure mode a submitter may submit only on its own
-// subject, tasks.submit.<user>, and the master bounds what each one holds.
+// identity is who a connection with options o logs in as, in the order the
+// server knows it: the user of its server URL (nats.go sends it instead of
+// the options'), else its public nkey (nats.Nkey, nats.NkeyOptionFromSeed:
+// nats-server takes an nkey before a name), else its user (nats.UserInfo);
+// "" for none.
+func identity(o *nats.Options) string {
+	id := urlUser(o.Url)
+	for _, s := range o.Servers {
+		id = cmp.Or(id, urlUser(s))
+	}
+	return cmp.Or(id, o.Nkey, o.User)
+}
+
+// submitter is who nc submits as: its identity; "" (anonymous) with none,
+// or with a name no secure cluster has (message.ValidSubmitter: an open
+// cluster ignores credentials). In secure mode a submitter may submit only
+// on its own subject, tasks.submit.<user>, and the master bounds what each
+// one holds.
 func submitter(nc *nats.Conn) string {
-	// The order the user is known by: nats.go sends a URL's user instead
-	// of the options'; nats-server takes an nkey before a user name.
-	user := cmp.Or(urlUser(nc.ConnectedUrl()), nc.Opts.Nkey, nc.Opts.User)
+	user := identity(&nc.Opts)
 	if message.ValidSubmitter(user) != nil {
 		return ""
 	}

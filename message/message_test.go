@@ -343,3 +343,15 @@ func TestSubmitterOf(t *testing.T) {
 		t.Errorf("SubmitterOf allocates %v times", n)
 	}
 }
+
+// InInbox: a user's own inboxes only, not another's that starts the same.
+func TestInInbox(t *testing.T) {
+	for reply, want := range map[string]bool{
+		"_INBOX.alice.x": true, "_INBOX.alice.x.y": true, "_INBOX.alice.": true,
+		"_INBOX.alice": false, "_INBOX.alicex.y": false, "_INBOX.bob.x": false, "_INBOX.x": false, "alice.x": false, "": false,
+	} {
+		if got := message.InInbox(reply, "alice"); got != want {
+			t.Errorf("InInbox(%q, alice) = %v, want %v", reply, got, want)
+		}
+	}
+}

@@ -107,4 +107,17 @@ func OwnSubject(subject string) bool {
 // name, or its public nkey) come: _INBOX.<user>. In a secure cluster a
 // submitter or observer may read only its own (broker's roles), so no one
 // reads another's answers. The Go client uses it when it logs in as a user.
-func InboxPrefix(user string) string { return "_INBOX." + user }
+func InboxPrefix(user string) string { return InboxRoot + user }
+
+// InboxRoot is where NATS clients wait for answers by default (nats.go's,
+// nats.js's and the nats CLI's inboxes are under it); the master answers
+// there only.
+const InboxRoot = "_INBOX."
+
+// InInbox reports whether reply is one of user's own inboxes, under
+// InboxPrefix(user) and a dot, without building the prefix: the master
+// checks every submission of a named submitter.
+func InInbox(reply, user string) bool {
+	rest, ok := strings.CutPrefix(reply, InboxRoot)
+	return ok && len(rest) > len(user) && rest[len(user)] == '.' && rest[:len(user)] == user
+}

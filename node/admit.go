@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,7 +52,7 @@ func (m *master) onSubmit(msg *nats.Msg) {
 		return
 	}
 	submitter, ok := message.SubmitterOf(msg.Subject)
-	if ok && submitter != "" && msg.Reply != "" && !strings.HasPrefix(msg.Reply, message.InboxPrefix(submitter)+".") {
+	if ok && submitter != "" && msg.Reply != "" && !message.InInbox(msg.Reply, submitter) {
 		// A named submitter's answers go to its own inboxes only, the
 		// only ones it may read in a secure cluster: not into another's.
 		m.stats.badReplies.Add(1)

@@ -40,14 +40,7 @@ func TestHTTPConnectionsAreCapped(t *testing.T) {
 		t.Fatalf("refused %d, want 1", got)
 	}
 	_ = idle[0].Close()
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	testutil.EventuallyNil(t, 5*time.Second, func() error {
-		resp, err := hc.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		return resp.Body.Close()
-	})
+	eventuallyServed(t, addr)
 	if srv.IdleTimeout != 30*time.Second {
 		t.Fatalf("idle timeout %s, want 30s", srv.IdleTimeout)
 	}
@@ -83,14 +76,7 @@ func TestIdleHTTPConnectionIsClosedAndFreesItsSlot(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("the idle connection was closed after %s, want about %s", d, srv.IdleTimeout)
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	testutil.EventuallyNil(t, 5*time.Second, func() error {
-		resp, err := hc.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		return resp.Body.Close()
-	})
+	eventuallyServed(t, addr)
 	if got := refused.Load(); got != 0 {
 		t.Fatalf("refused %d, want 0", got)
 	}
@@ -100,6 +86,19 @@ func TestIdleHTTPConnectionIsClosedAndFreesItsSlot(t *testing.T) {
 // connections, with idle as the idle timeout (0: newHTTPServer's); it
 // returns the server, its
 // address and the count of connections refused.
+// eventuallyServed waits until a new connection to addr is served.
+func eventuallyServed(t *testing.T, addr string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	testutil.EventuallyNil(t, 5*time.Second, func() error {
+		resp, err := hc.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	})
+}
+
 func cappedServer(t *testing.T, max int, idle time.Duration) (*http.Server, string, *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

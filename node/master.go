@@ -305,10 +305,6 @@ func (m *master) setWorkers(mem registry.Membership) {
 // subject its requester chose), and this node's own request inbox (it
 // would be taken for a worker's ack).
 func (m *master) badReply(reply string) bool {
-	return !strings.HasPrefix(reply, replyInboxPrefix) || message.OwnSubject(reply) ||
+	return !strings.HasPrefix(reply, message.InboxRoot) || message.OwnSubject(reply) ||
 		m.ownInbox != "" && strings.HasPrefix(reply, m.ownInbox)
 }
-
-// replyInboxPrefix is where NATS clients wait for answers by default
-// (nats.go's, nats.js's and the nats CLI's): the master answers there only.
-const replyInboxPrefix = "_INBOX."
