@@ -1,8 +1,14 @@
 package tlsfiles_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,5 +66,34 @@ func TestOnlyNodeCertificatesRoute(t *testing.T) {
 	}
 	if err := tlsfiles.VerifyNodePeer(tls.ConnectionState{}); err == nil {
 		t.Error("VerifyNodePeer took a peer with no certificate")
+	}
+}
+
+// A certificate with both key usages, as meshpool's node certificates had
+// before the route identity, passes every other check and is refused for
+// the identity alone.
+func TestCheckIssuedForRequiresTheRouteIdentity(t *testing.T) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "old CA"}, NotBefore: time.Now().Add(-time.Minute),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	must(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	must(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "old node"}, NotBefore: time.Now().Add(-time.Minute),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	must(t, err)
+	leaf, err := x509.ParseCertificate(der)
+	must(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	err = tlsfiles.CheckIssuedFor(tls.Certificate{Certificate: [][]byte{der}, Leaf: leaf}, "old.pem", pool, "127.0.0.1")
+	if err == nil || !strings.Contains(err.Error(), "is not a meshpool node certificate") {
+		t.Fatalf("CheckIssuedFor: %v, want the missing route identity", err)
 	}
 }
