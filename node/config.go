@@ -56,6 +56,10 @@ type Config struct {
 	// and the live page with its /stream (which shows every result). The
 	// main listener then serves only /healthz and /readyz.
 	MetricsAddr string
+	// Profiling serves Go's profiles (net/http/pprof) under /debug/pprof/
+	// beside /metrics: for measuring a node under load. Off by default: a
+	// profile costs CPU while it is taken and shows the code's internals.
+	Profiling bool
 	// TTL is the lease TTL of the registration and of the election session.
 	TTL time.Duration
 	// TaskInterval is how often the master generates a demo task; 0 disables

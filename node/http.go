@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -46,6 +47,8 @@ func newHTTPServer(h http.Handler) *http.Server {
 //	/metrics   Prometheus text format
 //	/nats/varz, /nats/routez, /nats/connz, /nats/subsz
 //	           the embedded NATS server's monitoring, which has no port of its own
+//	/debug/pprof/
+//	           Go's profiles, with --pprof (Config.Profiling) only
 func (n *Node) httpHandler(br *broker.Broker, st *streams) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", servePage)
@@ -65,6 +68,13 @@ func (n *Node) httpHandler(br *broker.Broker, st *streams) http.Handler {
 	mux.HandleFunc("GET /nats/routez", srv.HandleRoutez)
 	mux.HandleFunc("GET /nats/connz", srv.HandleConnz)
 	mux.HandleFunc("GET /nats/subsz", srv.HandleSubsz)
+	if n.cfg.Profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

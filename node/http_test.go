@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,5 +173,19 @@ func TestMemberThatNeverRoutesStopsBlockingReadiness(t *testing.T) {
 			code, _ := httpGet(t, n, "/readyz")
 			return code == http.StatusOK && slices.Contains(n.Status().Unrouted, ghost)
 		})
+	}
+}
+
+func TestProfilesOnlyWhenAskedFor(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		c := newCluster(t, func(cfg *node.Config) { cfg.Profiling = on })
+		n, _ := c.startN(1)
+		code, body := httpGet(t, n, "/debug/pprof/goroutine?debug=1")
+		switch {
+		case on && (code != http.StatusOK || !strings.Contains(string(body), "goroutine profile")):
+			t.Errorf("with Profiling: /debug/pprof/goroutine: %d %.100q, want 200 and the profile", code, body)
+		case !on && code != http.StatusNotFound:
+			t.Errorf("without Profiling: /debug/pprof/goroutine: %d, want 404", code)
+		}
 	}
 }

@@ -25,6 +25,7 @@ func (m *Main) runNode(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.ClusterPort, "cluster-port", cfg.ClusterPort, "NATS route port")
 	fs.IntVar(&cfg.HTTPPort, "http-port", cfg.HTTPPort, "HTTP port for /healthz and /status")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "", "IP the HTTP server listens on (default: the advertise IP; 0.0.0.0 for all)")
+	fs.BoolVar(&cfg.Profiling, "pprof", false, "serve Go's profiles under /debug/pprof/ beside /metrics, for measuring a node under load")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "IP:port of a second HTTP listener for /status, /metrics, /nats/* and the live page; the main one then serves only /healthz and /readyz")
 	fs.Float64Var(&cfg.EtcdMaxFill, "etcd-max-fill", cfg.EtcdMaxFill, "share of etcd's space quota in use from which new durable tasks are refused as temporary, keeping the rest for registrations and the tasks accepted (1 = up to etcd's NOSPACE)")
 	fs.DurationVar(&cfg.CompactionRetention, "compaction-retention", cfg.CompactionRetention, "the master compacts etcd's history older than this, at least 1m (0 = off, for an etcd with its own --auto-compaction-*)")
