@@ -27,10 +27,13 @@ type LoadReport struct {
 
 // LoadSpec says what Load submits.
 type LoadSpec struct {
-	N           int    // tasks to submit
-	Concurrency int    // submissions in flight at once
-	Wait        bool   // wait until every accepted task has a result
-	Durability  string // of every task: "" or message.DurabilityDurable, or message.DurabilityNone
+	N           int // tasks to submit
+	Concurrency int // submissions (or batches) in flight at once
+	// Batch submits this many tasks per request (SubmitMany); 0 or 1: one
+	// per request (Submit).
+	Batch      int
+	Wait       bool   // wait until every accepted task has a result
+	Durability string // of every task: "" or message.DurabilityDurable, or message.DurabilityNone
 	// Kind and Payload are every task's; with no Kind, each is a demo task
 	// of a random number.
 	Kind    string
@@ -53,36 +56,54 @@ func (c *Client) Load(ctx context.Context, spec LoadSpec) (LoadReport, error) {
 		rep LoadReport
 		wg  sync.WaitGroup
 	)
-	jobs := make(chan struct{})
+	// A job is a number of tasks to submit in one request.
+	jobs := make(chan int)
+	count := func(replies []message.SubmitReply, errs []error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, reply := range replies {
+			rep.Submitted++
+			switch err := errs[i]; {
+			case err == nil:
+				rep.Accepted++
+				rep.AcceptedUUIDs = append(rep.AcceptedUUIDs, reply.UUID)
+				if reply.Duplicate {
+					rep.Duplicates++
+				}
+			case errors.Is(err, ErrNoMaster):
+				rep.NoMaster++
+			default:
+				rep.Refused++
+			}
+		}
+	}
 	for range max(concurrency, 1) {
 		wg.Go(func() {
-			for range jobs {
-				sub := message.Submit{Kind: spec.Kind, Payload: spec.Payload, Durability: spec.Durability, Options: spec.Options}
-				if spec.Kind == "" {
-					sub.Number = rand.Int64N(1000)
-				}
-				reply, err := c.Submit(ctx, sub)
-				mu.Lock()
-				rep.Submitted++
-				switch {
-				case err == nil:
-					rep.Accepted++
-					rep.AcceptedUUIDs = append(rep.AcceptedUUIDs, reply.UUID)
-					if reply.Duplicate {
-						rep.Duplicates++
+			for n := range jobs {
+				subs := make([]message.Submit, n)
+				for i := range subs {
+					subs[i] = message.Submit{Kind: spec.Kind, Payload: spec.Payload, Durability: spec.Durability, Options: spec.Options}
+					if spec.Kind == "" {
+						subs[i].Number = rand.Int64N(1000)
 					}
-				case errors.Is(err, ErrNoMaster):
-					rep.NoMaster++
-				default:
-					rep.Refused++
 				}
-				mu.Unlock()
+				if spec.Batch <= 1 {
+					reply, err := c.Submit(ctx, subs[0])
+					count([]message.SubmitReply{reply}, []error{err})
+					continue
+				}
+				replies, _ := c.SubmitMany(ctx, subs)
+				errs := make([]error, len(replies))
+				for i, r := range replies {
+					errs[i] = replyError(r)
+				}
+				count(replies, errs)
 			}
 		})
 	}
-	for range n {
+	for left := n; left > 0; left -= max(spec.Batch, 1) {
 		select {
-		case jobs <- struct{}{}:
+		case jobs <- min(max(spec.Batch, 1), left):
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
@@ -145,4 +166,19 @@ func (c *Client) missing(ids []string) int {
 		}
 	}
 	return n
+}
+
+// replyError is what Submit would have returned with r: nil when it
+// accepts, else the error of its kind (see SubmitMany).
+func replyError(r message.SubmitReply) error {
+	switch {
+	case r.Accepted:
+		return nil
+	case r.Error == "":
+		return ErrNoMaster
+	case r.Temporary:
+		return ErrNotAccepted
+	default:
+		return ErrRefused
+	}
 }

@@ -83,6 +83,10 @@ func (m *master) onSubmit(msg *nats.Msg) {
 		<-m.slots
 		m.table.submitters.leave(submitter)
 	}
+	if message.IsBatch(msg.Data) {
+		m.onSubmitBatch(msg, submitter, done)
+		return
+	}
 	// Decoded here, on the subscription's goroutine: its stack has grown
 	// already, and a fresh goroutine's first act would be to grow its own.
 	sub, err := message.DecodeSubmit(msg.Data)
@@ -102,6 +106,40 @@ func (m *master) onSubmit(msg *nats.Msg) {
 	m.wg.Go(func() {
 		defer done()
 		m.submit(sub, submitter, answer)
+	})
+}
+
+// onSubmitBatch decodes a batch onSubmit took a slot for, and accepts it
+// in the background; done gives the slot back. A batch that does not
+// decode as a whole is refused with one answer; a submission in it that
+// does not, alone.
+func (m *master) onSubmitBatch(msg *nats.Msg, submitter string, done func()) {
+	subs, errs, err := message.DecodeSubmitBatch(msg.Data)
+	if err != nil {
+		done()
+		if errors.Is(err, message.ErrVersion) {
+			m.stats.badVersion.Add(1)
+		}
+		m.stats.refused.Add(1)
+		m.log.Warn("batch refused", ratelog.Limit, "err", err)
+		respond(msg, message.SubmitReply{Error: "invalid batch: " + err.Error()}, m.log, slog.LevelDebug)
+		return
+	}
+	for i, sub := range subs {
+		if errs[i] == nil && len(sub.Payload) > m.maxPayload {
+			errs[i] = fmt.Errorf("%w: payload is %d bytes, more than --max-payload %d", message.ErrTooLarge, len(sub.Payload), m.maxPayload)
+		}
+		if errs[i] != nil {
+			if errors.Is(errs[i], message.ErrVersion) {
+				m.stats.badVersion.Add(1)
+			}
+			m.stats.refused.Add(1)
+			m.log.Warn("submission in a batch refused", ratelog.Limit, "err", errs[i])
+		}
+	}
+	m.wg.Go(func() {
+		defer done()
+		m.submitBatch(subs, errs, submitter, func(rs message.SubmitReplies) { respond(msg, rs, m.log, slog.LevelDebug) })
 	})
 }
 
@@ -145,6 +183,23 @@ var errRecording = errors.New("not accepted yet: the same uuid is still being re
 // placeNow. A known uuid is not run again: the answer says it is a
 // duplicate and where it stands, and no task is returned.
 func (m *master) accept(sub message.Submit, submitter string) (message.SubmitReply, *tracked, error) {
+	reply, t, err := m.admitNew(sub, submitter)
+	if t == nil {
+		return reply, nil, err
+	}
+	if !t.ephemeral {
+		if err := m.records.Put(m.ctx, t.rec); err != nil {
+			return message.SubmitReply{}, nil, m.notRecorded(t, err)
+		}
+	}
+	return m.taken(t), t, nil
+}
+
+// admitNew decides sub as accept does, up to the write: it returns the
+// answer (or the error) to give, or the new task to record (unless it is
+// ephemeral) and then hand to taken; or, if the write fails, to
+// notRecorded.
+func (m *master) admitNew(sub message.Submit, submitter string) (message.SubmitReply, *tracked, error) {
 	if sub.UUID == "" {
 		sub.UUID = uuid.NewString()
 	}
@@ -202,21 +257,98 @@ func (m *master) accept(sub message.Submit, submitter string) (message.SubmitRep
 		m.stats.overloaded.Add(1)
 		return message.SubmitReply{}, nil, errors.New("busy: " + why)
 	}
+	return message.SubmitReply{}, t, nil
+}
+
+// notRecorded drops t, a new task admitNew returned, whose record could
+// not be written, and says why it is not accepted: errNotLeading when the
+// term is over.
+func (m *master) notRecorded(t *tracked, err error) error {
+	m.table.drop(t)
+	if errors.Is(err, taskstore.ErrFenced) || m.ctx.Err() != nil {
+		return errNotLeading
+	}
+	m.stats.recordFailures.Add(1)
+	return fmt.Errorf("not accepted: cannot record the task: %w", err)
+}
+
+// taken accepts t, a new task admitNew returned, once it is recorded (or
+// at once, when ephemeral), and returns the answer.
+func (m *master) taken(t *tracked) message.SubmitReply {
 	if !t.ephemeral {
-		if err := m.records.Put(m.ctx, t.rec); err != nil {
-			m.table.drop(t)
-			if errors.Is(err, taskstore.ErrFenced) || m.ctx.Err() != nil {
-				return message.SubmitReply{}, nil, errNotLeading
-			}
-			m.stats.recordFailures.Add(1)
-			return message.SubmitReply{}, nil, fmt.Errorf("not accepted: cannot record the task: %w", err)
-		}
 		m.table.accepted(t)
-		m.log.Debug("task accepted", "uuid", sub.UUID, "kind", sub.Kind, "executor", t.rec.Executor)
+		m.log.Debug("task accepted", "uuid", t.rec.UUID, "kind", t.rec.Kind, "executor", t.rec.Executor)
 	}
 	m.stats.accepted.Add(1)
 	m.stats.inFlight.Add(1)
-	return message.SubmitReply{UUID: sub.UUID, Accepted: true, State: string(t.rec.State), Term: m.term}, t, nil
+	return message.SubmitReply{UUID: t.rec.UUID, Accepted: true, State: string(t.rec.State), Term: m.term}
+}
+
+// submitBatch accepts a batch of submissions from submitter (errs[i]
+// says why subs[i] did not decode) and answers once, one answer per
+// submission in its order. Each is decided as accept decides it alone; the
+// new durable tasks are recorded together, in as few txns as fit, and then
+// placed. A deposed master does not answer: the real master does.
+func (m *master) submitBatch(subs []message.Submit, errs []error, submitter string, answer func(message.SubmitReplies)) {
+	type admitted struct {
+		i int // its place in the batch
+		t *tracked
+	}
+	replies := make(message.SubmitReplies, len(subs))
+	var news []admitted
+	var recs []taskstore.Record // of the durable ones among news, in order
+	// abandon drops what a deposed master admitted and has not taken.
+	abandon := func(news []admitted) {
+		for _, n := range news {
+			m.table.drop(n.t)
+		}
+	}
+	for i, sub := range subs {
+		if errs[i] != nil {
+			replies[i] = message.SubmitReply{Error: "invalid task: " + errs[i].Error()}
+			continue
+		}
+		reply, t, err := m.admitNew(sub, submitter)
+		switch {
+		case errors.Is(err, errNotLeading):
+			abandon(news)
+			return
+		case err != nil:
+			replies[i] = message.SubmitReply{UUID: sub.UUID, Error: err.Error(), Temporary: true}
+		case t == nil:
+			replies[i] = reply
+		default:
+			news = append(news, admitted{i, t})
+			if !t.ephemeral {
+				recs = append(recs, t.rec)
+			}
+		}
+	}
+	var putErrs []error
+	if len(recs) > 0 {
+		putErrs = m.records.PutMany(m.ctx, recs)
+	}
+	placed := make([]*tracked, 0, len(news))
+	for k, n := range news {
+		if !n.t.ephemeral {
+			err := putErrs[0]
+			putErrs = putErrs[1:]
+			if err != nil {
+				if err = m.notRecorded(n.t, err); errors.Is(err, errNotLeading) {
+					abandon(news[k+1:])
+					return
+				}
+				replies[n.i] = message.SubmitReply{UUID: n.t.rec.UUID, Error: err.Error(), Temporary: true}
+				continue
+			}
+		}
+		replies[n.i] = m.taken(n.t)
+		placed = append(placed, n.t)
+	}
+	answer(replies)
+	for _, t := range placed {
+		m.wg.Go(func() { m.placeNow(t) })
+	}
 }
 
 // newRecord is sub's record as accepted from submitter at now: its

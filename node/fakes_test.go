@@ -33,6 +33,9 @@ type fakeRecords struct {
 	get      func(uuid string) (taskstore.Record, bool, error)
 	put      func(taskstore.Record) error
 	complete func(taskstore.Record) error
+	// putManys counts the calls of PutMany (each of whose records goes
+	// through put).
+	putManys atomic.Int64
 }
 
 func (f *fakeRecords) Load(context.Context) ([]taskstore.Record, int64, error) {
@@ -54,6 +57,15 @@ func (f *fakeRecords) Put(_ context.Context, r taskstore.Record) error {
 		return nil
 	}
 	return f.put(r)
+}
+
+func (f *fakeRecords) PutMany(ctx context.Context, recs []taskstore.Record) []error {
+	f.putManys.Add(1)
+	errs := make([]error, len(recs))
+	for i, r := range recs {
+		errs[i] = f.Put(ctx, r)
+	}
+	return errs
 }
 
 func (f *fakeRecords) Schedules(context.Context) ([]schedule.Schedule, error) { return nil, nil }

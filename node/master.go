@@ -36,6 +36,9 @@ type taskRecords interface {
 	Get(ctx context.Context, uuid string) (taskstore.Record, bool, error)
 	// Put and Complete write one, fenced (see taskstore.Writer).
 	Put(ctx context.Context, r taskstore.Record) error
+	// PutMany writes a batch's new tasks together (see
+	// taskstore.Writer.PutMany).
+	PutMany(ctx context.Context, recs []taskstore.Record) []error
 	Complete(ctx context.Context, r taskstore.Record) error
 	// Schedules reads every schedule (see schedule.Load); PutValue and
 	// Delete write one, fenced (see taskstore.Writer).

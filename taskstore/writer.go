@@ -121,33 +121,86 @@ func (w *Writer) Complete(ctx context.Context, r Record) error {
 	return nil
 }
 
-func (w *Writer) write(ctx context.Context, r Record, del bool, lease *leases) error {
-	if w.fenced.Load() {
-		return ErrFenced
-	}
-	if err := r.Validate(); err != nil {
-		return err
-	}
-	o := &op{ctx: ctx, key: keyspace.Task(w.prefix, r.UUID), del: del, lease: lease, done: make(chan error, 1)}
-	if !del {
-		v, err := r.encode()
-		if err != nil {
-			return err
+// PutMany writes recs as Put writes each, queued together so that they
+// share txns (up to MaxBatch writes each) rather than wait in line one
+// after another: a batch of submissions is one group commit. errs[i] is
+// recs[i]'s error, nil when it committed.
+func (w *Writer) PutMany(ctx context.Context, recs []Record) (errs []error) {
+	errs = make([]error, len(recs))
+	ops := make([]*op, len(recs))
+	for i, r := range recs {
+		if r.State == "" {
+			r.State = Pending
 		}
-		o.value = v
+		if r.State.Final() {
+			errs[i] = fmt.Errorf("%w: Put writes a live task, not a %s one (Complete does)", ErrInvalidRecord, r.State)
+			continue
+		}
+		r.Term = w.fence.Term
+		if ops[i], errs[i] = w.newOp(ctx, r, false, nil); errs[i] == nil {
+			errs[i] = w.enqueue(ctx, ops[i])
+		}
+	}
+	for i, o := range ops {
+		if o != nil && errs[i] == nil {
+			errs[i] = w.wait(ctx, o)
+		}
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("taskstore: cannot put task %s: %w", recs[i].UUID, errs[i])
+		}
+	}
+	return errs
+}
+
+func (w *Writer) write(ctx context.Context, r Record, del bool, lease *leases) error {
+	o, err := w.newOp(ctx, r, del, lease)
+	if err != nil {
+		return err
 	}
 	return w.submit(ctx, o)
 }
 
 // submit queues o and waits for its reply.
 func (w *Writer) submit(ctx context.Context, o *op) error {
+	if err := w.enqueue(ctx, o); err != nil {
+		return err
+	}
+	return w.wait(ctx, o)
+}
+
+// newOp checks r and makes its write.
+func (w *Writer) newOp(ctx context.Context, r Record, del bool, lease *leases) (*op, error) {
+	if w.fenced.Load() {
+		return nil, ErrFenced
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	o := &op{ctx: ctx, key: keyspace.Task(w.prefix, r.UUID), del: del, lease: lease, done: make(chan error, 1)}
+	if !del {
+		v, err := r.encode()
+		if err != nil {
+			return nil, err
+		}
+		o.value = v
+	}
+	return o, nil
+}
+
+// enqueue queues o for Run.
+func (w *Writer) enqueue(ctx context.Context, o *op) error {
 	select {
 	case w.queue <- o:
+		return nil
 	case <-w.stopped:
 		return w.stopErr
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// wait waits for the reply to a queued o.
+func (w *Writer) wait(ctx context.Context, o *op) error {
 	select {
 	case err := <-o.done:
 		return err

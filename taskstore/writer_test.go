@@ -393,3 +393,39 @@ func TestWriteChecksRecord(t *testing.T) {
 		t.Errorf("%d txns for invalid records", s.Txns)
 	}
 }
+
+// TestPutManySharesTxns writes a batch of records together: each one
+// committed, in as many txns as MaxBatch needs and not one per record, and
+// a record that is not valid refused alone.
+func TestPutManySharesTxns(t *testing.T) {
+	_, cli := newEtcd(t)
+	opts := options(time.Minute)
+	opts.MaxBatch = 64
+	w := startWriter(t, cli, newFence(t, cli), opts)
+	recs := make([]taskstore.Record, 300)
+	for i := range recs {
+		recs[i] = pending(int64(i))
+	}
+	recs[7] = done(recs[7]) // final: Complete's, not Put's
+	recs[9].UUID = "not-a-uuid"
+	errs := w.PutMany(t.Context(), recs)
+	for i, err := range errs {
+		switch {
+		case i == 7 || i == 9:
+			if !errors.Is(err, taskstore.ErrInvalidRecord) {
+				t.Errorf("record %d: %v, want ErrInvalidRecord", i, err)
+			}
+		case err != nil:
+			t.Errorf("record %d: %v", i, err)
+		default:
+			if _, found, err := taskstore.Get(t.Context(), cli, prefix, recs[i].UUID); err != nil || !found {
+				t.Errorf("record %d: not in etcd (found %v, err %v)", i, found, err)
+			}
+		}
+	}
+	// 298 writes of at most 64: 5 txns when they fill; a few more when a
+	// txn leaves before the queue has filled the next.
+	if s := w.Stats(); s.Ops != 298 || s.Txns > 12 {
+		t.Errorf("%d writes in %d txns, want 298 in at most 12", s.Ops, s.Txns)
+	}
+}

@@ -33,7 +33,7 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	var sub message.Submit
 	wait := false
 	timeout := 30 * time.Second
-	count, concurrency := 0, 16
+	count, concurrency, batch := 0, 16, 1
 	asJSON := false
 	fs := newFlagSet("submit", "Submits a task to any node, on tasks.submit.<user> as --nats-user or --nats-nkey, else on tasks.submit; the master answers once the task is recorded.\nWith --count, submits many and reports how many were accepted and got results.", m.Stdout)
 	fs.StringVar(&server, "server", server, "NATS URL of any node")
@@ -47,7 +47,8 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	fs.BoolVar(&wait, "wait", false, "wait for the result and print it")
 	fs.DurationVar(&timeout, "timeout", timeout, "give up after this long (more than 0); after temporary refusals the last one's reason is reported")
 	fs.IntVar(&count, "count", 0, "submit this many tasks with random numbers and report (load and fault tests)")
-	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions in flight at once")
+	fs.IntVar(&concurrency, "concurrency", concurrency, "with --count: submissions (or batches) in flight at once")
+	fs.IntVar(&batch, "batch", batch, fmt.Sprintf("with --count: tasks per request, a batch the master records together (1 to %d); 1: one task per request", message.MaxBatch))
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	var opts taskOptionFlags
 	opts.bind(fs, true)
@@ -74,6 +75,12 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	if count < 0 || concurrency < 1 {
 		return usagef("submit: --count must be >= 0 and --concurrency >= 1")
 	}
+	if batch < 1 || batch > message.MaxBatch {
+		return usagef("submit: --batch %d: want 1 to %d", batch, message.MaxBatch)
+	}
+	if batch > 1 && count == 0 {
+		return usagef("submit: --batch goes with --count")
+	}
 	if sub.Options, err = opts.options(fs); err != nil {
 		return usagef("submit: %w", err)
 	}
@@ -89,7 +96,7 @@ func (m *Main) submit(ctx context.Context, args []string, notPermitted context.C
 	defer cancel()
 
 	if count > 0 {
-		spec := client.LoadSpec{N: count, Concurrency: concurrency, Wait: wait, Durability: sub.Durability, Options: sub.Options}
+		spec := client.LoadSpec{N: count, Concurrency: concurrency, Batch: batch, Wait: wait, Durability: sub.Durability, Options: sub.Options}
 		if sub.Kind != message.KindTriple {
 			spec.Kind, spec.Payload = sub.Kind, sub.Payload
 		}

@@ -1,0 +1,104 @@
+package message
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// MaxBatch bounds the submissions of one batch: a JSON array of
+// submissions sent on a submit subject, as one request. The master decides
+// each one as it would alone, records the new durable ones together (in as
+// few etcd txns as fit), and answers once, with a JSON array of
+// SubmitReply in the same order. The whole message is bounded by MaxSize,
+// as every message.
+const MaxBatch = 1000
+
+// IsBatch reports whether a body on a submit subject is a batch: its
+// first character that is not white space is '['.
+func IsBatch(data []byte) bool {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	return len(data) > 0 && data[0] == '['
+}
+
+// DecodeSubmitBatch parses a batch. An error refuses the whole batch (not
+// an array, empty, more than MaxBatch, a uuid given twice); a submission
+// that does not decode is refused alone: errs[i] says why subs[i] is not
+// one, as DecodeSubmit would.
+func DecodeSubmitBatch(data []byte) (subs []Submit, errs []error, err error) {
+	var raws []json.RawMessage
+	if err := unmarshal(data, &raws); err != nil {
+		return nil, nil, fmt.Errorf("%w: a batch is a JSON array of submissions", err)
+	}
+	switch {
+	case len(raws) == 0:
+		return nil, nil, fmt.Errorf("%w: an empty batch", ErrInvalid)
+	case len(raws) > MaxBatch:
+		return nil, nil, fmt.Errorf("%w: a batch of %d submissions, limit %d", ErrInvalid, len(raws), MaxBatch)
+	}
+	subs, errs = make([]Submit, len(raws)), make([]error, len(raws))
+	seen := make(map[string]int, len(raws))
+	for i, raw := range raws {
+		subs[i], errs[i] = DecodeSubmit(raw)
+		if id := subs[i].UUID; errs[i] == nil && id != "" {
+			if j, ok := seen[id]; ok {
+				return nil, nil, fmt.Errorf("%w: uuid %s is given twice in the batch (submissions %d and %d)", ErrInvalid, id, j, i)
+			}
+			seen[id] = i
+		}
+	}
+	return subs, errs, nil
+}
+
+// AppendSubmitBatch appends subs as a batch.
+func AppendSubmitBatch(b []byte, subs []Submit) []byte {
+	b = append(b, '[')
+	for i, s := range subs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = s.AppendJSON(b)
+	}
+	return append(b, ']')
+}
+
+// SubmitReplies is the master's answer to a batch: one SubmitReply per
+// submission, in its order.
+type SubmitReplies []SubmitReply
+
+// AppendJSON appends the answers as a JSON array.
+func (rs SubmitReplies) AppendJSON(b []byte) []byte {
+	b = append(b, '[')
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = r.AppendJSON(b)
+	}
+	return append(b, ']')
+}
+
+// DecodeSubmitReplies parses the answer to a batch of n submissions. A
+// master refuses a whole batch with one SubmitReply (an object, not an
+// array): it is returned as whole, with replies nil.
+func DecodeSubmitReplies(data []byte, n int) (replies []SubmitReply, whole SubmitReply, err error) {
+	if !IsBatch(data) {
+		whole, err = DecodeSubmitReply(data)
+		if err == nil && whole.Accepted {
+			err = fmt.Errorf("%w: a batch answered with one acceptance", ErrInvalid)
+		}
+		return nil, whole, err
+	}
+	if err := unmarshal(data, &replies); err != nil {
+		return nil, whole, err
+	}
+	if len(replies) != n {
+		return nil, whole, fmt.Errorf("%w: %d answers to a batch of %d", ErrInvalid, len(replies), n)
+	}
+	for i, r := range replies {
+		if err := r.Validate(); err != nil {
+			return nil, whole, fmt.Errorf("answer %d: %w", i, err)
+		}
+	}
+	return replies, whole, nil
+}

@@ -1,0 +1,117 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/taskstore"
+)
+
+const (
+	otherUUID  = "00000000-0000-4000-8000-000000000002"
+	brokenUUID = "00000000-0000-4000-8000-000000000003"
+)
+
+// TestBatchIsOneWriteAndAnsweredInOrder submits a batch with a duplicate,
+// new durable tasks, an ephemeral one, one that did not decode, one whose
+// write fails and a known uuid with another payload: one answer each, in
+// order, and the durable ones written in one PutMany.
+func TestBatchIsOneWriteAndAnsweredInOrder(t *testing.T) {
+	records := &fakeRecords{}
+	var mu sync.Mutex
+	var put []string
+	records.put = func(r taskstore.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.UUID == brokenUUID {
+			return errors.New("etcd is unwell")
+		}
+		put = append(put, r.UUID)
+		return nil
+	}
+	m := testMaster(t, func(c *masterConfig) { c.records = records })
+	submitted(t, m, 5) // testUUID
+
+	ephemeral := demoTask(otherUUID, 2)
+	ephemeral.Durability = message.DurabilityNone
+	subs := []message.Submit{demoTask(testUUID, 5), demoTask("", 1), ephemeral, {}, demoTask(brokenUUID, 3), demoTask("", 4), demoTask(testUUID, 6)}
+	errs := make([]error, len(subs))
+	errs[3] = errors.New("not JSON")
+	var replies message.SubmitReplies
+	m.submitBatch(subs, errs, "", func(rs message.SubmitReplies) { replies = rs })
+	if len(replies) != len(subs) {
+		t.Fatalf("%d answers to %d submissions: %+v", len(replies), len(subs), replies)
+	}
+	for i, want := range []struct {
+		accepted, duplicate, temporary bool
+		error                          string
+	}{
+		{accepted: true, duplicate: true},
+		{accepted: true},
+		{accepted: true},
+		{error: "invalid task: not JSON"},
+		{temporary: true, error: "cannot record the task"},
+		{accepted: true},
+		{error: "conflict"},
+	} {
+		r := replies[i]
+		if r.Accepted != want.accepted || r.Duplicate != want.duplicate || r.Temporary != want.temporary || !strings.Contains(r.Error, want.error) ||
+			(r.Accepted && r.UUID == "") || (subs[i].UUID != "" && r.UUID != subs[i].UUID) {
+			t.Errorf("answer %d: %+v, want %+v", i, r, want)
+		}
+	}
+	if n := records.putManys.Load(); n != 1 {
+		t.Errorf("the batch's records written in %d PutMany calls, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(put) != 3 || put[1] != replies[1].UUID || put[2] != replies[5].UUID { // testUUID by submitted, then the batch's two
+		t.Errorf("records written: %v", put)
+	}
+	if got := m.table.len(); got != 4 { // testUUID, the two new durable ones, the ephemeral one
+		t.Errorf("the master holds %d tasks, want 4", got)
+	}
+}
+
+// TestBatchOfADeposedMasterIsNotAnswered: no answer, and nothing held, from
+// a master that lost its term before the batch or while writing it.
+func TestBatchOfADeposedMasterIsNotAnswered(t *testing.T) {
+	for _, how := range []string{"before", "fenced"} {
+		t.Run(how, func(t *testing.T) {
+			records := &fakeRecords{}
+			lead := &fakeLead{}
+			m := testMaster(t, func(c *masterConfig) { c.records, c.lead = records, lead })
+			if how == "before" {
+				lead.lost.Store(true)
+			} else {
+				records.put = func(taskstore.Record) error { return taskstore.ErrFenced }
+			}
+			answered := false
+			subs := []message.Submit{demoTask("", 1), demoTask("", 2)}
+			m.submitBatch(subs, make([]error, len(subs)), "", func(message.SubmitReplies) { answered = true })
+			if answered {
+				t.Error("a deposed master answered a batch")
+			}
+			if n := m.table.len(); n != 0 {
+				t.Errorf("a deposed master holds %d of the batch's tasks", n)
+			}
+		})
+	}
+}
+
+// The encoding of a batch's answers is the JSON array of its answers.
+func TestSubmitRepliesEncode(t *testing.T) {
+	rs := message.SubmitReplies{{UUID: testUUID, Accepted: true}, {Error: "no"}}
+	body, err := encodeJSON(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []message.SubmitReply
+	if err := json.Unmarshal(body, &back); err != nil || len(back) != 2 || back[0].UUID != testUUID || back[1].Error != "no" {
+		t.Fatalf("%s: %+v, %v", body, back, err)
+	}
+}
