@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -289,6 +290,7 @@ func (n *bnode) natsURL() string        { return "nats://" + n.ip + ":4222" }
 // cluster is a set of nodes under their own etcd prefix.
 type cluster struct {
 	env    *env
+	etcd   *etcdMembers // the etcd the nodes use; nil: the env's
 	prefix string
 	args   []string // given to every node after the common flags
 	nodes  []*bnode
@@ -297,8 +299,14 @@ type cluster struct {
 // newCluster starts n nodes on fresh addresses, each with args after the
 // common flags, and waits until every one is ready.
 func (e *env) newCluster(ctx context.Context, n int, args ...string) (*cluster, error) {
+	return e.newClusterOn(ctx, nil, n, args...)
+}
+
+// newClusterOn is newCluster with the nodes on the etcd members m (nil:
+// the env's etcd).
+func (e *env) newClusterOn(ctx context.Context, m *etcdMembers, n int, args ...string) (*cluster, error) {
 	c := e.emptyCluster()
-	c.args = args
+	c.etcd, c.args = m, args
 	for range n {
 		if _, err := c.addNode(); err != nil {
 			c.close()
@@ -328,7 +336,7 @@ func (c *cluster) addNode() (*bnode, error) {
 		return nil, err
 	}
 	e.names++
-	args := append([]string{"node", "--etcd", e.etcdEndpoint, "--advertise", ip,
+	args := append([]string{"node", "--etcd", c.etcdEndpoints(), "--advertise", ip,
 		"--name", fmt.Sprintf("b%d", e.names), "--prefix", c.prefix,
 		"--task-interval", "0", "--work-time", "0s", "--ttl", "3s", "--log-level", "warn", "--slots", "256"}, c.args...)
 	p, err := e.start("node "+ip, e.binary, args...)
@@ -379,7 +387,7 @@ type routez struct {
 
 // master returns the master node, one other node, and the term.
 func (c *cluster) master(ctx context.Context) (master, worker *bnode, term int64, err error) {
-	l, err := election.CurrentLeader(ctx, c.env.cli, c.prefix)
+	l, err := election.CurrentLeader(ctx, c.etcdClient(), c.prefix)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -394,6 +402,38 @@ func (c *cluster) master(ctx context.Context) (master, worker *bnode, term int64
 		return nil, nil, 0, fmt.Errorf("no master (%q) or no worker among the cluster's nodes", l.ID)
 	}
 	return master, worker, l.Term, nil
+}
+
+// etcdEndpoints is the nodes' --etcd.
+func (c *cluster) etcdEndpoints() string {
+	if c.etcd != nil {
+		return strings.Join(c.etcd.endpoints, ",")
+	}
+	return c.env.etcdEndpoint
+}
+
+// etcdClient is a client of the nodes' etcd.
+func (c *cluster) etcdClient() *clientv3.Client {
+	if c.etcd != nil {
+		return c.etcd.cli
+	}
+	return c.env.cli
+}
+
+// etcdPids are the process ids of the nodes' etcd members.
+func (c *cluster) etcdPids() []int {
+	if c.etcd != nil {
+		return c.etcd.pids()
+	}
+	return []int{c.env.etcd.pid()}
+}
+
+// etcdCounts reads the requests the nodes' etcd received (see grpcCounts).
+func (c *cluster) etcdCounts(ctx context.Context) (grpcCounts, error) {
+	if c.etcd != nil {
+		return c.etcd.counts(ctx, c.env)
+	}
+	return c.env.etcdCounts(ctx)
 }
 
 // close kills every node of the cluster.

@@ -101,7 +101,12 @@ type grpcCounts map[string]float64
 
 // etcdCounts reads etcd's /metrics.
 func (e *env) etcdCounts(ctx context.Context) (grpcCounts, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.etcdURL+"/metrics", nil)
+	return e.countsAt(ctx, e.etcdURL)
+}
+
+// countsAt reads the /metrics of the etcd member whose client URL is url.
+func (e *env) countsAt(ctx context.Context, url string) (grpcCounts, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot ask etcd for /metrics: %w", err)
 	}

@@ -33,8 +33,9 @@ type jsRun struct {
 }
 
 // jetstreamFigures measures each JetStream baseline cfg.runs times, the
-// baselines in turn within each run, and sets them beside meshpool's
-// figures of this bench run. A baseline that fails is listed as not
+// baselines in turn within each run, then meshpool durable on a 3-member
+// etcd (replicatedMeasure), so that it pairs with R3 run by run, and sets
+// them beside meshpool's figures of this bench run. A baseline that fails is listed as not
 // measured; the others go on.
 func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 	specs := jsSpecs()
@@ -45,6 +46,9 @@ func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 		got[k].name, got[k].short = sp.name, sp.short
 		byProc[k] = map[string][]float64{}
 	}
+	rep := series{name: replicatedName, short: "meshpool durable on 3 etcd members"}
+	repProc := map[string][]float64{}
+	repFailed := false
 	for i := range cfg.runs {
 		for k, sp := range specs {
 			if failed[k] || ctx.Err() != nil {
@@ -72,6 +76,25 @@ func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 			s.rate, s.cpu = append(s.rate, x.load.rate), append(s.cpu, sum)
 			s.p50, s.p99 = append(s.p50, x.lat.p50), append(s.p99, x.lat.p99)
 		}
+		if repFailed || ctx.Err() != nil {
+			continue
+		}
+		progress("jetstream: run %d/%d, %s (%d tasks, %d in flight; %d sequential)", i+1, cfg.runs, replicatedName, cfg.durableN, cfg.inflight, cfg.latency)
+		d, lat, err := replicatedMeasure(ctx, e, cfg)
+		if err != nil {
+			r.fail(replicatedName, err)
+			repFailed = true
+			continue
+		}
+		var sum float64
+		for _, kind := range processKinds {
+			sum += d.cpu[kind]
+			repProc[kind] = append(repProc[kind], d.cpu[kind])
+		}
+		progress("  %.0f tasks/s in %.2f s, %.0f µs/task (master %.0f, etcd's 3 members %.0f); p50 %.2f ms p99 %.2f ms",
+			d.rate, d.took.Seconds(), sum, d.cpu["master"], d.cpu["etcd"], lat.p50, lat.p99)
+		rep.rate, rep.cpu = append(rep.rate, d.rate), append(rep.cpu, sum)
+		rep.p50, rep.p99 = append(rep.p50, lat.p50), append(rep.p99, lat.p99)
 	}
 	var by []string
 	for k := range specs {
@@ -88,10 +111,17 @@ func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 		}
 		by = append(by, specs[k].short+": "+strings.Join(parts, ", "))
 	}
+	if len(rep.rate) > 0 {
+		var parts []string
+		for _, kind := range processKinds {
+			parts = append(parts, fmt.Sprintf("%s %.1f", kind, median(repProc[kind])))
+		}
+		by = append(by, rep.short+" (etcd: its 3 members together): "+strings.Join(parts, ", "))
+	}
 	if len(by) > 0 {
 		r.note("jetstream", "CPU per job by process, median µs: %s.", strings.Join(by, "; "))
 	}
-	compareJetStream(r, got[0], got[1], got[2])
+	compareJetStream(r, got[0], got[1], got[2], rep)
 }
 
 // jsMeasure starts spec's servers on a fresh store, makes the stream, starts

@@ -51,9 +51,9 @@ func meshpoolSeries(r *report) (durable, none, disk series) {
 // compareJetStream adds the JetStream table (meshpool's lines and the
 // baselines', the figures side by side), the ratios meshpool ÷ JetStream
 // and a statement of where meshpool is ahead and where behind.
-func compareJetStream(r *report, r1, r3, synced series) {
+func compareJetStream(r *report, r1, r3, synced, replicated series) {
 	durable, none, disk := meshpoolSeries(r)
-	for _, s := range []series{durable, none, r1, r3, synced, disk} {
+	for _, s := range []series{durable, none, r1, r3, replicated, synced, disk} {
 		for _, m := range jsMetrics {
 			key := "jetstream"
 			if strings.HasPrefix(s.short, "meshpool") {
@@ -62,7 +62,7 @@ func compareJetStream(r *report, r1, r3, synced series) {
 			r.add(row{group: "jetstream", key: key, name: s.name, col: m.col, format: m.format, runs: m.of(s)})
 		}
 	}
-	pairs := []struct{ mesh, js series }{{durable, r1}, {durable, r3}, {none, r1}, {disk, synced}}
+	pairs := []struct{ mesh, js series }{{durable, r1}, {durable, r3}, {replicated, r3}, {none, r1}, {disk, synced}}
 	var said, unpaired []string
 	for _, p := range pairs {
 		var ahead, behind, level []string
@@ -76,6 +76,14 @@ func compareJetStream(r *report, r1, r3, synced series) {
 				format: m.format, runs: a, base: p.js.name, baseRuns: b}
 			for i := range n {
 				x.ratioRuns = append(x.ratioRuns, a[i]/b[i])
+			}
+			if p.mesh.name == replicatedName { // issue 15's goal for the replicated line
+				switch m.what {
+				case "throughput":
+					x.goal, x.met = "≥ 1.0× JetStream R3", func(_, _, ratio float64) bool { return ratio >= 1 }
+				case "latency p50":
+					x.goal, x.met = "≤ 1.0× JetStream R3", func(_, _, ratio float64) bool { return ratio <= 1 }
+				}
 			}
 			r.add(x)
 			ratio := median(x.ratioRuns)
@@ -112,10 +120,12 @@ func compareJetStream(r *report, r1, r3, synced series) {
 		r.note("jetstream-vs", "In plain words (ratios meshpool ÷ JetStream, the medians above; ahead: more jobs/s, or less time or "+
 			"CPU per job, by more than 10 %%; level: within 10 %%, about the spread of runs on this machine): %s", strings.Join(said, " "))
 		r.note("jetstream-vs", "Not like for like, and said here so that no ratio is read as more than it is: JetStream R3 keeps three "+
-			"copies of each job on three servers, meshpool durable here one, in a 1-member etcd; meshpool --durability none keeps "+
+			"copies of each job on three servers, meshpool durable one, in a 1-member etcd, except on the line with 3 etcd members, which "+
+			"keeps three, as R3; meshpool --durability none keeps "+
 			"nothing, JetStream R1 stores every job; meshpool's submissions are idempotent by uuid, the JetStream jobs carry no "+
 			"Nats-Msg-Id (no deduplication). The baselines are not from the same runs as meshpool's figures: meshpool's come from the "+
-			"shared and disk groups and JetStream's from the jetstream group, minutes apart, and each ratio divides run i by run i.")
+			"shared and disk groups and JetStream's from the jetstream group, minutes apart, and each ratio divides run i by run i; "+
+			"only the line with 3 etcd members is measured in the jetstream group, right after R3 in each run.")
 	}
 	if len(unpaired) > 0 {
 		r.note("jetstream", "Not compared in this run, one side not measured (meshpool's figures come from the groups shared and "+

@@ -62,6 +62,13 @@ func methods(cfg config) string {
 		"the median of those ratios. The statement under it calls meshpool ahead or behind where the median ratio is better or "+
 		"worse by more than 10 %%, level otherwise.",
 		diskDir, jsClientPort, jsRoutePort, jsSubject, jsWorkers, cfg.durableN, len(echoBody), cfg.inflight, cfg.latency)
+	p("*meshpool durable: etcd, 3 members* (group jetstream, measured in each run right after R3, so that the two pair run by run): "+
+		"three etcd processes clustered over their peer ports, each on its own address 127.0.254.Y (Y from 250; ports %d and %d) with "+
+		"its data dir in /dev/shm; a fresh 3-node meshpool cluster whose nodes get all three endpoints in --etcd; the durable load of "+
+		"the throughput group (%d tasks, %d in flight, etcd compacted first), then %d sequential durable `Submit` + `Wait`. Its CPU "+
+		"per task counts the three etcd members together, and its etcd writes per Txn the requests all three received. Issue 15's "+
+		"goal for it: at least 1.0× JetStream R3's jobs/s and a p50 no higher than R3's.",
+		memberClientPort, memberPeerPort, cfg.durableN, cfg.inflight, cfg.latency)
 	p("**Task kinds** (one 3-node cluster whose nodes also run `--exec %s=%s`, so every node runs both kinds; the load generator dials a worker). "+
 		"Each run, in this order: the Go handler (the demo kind, triple, a Go function that does nothing with `--work-time 0s`): the durable throughput "+
 		"load above (%d tasks, %d in flight, etcd compacted first) with its CPU per task, then %d sequential durable `Submit` + `Wait` after 20 "+

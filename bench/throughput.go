@@ -25,16 +25,19 @@ type roles struct {
 // processKinds are the processes whose CPU time a load is charged with.
 var processKinds = []string{"master", "worker with the client", "other worker", "etcd", "load generator"}
 
-// cpu reads the CPU time of every process kind, in µs.
+// cpu reads the CPU time of every process kind, in µs; etcd's is that of
+// all its members.
 func (r roles) cpu() (map[string]float64, error) {
 	m := map[string]float64{}
-	for kind, pid := range map[string]int{"master": r.master.p.pid(), "worker with the client": r.worker.p.pid(),
-		"other worker": r.other.p.pid(), "etcd": r.cl.env.etcd.pid()} {
-		us, err := cpuMicros(pid)
-		if err != nil {
-			return nil, err
+	for kind, pids := range map[string][]int{"master": {r.master.p.pid()}, "worker with the client": {r.worker.p.pid()},
+		"other worker": {r.other.p.pid()}, "etcd": r.cl.etcdPids()} {
+		for _, pid := range pids {
+			us, err := cpuMicros(pid)
+			if err != nil {
+				return nil, err
+			}
+			m[kind] += us
 		}
-		m[kind] = us
 	}
 	us, err := selfCPUMicros()
 	if err != nil {
@@ -71,7 +74,7 @@ func load(ctx context.Context, r roles, n, inflight int, d, kind string) (loadRe
 	if err != nil {
 		return res, err
 	}
-	txnBefore, err := r.cl.env.etcdCounts(ctx)
+	txnBefore, err := r.cl.etcdCounts(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -98,7 +101,7 @@ func load(ctx context.Context, r roles, n, inflight int, d, kind string) (loadRe
 	if err != nil {
 		return res, err
 	}
-	txnAfter, err := r.cl.env.etcdCounts(ctx)
+	txnAfter, err := r.cl.etcdCounts(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -118,7 +121,7 @@ func load(ctx context.Context, r roles, n, inflight int, d, kind string) (loadRe
 // durableLoad compacts etcd's history, so that no run pays for the last
 // one's revisions, then runs the durable load of n tasks of kind.
 func durableLoad(ctx context.Context, r roles, cfg config, n int, kind string) (loadResult, error) {
-	if err := compact(ctx, r.cl.env.cli); err != nil {
+	if err := compact(ctx, r.cl.etcdClient()); err != nil {
 		return loadResult{}, err
 	}
 	d, err := load(ctx, r, n, cfg.inflight, message.DurabilityDurable, kind)
