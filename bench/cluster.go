@@ -175,7 +175,7 @@ func (e *env) startEtcd(ctx context.Context) error {
 	p, err := e.start("etcd", "etcd", "--name", "bench", "--data-dir", e.etcdDir(),
 		"--listen-client-urls", e.etcdURL, "--advertise-client-urls", e.etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "bench="+peerURL, "--log-level", "error", "--logger", "zap")
+		"--initial-cluster", "bench="+peerURL, "--log-level", "error", "--logger", "zap", "--enable-pprof")
 	if err != nil {
 		return err
 	}

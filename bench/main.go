@@ -52,6 +52,8 @@ type config struct {
 	onlyString  string
 	beforeFile  string
 	before      *earlier // the earlier report's figures; nil: none
+	growthN     int      // durable tasks done between the growth group's two loads
+	profiles    string   // where the growth group writes CPU profiles; "": none
 }
 
 func run(ctx context.Context, args []string) error {
@@ -84,11 +86,13 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.scale.joins, "scale-joins", 5, "joins of one more node per size")
 	fs.DurationVar(&cfg.scale.window, "scale-window", 4*time.Second, "each of the 3 idle etcd windows per size")
 	fs.IntVar(&cfg.scale.rate, "scale-rate", 100, "durable tasks/s while etcd's loaded rate is measured")
-	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,handlers,failover,join,disk,jetstream,scale); all when empty")
+	fs.IntVar(&cfg.growthN, "growth-n", 300000, "durable tasks done between the fresh and the later load (growth group)")
+	fs.StringVar(&cfg.profiles, "growth-profiles", "", "a directory for CPU profiles of the master and etcd during the growth group's loads; none when empty")
+	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,handlers,failover,join,disk,jetstream,growth,scale); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
-	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.joinRuns < 1 ||
+	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.joinRuns < 1 || cfg.growthN < 1 ||
 		cfg.scale.starts < 1 || cfg.scale.joins < 1 || cfg.scale.rate < 1 {
 		return errors.New("every count must be at least 1")
 	}
@@ -165,6 +169,12 @@ func measure(ctx context.Context, e *env, cfg config, r *report) {
 	if want("jetstream") && ctx.Err() == nil {
 		progress("jetstream: work-queue baselines, %d jobs, %d in flight, %d worker processes", cfg.durableN, cfg.inflight, jsWorkers)
 		jetstreamFigures(ctx, e, cfg, r)
+	}
+	if want("growth") && ctx.Err() == nil {
+		progress("growth: durable throughput on a fresh etcd and after %d more done tasks", cfg.growthN)
+		if err := growthFigures(ctx, e, cfg, r); err != nil {
+			r.fail("durable throughput as done records accumulate", err)
+		}
 	}
 	if want("scale") && ctx.Err() == nil {
 		progress("scale: a fresh etcd")

@@ -69,6 +69,14 @@ func methods(cfg config) string {
 		"per task counts the three etcd members together, and its etcd writes per Txn the requests all three received. Issue 15's "+
 		"goal for it: at least 1.0× JetStream R3's jobs/s and a p50 no higher than R3's.",
 		memberClientPort, memberPeerPort, cfg.durableN, cfg.inflight, cfg.latency)
+	p("**Durable throughput as done records accumulate** (group growth). Each run: etcd restarted on an empty data dir, a fresh 3-node "+
+		"cluster (with --pprof); the durable load of the throughput group (%d tasks, %d in flight, etcd compacted first) with its CPU per "+
+		"task (*fresh*); then %d more durable tasks of the demo kind through the same cluster, `client.Load` of at most %d tasks each with "+
+		"%d in flight, whose done records etcd keeps for the result retention (10 minutes); then the same durable load again (*later*). "+
+		"After each load: the keys under the cluster's prefix (count-only Range) and etcd's db size and db size in use (Status). "+
+		"*later ÷ fresh* is the per-run ratio. With -growth-profiles DIR, %s CPU profiles of the master and of etcd "+
+		"(--enable-pprof) from the start of each of the two loads are written there.",
+		cfg.durableN, cfg.inflight, cfg.growthN, growthChunk, cfg.inflight, profileTime)
 	p("**Task kinds** (one 3-node cluster whose nodes also run `--exec %s=%s`, so every node runs both kinds; the load generator dials a worker). "+
 		"Each run, in this order: the Go handler (the demo kind, triple, a Go function that does nothing with `--work-time 0s`): the durable throughput "+
 		"load above (%d tasks, %d in flight, etcd compacted first) with its CPU per task, then %d sequential durable `Submit` + `Wait` after 20 "+
