@@ -93,6 +93,8 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 	durable := row{group: "throughput", key: "durable", name: fmt.Sprintf("Durable throughput (%d tasks, %d in flight, 3 nodes)", cfg.durableN, cfg.inflight),
 		unit: "tasks/s", format: "%.0f", base: "serial etcd puts/s (one client)",
 		goal: "≥ 20000 tasks/s and ≥ 10× serial puts", met: func(med, _, ratio float64) bool { return med >= 20000 && ratio >= 10 }}
+	batchedLoad := row{group: "throughput", key: "batched", name: fmt.Sprintf("Durable throughput, batched submission (%d tasks, batches of %d, %d batches in flight, 3 nodes)", cfg.durableN, cfg.batch, cfg.batchInflight),
+		unit: "tasks/s", format: "%.0f", base: "durable throughput, one task per submission", note: "client.SubmitMany"}
 	single := row{group: "throughput", key: "etcd-bound", name: fmt.Sprintf("Bound: etcd put capacity ÷ 2 (single puts, %d in flight on 4 clients)", cfg.inflight),
 		unit: "tasks/s", format: "%.0f", note: "ratio = durable throughput ÷ this"}
 	batched := row{group: "throughput", key: "etcd-bound", name: "Bound: etcd batched capacity ÷ 2 (Txns of 64 puts, 16 in flight on 4 clients)",
@@ -136,28 +138,37 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 		if err := compact(ctx, e.cli); err != nil {
 			return err
 		}
+		b, err := load(ctx, ro, cfg.durableN, cfg.batchInflight, cfg.batch, message.DurabilityDurable, "")
+		if err != nil {
+			return fmt.Errorf("batched durable load: %w", err)
+		}
+		if err := compact(ctx, e.cli); err != nil {
+			return err
+		}
 		raw, err := natsThroughput(ctx, ro.master, ro.worker, cfg.inflight, cfg.window)
 		if err != nil {
 			return err
 		}
-		n, err := load(ctx, ro, cfg.noneN, cfg.inflight, message.DurabilityNone, "")
+		n, err := load(ctx, ro, cfg.noneN, cfg.inflight, 1, message.DurabilityNone, "")
 		if err != nil {
 			return fmt.Errorf("non-durable load: %w", err)
 		}
-		dAll, nAll := cpuRow("all processes", "durable"), cpuRow("all processes", "non-durable")
-		var dSum, nSum float64
+		dAll, nAll, bAll := cpuRow("all processes", "durable"), cpuRow("all processes", "non-durable"), cpuRow("all processes", "durable, batched")
+		var dSum, nSum, bSum float64
 		for _, k := range processKinds {
 			c := cpuRow(k, "durable")
 			c.runs = append(c.runs, d.cpu[k])
 			c = cpuRow(k, "non-durable")
 			c.runs = append(c.runs, n.cpu[k])
-			dSum, nSum = dSum+d.cpu[k], nSum+n.cpu[k]
+			c = cpuRow(k, "durable, batched")
+			c.runs = append(c.runs, b.cpu[k])
+			dSum, nSum, bSum = dSum+d.cpu[k], nSum+n.cpu[k], bSum+b.cpu[k]
 		}
-		dAll.runs, nAll.runs = append(dAll.runs, dSum), append(nAll.runs, nSum)
+		dAll.runs, nAll.runs, bAll.runs = append(dAll.runs, dSum), append(nAll.runs, nSum), append(bAll.runs, bSum)
 		for _, x := range []struct {
 			col string
 			l   loadResult
-		}{{"durable", d}, {"non-durable", n}} {
+		}{{"durable", d}, {"non-durable", n}, {"durable, batched", b}} {
 			c := cpuRow("these processes together, % of all cores", x.col)
 			c.unit, c.runs = "%", append(c.runs, x.l.ours)
 			c = cpuRow("the whole machine (anyone's processes), % of all cores", x.col)
@@ -167,14 +178,16 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 
 		progress("  durable %.0f tasks/s in %.2f s; etcd serial %.0f puts/s, capacity %.0f puts/s single, %.0f keys/s in Txns of 64; %.1f writes per Txn; CPU %.0f µs/task",
 			d.rate, d.took.Seconds(), serial, capSingle, capTxn, 2*float64(cfg.durableN)/d.etcdTxn, dSum)
+		progress("  durable, batched %.0f tasks/s in %.2f s; CPU %.0f µs/task", b.rate, b.took.Seconds(), bSum)
 		progress("  non-durable %.0f tasks/s in %.2f s; raw NATS %.0f req/s; CPU %.0f µs/task", n.rate, n.took.Seconds(), raw, nSum)
-		for _, l := range []loadResult{d, n} {
+		for _, l := range []loadResult{d, n, b} {
 			if l.took < time.Second {
 				progress("  WARNING: a load took %.2f s, under 1 s: not a steady state; raise -durable-n or -none-n", l.took.Seconds())
 				r.note("throughput", "Warning: a load of run %d took %.2f s, under 1 s, so it is not a steady state; raise -durable-n or -none-n.", i+1, l.took.Seconds())
 			}
 		}
 		durable.runs, durable.baseRuns, durable.ratioRuns = append(durable.runs, d.rate), append(durable.baseRuns, serial), append(durable.ratioRuns, d.rate/serial)
+		batchedLoad.runs, batchedLoad.baseRuns, batchedLoad.ratioRuns = append(batchedLoad.runs, b.rate), append(batchedLoad.baseRuns, d.rate), append(batchedLoad.ratioRuns, b.rate/d.rate)
 		single.runs, single.ratioRuns = append(single.runs, capSingle/2), append(single.ratioRuns, d.rate/(capSingle/2))
 		batched.runs, batched.ratioRuns = append(batched.runs, capTxn/2), append(batched.ratioRuns, d.rate/(capTxn/2))
 		perTxn.runs = append(perTxn.runs, 2*float64(cfg.durableN)/d.etcdTxn)
@@ -182,7 +195,7 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 		none.runs, none.baseRuns, none.ratioRuns = append(none.runs, n.rate), append(none.baseRuns, raw), append(none.ratioRuns, n.rate/raw)
 		noneCPU.runs, noneCPU.ratioRuns = append(noneCPU.runs, nBound), append(noneCPU.ratioRuns, n.rate/nBound)
 	}
-	for _, x := range []row{durable, single, batched, perTxn, durCPU, none, noneCPU} {
+	for _, x := range []row{durable, batchedLoad, single, batched, perTxn, durCPU, none, noneCPU} {
 		r.add(x)
 	}
 	r.note("throughput", "Reading the bounds: the ratio to the CPU bound is the share of the %d cores that meshpool, etcd and the load "+
@@ -191,7 +204,7 @@ func throughputFigures(ctx context.Context, ro roles, cfg config, r *report) err
 		"to all cores, the task rate is what a task costs in CPU, and the CPU table says which process spends it. The etcd rows say how "+
 		"far etcd alone would let durable throughput go.",
 		runtime.NumCPU(), 100*median(durCPU.ratioRuns), 100*median(noneCPU.ratioRuns))
-	for _, col := range []string{"durable", "non-durable"} {
+	for _, col := range []string{"durable", "durable, batched", "non-durable"} {
 		for _, k := range append(processKinds, "all processes", "these processes together, % of all cores", "the whole machine (anyone's processes), % of all cores") {
 			r.add(*cpuRow(k, col))
 		}

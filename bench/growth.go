@@ -110,7 +110,7 @@ func growthRun(ctx context.Context, cl *cluster, cfg config, run int) ([2]growth
 			return growthLoad{}, err
 		}
 		stop := cl.env.profiles(ctx, cfg.profiles, fmt.Sprintf("run%d-%s", run+1, which), ro.master)
-		d, err := load(ctx, ro, cfg.durableN, cfg.inflight, message.DurabilityDurable, "")
+		d, err := load(ctx, ro, cfg.durableN, cfg.inflight, 1, message.DurabilityDurable, "")
 		stop()
 		if err != nil {
 			return growthLoad{}, fmt.Errorf("durable load: %w", err)
@@ -125,7 +125,7 @@ func growthRun(ctx context.Context, cl *cluster, cfg config, run int) ([2]growth
 	began := time.Now()
 	for done := 0; done < cfg.growthN; done += growthChunk {
 		n := min(growthChunk, cfg.growthN-done)
-		if _, err := load(ctx, ro, n, cfg.inflight, message.DurabilityDurable, ""); err != nil {
+		if _, err := load(ctx, ro, n, cfg.batchInflight, cfg.batch, message.DurabilityDurable, ""); err != nil {
 			return out, fmt.Errorf("pre-load: %w", err)
 		}
 	}

@@ -20,8 +20,8 @@ type jsSpec struct {
 // jsSpecs are the baselines, in the order each run measures them.
 func jsSpecs() []jsSpec {
 	return []jsSpec{
-		{"JetStream R1, file store in /dev/shm", "JetStream R1", 1, false},
-		{"JetStream R3 (3 servers, raft), file store in /dev/shm", "JetStream R3", 3, false},
+		{"JetStream R1, file store in /dev/shm", jsR1Short, 1, false},
+		{"JetStream R3 (3 servers, raft), file store in /dev/shm", jsR3Short, 3, false},
 		{fmt.Sprintf("JetStream R1, every write synced (SyncAlways), file store on disk (%s)", diskDir), "JetStream R1 synced", 1, true},
 	}
 }
@@ -46,7 +46,7 @@ func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 		got[k].name, got[k].short = sp.name, sp.short
 		byProc[k] = map[string][]float64{}
 	}
-	rep := series{name: replicatedName, short: "meshpool durable on 3 etcd members"}
+	rep := series{name: replicatedName, short: replicatedShort}
 	repProc := map[string][]float64{}
 	repFailed := false
 	for i := range cfg.runs {

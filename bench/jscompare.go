@@ -29,7 +29,7 @@ var jsMetrics = []metric{
 // meshpoolSeries are meshpool's figures of this bench run that the
 // JetStream baselines are set beside: the shared group's durable and
 // non-durable rows and the disk group's.
-func meshpoolSeries(r *report) (durable, none, disk series) {
+func meshpoolSeries(r *report) (durable, batched, none, disk series) {
 	runs := func(group, prefix string) []float64 {
 		if x := r.find(group, prefix); x != nil {
 			return x.runs
@@ -39,21 +39,23 @@ func meshpoolSeries(r *report) (durable, none, disk series) {
 	durable = series{name: "meshpool durable: etcd, 1 member, data in /dev/shm", short: "meshpool durable",
 		rate: runs("throughput", "Durable throughput ("), cpu: runs("cpu", "all processes\x00durable"),
 		p50: runs("latency", "Durable submit → result p50"), p99: runs("latency", "Durable submit → result p99")}
+	batched = series{name: "meshpool durable, batched submission (client.SubmitMany): etcd, 1 member, data in /dev/shm", short: "meshpool durable, batched",
+		rate: runs("throughput", "Durable throughput, batched submission"), cpu: runs("cpu", "all processes\x00durable, batched")}
 	none = series{name: "meshpool --durability none", short: "meshpool non-durable",
 		rate: runs("throughput", "Non-durable dispatch throughput"), cpu: runs("cpu", "all processes\x00non-durable"),
 		p50: runs("latency", "Non-durable submit → result p50"), p99: runs("latency", "Non-durable submit → result p99")}
 	disk = series{name: fmt.Sprintf("meshpool durable: etcd, 1 member, data on disk (%s)", diskDir), short: "meshpool durable with etcd on disk",
 		rate: runs("disk", "Durable throughput, etcd data on disk"), cpu: runs("disk", diskCPUName),
 		p50: runs("disk", diskLatencyName+" p50"), p99: runs("disk", diskLatencyName+" p99")}
-	return durable, none, disk
+	return durable, batched, none, disk
 }
 
 // compareJetStream adds the JetStream table (meshpool's lines and the
 // baselines', the figures side by side), the ratios meshpool ÷ JetStream
 // and a statement of where meshpool is ahead and where behind.
 func compareJetStream(r *report, r1, r3, synced, replicated series) {
-	durable, none, disk := meshpoolSeries(r)
-	for _, s := range []series{durable, none, r1, r3, replicated, synced, disk} {
+	durable, batched, none, disk := meshpoolSeries(r)
+	for _, s := range []series{durable, batched, none, r1, r3, replicated, synced, disk} {
 		for _, m := range jsMetrics {
 			key := "jetstream"
 			if strings.HasPrefix(s.short, "meshpool") {
@@ -62,7 +64,7 @@ func compareJetStream(r *report, r1, r3, synced, replicated series) {
 			r.add(row{group: "jetstream", key: key, name: s.name, col: m.col, format: m.format, runs: m.of(s)})
 		}
 	}
-	pairs := []struct{ mesh, js series }{{durable, r1}, {durable, r3}, {replicated, r3}, {none, r1}, {disk, synced}}
+	pairs := []struct{ mesh, js series }{{durable, r1}, {batched, r1}, {durable, r3}, {replicated, r3}, {none, r1}, {disk, synced}}
 	var said, unpaired []string
 	for _, p := range pairs {
 		var ahead, behind, level []string
@@ -77,13 +79,8 @@ func compareJetStream(r *report, r1, r3, synced, replicated series) {
 			for i := range n {
 				x.ratioRuns = append(x.ratioRuns, a[i]/b[i])
 			}
-			if p.mesh.name == replicatedName { // issue 15's goal for the replicated line
-				switch m.what {
-				case "throughput":
-					x.goal, x.met = "≥ 1.0× JetStream R3", func(_, _, ratio float64) bool { return ratio >= 1 }
-				case "latency p50":
-					x.goal, x.met = "≤ 1.0× JetStream R3", func(_, _, ratio float64) bool { return ratio <= 1 }
-				}
+			if g, ok := jsGoals[goalKey{p.mesh.short, p.js.short, m.what}]; ok {
+				x.goal, x.met = g.text, g.met
 			}
 			r.add(x)
 			ratio := median(x.ratioRuns)
@@ -135,3 +132,45 @@ func compareJetStream(r *report, r1, r3, synced, replicated series) {
 
 // title is what with a capital letter.
 func (m metric) title() string { return strings.ToUpper(m.what[:1]) + m.what[1:] }
+
+// The short names of the series the goals are on.
+const (
+	jsR1Short       = "JetStream R1"
+	jsR3Short       = "JetStream R3"
+	replicatedShort = "meshpool durable on 3 etcd members"
+)
+
+// goalKey names one comparison: meshpool's series, JetStream's, a metric.
+type goalKey struct{ mesh, js, what string }
+
+type goal struct {
+	text string
+	met  func(med, hi, ratio float64) bool
+}
+
+// atLeast and atMost are goals on the ratio meshpool ÷ JetStream; under
+// is one on meshpool's own median.
+func atLeast(x float64, js string) goal {
+	return goal{fmt.Sprintf("≥ %.1f× %s", x, js), func(_, _, ratio float64) bool { return ratio >= x }}
+}
+
+func atMost(x float64, js string) goal {
+	return goal{fmt.Sprintf("≤ %.1f× %s", x, js), func(_, _, ratio float64) bool { return ratio <= x }}
+}
+
+func under(x float64, unit string) goal {
+	return goal{fmt.Sprintf("≤ %.0f %s", x, unit), func(med, _, _ float64) bool { return med <= x }}
+}
+
+// jsGoals are issue 15's goals, each on the comparison it names.
+var jsGoals = map[goalKey]goal{
+	{"meshpool durable", jsR1Short, "throughput"}:          atLeast(0.5, "JetStream R1"),
+	{"meshpool durable", jsR1Short, "CPU per job"}:         under(50, "µs/job"),
+	{"meshpool durable, batched", jsR1Short, "throughput"}: atLeast(1, "JetStream R1"),
+	{"meshpool durable", jsR3Short, "latency p50"}:         atMost(1, "JetStream R3"),
+	{replicatedShort, jsR3Short, "throughput"}:             atLeast(1, "JetStream R3"),
+	{replicatedShort, jsR3Short, "latency p50"}:            atMost(1, "JetStream R3"),
+	{"meshpool non-durable", jsR1Short, "throughput"}:      atLeast(1, "JetStream R1"),
+	{"meshpool non-durable", jsR1Short, "latency p50"}:     atMost(1.5, "JetStream R1"),
+	{"meshpool non-durable", jsR1Short, "CPU per job"}:     under(25, "µs/job"),
+}

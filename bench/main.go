@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/meshpool/meshpool/message"
 	"os"
 	"os/signal"
 	"slices"
@@ -33,27 +34,29 @@ func main() {
 
 // config is what the flags set.
 type config struct {
-	binary      string
-	out         string
-	runs        int
-	idle        time.Duration
-	latency     int
-	durableN    int
-	execN       int // durable tasks per throughput run of the --exec kind
-	execLatency int // sequential tasks per latency run of the --exec kind
-	noneN       int
-	inflight    int
-	window      time.Duration // etcd capacity and raw NATS throughput runs
-	joinRuns    int
-	scaleSizes  []int
-	scale       scaleConfig
-	only        []string // groups to measure; all when empty
-	scaleString string
-	onlyString  string
-	beforeFile  string
-	before      *earlier // the earlier report's figures; nil: none
-	growthN     int      // durable tasks done between the growth group's two loads
-	profiles    string   // where the growth group writes CPU profiles; "": none
+	binary        string
+	out           string
+	runs          int
+	idle          time.Duration
+	latency       int
+	durableN      int
+	execN         int // durable tasks per throughput run of the --exec kind
+	execLatency   int // sequential tasks per latency run of the --exec kind
+	noneN         int
+	inflight      int
+	batch         int           // tasks per batch in the batched durable load
+	batchInflight int           // batches in flight then
+	window        time.Duration // etcd capacity and raw NATS throughput runs
+	joinRuns      int
+	scaleSizes    []int
+	scale         scaleConfig
+	only          []string // groups to measure; all when empty
+	scaleString   string
+	onlyString    string
+	beforeFile    string
+	before        *earlier // the earlier report's figures; nil: none
+	growthN       int      // durable tasks done between the growth group's two loads
+	profiles      string   // where the growth group writes CPU profiles; "": none
 }
 
 func run(ctx context.Context, args []string) error {
@@ -79,6 +82,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.beforeFile, "before", "", "an earlier report whose durable figures the Go handler is compared with (handlers group); "+
 		"default the -out file as it is before this run, \"none\" for no comparison")
 	fs.IntVar(&cfg.inflight, "inflight", 256, "submissions in flight in the throughput runs and their baselines")
+	fs.IntVar(&cfg.batch, "batch", 100, "tasks per batch in the batched durable load (client.SubmitMany)")
+	fs.IntVar(&cfg.batchInflight, "batch-inflight", 8, "batches in flight in the batched durable load")
 	fs.DurationVar(&cfg.window, "window", 2*time.Second, "length of each etcd capacity and raw NATS throughput run")
 	fs.IntVar(&cfg.joinRuns, "join-runs", 20, "joins and leaves of a 3rd node")
 	fs.StringVar(&cfg.scaleString, "scale", "3,10,30,50", "cluster sizes of the scale rows")
@@ -92,7 +97,7 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
-	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.joinRuns < 1 || cfg.growthN < 1 ||
+	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.batch < 2 || cfg.batch > message.MaxBatch || cfg.batchInflight < 1 || cfg.joinRuns < 1 || cfg.growthN < 1 ||
 		cfg.scale.starts < 1 || cfg.scale.joins < 1 || cfg.scale.rate < 1 {
 		return errors.New("every count must be at least 1")
 	}

@@ -57,10 +57,11 @@ type loadResult struct {
 	ours    float64            // % of all cores used by the processes of cpu
 }
 
-// load runs client.Load with n tasks, inflight at once, of durability d
-// and kind (the demo's, a random number each, when ""), through the worker
-// and waits for every result.
-func load(ctx context.Context, r roles, n, inflight int, d, kind string) (loadResult, error) {
+// load runs client.Load with n tasks, inflight submissions at once, of
+// durability d and kind (the demo's, a random number each, when ""),
+// through the worker and waits for every result. With batch > 1 each
+// submission is a batch of that many tasks (client.SubmitMany).
+func load(ctx context.Context, r roles, n, inflight, batch int, d, kind string) (loadResult, error) {
 	var res loadResult
 	c, err := client.Dial(r.worker.natsURL())
 	if err != nil {
@@ -85,7 +86,7 @@ func load(ctx context.Context, r roles, n, inflight int, d, kind string) (loadRe
 	began := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	rep, err := c.Load(lctx, client.LoadSpec{N: n, Concurrency: inflight, Wait: true, Durability: d, Kind: kind})
+	rep, err := c.Load(lctx, client.LoadSpec{N: n, Concurrency: inflight, Batch: batch, Wait: true, Durability: d, Kind: kind})
 	if err != nil {
 		return res, fmt.Errorf("cannot load: %w", err)
 	}
@@ -124,7 +125,7 @@ func durableLoad(ctx context.Context, r roles, cfg config, n int, kind string) (
 	if err := compact(ctx, r.cl.etcdClient()); err != nil {
 		return loadResult{}, err
 	}
-	d, err := load(ctx, r, n, cfg.inflight, message.DurabilityDurable, kind)
+	d, err := load(ctx, r, n, cfg.inflight, 1, message.DurabilityDurable, kind)
 	if err != nil {
 		return d, fmt.Errorf("durable load: %w", err)
 	}
