@@ -79,8 +79,11 @@ func TestLostTaskIsSentAgainWhenItsSubmitterAsks(t *testing.T) {
 			if err != nil || string(res.Result) != "21" || res.Executor != id {
 				t.Fatalf("result %+v, %v", res, err)
 			}
-			if got := master.Status().Dispatch.Resent; got < 1 {
-				t.Errorf("resent = %d, want at least 1", got)
+			// Sent again on the ask (resent), or, on a loaded machine, placed
+			// again because the first sending's ack came after the ack
+			// timeout (redispatched): either way a second sending.
+			if d := master.Status().Dispatch; d.Resent+d.Redispatched < 1 {
+				t.Errorf("resent = %d, redispatched = %d, want a sending again", d.Resent, d.Redispatched)
 			}
 		})
 	}

@@ -217,7 +217,7 @@ func (tt *taskTable) admit(sub message.Submit, rec taskstore.Record, print uint6
 		if d.result == nil && !d.ephemeral && !lookedUp {
 			return admission{known: lookUp} // its result was too large to keep here
 		}
-		return admission{known: done, print: d.print, ephemeral: d.ephemeral, result: d.result, state: d.state}
+		return admission{known: done, print: d.print, ephemeral: d.ephemeral, result: d.Result(), state: d.state.String()}
 	}
 	if !lookedUp && !sub.Ephemeral() && tt.done.mayHaveForgotten(sub.UUID, now) {
 		return admission{known: lookUp}
@@ -289,7 +289,7 @@ func (tt *taskTable) info(id string) (ti message.TaskInfo, final, ok bool) {
 		return info(t.rec, t.ephemeral), false, true
 	}
 	if d, ok := tt.done.get(id); ok {
-		return message.TaskInfo{UUID: id, State: d.state, Durability: durability(d.ephemeral), Result: d.result}, true, true
+		return message.TaskInfo{UUID: id, State: d.state.String(), Durability: durability(d.ephemeral), Result: d.Result()}, true, true
 	}
 	return message.TaskInfo{}, false, false
 }
