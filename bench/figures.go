@@ -222,6 +222,8 @@ func latencyFigures(ctx context.Context, ro roles, cfg config, r *report) error 
 	dp99 := mk("Durable", "lat-durable", "p99", "", nil)
 	np50 := mk("Non-durable", "lat-none", "p50", "p50 ≤ 2× raw NATS", func(_, _, ratio float64) bool { return ratio <= 2 })
 	np99 := mk("Non-durable", "lat-none", "p99", "", nil)
+	onMaster := row{group: "latency", key: "lat-hops", name: fmt.Sprintf("Durable submit → result p50, client on the master's node (%d sequential)", n),
+		unit: "ms", format: "%.2f", base: "the same from a client on a worker's node (the submission and its answer cross a route)"}
 	for i := range cfg.runs {
 		progress("latency: run %d/%d (NATS baseline, durable, non-durable; %d each)", i+1, cfg.runs, n)
 		b, err := natsRoundTrip(ctx, ro.other, ro.worker, n)
@@ -236,8 +238,15 @@ func latencyFigures(ctx context.Context, ro roles, cfg config, r *report) error 
 		if err != nil {
 			return err
 		}
-		progress("  durable p50 %.2f ms p99 %.2f ms; non-durable p50 %.2f ms p99 %.2f ms; NATS p50 %.3f ms p99 %.3f ms",
-			d.p50, d.p99, nd.p50, nd.p99, b.p50, b.p99)
+		// The same durable round trips from a client on the master's
+		// node: the submission and its answer cross no route.
+		dm, err := submitLatency(ctx, ro.master, n, message.DurabilityDurable, "")
+		if err != nil {
+			return err
+		}
+		progress("  durable p50 %.2f ms p99 %.2f ms (client on the master's node: p50 %.2f ms); non-durable p50 %.2f ms p99 %.2f ms; NATS p50 %.3f ms p99 %.3f ms",
+			d.p50, d.p99, dm.p50, nd.p50, nd.p99, b.p50, b.p99)
+		onMaster.runs, onMaster.baseRuns, onMaster.ratioRuns = append(onMaster.runs, dm.p50), append(onMaster.baseRuns, d.p50), append(onMaster.ratioRuns, dm.p50/d.p50)
 		for _, x := range []struct {
 			row     *row
 			v, base float64
@@ -245,7 +254,7 @@ func latencyFigures(ctx context.Context, ro roles, cfg config, r *report) error 
 			x.row.runs, x.row.baseRuns, x.row.ratioRuns = append(x.row.runs, x.v), append(x.row.baseRuns, x.base), append(x.row.ratioRuns, x.v/x.base)
 		}
 	}
-	for _, x := range []row{dp50, dp99, np50, np99} {
+	for _, x := range []row{dp50, dp99, np50, np99, onMaster} {
 		r.add(x)
 	}
 	return nil
