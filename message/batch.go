@@ -102,3 +102,75 @@ func DecodeSubmitReplies(data []byte, n int) (replies []SubmitReply, whole Submi
 	}
 	return replies, whole, nil
 }
+
+// A batch of tasks is what the master sends a worker on tasks.<executor>
+// in one request: a JSON array of tasks (at most MaxBatch, the message at
+// most MaxSize). The worker decides each one as it would alone and
+// answers with a JSON array of acks, one per task in its order (Acks).
+// A worker of an earlier release refuses the whole batch with one ack,
+// and the master then sends the tasks one by one.
+
+// AppendTaskBatch appends tasks as a batch.
+func AppendTaskBatch(b []byte, tasks []Task) []byte {
+	b = append(b, '[')
+	for i, t := range tasks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = t.AppendJSON(b)
+	}
+	return append(b, ']')
+}
+
+// DecodeTaskBatch splits a batch of tasks into the tasks' bodies, each
+// for DecodeTask.
+func DecodeTaskBatch(data []byte) ([]json.RawMessage, error) {
+	var raws []json.RawMessage
+	if err := unmarshal(data, &raws); err != nil {
+		return nil, fmt.Errorf("%w: a batch of tasks is a JSON array of tasks", err)
+	}
+	if len(raws) == 0 || len(raws) > MaxBatch {
+		return nil, fmt.Errorf("%w: a batch of %d tasks: want 1 to %d", ErrInvalid, len(raws), MaxBatch)
+	}
+	return raws, nil
+}
+
+// Acks is a worker's answer to a batch of tasks.
+type Acks []Ack
+
+// AppendJSON appends the acks as a JSON array.
+func (as Acks) AppendJSON(b []byte) []byte {
+	b = append(b, '[')
+	for i, a := range as {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = a.AppendJSON(b)
+	}
+	return append(b, ']')
+}
+
+// DecodeAcks parses the answer to a batch of n tasks: n acks. A single
+// ack (a refusal of the whole batch) is an error that says its reason.
+func DecodeAcks(data []byte, n int) ([]Ack, error) {
+	if !IsBatch(data) {
+		a, err := DecodeAck(data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: the batch was answered with one ack: %s", ErrInvalid, a.Reason)
+	}
+	var acks []Ack
+	if err := unmarshalMax(data, &acks, maxSmall*max(n, 1)); err != nil {
+		return nil, err
+	}
+	if len(acks) != n {
+		return nil, fmt.Errorf("%w: %d acks to a batch of %d tasks", ErrInvalid, len(acks), n)
+	}
+	for i, a := range acks {
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("ack %d: %w", i, err)
+		}
+	}
+	return acks, nil
+}

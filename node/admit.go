@@ -346,8 +346,18 @@ func (m *master) submitBatch(subs []message.Submit, errs []error, submitter stri
 		placed = append(placed, n.t)
 	}
 	answer(replies)
+	// The durable tasks reserved on one worker go to it in one request;
+	// the others, each as accept's caller places it.
+	byWorker := map[string][]*tracked{}
 	for _, t := range placed {
-		m.wg.Go(func() { m.placeNow(t) })
+		if t.slot == "" || t.ephemeral {
+			m.wg.Go(func() { m.placeNow(t) })
+			continue
+		}
+		byWorker[t.rec.Executor] = append(byWorker[t.rec.Executor], t)
+	}
+	for w, ts := range byWorker {
+		m.wg.Go(func() { m.placeBatchOn(w, ts) })
 	}
 }
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -113,5 +114,61 @@ func TestSubmitRepliesEncode(t *testing.T) {
 	var back []message.SubmitReply
 	if err := json.Unmarshal(body, &back); err != nil || len(back) != 2 || back[0].UUID != testUUID || back[1].Error != "no" {
 		t.Fatalf("%s: %+v, %v", body, back, err)
+	}
+}
+
+// TestBatchPlacedOneRequestPerWorker: a batch's durable tasks go to their
+// worker in one request; the one it did not take, and all of a batch whose
+// request failed (a worker of an earlier release), go alone.
+func TestBatchPlacedOneRequestPerWorker(t *testing.T) {
+	for _, how := range []string{"one refused", "request failed"} {
+		t.Run(how, func(t *testing.T) {
+			var mu sync.Mutex
+			var batches [][]message.Task
+			var alone []message.Task
+			m := testMaster(t, func(c *masterConfig) {
+				c.send = func(_ context.Context, task message.Task, _ bool) error {
+					mu.Lock()
+					defer mu.Unlock()
+					alone = append(alone, task)
+					return nil
+				}
+				c.sendBatch = func(_ context.Context, w string, tasks []message.Task) ([]message.Ack, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					batches = append(batches, tasks)
+					if how == "request failed" {
+						return nil, errors.New("bad acks: the batch was answered with one ack")
+					}
+					acks := make([]message.Ack, len(tasks))
+					for i := range acks {
+						acks[i] = message.Ack{Accepted: i != 1, Reason: "busy", Term: 7}
+					}
+					return acks, nil
+				}
+			})
+			m.table.setWorkers(workers("w-a"))
+			subs := make([]message.Submit, 5)
+			for i := range subs {
+				subs[i] = demoTask("", int64(i))
+			}
+			m.submitBatch(subs, make([]error, len(subs)), "", func(message.SubmitReplies) {})
+			m.wg.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(batches) != 1 || len(batches[0]) != 5 || batches[0][0].Executor != "w-a" {
+				t.Fatalf("batches sent: %+v", batches)
+			}
+			want := 1
+			if how == "request failed" {
+				want = 5
+			}
+			if len(alone) != want || (want == 1 && alone[0].UUID != batches[0][1].UUID) {
+				t.Errorf("sent alone: %d tasks, want %d", len(alone), want)
+			}
+			if got := m.stats.dispatched.Load(); got != 5 {
+				t.Errorf("dispatched %d, want 5", got)
+			}
+		})
 	}
 }

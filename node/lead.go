@@ -58,7 +58,7 @@ func (n *Node) runMaster(ctx context.Context, l election.Leadership, p *parts, l
 	sender := natsSender{conn: conn, hasInterest: p.broker.HasInterest, ackTimeout: n.cfg.AckTimeout, log: log}
 	m := newMaster(ctx, masterConfig{
 		id: n.id, prefix: n.cfg.Prefix, lead: l, term: l.Term, records: store, conn: conn,
-		send: sender.send, cancelOn: sender.cancel,
+		send: sender.send, sendBatch: sender.sendBatch, cancelOn: sender.cancel,
 		membership: p.registry.Membership, interval: n.cfg.TaskInterval, ackTimeout: n.cfg.AckTimeout,
 		taskTimeout: n.cfg.TaskTimeout, retention: n.cfg.ResultRetention, failedRetention: n.cfg.FailedRetention,
 		policy:  lifePolicy{maxAttempts: n.cfg.MaxAttempts, timeout: n.cfg.TaskTimeout, backoff: n.cfg.Backoff, backoffMax: n.cfg.BackoffMax},

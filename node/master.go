@@ -59,6 +59,10 @@ type masterConfig struct {
 	term    int64
 	records taskRecords
 	send    sendFunc
+	// sendBatch gives a worker many durable tasks in one request and
+	// returns their acks, one each (natsSender.sendBatch); nil: each is
+	// sent alone.
+	sendBatch func(ctx context.Context, executor string, tasks []message.Task) ([]message.Ack, error)
 	// cancelOn tells a worker to stop running a cancelled task; nil in
 	// tests that do not follow it.
 	cancelOn    func(ctx context.Context, c message.Cancel) error

@@ -232,9 +232,68 @@ func (m *master) placeOn(t *tracked, w string) error {
 
 // sendRecord sends rec to its executor as this term's task.
 func (m *master) sendRecord(rec taskstore.Record, ephemeral bool) error {
-	task := message.Task{UUID: rec.UUID, Executor: rec.Executor, Kind: rec.Kind, Payload: rec.Payload, Number: rec.Number, Term: m.term,
+	return m.send(m.ctx, m.taskOf(rec), ephemeral)
+}
+
+// taskOf is rec as this term's task.
+func (m *master) taskOf(rec taskstore.Record) message.Task {
+	return message.Task{UUID: rec.UUID, Executor: rec.Executor, Kind: rec.Kind, Payload: rec.Payload, Number: rec.Number, Term: m.term,
 		Attempt: int64(rec.Attempts), TimeoutMS: m.policy.timeoutOf(&rec).Milliseconds()}
-	return m.send(m.ctx, task, ephemeral)
+}
+
+// placeBatchOn places durable tasks a batch of submissions reserved on
+// worker w, claimed, with one request (sendBatch) instead of one each.
+// What placeOn does for one task it does for each, but the sending; a task
+// it cannot send this way as it is (its record must move first) or that w
+// did not take is placed alone, as placeNow places it: on w first, then on
+// the others. A worker of an earlier release refuses the batch as a
+// whole: its tasks then go one by one.
+func (m *master) placeBatchOn(w string, ts []*tracked) {
+	if m.sendBatch == nil || len(ts) < 2 {
+		for _, t := range ts {
+			m.placeThenRecord(t, w, "")
+		}
+		return
+	}
+	alone := func(t *tracked) { m.wg.Go(func() { m.placeThenRecord(t, w, "") }) }
+	batch := make([]*tracked, 0, len(ts))
+	tasks := make([]message.Task, 0, len(ts))
+	var placedBefore []bool
+	for _, t := range ts {
+		cur, before, doneMeanwhile := m.table.current(t)
+		rec := startAttempt(cur, w, time.Now())
+		if doneMeanwhile || rec.Executor != cur.Executor || rec.Attempts != cur.Attempts || cur.Term != m.term || !m.lead.Valid() || m.ctx.Err() != nil {
+			alone(t) // placeOn writes what must be written first, or finds it done
+			continue
+		}
+		m.table.reserveOn(t, w)
+		m.table.sending(t, w, rec.Attempts)
+		batch, tasks, placedBefore = append(batch, t), append(tasks, m.taskOf(rec)), append(placedBefore, before)
+	}
+	if len(batch) == 0 {
+		return
+	}
+	sentAt := time.Now()
+	acks, err := m.sendBatch(m.ctx, w, tasks)
+	if err != nil {
+		m.log.Debug("worker did not take a batch of tasks", "worker", w, "tasks", len(batch), "err", err)
+	}
+	now := time.Now()
+	for i, t := range batch {
+		if err != nil || !acks[i].Accepted {
+			alone(t)
+			continue
+		}
+		m.table.sentAt(t, now)
+		m.stats.dispatched.Add(1)
+		if placedBefore[i] {
+			m.stats.redispatched.Add(1)
+		}
+		m.log.Info("task sent", "uuid", tasks[i].UUID, "executor", w, "kind", tasks[i].Kind, "sent_at", sentAt)
+		if m.table.placed(t, sentOK, now) {
+			m.record(t) // its result came in while it was being placed
+		}
+	}
 }
 
 // natsSender sends tasks over NATS. A durable task is sent as a request and
@@ -271,6 +330,33 @@ func (s natsSender) send(ctx context.Context, task message.Task, ephemeral bool)
 		return fmt.Errorf("refused: %s", ack.Reason)
 	}
 	return nil
+}
+
+// sendBatch sends durable tasks to their one executor in one request and
+// returns the worker's acks, one per task in its order.
+func (s natsSender) sendBatch(ctx context.Context, executor string, tasks []message.Task) ([]message.Ack, error) {
+	size := 0
+	for _, t := range tasks {
+		size += 192 + len(t.Payload)
+	}
+	body := message.AppendTaskBatch(make([]byte, 0, size), tasks)
+	rctx, cancel := context.WithTimeout(ctx, s.ackTimeout)
+	defer cancel()
+	reply, err := s.conn.RequestWithContext(rctx, message.TaskSubject(executor), body)
+	if err != nil {
+		return nil, err
+	}
+	acks, err := message.DecodeAcks(reply.Data, len(tasks))
+	if err != nil {
+		return nil, fmt.Errorf("bad acks: %w", err)
+	}
+	for _, ack := range acks {
+		if !ack.Accepted && ack.Term > tasks[0].Term {
+			s.log.Warn("a worker has seen a newer term than ours", ratelog.Limit, "worker", executor, "ours", tasks[0].Term, "theirs", ack.Term)
+			break
+		}
+	}
+	return acks, nil
 }
 
 // cancel tells a worker to stop running a task, and waits for its ack.

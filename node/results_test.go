@@ -135,6 +135,9 @@ func TestResultsNotFromTheSendingAreRefused(t *testing.T) {
 	if got := recorded(t, c, task.UUID); !sameResult(got, real) {
 		t.Fatalf("recorded %+v, want %+v", got, real)
 	}
+	// The master counts the completion once its write has returned, just
+	// after the record shows in etcd.
+	testutil.Eventually(t, 5*time.Second, "the completion counted", func() bool { return master.Status().Dispatch.Completed == 1 })
 	if s := master.Status().Dispatch; s.RefusedResults != int64(len(forged)) || s.Completed != 1 {
 		t.Fatalf("refused %d results and completed %d, want %d and 1", s.RefusedResults, s.Completed, len(forged))
 	}

@@ -114,38 +114,70 @@ func (w *worker) observeTerm(term int64) {
 }
 
 func (w *worker) handle(msg *nats.Msg) {
-	task, err := message.DecodeTask(msg.Data)
-	if err != nil {
-		w.refuse(msg, "invalid task: "+err.Error(), "uuid", "")
+	if message.IsBatch(msg.Data) {
+		w.handleBatch(msg)
 		return
 	}
-	if task.Executor != w.id {
-		w.refuse(msg, fmt.Sprintf("task is for %s, not %s", task.Executor, w.id), "uuid", task.UUID)
+	ack, then := w.take(msg.Data)
+	w.reply(msg, ack)
+	if then != nil {
+		then()
+	}
+}
+
+// handleBatch takes each task of a batch the master sent in one request
+// (see message.DecodeTaskBatch) as it takes one alone, and acks them all
+// in one answer, one ack each, in their order.
+func (w *worker) handleBatch(msg *nats.Msg) {
+	raws, err := message.DecodeTaskBatch(msg.Data)
+	if err != nil {
+		w.reply(msg, w.refusal("invalid batch of tasks: "+err.Error(), "uuid", ""))
 		return
+	}
+	acks := make(message.Acks, len(raws))
+	thens := make([]func(), 0, len(raws))
+	for i, raw := range raws {
+		var then func()
+		if acks[i], then = w.take(raw); then != nil {
+			thens = append(thens, then)
+		}
+	}
+	respond(msg, acks, w.log, slog.LevelWarn)
+	for _, then := range thens {
+		then()
+	}
+}
+
+// take decides a task sent to this worker: the ack to answer and, when
+// it is taken, what to do once the ack is sent (run it, or publish again
+// the result of a task done here already).
+func (w *worker) take(data []byte) (message.Ack, func()) {
+	task, err := message.DecodeTask(data)
+	if err != nil {
+		return w.refusal("invalid task: "+err.Error(), "uuid", ""), nil
+	}
+	if task.Executor != w.id {
+		return w.refusal(fmt.Sprintf("task is for %s, not %s", task.Executor, w.id), "uuid", task.UUID), nil
 	}
 	handler, ok := w.handlers.Handler(task.Kind)
 	if !ok {
-		w.refuse(msg, fmt.Sprintf("kind %s is not handled here", task.Kind), "uuid", task.UUID)
-		return
+		return w.refusal(fmt.Sprintf("kind %s is not handled here", task.Kind), "uuid", task.UUID), nil
 	}
 	if err := w.checkTerm(task.Term); err != nil {
-		w.refuse(msg, err.Error(), "uuid", task.UUID, "term", task.Term)
-		return
+		return w.refusal(err.Error(), "uuid", task.UUID, "term", task.Term), nil
 	}
 
 	key := taskKey{task.UUID, w.workPrint(task)} // before the lock: a payload may be large
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.refuse(msg, "worker is shutting down", "uuid", task.UUID)
-		return
+		return w.refusal("worker is shutting down", "uuid", task.UUID), nil
 	}
 	// A task sent before its cancel may arrive after it: they travel on
 	// two subscriptions.
 	if w.cancels.has(task.UUID, task.Attempt, time.Now()) {
 		w.mu.Unlock()
-		w.refuse(msg, "cancelled", "uuid", task.UUID)
-		return
+		return w.refusal("cancelled", "uuid", task.UUID), nil
 	}
 	// A task sent again (a new master resuming, a timeout) is not run twice:
 	// if it is under way the ack says so, if it is done its result is
@@ -154,24 +186,22 @@ func (w *worker) handle(msg *nats.Msg) {
 		s.raise(task)
 		w.mu.Unlock()
 		w.redelivered.Add(1)
-		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
-		return
+		return message.Ack{Accepted: true, Term: w.term.Load()}, nil
 	}
 	// A later attempt of a task whose attempt failed here runs again: the
 	// error answered the attempt it was made for, not this one.
 	if res, print, ok := w.recent.get(task.UUID); ok && print == key.print && (res.Error == "" || task.Attempt <= res.Attempt) {
 		w.mu.Unlock()
 		w.redelivered.Add(1)
-		w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
-		res.Term, res.Attempt = task.Term, task.Attempt // for the master that sent it now
-		w.publish(res)
-		w.log.Info("task already done, result published again", "uuid", task.UUID)
-		return
+		return message.Ack{Accepted: true, Term: w.term.Load()}, func() {
+			res.Term, res.Attempt = task.Term, task.Attempt // for the master that sent it now
+			w.publish(res)
+			w.log.Info("task already done, result published again", "uuid", task.UUID)
+		}
 	}
 	if n := len(w.running); n >= 2*w.slots {
 		w.mu.Unlock()
-		w.refuse(msg, fmt.Sprintf("busy: %d tasks taken for %d slots", n, w.slots), "uuid", task.UUID)
-		return
+		return w.refusal(fmt.Sprintf("busy: %d tasks taken for %d slots", n, w.slots), "uuid", task.UUID), nil
 	}
 	ctx, cancel := context.WithCancelCause(w.ctx)
 	t := &runningTask{sending: sending{term: task.Term, attempt: task.Attempt}, cancel: cancel}
@@ -180,9 +210,10 @@ func (w *worker) handle(msg *nats.Msg) {
 	w.mu.Unlock()
 
 	w.inFlight.Add(1)
-	w.reply(msg, message.Ack{Accepted: true, Term: w.term.Load()})
-	w.log.Info("task received", "uuid", task.UUID, "kind", task.Kind, "term", task.Term)
-	go w.work(ctx, task, key, t, handler, time.Now().Add(w.taskTimeout(task)))
+	return message.Ack{Accepted: true, Term: w.term.Load()}, func() {
+		w.log.Info("task received", "uuid", task.UUID, "kind", task.Kind, "term", task.Term)
+		go w.work(ctx, task, key, t, handler, time.Now().Add(w.taskTimeout(task)))
+	}
 }
 
 // taskTimeout is the time task's attempt has: its own, or the worker's.
@@ -278,10 +309,11 @@ func (w *worker) publish(res message.Result) {
 	}
 }
 
-func (w *worker) refuse(msg *nats.Msg, reason string, attrs ...any) {
+// refusal counts and logs a task refused, and returns its ack.
+func (w *worker) refusal(reason string, attrs ...any) message.Ack {
 	w.refused.Add(1)
 	w.log.Warn("task refused", append(attrs, "reason", reason, ratelog.Limit)...)
-	w.reply(msg, message.Ack{Accepted: false, Reason: reason, Term: w.term.Load()})
+	return message.Ack{Accepted: false, Reason: reason, Term: w.term.Load()}
 }
 
 func (w *worker) reply(msg *nats.Msg, ack message.Ack) {
