@@ -34,29 +34,31 @@ func main() {
 
 // config is what the flags set.
 type config struct {
-	binary        string
-	out           string
-	runs          int
-	idle          time.Duration
-	latency       int
-	durableN      int
-	execN         int // durable tasks per throughput run of the --exec kind
-	execLatency   int // sequential tasks per latency run of the --exec kind
-	noneN         int
-	inflight      int
-	batch         int           // tasks per batch in the batched durable load
-	batchInflight int           // batches in flight then
-	window        time.Duration // etcd capacity and raw NATS throughput runs
-	joinRuns      int
-	scaleSizes    []int
-	scale         scaleConfig
-	only          []string // groups to measure; all when empty
-	scaleString   string
-	onlyString    string
-	beforeFile    string
-	before        *earlier // the earlier report's figures; nil: none
-	growthN       int      // durable tasks done between the growth group's two loads
-	profiles      string   // where the growth group writes CPU profiles; "": none
+	binary          string
+	out             string
+	runs            int
+	idle            time.Duration
+	latency         int
+	durableN        int
+	execN           int // durable tasks per throughput run of the --exec kind
+	execLatency     int // sequential tasks per latency run of the --exec kind
+	noneN           int
+	inflight        int
+	batch           int           // tasks per batch in the batched durable load
+	batchInflight   int           // batches in flight then
+	window          time.Duration // etcd capacity and raw NATS throughput runs
+	joinRuns        int
+	scaleSizes      []int
+	scale           scaleConfig
+	only            []string // groups to measure; all when empty
+	scaleString     string
+	onlyString      string
+	beforeFile      string
+	before          *earlier      // the earlier report's figures; nil: none
+	growthN         int           // durable tasks done between the growth group's two loads
+	profiles        string        // where the growth group writes CPU profiles; "": none
+	expiryN         int           // done records whose expiry the expiry group measures
+	expiryRetention time.Duration // the expiry group's --result-retention
 }
 
 func run(ctx context.Context, args []string) error {
@@ -93,11 +95,13 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.scale.rate, "scale-rate", 100, "durable tasks/s while etcd's loaded rate is measured")
 	fs.IntVar(&cfg.growthN, "growth-n", 300000, "durable tasks done between the fresh and the later load (growth group)")
 	fs.StringVar(&cfg.profiles, "growth-profiles", "", "a directory for CPU profiles of the master and etcd during the growth group's loads; none when empty")
-	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,handlers,failover,join,disk,jetstream,growth,scale); all when empty")
+	fs.IntVar(&cfg.expiryN, "expiry-n", 100000, "done records whose expiry is measured (expiry group)")
+	fs.DurationVar(&cfg.expiryRetention, "expiry-retention", 45*time.Second, "the nodes' --result-retention in the expiry group: longer than the fill of -expiry-n tasks")
+	fs.StringVar(&cfg.onlyString, "only", "", "comma-separated groups to measure (shared,handlers,failover,join,disk,jetstream,growth,expiry,scale); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
-	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.batch < 2 || cfg.batch > message.MaxBatch || cfg.batchInflight < 1 || cfg.joinRuns < 1 || cfg.growthN < 1 ||
+	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.batch < 2 || cfg.batch > message.MaxBatch || cfg.batchInflight < 1 || cfg.joinRuns < 1 || cfg.growthN < 1 || cfg.expiryN < 1 ||
 		cfg.scale.starts < 1 || cfg.scale.joins < 1 || cfg.scale.rate < 1 {
 		return errors.New("every count must be at least 1")
 	}
@@ -179,6 +183,12 @@ func measure(ctx context.Context, e *env, cfg config, r *report) {
 		progress("growth: durable throughput on a fresh etcd and after %d more done tasks", cfg.growthN)
 		if err := growthFigures(ctx, e, cfg, r); err != nil {
 			r.fail("durable throughput as done records accumulate", err)
+		}
+	}
+	if want("expiry") && ctx.Err() == nil {
+		progress("expiry: the expiry of %d done records, and of as many keys under one lease, under load", cfg.expiryN)
+		if err := expiryFigures(ctx, e, cfg, r); err != nil {
+			r.fail("the expiry of done records", err)
 		}
 	}
 	if want("scale") && ctx.Err() == nil {

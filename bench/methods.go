@@ -77,6 +77,15 @@ func methods(cfg config) string {
 		"*later ÷ fresh* is the per-run ratio. With -growth-profiles DIR, %s CPU profiles of the master and of etcd "+
 		"(--enable-pprof) from the start of each of the two loads are written there.",
 		cfg.durableN, cfg.inflight, cfg.growthN, growthChunk, cfg.inflight, profileTime)
+	p("**The expiry of done records** (group expiry, issue 15). Each run: etcd restarted on an empty data dir, a fresh 3-node cluster with "+
+		"`--result-retention %s`; %d durable tasks of the demo kind in batches (`client.Load`, batches of %d, %d in flight), whose done records "+
+		"etcd deletes when their leases expire; etcd's LeaseTimeToLive with keys then counts the leases they are under and the most keys on one. "+
+		"From the end of that fill until a retention plus a time bucket (and 1 s) after it, three clients run through the worker: serial 200-byte "+
+		"etcd puts, sequential durable `Submit` + `Wait` of one task each, and a background durable `client.Load` (%d in flight). A sample counts "+
+		"*before* if it started before the first record could expire (the retention after the first completion), *during* otherwise. "+
+		"Then, in the same etcd, the baseline: %d keys of %d bytes put under one lease of 20 s (txns of 128 puts, 8 at once), as one time "+
+		"bucket's lease held them before leases were capped, and the same probes from then until the keys are gone. *during ÷ before* is the per-run ratio.",
+		cfg.expiryRetention, cfg.expiryN, cfg.batch, cfg.batchInflight, expiryBackground, cfg.expiryN, len(recordValue))
 	p("**Task kinds** (one 3-node cluster whose nodes also run `--exec %s=%s`, so every node runs both kinds; the load generator dials a worker). "+
 		"Each run, in this order: the Go handler (the demo kind, triple, a Go function that does nothing with `--work-time 0s`): the durable throughput "+
 		"load above (%d tasks, %d in flight, etcd compacted first) with its CPU per task, then %d sequential durable `Submit` + `Wait` after 20 "+
