@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,22 +20,32 @@ func (w *Writer) commit(ctx context.Context, batch []*op) error {
 	w.stats.txns.Add(1)
 	w.stats.ops.Add(int64(len(batch)))
 
-	granted := map[*leases]clientv3.LeaseID{} // the lease of each retention in this txn
+	keys := map[*leases]int{} // the writes of each retention in this txn
+	for _, o := range batch {
+		if !o.del && o.lease != nil {
+			keys[o.lease]++
+		}
+	}
+	granted := make(map[*leases]clientv3.LeaseID, len(keys)) // the lease they go under
+	var ahead sync.WaitGroup                                 // next leases granted beside the txn
+	defer ahead.Wait()
+	for l, n := range keys {
+		id, err := l.get(ctx, n)
+		if err != nil {
+			return w.failedTxn(len(batch), err)
+		}
+		granted[l] = id
+		if grant := l.ahead(); grant != nil {
+			ahead.Go(func() { grant(ctx) })
+		}
+	}
 	ops := make([]clientv3.Op, len(batch))
 	for i, o := range batch {
 		switch {
 		case o.del:
 			ops[i] = clientv3.OpDelete(o.key)
 		case o.lease != nil:
-			id, ok := granted[o.lease]
-			if !ok {
-				var err error
-				if id, err = o.lease.get(ctx); err != nil {
-					return w.failedTxn(len(batch), err)
-				}
-				granted[o.lease] = id
-			}
-			ops[i] = clientv3.OpPut(o.key, o.value, clientv3.WithLease(id))
+			ops[i] = clientv3.OpPut(o.key, o.value, clientv3.WithLease(granted[o.lease]))
 		default:
 			ops[i] = clientv3.OpPut(o.key, o.value)
 		}

@@ -10,7 +10,7 @@ import (
 
 func TestConfig(t *testing.T) {
 	d := taskstore.DefaultConfig()
-	if d.MaxBatch != 128 || d.MaxInFlight != 4 || d.Retention != 10*time.Minute || d.Timeout != 5*time.Second {
+	if d.MaxBatch != 128 || d.MaxInFlight != 4 || d.Retention != 10*time.Minute || d.Timeout != 5*time.Second || d.MaxLeaseKeys != 1000 {
 		t.Fatalf("DefaultConfig = %+v", d)
 	}
 	if err := d.Validate(); err != nil {
@@ -22,7 +22,11 @@ func TestConfig(t *testing.T) {
 	if err := (taskstore.Config{}).Validate(); err != nil {
 		t.Fatalf("zero options: %v", err)
 	}
-	for _, o := range []taskstore.Config{{MaxBatch: -1}, {MaxInFlight: -1}, {Retention: -1}, {Retention: taskstore.MaxRetention + time.Nanosecond}, {Retention: 1<<63 - 1}, {Timeout: -1}} {
+	if err := (taskstore.Config{MaxBatch: 16, MaxLeaseKeys: 16}).Validate(); err != nil {
+		t.Fatalf("as many keys per lease as writes per txn: %v", err)
+	}
+	for _, o := range []taskstore.Config{{MaxBatch: -1}, {MaxInFlight: -1}, {Retention: -1}, {Retention: taskstore.MaxRetention + time.Nanosecond}, {Retention: 1<<63 - 1}, {Timeout: -1},
+		{MaxLeaseKeys: -1}, {MaxLeaseKeys: 100}, {MaxBatch: 16, MaxLeaseKeys: 8}} {
 		if err := o.Validate(); !errors.Is(err, taskstore.ErrInvalidConfig) {
 			t.Errorf("Validate(%+v) = %v, want ErrInvalidConfig", o, err)
 		}

@@ -66,8 +66,8 @@ func NewWriter(cli *clientv3.Client, prefix string, fence Fence, cfg Config) *Wr
 		fence:   fence,
 		cfg:     cfg,
 		log:     cfg.Logger,
-		leases:  newLeases(cli, cfg.Retention),
-		failed:  newLeases(cli, cfg.FailedRetention),
+		leases:  newLeases(cli, cfg.Retention, cfg.MaxLeaseKeys),
+		failed:  newLeases(cli, cfg.FailedRetention, cfg.MaxLeaseKeys),
 		queue:   make(chan *op, max(cfg.MaxBatch, 1)), // Run refuses MaxBatch < 0
 		stopped: make(chan struct{}),
 	}
@@ -98,8 +98,8 @@ func (w *Writer) Put(ctx context.Context, r Record) error {
 // Complete records r in its final state: Done (also when r.State is not
 // final) is kept for Retention, Failed and Cancelled for FailedRetention.
 // It writes the record under a lease that expires after about that time
-// (one lease per time bucket, shared by every completion in it); a
-// retention of 0 deletes the record. It sets r.Term to the fence's term,
+// (one lease per time bucket, shared by up to MaxLeaseKeys completions in
+// it); a retention of 0 deletes the record. It sets r.Term to the fence's term,
 // checks r (a Done record needs its Result), and blocks until the txn
 // commits. Errors are those of Put.
 func (w *Writer) Complete(ctx context.Context, r Record) error {
