@@ -2,6 +2,8 @@ package taskstore_test
 
 import (
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,4 +132,88 @@ func TestLongestRetention(t *testing.T) {
 	if _, err := cli.Grant(t.Context(), int64(keyspace.MaxLeaseTTL/time.Second)+1); !errors.Is(err, rpctypes.ErrLeaseTTLTooLarge) {
 		t.Fatalf("etcd granted a lease longer than keyspace.MaxLeaseTTL: %v", err)
 	}
+}
+
+// TestRetentionLeaseCap completes more tasks at once than MaxLeaseKeys: they
+// are kept under several leases, none holding more than MaxLeaseKeys keys
+// (etcd deletes a lease's keys in one apply), and each record still lives
+// at least the retention and at most about the retention plus a bucket.
+func TestRetentionLeaseCap(t *testing.T) {
+	const n, maxKeys, retention = 300, 40, 3 * time.Second
+	const bucket = time.Second // retention/10, at least 1s
+	_, cli := newEtcd(t)
+	opts := options(retention)
+	opts.MaxLeaseKeys, opts.MaxBatch = maxKeys, 16 // a txn's records share a lease
+	w := startWriter(t, cli, newFence(t, cli), opts)
+
+	records := make([]taskstore.Record, n)
+	for i := range records {
+		records[i] = pending(int64(i))
+	}
+	for _, err := range w.PutMany(t.Context(), records) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	completed := make([]time.Time, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, r := range records {
+		wg.Go(func() {
+			if err := w.Complete(t.Context(), done(r)); err != nil {
+				errs <- err
+			}
+			completed[i] = time.Now()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	keys := make(map[clientv3.LeaseID]int) // keys of ours under each lease
+	for _, r := range records {
+		_, resp, ok := get(t, cli, r.UUID)
+		if !ok || resp.Kvs[0].Lease == 0 {
+			t.Fatalf("record %s after Complete: present %t, want it kept under a lease", r.UUID, ok)
+		}
+		keys[clientv3.LeaseID(resp.Kvs[0].Lease)]++
+	}
+	if want := (n + maxKeys - 1) / maxKeys; len(keys) < want {
+		t.Errorf("%d completions with MaxLeaseKeys %d are under %d leases, want at least %d", n, maxKeys, len(keys), want)
+	}
+	for id, ours := range keys {
+		ttl, err := cli.TimeToLive(t.Context(), id, clientv3.WithAttachedKeys())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ttl.Keys) > maxKeys {
+			t.Errorf("lease %x holds %d keys (%d of these records), want at most MaxLeaseKeys, %d", id, len(ttl.Keys), ours, maxKeys)
+		}
+		if max := int64((retention + bucket) / time.Second); ttl.GrantedTTL > max {
+			t.Errorf("lease %x granted for %ds, want at most the retention plus a bucket, %ds", id, ttl.GrantedTTL, max)
+		}
+	}
+	t.Logf("%d completions under %d leases", n, len(keys))
+
+	// Each is kept at least the retention after its completion returned
+	// (less a little for the time between commit and return), and all are
+	// gone within the retention plus a bucket after the last one (plus
+	// etcd's revocation, every 0.5 s): a lease is granted before the
+	// records attached to it are written.
+	const slack = 100 * time.Millisecond
+	last := slices.MaxFunc(completed, time.Time.Compare)
+	for time.Now().Before(last.Add(retention - slack)) {
+		for i, r := range records {
+			if time.Now().Before(completed[i].Add(retention - slack)) {
+				if _, _, ok := get(t, cli, r.UUID); !ok {
+					t.Fatalf("record %d gone %s after its completion, retention %s", i, time.Since(completed[i]), retention)
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	testutil.Eventually(t, time.Until(last.Add(retention+bucket+2*time.Second)), "completed records kept longer than the retention plus a bucket",
+		func() bool { return count(t, cli) == 0 })
 }
