@@ -172,3 +172,40 @@ func TestBatchPlacedOneRequestPerWorker(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingTasksDispatchedInOneRequest: tasks that waited for a worker
+// are placed, when one comes, with one write of their moved records and
+// one request.
+func TestWaitingTasksDispatchedInOneRequest(t *testing.T) {
+	records := &fakeRecords{}
+	var mu sync.Mutex
+	var batches [][]message.Task
+	m := testMaster(t, func(c *masterConfig) {
+		c.records = records
+		c.sendBatch = func(_ context.Context, w string, tasks []message.Task) ([]message.Ack, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			batches = append(batches, tasks)
+			return make([]message.Ack, len(tasks)), errors.New("refused whole") // then each goes alone
+		}
+	})
+	for i := range 3 {
+		var reply message.SubmitReply
+		m.submit(demoTask("", int64(i)), "", func(r message.SubmitReply) { reply = r })
+		if !reply.Accepted || reply.State != "pending" {
+			t.Fatalf("submission %d: %+v", i, reply)
+		}
+	}
+	m.wg.Wait()
+	m.table.setWorkers(workers("w-a"))
+	m.dispatch()
+	m.wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) != 1 || len(batches[0]) != 3 || batches[0][2].Executor != "w-a" || batches[0][2].Attempt != 1 {
+		t.Fatalf("batches: %+v", batches)
+	}
+	if n := records.putManys.Load(); n != 1 {
+		t.Errorf("the moved records written in %d PutMany calls, want 1", n)
+	}
+}

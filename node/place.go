@@ -112,14 +112,23 @@ func (m *master) rescue(now time.Time) {
 }
 
 // dispatch places the waiting tasks for which a slot is free, oldest
-// first; each is placed in the background.
+// first, in the background: the durable ones for one worker with one
+// request (placeBatchOn), the others each alone.
 func (m *master) dispatch() {
+	byWorker := map[string][]*tracked{}
 	for {
 		t, w := m.table.nextWaiting(time.Now())
 		if t == nil {
-			return
+			break
 		}
-		m.placeAsync(t, w, "")
+		if t.ephemeral {
+			m.placeAsync(t, w, "")
+			continue
+		}
+		byWorker[w] = append(byWorker[w], t)
+	}
+	for w, ts := range byWorker {
+		m.wg.Go(func() { m.placeBatchOn(w, ts) })
 	}
 }
 
@@ -241,52 +250,91 @@ func (m *master) taskOf(rec taskstore.Record) message.Task {
 		Attempt: int64(rec.Attempts), TimeoutMS: m.policy.timeoutOf(&rec).Milliseconds()}
 }
 
-// placeBatchOn places durable tasks a batch of submissions reserved on
-// worker w, claimed, with one request (sendBatch) instead of one each.
-// What placeOn does for one task it does for each, but the sending; a task
-// it cannot send this way as it is (its record must move first) or that w
-// did not take is placed alone, as placeNow places it: on w first, then on
-// the others. A worker of an earlier release refuses the batch as a
-// whole: its tasks then go one by one.
+// placeBatchOn places durable tasks reserved on worker w (a batch of
+// submissions', or waiting ones dispatch found a slot for), claimed, with
+// one request (sendBatch) instead of one each, after one PutMany for
+// those whose record moves to w. What placeOn does for one task it does
+// for each; a task whose write failed, or that w did not take, is placed
+// alone, as placeOn places it: on w first, then on the others. A worker
+// of an earlier release refuses the batch as a whole: its tasks then go
+// one by one.
 func (m *master) placeBatchOn(w string, ts []*tracked) {
+	alone := func(t *tracked) { m.wg.Go(func() { m.placeThenRecord(t, w, "") }) }
 	if m.sendBatch == nil || len(ts) < 2 {
 		for _, t := range ts {
-			m.placeThenRecord(t, w, "")
+			alone(t)
 		}
 		return
 	}
-	alone := func(t *tracked) { m.wg.Go(func() { m.placeThenRecord(t, w, "") }) }
-	batch := make([]*tracked, 0, len(ts))
-	tasks := make([]message.Task, 0, len(ts))
-	var placedBefore []bool
+	if len(ts) > message.MaxBatch {
+		m.wg.Go(func() { m.placeBatchOn(w, ts[message.MaxBatch:]) })
+		ts = ts[:message.MaxBatch]
+	}
+	type sendable struct {
+		t      *tracked
+		rec    taskstore.Record
+		before bool // placed before: a sending again
+	}
+	var ready, moving []sendable // moving: their record moves to w first
 	for _, t := range ts {
 		cur, before, doneMeanwhile := m.table.current(t)
-		rec := startAttempt(cur, w, time.Now())
-		if doneMeanwhile || rec.Executor != cur.Executor || rec.Attempts != cur.Attempts || cur.Term != m.term || !m.lead.Valid() || m.ctx.Err() != nil {
-			alone(t) // placeOn writes what must be written first, or finds it done
+		if doneMeanwhile || t.ephemeral || !m.lead.Valid() || m.ctx.Err() != nil {
+			alone(t) // placeOn finds it done, or sends it its way
 			continue
 		}
-		m.table.reserveOn(t, w)
-		m.table.sending(t, w, rec.Attempts)
-		batch, tasks, placedBefore = append(batch, t), append(tasks, m.taskOf(rec)), append(placedBefore, before)
+		s := sendable{t, startAttempt(cur, w, time.Now()), before}
+		if s.rec.Executor != cur.Executor || s.rec.Attempts != cur.Attempts || cur.Term != m.term {
+			s.rec.Term = m.term
+			moving = append(moving, s)
+		} else {
+			ready = append(ready, s)
+		}
 	}
-	if len(batch) == 0 {
+	// The records that move are written together, as placeOn writes one.
+	if len(moving) > 0 {
+		recs := make([]taskstore.Record, len(moving))
+		for i, s := range moving {
+			recs[i] = s.rec
+		}
+		for i, err := range m.records.PutMany(m.ctx, recs) {
+			if err != nil {
+				alone(moving[i].t) // placeOn writes it again, or finds the term over
+				continue
+			}
+			m.table.moved(moving[i].t, moving[i].rec)
+			ready = append(ready, moving[i])
+		}
+	}
+	if len(ready) == 0 {
 		return
+	}
+	if !m.lead.Valid() {
+		for _, s := range ready {
+			alone(s.t)
+		}
+		return
+	}
+	tasks := make([]message.Task, len(ready))
+	for i, s := range ready {
+		m.table.reserveOn(s.t, w)
+		m.table.sending(s.t, w, s.rec.Attempts)
+		tasks[i] = m.taskOf(s.rec)
 	}
 	sentAt := time.Now()
 	acks, err := m.sendBatch(m.ctx, w, tasks)
 	if err != nil {
-		m.log.Debug("worker did not take a batch of tasks", "worker", w, "tasks", len(batch), "err", err)
+		m.log.Debug("worker did not take a batch of tasks", "worker", w, "tasks", len(ready), "err", err)
 	}
 	now := time.Now()
-	for i, t := range batch {
+	for i, s := range ready {
+		t := s.t
 		if err != nil || !acks[i].Accepted {
 			alone(t)
 			continue
 		}
 		m.table.sentAt(t, now)
 		m.stats.dispatched.Add(1)
-		if placedBefore[i] {
+		if s.before {
 			m.stats.redispatched.Add(1)
 		}
 		m.log.Info("task sent", "uuid", tasks[i].UUID, "executor", w, "kind", tasks[i].Kind, "sent_at", sentAt)
