@@ -86,8 +86,8 @@ func growthFigures(ctx context.Context, e *env, cfg config, r *report) error {
 		}
 	}
 	r.note("growth", "The %d tasks between the two loads are real durable tasks of the demo kind, done through the same cluster "+
-		"by client.Load (%d in flight, at most %d per Load); each leaves its done record in etcd for the result retention (10 minutes). "+
-		"Each run starts on a fresh etcd and a fresh cluster.", cfg.growthN, cfg.inflight, growthChunk)
+		"by client.Load in batches (client.SubmitMany, %d tasks a batch, %d batches in flight, at most %d tasks per Load); each leaves its done "+
+		"record in etcd for the result retention (10 minutes). Each run starts on a fresh etcd and a fresh cluster.", cfg.growthN, cfg.batch, cfg.batchInflight, growthChunk)
 	return nil
 }
 
