@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -135,11 +136,11 @@ func batchError(replies []message.SubmitReply) error {
 	var refused, temporary, unanswered int
 	var first, last string
 	for _, r := range replies {
-		switch {
-		case r.Accepted:
-		case r.Error == "":
+		switch err := replyError(r); {
+		case err == nil:
+		case errors.Is(err, ErrNoMaster):
 			unanswered++
-		case r.Temporary:
+		case errors.Is(err, ErrNotAccepted):
 			temporary++
 			last = r.Error
 		default:

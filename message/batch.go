@@ -51,13 +51,16 @@ func DecodeSubmitBatch(data []byte) (subs []Submit, errs []error, err error) {
 }
 
 // AppendSubmitBatch appends subs as a batch.
-func AppendSubmitBatch(b []byte, subs []Submit) []byte {
+func AppendSubmitBatch(b []byte, subs []Submit) []byte { return appendArray(b, subs) }
+
+// appendArray appends items as a JSON array.
+func appendArray[T interface{ AppendJSON([]byte) []byte }](b []byte, items []T) []byte {
 	b = append(b, '[')
-	for i, s := range subs {
+	for i, item := range items {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = s.AppendJSON(b)
+		b = item.AppendJSON(b)
 	}
 	return append(b, ']')
 }
@@ -67,16 +70,7 @@ func AppendSubmitBatch(b []byte, subs []Submit) []byte {
 type SubmitReplies []SubmitReply
 
 // AppendJSON appends the answers as a JSON array.
-func (rs SubmitReplies) AppendJSON(b []byte) []byte {
-	b = append(b, '[')
-	for i, r := range rs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = r.AppendJSON(b)
-	}
-	return append(b, ']')
-}
+func (rs SubmitReplies) AppendJSON(b []byte) []byte { return appendArray(b, rs) }
 
 // DecodeSubmitReplies parses the answer to a batch of n submissions. A
 // master refuses a whole batch with one SubmitReply (an object, not an
@@ -111,16 +105,7 @@ func DecodeSubmitReplies(data []byte, n int) (replies []SubmitReply, whole Submi
 // and the master then sends the tasks one by one.
 
 // AppendTaskBatch appends tasks as a batch.
-func AppendTaskBatch(b []byte, tasks []Task) []byte {
-	b = append(b, '[')
-	for i, t := range tasks {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = t.AppendJSON(b)
-	}
-	return append(b, ']')
-}
+func AppendTaskBatch(b []byte, tasks []Task) []byte { return appendArray(b, tasks) }
 
 // DecodeTaskBatch splits a batch of tasks into the tasks' bodies, each
 // for DecodeTask.
@@ -139,16 +124,7 @@ func DecodeTaskBatch(data []byte) ([]json.RawMessage, error) {
 type Acks []Ack
 
 // AppendJSON appends the acks as a JSON array.
-func (as Acks) AppendJSON(b []byte) []byte {
-	b = append(b, '[')
-	for i, a := range as {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = a.AppendJSON(b)
-	}
-	return append(b, ']')
-}
+func (as Acks) AppendJSON(b []byte) []byte { return appendArray(b, as) }
 
 // DecodeAcks parses the answer to a batch of n tasks: n acks. A single
 // ack (a refusal of the whole batch) is an error that says its reason.

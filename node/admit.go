@@ -345,6 +345,7 @@ func (m *master) submitBatch(subs []message.Submit, errs []error, submitter stri
 		replies[n.i] = m.taken(n.t)
 		placed = append(placed, n.t)
 	}
+	trimResults(replies)
 	answer(replies)
 	// The durable tasks reserved on one worker go to it in one request;
 	// the others, each as accept's caller places it.
@@ -476,4 +477,25 @@ func (m *master) etcdFullFor(sub message.Submit) string {
 		return ""
 	}
 	return m.etcdFull()
+}
+
+// maxBatchResults bounds the result bytes the answer to a batch carries,
+// so that it stays well under a message's MaxSize whatever its
+// duplicates' results (each up to --max-result).
+const maxBatchResults = 1 << 20
+
+// trimResults leaves out of the answers to a batch the duplicates'
+// results beyond maxBatchResults bytes: such an answer says done and
+// duplicate without its result, which the submitter asks for with
+// tasks.get (client.Wait does).
+func trimResults(replies message.SubmitReplies) {
+	size := 0
+	for i, r := range replies {
+		if r.Result == nil {
+			continue
+		}
+		if size += len(r.Result.Result) + len(r.Result.Error); size > maxBatchResults {
+			replies[i].Result = nil
+		}
+	}
 }

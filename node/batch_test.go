@@ -118,13 +118,15 @@ func TestSubmitRepliesEncode(t *testing.T) {
 }
 
 // TestBatchPlacedOneRequestPerWorker: a batch's durable tasks go to their
-// worker in one request; the one it did not take, and all of a batch whose
-// request failed (a worker of an earlier release), go alone.
+// worker in one request; a task the worker refused goes alone to the other
+// worker, and all of a batch whose request failed (a worker of an earlier
+// release) go alone to theirs first. A first placement is not counted as
+// placed again.
 func TestBatchPlacedOneRequestPerWorker(t *testing.T) {
 	for _, how := range []string{"one refused", "request failed"} {
 		t.Run(how, func(t *testing.T) {
 			var mu sync.Mutex
-			var batches [][]message.Task
+			batches := map[string][]message.Task{}
 			var alone []message.Task
 			m := testMaster(t, func(c *masterConfig) {
 				c.send = func(_ context.Context, task message.Task, _ bool) error {
@@ -136,7 +138,7 @@ func TestBatchPlacedOneRequestPerWorker(t *testing.T) {
 				c.sendBatch = func(_ context.Context, w string, tasks []message.Task) ([]message.Ack, error) {
 					mu.Lock()
 					defer mu.Unlock()
-					batches = append(batches, tasks)
+					batches[w] = tasks
 					if how == "request failed" {
 						return nil, errors.New("bad acks: the batch was answered with one ack")
 					}
@@ -147,8 +149,8 @@ func TestBatchPlacedOneRequestPerWorker(t *testing.T) {
 					return acks, nil
 				}
 			})
-			m.table.setWorkers(workers("w-a"))
-			subs := make([]message.Submit, 5)
+			m.table.setWorkers(workers("w-a", "w-b"))
+			subs := make([]message.Submit, 6)
 			for i := range subs {
 				subs[i] = demoTask("", int64(i))
 			}
@@ -156,20 +158,45 @@ func TestBatchPlacedOneRequestPerWorker(t *testing.T) {
 			m.wg.Wait()
 			mu.Lock()
 			defer mu.Unlock()
-			if len(batches) != 1 || len(batches[0]) != 5 || batches[0][0].Executor != "w-a" {
+			if len(batches) != 2 || len(batches["w-a"])+len(batches["w-b"]) != 6 {
 				t.Fatalf("batches sent: %+v", batches)
 			}
-			want := 1
+			first := map[string]string{} // uuid: the worker of its batch
+			for w, tasks := range batches {
+				for _, task := range tasks {
+					first[task.UUID] = w
+				}
+			}
+			want, wantRedispatched := 2, int64(2)
 			if how == "request failed" {
-				want = 5
+				want, wantRedispatched = 6, 6
 			}
-			if len(alone) != want || (want == 1 && alone[0].UUID != batches[0][1].UUID) {
-				t.Errorf("sent alone: %d tasks, want %d", len(alone), want)
+			if len(alone) != want {
+				t.Fatalf("sent alone: %d tasks, want %d", len(alone), want)
 			}
-			if got := m.stats.dispatched.Load(); got != 5 {
-				t.Errorf("dispatched %d, want 5", got)
+			for _, task := range alone {
+				if sameWorker := task.Executor == first[task.UUID]; sameWorker != (how == "request failed") {
+					t.Errorf("task of %s's batch sent alone to %s", first[task.UUID], task.Executor)
+				}
+			}
+			if got := m.stats.dispatched.Load(); got != 6 {
+				t.Errorf("dispatched %d, want 6", got)
+			}
+			if got := m.stats.redispatched.Load(); got != wantRedispatched {
+				t.Errorf("redispatched %d, want %d (the sendings after a first)", got, wantRedispatched)
 			}
 		})
+	}
+}
+
+// The answer to a batch carries at most maxBatchResults bytes of its
+// duplicates' results.
+func TestTrimResults(t *testing.T) {
+	big := &message.Result{Result: json.RawMessage(`"` + strings.Repeat("x", maxBatchResults/2) + `"`)}
+	rs := message.SubmitReplies{{Result: big}, {Error: "no"}, {Result: big}, {Result: big}}
+	trimResults(rs)
+	if rs[0].Result == nil || rs[2].Result != nil || rs[3].Result != nil {
+		t.Errorf("results kept: %v %v %v", rs[0].Result != nil, rs[2].Result != nil, rs[3].Result != nil)
 	}
 }
 

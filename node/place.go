@@ -250,14 +250,18 @@ func (m *master) taskOf(rec taskstore.Record) message.Task {
 		Attempt: int64(rec.Attempts), TimeoutMS: m.policy.timeoutOf(&rec).Milliseconds()}
 }
 
+// maxBatchBytes bounds the payloads of one request of placeBatchOn, well
+// under a message's MaxSize.
+const maxBatchBytes = 1 << 20
+
 // placeBatchOn places durable tasks reserved on worker w (a batch of
 // submissions', or waiting ones dispatch found a slot for), claimed, with
 // one request (sendBatch) instead of one each, after one PutMany for
 // those whose record moves to w. What placeOn does for one task it does
-// for each; a task whose write failed, or that w did not take, is placed
-// alone, as placeOn places it: on w first, then on the others. A worker
-// of an earlier release refuses the batch as a whole: its tasks then go
-// one by one.
+// for each; a task whose write failed, or all of a request that got no
+// answer, are placed alone on w first, then on the others; a task w
+// refused, on the others. A worker of an earlier release refuses the
+// batch as a whole: its tasks then go one by one.
 func (m *master) placeBatchOn(w string, ts []*tracked) {
 	alone := func(t *tracked) { m.wg.Go(func() { m.placeThenRecord(t, w, "") }) }
 	if m.sendBatch == nil || len(ts) < 2 {
@@ -266,9 +270,14 @@ func (m *master) placeBatchOn(w string, ts []*tracked) {
 		}
 		return
 	}
-	if len(ts) > message.MaxBatch {
-		m.wg.Go(func() { m.placeBatchOn(w, ts[message.MaxBatch:]) })
-		ts = ts[:message.MaxBatch]
+	// At most message.MaxBatch tasks and about a MiB of payloads a request.
+	for n, size := 0, 0; n < len(ts); n++ {
+		if size += 192 + len(ts[n].rec.Payload); n == message.MaxBatch || n > 0 && size > maxBatchBytes {
+			rest := ts[n:]
+			m.wg.Go(func() { m.placeBatchOn(w, rest) })
+			ts = ts[:n]
+			break
+		}
 	}
 	type sendable struct {
 		t      *tracked
@@ -328,8 +337,13 @@ func (m *master) placeBatchOn(w string, ts []*tracked) {
 	now := time.Now()
 	for i, s := range ready {
 		t := s.t
-		if err != nil || !acks[i].Accepted {
+		switch {
+		case err != nil: // no answer, or the batch refused as a whole: w first
 			alone(t)
+			continue
+		case !acks[i].Accepted: // as placeOn's refusal: the next worker
+			m.log.Debug("worker did not take the task", "uuid", tasks[i].UUID, "worker", w, "reason", acks[i].Reason)
+			m.wg.Go(func() { m.placeThenRecord(t, "", w) })
 			continue
 		}
 		m.table.sentAt(t, now)

@@ -414,7 +414,10 @@ func (tt *taskTable) releaseLocked(t *tracked) bool {
 func (tt *taskTable) current(t *tracked) (rec taskstore.Record, placedBefore, hasResult bool) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	return t.rec, !t.sent.IsZero() || t.rec.Attempts > 0, t.result != nil
+	// Placed before: sent in this term, or taken under an earlier term's
+	// (resumed running); a new task's first attempt, started at
+	// admission, is not a placement yet.
+	return t.rec, !t.sent.IsZero() || len(t.sentTo) > 0 || t.taken, t.result != nil
 }
 
 // moved records that t's placement moved to rec (another worker, another

@@ -97,9 +97,9 @@ func (c Config) Validate() error {
 			ErrInvalidConfig, MaxRetention, c.FailedRetention)
 	case c.MaxLeaseKeys < 0:
 		return fmt.Errorf("%w: max lease keys must not be negative, got %d", ErrInvalidConfig, c.MaxLeaseKeys)
-	case c.MaxLeaseKeys != 0 && c.MaxLeaseKeys < cmp.Or(c.MaxBatch, defaultMaxBatch):
+	case cmp.Or(c.MaxLeaseKeys, defaultLeaseKeys) < cmp.Or(c.MaxBatch, defaultMaxBatch):
 		return fmt.Errorf("%w: max lease keys must be at least max batch, %d (a txn's records share a lease), got %d",
-			ErrInvalidConfig, cmp.Or(c.MaxBatch, defaultMaxBatch), c.MaxLeaseKeys)
+			ErrInvalidConfig, cmp.Or(c.MaxBatch, defaultMaxBatch), cmp.Or(c.MaxLeaseKeys, defaultLeaseKeys))
 	case c.Timeout < 0:
 		return fmt.Errorf("%w: timeout must not be negative, got %s", ErrInvalidConfig, c.Timeout)
 	}
