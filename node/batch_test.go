@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meshpool/meshpool/message"
+	"github.com/meshpool/meshpool/registry"
 	"github.com/meshpool/meshpool/taskstore"
 )
 
@@ -234,5 +235,55 @@ func TestWaitingTasksDispatchedInOneRequest(t *testing.T) {
 	}
 	if n := records.putManys.Load(); n != 1 {
 		t.Errorf("the moved records written in %d PutMany calls, want 1", n)
+	}
+}
+
+// A worker's batch is cut at about maxBatchBytes of payloads.
+func TestBatchOfLargeTasksIsCut(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	m := testMaster(t, func(c *masterConfig) {
+		c.maxPayload = 1 << 20
+		c.send = func(context.Context, message.Task, bool) error { // a batch of one goes alone
+			mu.Lock()
+			defer mu.Unlock()
+			sizes = append(sizes, 1)
+			return nil
+		}
+		c.sendBatch = func(_ context.Context, w string, tasks []message.Task) ([]message.Ack, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes = append(sizes, len(tasks))
+			acks := make([]message.Ack, len(tasks))
+			for i := range acks {
+				acks[i].Accepted = true
+			}
+			return acks, nil
+		}
+	})
+	m.table.setWorkers([]registry.Record{{ID: "w-a", Kinds: []string{"k"}}})
+	subs := make([]message.Submit, 7)
+	for i := range subs {
+		subs[i] = message.Submit{Kind: "k", Payload: json.RawMessage(`"` + strings.Repeat("x", 300<<10) + `"`)}
+	}
+	var replies message.SubmitReplies
+	m.submitBatch(subs, make([]error, len(subs)), "", func(rs message.SubmitReplies) { replies = rs })
+	m.wg.Wait()
+	for i, r := range replies {
+		if !r.Accepted {
+			t.Fatalf("answer %d: %+v", i, r)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, n := range sizes {
+		if n > 3 { // 3 payloads of 300 KiB are under a MiB, 4 over
+			t.Errorf("a batch of %d tasks of 300 KiB", n)
+		}
+		total += n
+	}
+	if total != 7 {
+		t.Errorf("batches %v, want 7 tasks in all", sizes)
 	}
 }

@@ -26,7 +26,7 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("as many keys per lease as writes per txn: %v", err)
 	}
 	for _, o := range []taskstore.Config{{MaxBatch: -1}, {MaxInFlight: -1}, {Retention: -1}, {Retention: taskstore.MaxRetention + time.Nanosecond}, {Retention: 1<<63 - 1}, {Timeout: -1},
-		{MaxLeaseKeys: -1}, {MaxLeaseKeys: 100}, {MaxBatch: 16, MaxLeaseKeys: 8}} {
+		{MaxLeaseKeys: -1}, {MaxLeaseKeys: 100}, {MaxBatch: 16, MaxLeaseKeys: 8}, {MaxBatch: 2000}} {
 		if err := o.Validate(); !errors.Is(err, taskstore.ErrInvalidConfig) {
 			t.Errorf("Validate(%+v) = %v, want ErrInvalidConfig", o, err)
 		}
