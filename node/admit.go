@@ -90,16 +90,9 @@ func (m *master) onSubmit(msg *nats.Msg) {
 	// Decoded here, on the subscription's goroutine: its stack has grown
 	// already, and a fresh goroutine's first act would be to grow its own.
 	sub, err := message.DecodeSubmit(msg.Data)
-	if err == nil && len(sub.Payload) > m.maxPayload {
-		err = fmt.Errorf("%w: payload is %d bytes, more than --max-payload %d", message.ErrTooLarge, len(sub.Payload), m.maxPayload)
-	}
-	if err != nil {
+	if err = m.checkDecoded(sub, err); err != nil {
 		done()
-		if errors.Is(err, message.ErrVersion) {
-			m.stats.badVersion.Add(1)
-		}
-		m.stats.refused.Add(1)
-		m.log.Warn("submission refused", ratelog.Limit, "err", err)
+		m.refusedAsInvalid("submission refused", err)
 		answer(message.SubmitReply{Error: "invalid task: " + err.Error()})
 		return
 	}
@@ -117,30 +110,38 @@ func (m *master) onSubmitBatch(msg *nats.Msg, submitter string, done func()) {
 	subs, errs, err := message.DecodeSubmitBatch(msg.Data)
 	if err != nil {
 		done()
-		if errors.Is(err, message.ErrVersion) {
-			m.stats.badVersion.Add(1)
-		}
-		m.stats.refused.Add(1)
-		m.log.Warn("batch refused", ratelog.Limit, "err", err)
+		m.refusedAsInvalid("batch refused", err)
 		respond(msg, message.SubmitReply{Error: "invalid batch: " + err.Error()}, m.log, slog.LevelDebug)
 		return
 	}
 	for i, sub := range subs {
-		if errs[i] == nil && len(sub.Payload) > m.maxPayload {
-			errs[i] = fmt.Errorf("%w: payload is %d bytes, more than --max-payload %d", message.ErrTooLarge, len(sub.Payload), m.maxPayload)
-		}
-		if errs[i] != nil {
-			if errors.Is(errs[i], message.ErrVersion) {
-				m.stats.badVersion.Add(1)
-			}
-			m.stats.refused.Add(1)
-			m.log.Warn("submission in a batch refused", ratelog.Limit, "err", errs[i])
+		if errs[i] = m.checkDecoded(sub, errs[i]); errs[i] != nil {
+			m.refusedAsInvalid("submission in a batch refused", errs[i])
 		}
 	}
 	m.wg.Go(func() {
 		defer done()
 		m.submitBatch(subs, errs, submitter, func(rs message.SubmitReplies) { respond(msg, rs, m.log, slog.LevelDebug) })
 	})
+}
+
+// checkDecoded is err, the error of sub's decoding, or, without one,
+// why sub's payload is too large, or nil.
+func (m *master) checkDecoded(sub message.Submit, err error) error {
+	if err == nil && len(sub.Payload) > m.maxPayload {
+		err = fmt.Errorf("%w: payload is %d bytes, more than --max-payload %d", message.ErrTooLarge, len(sub.Payload), m.maxPayload)
+	}
+	return err
+}
+
+// refusedAsInvalid counts and logs a submission (or batch) refused as
+// invalid.
+func (m *master) refusedAsInvalid(what string, err error) {
+	if errors.Is(err, message.ErrVersion) {
+		m.stats.badVersion.Add(1)
+	}
+	m.stats.refused.Add(1)
+	m.log.Warn(what, ratelog.Limit, "err", err)
 }
 
 // submit accepts sub from submitter, answers it, and places the task. A
