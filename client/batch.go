@@ -114,20 +114,7 @@ func (c *Client) submitBatch(ctx context.Context, subs []message.Submit, batch [
 // batches cuts todo, indices into subs, into batches of at most
 // message.MaxBatch submissions and about maxBatchBytes of JSON each.
 func batches(subs []message.Submit, todo []int) [][]int {
-	var out [][]int
-	start, size := 0, 0
-	for k, i := range todo {
-		n := 64 + len(subs[i].Payload) // the envelope, about
-		if k > start && (k-start == message.MaxBatch || size+n > maxBatchBytes) {
-			out = append(out, todo[start:k])
-			start, size = k, 0
-		}
-		size += n
-	}
-	if start < len(todo) {
-		out = append(out, todo[start:])
-	}
-	return out
+	return message.SplitBatch(todo, func(i int) int { return 64 + len(subs[i].Payload) }, maxBatchBytes) // 64: the envelope, about
 }
 
 // batchError says how many replies do not accept their submission, by

@@ -50,6 +50,26 @@ func DecodeSubmitBatch(data []byte) (subs []Submit, errs []error, err error) {
 	return subs, errs, nil
 }
 
+// SplitBatch cuts items into batches of at most MaxBatch items and, but
+// for a single item larger than that, about maxBytes, size(item) being an
+// item's bytes as it travels.
+func SplitBatch[T any](items []T, size func(T) int, maxBytes int) [][]T {
+	var out [][]T
+	start, bytes := 0, 0
+	for i, item := range items {
+		n := size(item)
+		if i > start && (i-start == MaxBatch || bytes+n > maxBytes) {
+			out = append(out, items[start:i])
+			start, bytes = i, 0
+		}
+		bytes += n
+	}
+	if start < len(items) {
+		out = append(out, items[start:])
+	}
+	return out
+}
+
 // AppendSubmitBatch appends subs as a batch.
 func AppendSubmitBatch(b []byte, subs []Submit) []byte { return appendArray(b, subs) }
 

@@ -228,15 +228,21 @@ func (m *master) placeOn(t *tracked, w string) error {
 		m.log.Debug("worker did not take the task", "uuid", rec.UUID, "worker", w, "err", err)
 		return fmt.Errorf("%w: %w", errTryNext, err)
 	}
-	m.table.sentAt(t, time.Now())
+	m.sent(t, rec, sentAt, time.Now(), placedBefore)
+	return nil
+}
+
+// sent records that t's worker took it (acked at now; sent at sentAt)
+// and counts the sending.
+func (m *master) sent(t *tracked, rec taskstore.Record, sentAt, now time.Time, placedBefore bool) {
+	m.table.sentAt(t, now)
 	m.stats.dispatched.Add(1)
 	if placedBefore {
 		m.stats.redispatched.Add(1)
 	}
 	// sent_at is when it went out; the line is written when the worker
 	// acked, which may be much later for a process that was stopped.
-	m.log.Info("task sent", "uuid", rec.UUID, "executor", w, "kind", rec.Kind, "sent_at", sentAt)
-	return nil
+	m.log.Info("task sent", "uuid", rec.UUID, "executor", rec.Executor, "kind", rec.Kind, "sent_at", sentAt)
 }
 
 // sendRecord sends rec to its executor as this term's task.
@@ -271,13 +277,11 @@ func (m *master) placeBatchOn(w string, ts []*tracked) {
 		return
 	}
 	// At most message.MaxBatch tasks and about a MiB of payloads a request.
-	for n, size := 0, 0; n < len(ts); n++ {
-		if size += 192 + len(ts[n].rec.Payload); n == message.MaxBatch || n > 0 && size > maxBatchBytes {
-			rest := ts[n:]
-			m.wg.Go(func() { m.placeBatchOn(w, rest) })
-			ts = ts[:n]
-			break
+	if batches := message.SplitBatch(ts, func(t *tracked) int { return 192 + len(t.rec.Payload) }, maxBatchBytes); len(batches) > 1 {
+		for _, b := range batches[1:] {
+			m.wg.Go(func() { m.placeBatchOn(w, b) })
 		}
+		ts = batches[0]
 	}
 	type sendable struct {
 		t      *tracked
@@ -346,12 +350,7 @@ func (m *master) placeBatchOn(w string, ts []*tracked) {
 			m.wg.Go(func() { m.placeThenRecord(t, "", w) })
 			continue
 		}
-		m.table.sentAt(t, now)
-		m.stats.dispatched.Add(1)
-		if s.before {
-			m.stats.redispatched.Add(1)
-		}
-		m.log.Info("task sent", "uuid", tasks[i].UUID, "executor", w, "kind", tasks[i].Kind, "sent_at", sentAt)
+		m.sent(t, s.rec, sentAt, now, s.before)
 		if m.table.placed(t, sentOK, now) {
 			m.record(t) // its result came in while it was being placed
 		}

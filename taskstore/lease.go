@@ -90,15 +90,22 @@ func (l *leases) get(ctx context.Context, n int) (clientv3.LeaseID, error) {
 	if id := l.take(n); id != 0 { // granted while we waited
 		return id, nil
 	}
-	start := time.Now()
-	id, err := l.grantFn(ctx, l.ttl)
+	cur, err := l.grantNew(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("cannot grant a retention lease: %w", err)
 	}
+	cur.keys = n
 	l.mu.Lock()
-	l.cur = lease{id: id, until: start.Add(l.bucket), keys: n}
+	l.cur = cur
 	l.mu.Unlock()
-	return id, nil
+	return cur.id, nil
+}
+
+// grantNew grants a lease for the time bucket starting now.
+func (l *leases) grantNew(ctx context.Context) (lease, error) {
+	start := time.Now()
+	id, err := l.grantFn(ctx, l.ttl)
+	return lease{id: id, until: start.Add(l.bucket)}, err
 }
 
 // take hands out n keys on the current lease, or on the one granted ahead
@@ -129,13 +136,12 @@ func (l *leases) ahead() (grant func(context.Context)) {
 	}
 	l.granting = true
 	return func(ctx context.Context) {
-		start := time.Now()
-		id, err := l.grantFn(ctx, l.ttl)
+		next, err := l.grantNew(ctx)
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.granting = false
 		if err == nil {
-			l.next = lease{id: id, until: start.Add(l.bucket)}
+			l.next = next
 		}
 	}
 }

@@ -82,14 +82,11 @@ func NewWriter(cli *clientv3.Client, prefix string, fence Fence, cfg Config) *Wr
 // etcd or context error if the txn failed (the write may or may not have
 // happened: retry).
 func (w *Writer) Put(ctx context.Context, r Record) error {
-	if r.State == "" {
-		r.State = Pending
+	r, err := w.live(r)
+	if err == nil {
+		err = w.write(ctx, r, false, nil)
 	}
-	if r.State.Final() {
-		return fmt.Errorf("%w: Put writes a live task, not a %s one (Complete does)", ErrInvalidRecord, r.State)
-	}
-	r.Term = w.fence.Term
-	if err := w.write(ctx, r, false, nil); err != nil {
+	if err != nil {
 		return fmt.Errorf("taskstore: cannot put task %s: %w", r.UUID, err)
 	}
 	return nil
@@ -129,14 +126,9 @@ func (w *Writer) PutMany(ctx context.Context, recs []Record) (errs []error) {
 	errs = make([]error, len(recs))
 	ops := make([]*op, len(recs))
 	for i, r := range recs {
-		if r.State == "" {
-			r.State = Pending
-		}
-		if r.State.Final() {
-			errs[i] = fmt.Errorf("%w: Put writes a live task, not a %s one (Complete does)", ErrInvalidRecord, r.State)
+		if r, errs[i] = w.live(r); errs[i] != nil {
 			continue
 		}
-		r.Term = w.fence.Term
 		if ops[i], errs[i] = w.newOp(ctx, r, false, nil); errs[i] == nil {
 			errs[i] = w.enqueue(ctx, ops[i])
 		}
@@ -150,6 +142,19 @@ func (w *Writer) PutMany(ctx context.Context, recs []Record) (errs []error) {
 		}
 	}
 	return errs
+}
+
+// live is r as Put writes it: Pending when it has no state, of the
+// fence's term; an error for a final state.
+func (w *Writer) live(r Record) (Record, error) {
+	if r.State == "" {
+		r.State = Pending
+	}
+	if r.State.Final() {
+		return r, fmt.Errorf("%w: Put writes a live task, not a %s one (Complete does)", ErrInvalidRecord, r.State)
+	}
+	r.Term = w.fence.Term
+	return r, nil
 }
 
 func (w *Writer) write(ctx context.Context, r Record, del bool, lease *leases) error {
