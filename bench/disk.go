@@ -32,10 +32,19 @@ func diskFigures(ctx context.Context, e *env, cfg config, r *report) error {
 	if err != nil {
 		return fmt.Errorf("cannot make a data dir on disk: %w", err)
 	}
-	defer os.RemoveAll(dir)
 	if err := e.restartEtcdIn(ctx, dir); err != nil {
+		_ = os.RemoveAll(dir)
 		return err
 	}
+	// Back to etcd in /dev/shm for the groups that follow, which removes
+	// this data dir once etcd has stopped: removed under a running etcd, it
+	// made etcd exit (fatal, "failed to purge snap db file") in the next group.
+	defer func() {
+		if err := e.restartEtcd(context.WithoutCancel(ctx)); err != nil {
+			progress("disk: cannot start etcd in /dev/shm again: %v", err)
+		}
+		_ = os.RemoveAll(dir)
+	}()
 	cl, err := e.newCluster(ctx, 3)
 	if err != nil {
 		return err

@@ -17,6 +17,15 @@ type jsSpec struct {
 	sync     bool // SyncAlways, with the store on disk (diskDir)
 }
 
+// jobs is how many jobs one load of the baseline publishes: enough for a
+// second or more. Synced, that is -durable-n (about 1,500 jobs/s here).
+func (sp jsSpec) jobs(cfg config) int {
+	if sp.sync {
+		return cfg.durableN
+	}
+	return cfg.jsN
+}
+
 // jsSpecs are the baselines, in the order each run measures them.
 func jsSpecs() []jsSpec {
 	return []jsSpec{
@@ -54,7 +63,7 @@ func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 			if failed[k] || ctx.Err() != nil {
 				continue
 			}
-			progress("jetstream: run %d/%d, %s (%d jobs, %d in flight; %d sequential)", i+1, cfg.runs, sp.short, cfg.durableN, cfg.inflight, cfg.latency)
+			progress("jetstream: run %d/%d, %s (%d jobs, %d in flight; %d sequential)", i+1, cfg.runs, sp.short, sp.jobs(cfg), cfg.inflight, cfg.latency)
 			x, err := jsMeasure(ctx, e, cfg, sp)
 			if err != nil {
 				r.fail(sp.name, err)
@@ -69,8 +78,8 @@ func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 			progress("  %.0f jobs/s in %.2f s, %.0f µs/job (servers %.0f, workers %.0f, load generator %.0f); p50 %.2f ms p99 %.2f ms",
 				x.load.rate, x.load.took.Seconds(), sum, x.load.cpu["servers"], x.load.cpu["workers"], x.load.cpu["load generator"], x.lat.p50, x.lat.p99)
 			if x.load.took < time.Second {
-				progress("  WARNING: a load took %.2f s, under 1 s: not a steady state; raise -durable-n", x.load.took.Seconds())
-				r.note("jetstream", "Warning: the load of %s in run %d took %.2f s, under 1 s, so it is not a steady state; raise -durable-n.", sp.short, i+1, x.load.took.Seconds())
+				progress("  WARNING: a load took %.2f s, under 1 s: not a steady state; raise -js-n", x.load.took.Seconds())
+				r.note("jetstream", "Warning: the load of %s in run %d took %.2f s, under 1 s, so it is not a steady state; raise -js-n.", sp.short, i+1, x.load.took.Seconds())
 			}
 			s := &got[k]
 			s.rate, s.cpu = append(s.rate, x.load.rate), append(s.cpu, sum)
@@ -121,6 +130,7 @@ func jetstreamFigures(ctx context.Context, e *env, cfg config, r *report) {
 	if len(by) > 0 {
 		r.note("jetstream", "CPU per job by process, median µs: %s.", strings.Join(by, "; "))
 	}
+	r.note("jetstream", "Jobs per load: %d for JetStream R1 and R3 (-js-n), so that each load lasts a second or more; %d for JetStream R1 synced and for meshpool's loads (-durable-n, -none-n %d non-durable).", cfg.jsN, cfg.durableN, cfg.noneN)
 	compareJetStream(r, got[0], got[1], got[2], rep)
 }
 
@@ -151,7 +161,7 @@ func jsMeasure(ctx context.Context, e *env, cfg config, spec jsSpec) (jsRun, err
 		return x, err
 	}
 	url := s.clientURL(leader)
-	if x.load, err = jsLoad(ctx, s, url, cfg.durableN, cfg.inflight); err != nil {
+	if x.load, err = jsLoad(ctx, s, url, spec.jobs(cfg), cfg.inflight); err != nil {
 		return x, fmt.Errorf("throughput: %w", err)
 	}
 	if err := drained(ctx, js); err != nil {

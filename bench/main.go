@@ -40,6 +40,7 @@ type config struct {
 	idle            time.Duration
 	latency         int
 	durableN        int
+	jsN             int // jobs per JetStream load, but for the synced one (durableN)
 	execN           int // durable tasks per throughput run of the --exec kind
 	execLatency     int // sequential tasks per latency run of the --exec kind
 	noneN           int
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.idle, "idle", 10*time.Second, "how long to watch an idle node's CPU")
 	fs.IntVar(&cfg.latency, "latency-n", 1000, "sequential round trips per latency run")
 	fs.IntVar(&cfg.durableN, "durable-n", 30000, "tasks per durable throughput run")
+	fs.IntVar(&cfg.jsN, "js-n", 100000, "jobs per load of JetStream R1 and R3 (jetstream group), enough for a second or more; R1 with every write synced does -durable-n")
 	fs.IntVar(&cfg.noneN, "none-n", 60000, "tasks per non-durable throughput run")
 	fs.IntVar(&cfg.execN, "exec-n", 5000, "tasks per durable throughput run of the --exec kind (handlers group)")
 	fs.IntVar(&cfg.execLatency, "exec-latency-n", 1000, "sequential round trips per latency run of the --exec kind (handlers group)")
@@ -101,7 +103,7 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse flags: %w", err)
 	}
-	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.batch < 2 || cfg.batch > message.MaxBatch || cfg.batchInflight < 1 || cfg.joinRuns < 1 || cfg.growthN < 1 || cfg.expiryN < 1 ||
+	if cfg.runs < 1 || cfg.latency < 1 || cfg.durableN < 1 || cfg.jsN < 1 || cfg.noneN < 1 || cfg.execN < 1 || cfg.execLatency < 1 || cfg.inflight < 1 || cfg.batch < 2 || cfg.batch > message.MaxBatch || cfg.batchInflight < 1 || cfg.joinRuns < 1 || cfg.growthN < 1 || cfg.expiryN < 1 ||
 		cfg.scale.starts < 1 || cfg.scale.joins < 1 || cfg.scale.rate < 1 {
 		return errors.New("every count must be at least 1")
 	}
@@ -176,7 +178,7 @@ func measure(ctx context.Context, e *env, cfg config, r *report) {
 		}
 	}
 	if want("jetstream") && ctx.Err() == nil {
-		progress("jetstream: work-queue baselines, %d jobs, %d in flight, %d worker processes", cfg.durableN, cfg.inflight, jsWorkers)
+		progress("jetstream: work-queue baselines, %d jobs (%d with every write synced), %d in flight, %d worker processes", cfg.jsN, cfg.durableN, cfg.inflight, jsWorkers)
 		jetstreamFigures(ctx, e, cfg, r)
 	}
 	if want("growth") && ctx.Err() == nil {
