@@ -215,6 +215,12 @@ func (m *Mirror) follow(ctx context.Context, prev position, onChange func(Snapsh
 	wctx, cancelWatch := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancelWatch()
 	wch := m.cli.Watch(wctx, m.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	// stream is the highest revision this watch has delivered. A response
+	// carries the revision etcd was at when it sent it, which may be below
+	// what a check read meanwhile (the response waited in the stream while
+	// the check went ahead of it: a slow consumer, a loaded machine), so a
+	// response is compared with the watch's own responses, not with pos.
+	stream := position{rev: rev, cluster: pos.cluster}
 	var check <-chan time.Time
 	if m.CheckInterval > 0 {
 		t := time.NewTicker(m.CheckInterval)
@@ -264,13 +270,15 @@ func (m *Mirror) follow(ctx context.Context, prev position, onChange func(Snapsh
 			}
 			// The client resumes a broken watch on its own: on an etcd
 			// replaced meanwhile, from a revision it has not reached.
-			// (A lagging member of a cluster can also answer below pos:
-			// then the Get that follows finds nothing replaced.)
-			if pos.before(wr.Header) {
+			// (A lagging member of a cluster can also answer below what
+			// the watch delivered before: then the Get that follows finds
+			// nothing replaced.)
+			if stream.before(wr.Header) {
 				m.log.Info("etcd's revision went backwards or its cluster ID changed, reading it again",
-					"prefix", m.prefix, "revision", wr.Header.Revision, "was", pos.rev)
+					"prefix", m.prefix, "revision", wr.Header.Revision, "was", stream.rev)
 				return pos, errBackwards
 			}
+			stream.rev = max(stream.rev, wr.Header.Revision)
 			if len(wr.Events) == 0 {
 				continue
 			}

@@ -1005,3 +1005,60 @@ func (l *logRecorder) count(msg string, substrs ...string) int {
 	}
 	return n
 }
+
+// TestLaggingWatchIsNotANewEtcd: a watch response carries the revision etcd
+// was at when it sent the response, which may be below what a revision
+// check read after it was sent and before it was read (a consumer that
+// falls behind, a loaded machine). That is no replaced etcd: the mirror
+// must follow the burst on its one watch, not read the prefix again.
+func TestLaggingWatchIsNotANewEtcd(t *testing.T) {
+	env := newEnv(t)
+	m, logs := newMirror(t, env.mirrorCli, prefix)
+	m.CheckInterval = time.Millisecond
+	var (
+		mu    sync.Mutex
+		snaps []etcdwatch.Snapshot
+	)
+	r := testutil.Go(t, func(ctx context.Context) error {
+		return m.Run(ctx, func(s etcdwatch.Snapshot) {
+			mu.Lock()
+			snaps = append(snaps, s)
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond) // a slow consumer: responses queue up
+		})
+	})
+	defer func() { _ = r.Stop() }()
+	// Writes one at a time, each its own watch response.
+	var last int64
+	for i := range 300 {
+		last = put(t, env.direct, fmt.Sprintf("%sk%03d", prefix, i), "v")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(snaps)
+		done := n > 0 && snaps[n-1].Revision == last
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot at revision %d within 30 s", last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := logs.count("etcd's revision went backwards or its cluster ID changed, reading it again"); n > 0 {
+		t.Errorf("a lagging watch taken for a new etcd %d times: the prefix was read again for nothing", n)
+	}
+	mu.Lock()
+	full := 0
+	for _, s := range snaps {
+		if s.Full {
+			full++
+		}
+	}
+	mu.Unlock()
+	if full != 1 {
+		t.Errorf("%d full snapshots (reads of the whole prefix), want 1", full)
+	}
+}
