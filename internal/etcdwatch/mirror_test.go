@@ -749,7 +749,8 @@ func newMirror(t *testing.T, cli *clientv3.Client, p string) (*etcdwatch.Mirror,
 
 // runner is a Mirror's Run in the background, with the snapshots it delivered.
 type runner struct {
-	run *testutil.Running
+	run   *testutil.Running
+	pause time.Duration // each onChange takes this long: a consumer that falls behind
 
 	mu    sync.Mutex
 	snaps []etcdwatch.Snapshot
@@ -758,15 +759,22 @@ type runner struct {
 // run starts m.Run until the test ends (or stop).
 func run(t *testing.T, m *etcdwatch.Mirror) *runner {
 	t.Helper()
-	r := &runner{}
+	return runSlow(t, m, 0)
+}
+
+// runSlow is run with an onChange that takes pause after each snapshot.
+func runSlow(t *testing.T, m *etcdwatch.Mirror, pause time.Duration) *runner {
+	t.Helper()
+	r := &runner{pause: pause}
 	r.run = testutil.Go(t, func(ctx context.Context) error { return m.Run(ctx, r.onChange) })
 	return r
 }
 
 func (r *runner) onChange(s etcdwatch.Snapshot) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.snaps = append(r.snaps, s)
+	r.mu.Unlock()
+	time.Sleep(r.pause)
 }
 
 // stop cancels Run's context and says how long Run took to return, and an
@@ -1026,54 +1034,37 @@ func (l *logRecorder) count(msg string, substrs ...string) int {
 // was at when it sent the response, which may be below what a revision
 // check read after it was sent and before it was read (a consumer that
 // falls behind, a loaded machine). That is no replaced etcd: the mirror
-// must follow the burst on its one watch, not read the prefix again.
+// must go on with its one watch, not read the prefix again.
 func TestLaggingWatchIsNotANewEtcd(t *testing.T) {
 	env := newEnv(t)
 	m, logs := newMirror(t, env.mirrorCli, prefix)
 	m.CheckInterval = time.Millisecond
-	var (
-		mu    sync.Mutex
-		snaps []etcdwatch.Snapshot
-	)
-	r := testutil.Go(t, func(ctx context.Context) error {
-		return m.Run(ctx, func(s etcdwatch.Snapshot) {
-			mu.Lock()
-			snaps = append(snaps, s)
-			mu.Unlock()
-			time.Sleep(2 * time.Millisecond) // a slow consumer: responses queue up
+	r := runSlow(t, m, 20*time.Millisecond)
+	r.waitFor(t, "the first snapshot", anySnapshot)
+	// Each round, while the consumer is busy with the last snapshot: a put
+	// under the prefix, whose response waits in the watch, then one
+	// outside it, which the next check reads and no watch response shows.
+	// Whether the check or the waiting response comes first is a coin toss
+	// each round (a select), so 40 rounds leave the check first in some.
+	for i := range 40 {
+		rev := put(t, env.direct, fmt.Sprintf("%sk%02d", prefix, i), "v")
+		put(t, env.direct, outsideKeys[0], strconv.Itoa(i))
+		r.waitFor(t, fmt.Sprintf("a snapshot at revision %d or later", rev), func(s etcdwatch.Snapshot) error {
+			if s.Revision < rev {
+				return fmt.Errorf("last snapshot at revision %d", s.Revision)
+			}
+			return nil
 		})
-	})
-	defer func() { _ = r.Stop() }()
-	// Writes one at a time, each its own watch response.
-	var last int64
-	for i := range 300 {
-		last = put(t, env.direct, fmt.Sprintf("%sk%03d", prefix, i), "v")
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(snaps)
-		done := n > 0 && snaps[n-1].Revision == last
-		mu.Unlock()
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no snapshot at revision %d within 30 s", last)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if n := logs.count("etcd's revision went backwards or its cluster ID changed, reading it again"); n > 0 {
 		t.Errorf("a lagging watch taken for a new etcd %d times: the prefix was read again for nothing", n)
 	}
-	mu.Lock()
 	full := 0
-	for _, s := range snaps {
+	for _, s := range r.all() {
 		if s.Full {
 			full++
 		}
 	}
-	mu.Unlock()
 	if full != 1 {
 		t.Errorf("%d full snapshots (reads of the whole prefix), want 1", full)
 	}
