@@ -36,14 +36,14 @@ func diskFigures(ctx context.Context, e *env, cfg config, r *report) error {
 		_ = os.RemoveAll(dir)
 		return err
 	}
-	// Back to etcd in /dev/shm for the groups that follow, which removes
-	// this data dir once etcd has stopped: removed under a running etcd, it
-	// made etcd exit (fatal, "failed to purge snap db file") in the next group.
+	// Back to etcd in /dev/shm for the groups that follow: restartEtcd
+	// stops etcd, then removes its data dir, this one. Removed under a
+	// running etcd, it made etcd exit (fatal, "failed to purge snap db
+	// file") in the next group.
 	defer func() {
 		if err := e.restartEtcd(context.WithoutCancel(ctx)); err != nil {
 			progress("disk: cannot start etcd in /dev/shm again: %v", err)
 		}
-		_ = os.RemoveAll(dir)
 	}()
 	cl, err := e.newCluster(ctx, 3)
 	if err != nil {
